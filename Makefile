@@ -1,0 +1,162 @@
+# stagepipe — the one build entry.
+#
+#   make                 build build/stagepipe
+#   make test            unit tests (cmocka, no daemon)
+#   make asan            unit tests under AddressSanitizer + UBSan (build/asan/)
+#   make check           everything testable here: deps, build, unit, asan, integration
+#   make demo            run the example pipeline on a real engine
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make analyze         gcc -fanalyzer over the sources
+#   make clean
+#
+# V=1 shows the commands.  SANITIZE=address,undefined builds with sanitizers.
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+BUILD     ?= build
+
+CC        ?= cc
+PKG_CONFIG ?= pkg-config
+PROTOC_C  ?= protoc-c
+
+PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto
+TEST_PKGS := cmocka
+
+CFLAGS    ?= -O2 -g
+WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security \
+             -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
+             -Wpointer-arith -Wvla -Wundef -Wwrite-strings -Wnull-dereference \
+             -Wimplicit-fallthrough
+SP_CFLAGS := -std=c11 $(WARNINGS) -fno-common -MMD -MP \
+             -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+             -DSP_VERSION='"$(VERSION)"' -I. -I$(BUILD)/gen
+SP_LIBS   := -lpthread
+
+ifneq ($(SANITIZE),)
+SP_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=$(SANITIZE)
+endif
+
+ifneq ($(V),1)
+Q  = @
+QP = @printf '  %-6s %s\n'
+else
+Q  =
+QP = @:
+endif
+
+# pkg-config runs only when a build needs it (not for clean/help).
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
+TEST_LIBS   = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+
+PROTOS    := $(wildcard runners/docker/*.proto)
+PROTO_C   := $(patsubst runners/docker/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PROTO_H   := $(PROTO_C:.c=.h)
+
+LIB_SRC   := $(wildcard core/*.c runners/*.c runners/docker/*.c)
+CMD_SRC   := $(wildcard cmd/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libstagepipe.a
+BIN       := $(BUILD)/stagepipe
+
+TEST_SRC  := $(wildcard tests/unit/*/test_*.c tests/unit/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all test asan check demo install uninstall clean analyze deps integration bench help
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(BIN)
+
+$(BIN): $(CMD_OBJ) $(LIB)
+	$(QP) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(PKG_LIBS) $(SP_LIBS)
+
+$(LIB): $(LIB_OBJ)
+	$(QP) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Every object waits for the generated protobuf headers.
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(QP) CC $<
+	$(Q)$(CC) $(SP_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(QP) CC $<
+	$(Q)$(CC) $(filter-out -W%,$(SP_CFLAGS)) -w $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: runners/docker/%.proto
+	@mkdir -p $(@D)
+	$(QP) PROTOC $<
+	$(Q)$(PROTOC_C) --proto_path=runners/docker --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/tests/%.o: tests/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(QP) CC $<
+	$(Q)$(CC) $(SP_CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(QP) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(TEST_LIBS) $(PKG_LIBS) $(SP_LIBS)
+
+test: $(BIN) $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+		if SP_FIXTURES=$(CURDIR)/tests/fixtures ./$$t >$$t.log 2>&1; then \
+			printf '  PASS   %s\n' "$$t"; \
+		else \
+			printf '  FAIL   %s\n' "$$t"; cat $$t.log; fail=1; \
+		fi; \
+	done; exit $$fail
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+		SANITIZE=address,undefined CFLAGS='-O1 -g' test
+
+deps:
+	$(Q)contrib/deps.sh --engine
+
+# Integration tests need a real engine; tests/integration/run.sh starts one.
+integration: $(BIN)
+	$(Q)tests/integration/run.sh $(BIN)
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory test
+	$(Q)$(MAKE) --no-print-directory asan
+	$(Q)$(MAKE) --no-print-directory integration
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)contrib/demo.sh $(BIN)
+
+bench: $(BIN)
+	$(Q)for b in bench/*.sh; do echo "== $$b"; $$b $(BIN) || exit 1; done
+
+analyze:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/analyze \
+		CFLAGS='-O1 -fanalyzer -Wno-analyzer-malloc-leak' all
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/stagepipe
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/stagepipe
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
