@@ -198,10 +198,10 @@ static void test_reference_pipeline(void **state)
 	char path[4096];
 	struct sp_diags d = SP_DIAGS_INIT;
 	struct sp_vars env = test_env();
-	const char *top = getenv("SP_FIXTURES");
+	const char *top = getenv("SP_TOP");
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/../../pipelines/fastapi.yml", top ? top : "tests/fixtures");
+	snprintf(path, sizeof(path), "%s/pipelines/fastapi.yml", top ? top : ".");
 	assert_int_equal(sp_pipeline_load_file(&p, path, &env, &d), 0);
 	assert_string_equal(p->name, "fastapi-app");
 	assert_int_equal(p->nstages, 2);
