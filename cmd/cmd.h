@@ -26,6 +26,8 @@ int sp_cmd_usage_error(const struct sp_cmd *cmd, const char *fmt, ...)
 void sp_cmd_print_usage(const struct sp_cmd *cmd, FILE *f);
 
 extern const struct sp_cmd sp_cmd_validate;
+extern const struct sp_cmd sp_cmd_build;
+extern const struct sp_cmd sp_cmd_context;
 extern const struct sp_cmd sp_cmd_run;
 extern const struct sp_cmd sp_cmd_serve;
 extern const struct sp_cmd sp_cmd_agent;

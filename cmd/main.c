@@ -6,6 +6,7 @@
  */
 #include <curl/curl.h>
 #include <git2.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 static const struct sp_cmd *const commands[] = {
 	&sp_cmd_run,
 	&sp_cmd_validate,
+	&sp_cmd_build,
+	&sp_cmd_context,
 	&sp_cmd_serve,
 	&sp_cmd_agent,
 	NULL,
@@ -98,7 +101,10 @@ static int cmd_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const struct sp_cmd *cmd;
+	int status;
 
+	/* file names in build contexts are bytes in the user's encoding */
+	setlocale(LC_CTYPE, "");
 	if (argc < 2) {
 		print_overview(stderr);
 		return SP_EXIT_USAGE;
@@ -119,5 +125,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stagepipe: no such command \"%s\"; see 'stagepipe help'\n", argv[1]);
 		return SP_EXIT_USAGE;
 	}
-	return cmd->run(argc - 1, argv + 1);
+	/* once per process, before any thread: libcurl and libgit2 want it so */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	git_libgit2_init();
+	status = cmd->run(argc - 1, argv + 1);
+	git_libgit2_shutdown();
+	curl_global_cleanup();
+	return status;
 }

@@ -907,7 +907,7 @@ int sp_pipeline_network(const struct sp_pipeline *p, const struct sp_vars *vars,
 	char *s = NULL;
 	int rc;
 
-	if ((rc = sp_vars_expand(&s, p->build.network.s, vars, NULL, err)) < 0)
+	if ((rc = sp_pipeline_expand(p, p->build.network.s, p->build.network.pos, vars, &s, err)) < 0)
 		return rc;
 	if (!strcmp(s, "default"))
 		*out = SP_NETWORK_DEFAULT;
@@ -924,6 +924,17 @@ int sp_pipeline_network(const struct sp_pipeline *p, const struct sp_vars *vars,
 				  "build.network must be default, host or none, not \"%s\"", s);
 	free(s);
 	return rc;
+}
+
+int sp_pipeline_expand(const struct sp_pipeline *p, const char *s, struct sp_pos pos,
+		       const struct sp_vars *vars, char **out, struct sp_error *err)
+{
+	struct sp_error e = SP_ERROR_INIT;
+	int rc;
+
+	if ((rc = sp_vars_expand(out, s, vars, NULL, &e)) < 0)
+		return sp_error_set(err, rc, "%s:%d:%d: %s", p->file, pos.line, pos.col, e.msg);
+	return 0;
 }
 
 const char *sp_network_name(enum sp_network n)

@@ -144,6 +144,14 @@ const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char
 const char *sp_network_name(enum sp_network n);
 
 /*
+ * Expands the variables of s, a value read from p's file at pos.  On
+ * success *out is a new string the caller frees.  Errors are SP_ECONFIG
+ * with a "FILE:LINE:COL: message" text in err.
+ */
+int sp_pipeline_expand(const struct sp_pipeline *p, const char *s, struct sp_pos pos,
+		       const struct sp_vars *vars, char **out, struct sp_error *err);
+
+/*
  * The build network with variables filled in from vars.  Returns 0, or
  * SP_ECONFIG when the result is not default, host or none.
  */

@@ -1,0 +1,85 @@
+#!/bin/sh
+# bench/context_upload.sh BIN — build-context upload: stagepipe vs a raw pipe.
+#
+# A generated context of ~1 GB in ~50,000 files (BENCH_FILES, BENCH_MB to
+# change it) is sent to POST /build of a one-line Dockerfile twice, in one
+# run on the same engine:
+#   raw:       tar -c DIR | curl --unix-socket SOCK --data-binary @- .../build
+#   stagepipe: stagepipe build -C DIR (context tarred while it is sent)
+# and prints seconds, MB/s, the ratio and stagepipe's peak RSS.
+# Needs an engine: eval "$(contrib/engine.sh up)" first (or this starts it).
+set -eu
+BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
+top=$(cd "$(dirname "$0")/.." && pwd)
+FILES=${BENCH_FILES:-50000}
+MB=${BENCH_MB:-1000}
+DIR=${BENCH_DIR:-/var/tmp/stagepipe-bench}/ctx-$FILES-$MB
+
+if [ -z "${DOCKER_HOST:-}" ] || [ -z "${BASE_IMAGE:-}" ]; then
+	eval "$("$top/contrib/engine.sh" up)"
+fi
+SOCK=${DOCKER_HOST#unix://}
+
+if [ ! -f "$DIR/.complete" ]; then
+	echo "generating $FILES files, $MB MB in $DIR ..." >&2
+	rm -rf "$DIR"
+	mkdir -p "$DIR"
+	python3 - "$DIR" "$FILES" "$MB" <<'PY'
+import os, sys
+d, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+size = mb * 1024 * 1024 // n
+block = os.urandom(1 << 20)
+for i in range(n):
+    sub = os.path.join(d, "data", "d%03d" % (i % 500))
+    if i < 500:
+        os.makedirs(sub, exist_ok=True)
+    off = (i * 7919) % ((1 << 20) - size) if size < (1 << 20) else 0
+    with open(os.path.join(sub, "f%06d.bin" % i), "wb") as f:
+        f.write(block[off:off + size])
+PY
+	printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n' >"$DIR/Dockerfile"
+	cat >"$DIR/stagepipe.yml" <<YML
+version: 1
+name: bench
+build:
+  args: { BASE_IMAGE: "\${env.BASE_IMAGE}" }
+  network: none
+stages:
+  - { name: build, target: "" }
+YML
+	sed -i 's/target: ""/target: bench/' "$DIR/stagepipe.yml"
+	sed -i 's/^FROM ${BASE_IMAGE}$/FROM ${BASE_IMAGE} AS bench/' "$DIR/Dockerfile"
+	touch "$DIR/.complete"
+fi
+bytes=$(du -sb --exclude=.complete "$DIR" | cut -f1)
+nfiles=$(find "$DIR" -type f | wc -l)
+echo "context: $nfiles files, $((bytes / 1048576)) MB"
+
+now() { date +%s.%N; }
+args=$(python3 -c 'import json,urllib.parse,os; print(urllib.parse.quote(json.dumps({"BASE_IMAGE": os.environ["BASE_IMAGE"]})))')
+
+# warm the page cache and the engine once so both runs see the same state
+tar -C "$DIR" -c . >/dev/null
+
+t0=$(now)
+tar -C "$DIR" -c . | curl -sS --unix-socket "$SOCK" -X POST \
+	-H 'Content-Type: application/x-tar' -H 'Expect:' -T - \
+	"http://localhost/v1.41/build?version=2&target=bench&networkmode=none&buildargs=$args" \
+	>"$DIR/../raw.out"
+t1=$(now)
+grep -q moby.image.id "$DIR/../raw.out" || { echo "raw build failed:"; tail -3 "$DIR/../raw.out"; exit 1; }
+
+/usr/bin/time -f '%M' -o "$DIR/../rss" "$BIN" build -q -C "$DIR" >/dev/null
+t2=$(now)
+rss=$(cat "$DIR/../rss")
+
+python3 - "$t0" "$t1" "$t2" "$bytes" "$rss" <<'PY'
+import sys
+t0, t1, t2, b, rss = map(float, sys.argv[1:])
+raw, sp = t1 - t0, t2 - t1
+mb = b / 1048576
+print(f"raw pipe (tar | curl): {raw:6.2f} s  {mb / raw:7.1f} MB/s")
+print(f"stagepipe build:       {sp:6.2f} s  {mb / sp:7.1f} MB/s")
+print(f"throughput ratio (stagepipe / raw): {raw / sp:.2f}   (goal >= 0.90)")
+print(f"stagepipe peak RSS: {rss / 1024:.1f} MB   (goal < 30 MB)")
+PY

@@ -1,0 +1,187 @@
+/*
+ * build.c — BuildKit builds through the Engine API; see build.h.
+ *
+ * One request: the tar of the context goes up as a chunked body pulled
+ * from sp_context_read, and the JSON-lines answer comes down into
+ * sp_progress_feed.  Neither side is buffered beyond a chunk.
+ *
+ * Cancelling: when the caller's cancel callback fires, the transfer is
+ * aborted (the daemon cancels a build whose client went away) and, to be
+ * sure, POST /build/cancel?id=<buildid> is sent on a second connection.
+ */
+#include "runners/docker/build.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/xalloc.h"
+#include "runners/docker/context.h"
+
+struct build_io {
+	struct sp_context *ctx;
+	struct sp_progress *progress;
+};
+
+static int read_context(void *ud, char *buf, size_t size, size_t *nread, struct sp_error *err)
+{
+	struct build_io *io = ud;
+
+	return sp_context_read(io->ctx, buf, size, nread, err);
+}
+
+static int feed_progress(void *ud, const char *data, size_t len, struct sp_error *err)
+{
+	struct build_io *io = ud;
+
+	return sp_progress_feed(io->progress, data, len, err);
+}
+
+static char *kv_json(const struct sp_build_kv *kv, size_t n)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		cJSON_AddStringToObject(o, kv[i].name, kv[i].value);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!s)
+		abort();  /* cJSON fails only when malloc does */
+	return s;
+}
+
+static void add_param(struct sp_buf *q, const char *name, const char *value)
+{
+	sp_buf_addf(q, "%s%s=", q->len ? "&" : "?", name);
+	sp_engine_urlencode(q, value);
+}
+
+static void new_build_id(char *out, size_t len)
+{
+	unsigned char r[8];
+	size_t i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		unsigned long long t = (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)out;
+		memcpy(r, &t, sizeof(r));
+	}
+	snprintf(out, len, "stagepipe-");
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(out + strlen(out), len - strlen(out), "%02x", r[i]);
+}
+
+static void cancel_on_daemon(struct sp_engine *e, const char *build_id)
+{
+	struct sp_engine *second = sp_engine_dup(e);
+	struct sp_buf path = SP_BUF_INIT;
+
+	sp_buf_addstr(&path, "/build/cancel?id=");
+	sp_engine_urlencode(&path, build_id);
+	/* best effort: the dropped connection cancels the build anyway */
+	(void)sp_engine_call(second, "POST", path.data, NULL, NULL, NULL);
+	sp_buf_release(&path);
+	sp_engine_free(second);
+}
+
+static double now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
+		    struct sp_build_result *res, struct sp_error *err)
+{
+	struct sp_engine_request req;
+	struct build_io io = { NULL, NULL };
+	struct sp_buf q = SP_BUF_INIT;
+	const char *dockerfile = o->dockerfile ? o->dockerfile : "Dockerfile";
+	char build_id[64], *json, *path = NULL;
+	double start = now_secs();
+	size_t i;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if ((rc = sp_context_open(&io.ctx, o->context_dir, dockerfile, err)) < 0)
+		goto out;
+	io.progress = sp_progress_new(o->progress);
+	new_build_id(build_id, sizeof(build_id));
+
+	add_param(&q, "version", "2");
+	add_param(&q, "dockerfile", sp_context_dockerfile(io.ctx));
+	if (o->target)
+		add_param(&q, "target", o->target);
+	for (i = 0; i < o->ntags; i++)
+		add_param(&q, "t", o->tags[i]);
+	if (o->nargs) {
+		json = kv_json(o->args, o->nargs);
+		add_param(&q, "buildargs", json);
+		free(json);
+	}
+	if (o->nlabels) {
+		json = kv_json(o->labels, o->nlabels);
+		add_param(&q, "labels", json);
+		free(json);
+	}
+	add_param(&q, "networkmode", sp_network_name(o->network));
+	if (o->no_cache)
+		add_param(&q, "nocache", "1");
+	if (o->pull)
+		add_param(&q, "pull", "1");
+	add_param(&q, "buildid", build_id);
+	path = sp_xasprintf("/build%s", q.data);
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.path = path;
+	req.content_type = "application/x-tar";
+	req.read = read_context;
+	req.read_ud = &io;
+	req.data = feed_progress;
+	req.data_ud = &io;
+	req.cancel = o->cancel;
+	req.cancel_ud = o->cancel_ud;
+
+	rc = sp_engine_request(e, &req, NULL, err);
+	if (rc == SP_ECANCELLED) {
+		cancel_on_daemon(e, build_id);
+		sp_error_set(err, SP_ECANCELLED, "build of %s cancelled", o->target ? o->target : "image");
+		goto out;
+	}
+	if (rc < 0) {
+		/* flush what the stream said so far (the failed step's lines);
+		 * the transport error stays the one reported */
+		struct sp_error ignored = SP_ERROR_INIT;
+		(void)sp_progress_finish(io.progress, &ignored);
+		sp_error_prefix(err, "building %s", o->target ? o->target : "image");
+		goto out;
+	}
+	if ((rc = sp_progress_finish(io.progress, err)) < 0)
+		goto out;
+	res->image_id = sp_xstrdup(sp_progress_image_id(io.progress));
+	sp_context_stats(io.ctx, &res->context_files, &res->context_bytes);
+	res->seconds = now_secs() - start;
+out:
+	free(path);
+	sp_buf_release(&q);
+	sp_progress_free(io.progress);
+	sp_context_free(io.ctx);
+	return rc;
+}
+
+void sp_build_result_release(struct sp_build_result *res)
+{
+	if (!res)
+		return;
+	free(res->image_id);
+	memset(res, 0, sizeof(*res));
+}
