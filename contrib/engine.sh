@@ -7,6 +7,11 @@
 #   contrib/engine.sh status         what is running, and who started it
 #   contrib/engine.sh down           stop only what `up` started
 #
+# An engine that `up` starts also listens on tcp://127.0.0.1:23760 with
+# --tlsverify (throwaway CA made once under $STATE/tls; rm -r it to renew):
+# `up` then also exports STAGEPIPE_TLS_HOST and STAGEPIPE_TLS_CERTS (a
+# DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem).  A reused engine has none.
+#
 # Environment:
 #   DOCKER_HOST              unix:// engine to reuse if it answers /_ping
 #   STAGEPIPE_ENGINE_DIR     state dir   (default /var/tmp/stagepipe-engine)
@@ -28,6 +33,16 @@ BASE_VARIANT=minbase
 BASE_PKGS=python3,python3-pytest,python3-pytest-cov,python3-fastapi,python3-httpx,python3-uvicorn
 BASE_LABEL=org.stagepipe.base-key
 REGISTRY_ADDR=127.0.0.1:5000
+
+# TLS endpoint of an engine we start.  Client files where the docker CLI
+# looks for them ($DOCKER_CERT_PATH/{ca,cert,key}.pem); the daemon's and the
+# CA's private key apart, so the client dir can be handed out as it is.
+TLS_ADDR=127.0.0.1:23760
+TLS_HOST=tcp://$TLS_ADDR
+TLS=$STATE/tls
+TLS_SRV=$TLS/daemon
+TLS_CAKEY=$TLS/ca/key.pem
+TLS_DAYS=3650
 
 # Image config applied on import (`docker import --change`).  Part of the
 # image key, not of the rootfs key: editing it re-imports, no re-debootstrap.
@@ -125,6 +140,174 @@ need() {
 	done
 }
 
+# --- TLS endpoint ------------------------------------------------------------
+
+# tls_curl PATH: GET https://$TLS_ADDR/PATH as our client (peer verified).
+tls_curl() {
+	curl -fsS -m 3 --cacert "$TLS/ca.pem" --cert "$TLS/cert.pem" --key "$TLS/key.pem" \
+		"https://$TLS_ADDR/$1"
+}
+
+# engine_id CURL-ARGS...: the engine's ID from GET /info (the first "ID" key
+# is the top-level one; ContainerdCommit etc. come later).
+engine_id() {
+	"$@" 2>/dev/null | grep -o '"ID":"[^"]*"' | head -n1 | cut -d'"' -f4
+}
+
+# tls_same_engine: $TLS_ADDR answers our client cert, verified against our
+# CA, and is the very engine behind $SOCK (not a stale or foreign listener).
+tls_same_engine() {
+	[ -s "$TLS/ca.pem" ] && [ -s "$TLS/cert.pem" ] && [ -s "$TLS/key.pem" ] || return 1
+	tid=$(engine_id tls_curl info)
+	[ -n "$tid" ] || return 1
+	[ "$tid" = "$(engine_id curl -fsS -m 3 --unix-socket "$SOCK" http://localhost/info)" ]
+}
+
+# tls_files_ok: CA, daemon and client files exist, match, chain to the CA
+# and stay valid for another day.
+tls_files_ok() {
+	for f in "$TLS/ca.pem" "$TLS/cert.pem" "$TLS/key.pem" "$TLS_SRV/cert.pem" \
+		"$TLS_SRV/key.pem" "$TLS_CAKEY"; do
+		[ -s "$f" ] || return 1
+	done
+	openssl verify -CAfile "$TLS/ca.pem" "$TLS/cert.pem" "$TLS_SRV/cert.pem" \
+		>/dev/null 2>&1 || return 1
+	for c in "$TLS/ca.pem" "$TLS/cert.pem" "$TLS_SRV/cert.pem"; do
+		openssl x509 -noout -checkend 86400 -in "$c" >/dev/null 2>&1 || return 1
+	done
+	for pair in "$TLS/cert.pem:$TLS/key.pem" "$TLS_SRV/cert.pem:$TLS_SRV/key.pem" \
+		"$TLS/ca.pem:$TLS_CAKEY"; do
+		a=$(openssl x509 -noout -pubkey -in "${pair%%:*}" 2>/dev/null) || return 1
+		b=$(openssl pkey -pubout -in "${pair#*:}" 2>/dev/null) || return 1
+		[ -n "$a" ] && [ "$a" = "$b" ] || return 1
+	done
+}
+
+# tls_generate: a fresh throwaway CA, daemon cert (127.0.0.1, localhost) and
+# client cert, built aside and swapped in whole.  Only called before we
+# start dockerd, under the state lock.
+tls_generate() {
+	tmp=$TLS.new
+	rm -rf "$tmp"
+	mkdir -p "$tmp/ca" "$tmp/daemon"
+	cat >"$tmp/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = stagepipe
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+	# (no set -e here: it does not apply inside an `if` condition; hence &&)
+	if ! (
+		umask 077
+		newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+		# issue KEY CN EXT OUT: a cert for KEY signed by the CA
+		issue() {
+			openssl req -config openssl.cnf -new -key "$1" -subj "/CN=$2" -out "$4.csr" &&
+				openssl x509 -req -in "$4.csr" -CA ca.pem -CAkey ca/key.pem \
+					-set_serial "0x$(openssl rand -hex 16)" -days "$TLS_DAYS" -sha256 \
+					-extfile openssl.cnf -extensions "$3" -out "$4" &&
+				rm -f "$4.csr"
+		}
+		cd "$tmp" &&
+			newkey ca/key.pem &&
+			openssl req -config openssl.cnf -new -x509 -key ca/key.pem -sha256 \
+				-subj "/CN=stagepipe throwaway test CA" -days "$TLS_DAYS" \
+				-extensions ca_ext -out ca.pem &&
+			newkey daemon/key.pem &&
+			issue daemon/key.pem localhost server_ext daemon/cert.pem &&
+			newkey key.pem &&
+			issue key.pem stagepipe-client client_ext cert.pem &&
+			cp ca.pem daemon/ca.pem &&
+			rm -f openssl.cnf &&
+			chmod 644 ca.pem cert.pem daemon/ca.pem daemon/cert.pem &&
+			chmod 755 . daemon && chmod 700 ca
+	) >"$STATE/tls.log" 2>&1; then
+		log "tls: openssl failed; see $STATE/tls.log"
+		tail -n 10 "$STATE/tls.log" >&2
+		rm -rf "$tmp"
+		return 1
+	fi
+	rm -rf "$TLS"
+	mv "$tmp" "$TLS"
+}
+
+# tls_prepare: certificates in place and the port free, so the dockerd we are
+# about to start can listen on $TLS_HOST too.  False (with a warning) when
+# not: the engine then starts on its unix socket alone, as before.
+tls_prepare() {
+	if ! command -v openssl >/dev/null 2>&1; then
+		log "tls: warning: openssl not found (contrib/deps.sh --engine); starting without $TLS_HOST"
+		return 1
+	fi
+	if tls_files_ok; then
+		log "tls: certificates in $TLS reused"
+	else
+		t0=$(now)
+		log "tls: making a throwaway CA, daemon and client certificates in $TLS"
+		tls_generate || return 1
+		log "tls: certificates made in $(($(now) - t0))s"
+	fi
+	# curl exit 7: connection refused, nobody listens
+	prc=0
+	curl -sS -m 2 -o /dev/null "http://$TLS_ADDR/" 2>/dev/null || prc=$?
+	if [ "$prc" != 7 ]; then
+		log "tls: warning: something already listens on $TLS_ADDR; starting without $TLS_HOST"
+		return 1
+	fi
+}
+
+# tls_recorded: what dockerd.started says of TLS: yes (started with
+# $TLS_HOST), no (started without), old (by an engine.sh that knew no TLS),
+# none (no engine recorded as started by up).
+tls_recorded() {
+	if [ ! -f "$STATE/dockerd.started" ]; then
+		echo none
+	elif ! grep -q '^tls=' "$STATE/dockerd.started"; then
+		echo old
+	elif [ "$(marker_get "$STATE/dockerd.started" tls)" = "$TLS_HOST" ]; then
+		echo yes
+	else
+		echo no
+	fi
+}
+
+# tls_detect: sets TLS_UP=1 when the engine in $DOCKER_HOST is our private
+# engine and its TLS endpoint answers with our certificates.
+tls_detect() {
+	TLS_UP=0
+	if [ "$DOCKER_HOST" != "$PRIVATE_HOST" ]; then
+		log "tls: $DOCKER_HOST is not the private engine; no TLS endpoint to advertise"
+	elif tls_same_engine; then
+		TLS_UP=1
+		log "tls: $TLS_HOST answers (certs $TLS)"
+	else
+		case $(tls_recorded) in
+		yes) log "tls: warning: the engine was started with $TLS_HOST but it does not answer with the certificates in $TLS; not advertising it" ;;
+		no) log "tls: the private engine was started without TLS (no openssl, or $TLS_ADDR was busy); contrib/engine.sh down && contrib/engine.sh up retries" ;;
+		old) log "tls: the private engine was started by an older engine.sh, without TLS; contrib/engine.sh down && contrib/engine.sh up gives it one" ;;
+		*) log "tls: the private engine was not started by up here; no TLS endpoint to advertise" ;;
+		esac
+	fi
+}
+
 # --- engine ------------------------------------------------------------------
 
 # Sets DOCKER_HOST to an engine that answers, starting one if needed.
@@ -158,19 +341,26 @@ engine_up() {
 	# system containerd, if any, keeps our containers apart.
 	[ -f "$STATE/daemon.json" ] || echo '{}' >"$STATE/daemon.json"
 	: >"$STATE/dockerd.log"
-	log "engine: starting dockerd (socket $SOCK, log $STATE/dockerd.log)"
-	t0=$(now)
-	pid=$(spawn "$STATE/dockerd.spawn.pid" "$STATE/dockerd.log" \
-		dockerd --host "$PRIVATE_HOST" \
+	set -- dockerd --host "$PRIVATE_HOST" \
 		--config-file "$STATE/daemon.json" \
 		--data-root "$STATE/data" --exec-root "$EXEC" \
 		--pidfile "$STATE/dockerd.pid" \
 		--containerd-namespace stagepipe \
 		--containerd-plugins-namespace stagepipe-plugins \
-		--bridge=none --iptables=false --ip-masq=false --ip6tables=false)
+		--bridge=none --iptables=false --ip-masq=false --ip6tables=false
+	tls=
+	if tls_prepare; then
+		tls=$TLS_HOST
+		set -- "$@" --host "$TLS_HOST" --tlsverify --tlscacert "$TLS_SRV/ca.pem" \
+			--tlscert "$TLS_SRV/cert.pem" --tlskey "$TLS_SRV/key.pem"
+	fi
+	log "engine: starting dockerd (socket $SOCK${tls:+, $tls with TLS}, log $STATE/dockerd.log)"
+	t0=$(now)
+	pid=$(spawn "$STATE/dockerd.spawn.pid" "$STATE/dockerd.log" "$@")
 	[ -n "$pid" ] || die "could not start dockerd"
-	printf 'pid=%s\nsock=%s\ndata=%s\nstarted=%s\n' \
-		"$pid" "$SOCK" "$STATE/data" "$(date -u +%FT%TZ)" >"$STATE/dockerd.started"
+	printf 'pid=%s\nsock=%s\ndata=%s\ntls=%s\ntls_certs=%s\nstarted=%s\n' \
+		"$pid" "$SOCK" "$STATE/data" "$tls" "${tls:+$TLS}" "$(date -u +%FT%TZ)" \
+		>"$STATE/dockerd.started"
 	while ! ping_sock "$SOCK"; do
 		if ! alive "$pid" dockerd; then
 			log "engine: dockerd exited; last lines of $STATE/dockerd.log:"
@@ -392,6 +582,7 @@ cmd_up() {
 	flock 9
 	t_start=$(now)
 	engine_up
+	tls_detect
 	registry_up
 	base_up
 	echo "$DOCKER_HOST" >"$STATE/docker_host"
@@ -399,6 +590,10 @@ cmd_up() {
 	printf 'export DOCKER_HOST=%s\n' "$DOCKER_HOST"
 	printf 'export BASE_IMAGE=%s\n' "$BASE_IMAGE"
 	printf 'export REGISTRY=%s\n' "$REGISTRY_ADDR"
+	if [ "$TLS_UP" = 1 ]; then
+		printf 'export STAGEPIPE_TLS_HOST=%s\n' "$TLS_HOST"
+		printf 'export STAGEPIPE_TLS_CERTS=%s\n' "$TLS"
+	fi
 }
 
 cmd_down() {
@@ -442,6 +637,21 @@ cmd_status() {
 			rc=1
 		fi
 	fi
+	if ! ping_sock "$SOCK"; then
+		echo "tls:      none (no private engine)"
+	elif tls_same_engine; then
+		echo "tls:      $TLS_HOST --tlsverify, DOCKER_CERT_PATH=$TLS"
+	else
+		case $(tls_recorded) in
+		yes)
+			echo "tls:      recorded as listening on $TLS_HOST but it does not answer with the certificates in $TLS"
+			rc=1
+			;;
+		no) echo "tls:      none: the engine was started without it (no openssl, or $TLS_ADDR busy; see up's log)" ;;
+		old) echo "tls:      none: the engine was started by an older engine.sh; down && up adds it" ;;
+		*) echo "tls:      none (only an engine that up starts has one)" ;;
+		esac
+	fi
 	if [ -f "$STATE/registry.started" ]; then
 		pid=$(marker_get "$STATE/registry.started" pid)
 		if registry_answers; then
@@ -474,7 +684,7 @@ case ${1:-} in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
--h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
 	echo "usage: $prog up|down|status" >&2
 	exit 2

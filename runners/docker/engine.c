@@ -284,7 +284,7 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 {
 	struct curl_slist *hdrs = NULL;
 	struct xfer x;
-	char *url = NULL, where[600], msg[1024], why[512];
+	char *url = NULL, where[600], msg[1024], why[512], detail[CURL_ERROR_SIZE];
 	const char *method = req->method ? req->method : "GET";
 	CURLcode cc;
 	size_t i;
@@ -303,6 +303,8 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 		url = sp_xasprintf("%s%s", e->cfg.base_url, req->path);
 	else
 		url = sp_xasprintf("%s/v%s%s", e->cfg.base_url, e->api_version, req->path);
+	detail[0] = '\0';
+	curl_easy_setopt(e->curl, CURLOPT_ERRORBUFFER, detail);
 	curl_easy_setopt(e->curl, CURLOPT_URL, url);
 	if (e->cfg.socket_path)
 		curl_easy_setopt(e->curl, CURLOPT_UNIX_SOCKET_PATH, e->cfg.socket_path);
@@ -328,11 +330,11 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 	curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, &x);
 
-	if (!strcmp(method, "POST") || !strcmp(method, "PUT")) {
-		if (!strcmp(method, "POST"))
-			curl_easy_setopt(e->curl, CURLOPT_POST, 1L);
-		else
-			curl_easy_setopt(e->curl, CURLOPT_UPLOAD, 1L);
+	if (req->read || req->body || !strcmp(method, "POST") || !strcmp(method, "PUT")) {
+		/* a body goes up the POST way; PUT is the same with another verb */
+		curl_easy_setopt(e->curl, CURLOPT_POST, 1L);
+		if (strcmp(method, "POST"))
+			curl_easy_setopt(e->curl, CURLOPT_CUSTOMREQUEST, method);
 		if (req->read) {
 			curl_easy_setopt(e->curl, CURLOPT_READFUNCTION, on_read);
 			curl_easy_setopt(e->curl, CURLOPT_READDATA, &x);
@@ -375,9 +377,29 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 	} else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
 		   (cc == CURLE_OPERATION_TIMEDOUT && x.status == 0)) {
 		rc = unreachable(e, curl_easy_strerror(cc), err);
+	} else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE) {
+		rc = sp_error_set(err, SP_EENGINE, "the Docker engine at %s presented a TLS "
+				  "certificate not signed by the CA in %s (%s); check DOCKER_CERT_PATH",
+				  e->cfg.host, e->cfg.ca_file, *detail ? detail : curl_easy_strerror(cc));
+	} else if (cc == CURLE_SSL_CERTPROBLEM) {
+		rc = sp_error_set(err, SP_EENGINE, "cannot use the TLS client certificate %s with "
+				  "key %s for %s (%s); check DOCKER_CERT_PATH", e->cfg.cert_file,
+				  e->cfg.key_file, e->cfg.host, *detail ? detail : curl_easy_strerror(cc));
+	} else if (e->cfg.tls && x.status == 0 &&
+		   (cc == CURLE_RECV_ERROR || cc == CURLE_SSL_CONNECT_ERROR)) {
+		rc = sp_error_set(err, SP_EENGINE, "the Docker engine at %s refused the TLS "
+				  "connection (%s); is %s a client certificate its CA signed?",
+				  e->cfg.host, *detail ? detail : curl_easy_strerror(cc),
+				  e->cfg.cert_file);
 	} else if (cc != CURLE_OK) {
 		rc = sp_error_set(err, SP_EENGINE, "%s: connection to the Docker engine at %s "
-				  "failed: %s", where, e->cfg.host, curl_easy_strerror(cc));
+				  "failed: %s", where, e->cfg.host,
+				  *detail ? detail : curl_easy_strerror(cc));
+	} else if (x.status == 400 && !e->cfg.tls &&
+		   strstr(x.errbody.data, "HTTP request to an HTTPS server")) {
+		rc = sp_error_set(err, SP_EENGINE, "the Docker engine at %s expects TLS; set "
+				  "DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to a folder with ca.pem, "
+				  "cert.pem and key.pem", e->cfg.host);
 	} else if (x.status < 200 || x.status > 299) {
 		daemon_message(&x.errbody, msg, sizeof(msg));
 		rc = sp_error_set(err, x.status == 404 ? SP_ENOTFOUND : SP_EENGINE,
