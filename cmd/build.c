@@ -6,28 +6,22 @@
  * file, resolves the same variables and sends the same build, so a user
  * can build a stage's image on its own.
  */
-#include <curl/curl.h>
 #include <getopt.h>
-#include <git2.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/common.h"
 #include "cmd/signals.h"
 #include "core/buf.h"
-#include "core/diag.h"
 #include "core/error.h"
-#include "core/gitinfo.h"
 #include "core/pipeline.h"
 #include "core/vars.h"
 #include "core/xalloc.h"
 #include "runners/docker/build.h"
 #include "runners/docker/engine.h"
-#include "runners/docker/progress.h"
 
 static int run_build(int argc, char **argv);
 
@@ -57,23 +51,12 @@ const struct sp_cmd sp_cmd_build = {
 	run_build,
 };
 
-static void new_job_id(char *out, size_t len)
+static void print_line(void *ud, enum sp_log_stream stream, const char *line, size_t len)
 {
-	unsigned char r[6];
-	size_t i;
-
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		memset(r, 0, sizeof(r));
-	snprintf(out, len, "local-");
-	for (i = 0; i < sizeof(r); i++)
-		snprintf(out + strlen(out), len - strlen(out), "%02x", r[i]);
-}
-
-/* Prints an error and returns the exit status that goes with it. */
-static int report(const struct sp_error *err)
-{
-	fprintf(stderr, "stagepipe build: %s\n", err->msg);
-	return sp_error_exit_status(err->code ? err->code : SP_ERROR);
+	(void)ud;
+	(void)stream;
+	fwrite(line, 1, len, stderr);
+	fputc('\n', stderr);
 }
 
 static int run_build(int argc, char **argv)
@@ -92,26 +75,21 @@ static int run_build(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sp_error err = SP_ERROR_INIT;
-	struct sp_diags diags = SP_DIAGS_INIT;
-	struct sp_gitinfo git;
-	struct sp_pipeline *p = NULL;
-	struct sp_engine_config cfg;
+	struct sp_source src;
 	struct sp_engine *engine = NULL;
 	struct sp_build_opts bo;
 	struct sp_build_result res;
-	struct sp_progress_plain *plain = NULL;
-	struct sp_progress_handler handler;
 	struct sp_vars vars;
 	const struct sp_stage *stage = NULL;
-	const char *file = NULL, *dir = ".", *stage_name = NULL, *target = NULL, *host = NULL;
-	char **tags = NULL, **argvals = NULL, *context = NULL, *pfile = NULL;
+	const struct sp_pipeline *p;
+	const char *file = NULL, *dir = NULL, *stage_name = NULL, *target = NULL, *host = NULL;
+	char **tags = NULL, **argvals = NULL, *context = NULL;
 	struct sp_build_kv *args = NULL, labels[3];
-	size_t ntags = 0, i;
+	size_t ntags = 0, nargs = 0, i;
 	int c, quiet = 0, no_cache = 0, pull = 0, status = SP_EXIT_OK;
 	char job[32];
 
-	memset(&git, 0, sizeof(git));
-	memset(&cfg, 0, sizeof(cfg));
+	memset(&src, 0, sizeof(src));
 	memset(&res, 0, sizeof(res));
 	tags = sp_xcalloc((size_t)argc + 1, sizeof(*tags));
 	while ((c = getopt_long(argc, argv, "+f:C:t:qh", opts, NULL)) != -1) {
@@ -142,23 +120,14 @@ static int run_build(int argc, char **argv)
 		goto out;
 	}
 	sp_signals_install();
-
-	if (sp_gitinfo_discover(&git, dir, &err) < 0) {
-		status = report(&err);
+	if ((status = sp_source_load(&src, "build", dir, file)) != 0)
 		goto out;
-	}
-	pfile = file ? sp_xstrdup(file) : sp_xasprintf("%s/stagepipe.yml", git.root);
-	memset(&vars, 0, sizeof(vars));
-	vars.getenv = sp_vars_process_env;
-	if (sp_pipeline_load_file(&p, pfile, &vars, &diags) < 0) {
-		sp_diags_print(&diags, pfile, stderr);
-		status = SP_EXIT_USAGE;
-		goto out;
-	}
+	p = src.pipeline;
 	if (stage_name) {
 		stage = sp_pipeline_stage(p, stage_name);
 		if (!stage) {
-			status = sp_cmd_usage_error(&sp_cmd_build, "no stage \"%s\" in %s", stage_name, pfile);
+			status = sp_cmd_usage_error(&sp_cmd_build, "no stage \"%s\" in %s", stage_name,
+						    src.file);
 			goto out;
 		}
 	} else if (!target) {
@@ -167,14 +136,13 @@ static int run_build(int argc, char **argv)
 	if (stage)
 		target = stage->target;
 
-	sp_gitinfo_vars(&git, &vars);
-	vars.pipeline = p->name;
+	vars = src.vars;
 	vars.stage = stage ? stage->name : NULL;
 	for (i = 0; stage && i < stage->tags.n; i++) {
 		char *t;
 		if (sp_pipeline_expand(p, stage->tags.items[i].s, stage->tags.items[i].pos, &vars,
 				       &t, &err) < 0) {
-			status = report(&err);
+			status = sp_cmd_fail("build", &err);
 			goto out;
 		}
 		tags = sp_xrealloc(tags, (ntags + 2) * sizeof(*tags));
@@ -183,30 +151,26 @@ static int run_build(int argc, char **argv)
 	}
 	args = sp_xcalloc(p->build.args.n + 1, sizeof(*args));
 	argvals = sp_xcalloc(p->build.args.n + 1, sizeof(*argvals));
-	for (i = 0; i < p->build.args.n; i++) {
-		const struct sp_pvar *a = &p->build.args.items[i];
-		if (sp_pipeline_expand(p, a->value, a->pos, &vars, &argvals[i], &err) < 0) {
-			status = report(&err);
+	for (nargs = 0; nargs < p->build.args.n; nargs++) {
+		const struct sp_pvar *a = &p->build.args.items[nargs];
+		if (sp_pipeline_expand(p, a->value, a->pos, &vars, &argvals[nargs], &err) < 0) {
+			status = sp_cmd_fail("build", &err);
 			goto out;
 		}
-		args[i].name = a->name;
-		args[i].value = argvals[i];
+		args[nargs].name = a->name;
+		args[nargs].value = argvals[nargs];
 	}
 	memset(&bo, 0, sizeof(bo));
 	if (sp_pipeline_network(p, &vars, &bo.network, &err) < 0) {
-		status = report(&err);
+		status = sp_cmd_fail("build", &err);
 		goto out;
 	}
 	context = p->build.context[0] == '/' ? sp_xstrdup(p->build.context)
-					      : sp_xasprintf("%s/%s", git.root, p->build.context);
-
-	if (sp_engine_config_from_env(&cfg, host, sp_vars_process_env, NULL, &err) < 0 ||
-	    sp_engine_open(&engine, &cfg, &err) < 0) {
-		status = report(&err);
+					      : sp_xasprintf("%s/%s", src.git.root, p->build.context);
+	if ((status = sp_cmd_open_engine(&engine, "build", host)) != 0)
 		goto out;
-	}
 
-	new_job_id(job, sizeof(job));
+	sp_cmd_job_id(job, sizeof(job), "local");
 	labels[0].name = "io.stagepipe.job";
 	labels[0].value = job;
 	labels[1].name = "io.stagepipe.pipeline";
@@ -219,21 +183,19 @@ static int run_build(int argc, char **argv)
 	bo.tags = (const char *const *)tags;
 	bo.ntags = ntags;
 	bo.args = args;
-	bo.nargs = p->build.args.n;
+	bo.nargs = nargs;
 	bo.labels = labels;
 	bo.nlabels = stage ? 3 : 2;
 	bo.no_cache = no_cache || p->build.no_cache;
 	bo.pull = pull || p->build.pull;
 	bo.cancel = sp_signals_cancel;
 	if (!quiet) {
-		plain = sp_progress_plain_new(stderr);
-		sp_progress_plain_handler(plain, &handler);
-		bo.progress = &handler;
+		bo.log = print_line;
 		fprintf(stderr, "building target %s of %s (engine %s, API %s)\n", target,
 			context, sp_engine_host(engine), sp_engine_api_version(engine));
 	}
 	if (sp_docker_build(engine, &bo, &res, &err) < 0) {
-		status = report(&err);
+		status = sp_cmd_fail("build", &err);
 		goto out;
 	}
 	if (!quiet) {
@@ -245,20 +207,15 @@ static int run_build(int argc, char **argv)
 	printf("%s\n", res.image_id);
 out:
 	sp_build_result_release(&res);
-	sp_progress_plain_free(plain);
 	sp_engine_free(engine);
-	sp_engine_config_release(&cfg);
 	for (i = 0; tags && i < ntags; i++)
 		free(tags[i]);
 	free(tags);
-	for (i = 0; p && argvals && i < p->build.args.n; i++)
+	for (i = 0; i < nargs; i++)
 		free(argvals[i]);
 	free(argvals);
 	free(args);
 	free(context);
-	free(pfile);
-	sp_pipeline_free(p);
-	sp_diags_release(&diags);
-	sp_gitinfo_release(&git);
+	sp_source_release(&src);
 	return status;
 }

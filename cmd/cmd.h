@@ -28,6 +28,7 @@ void sp_cmd_print_usage(const struct sp_cmd *cmd, FILE *f);
 extern const struct sp_cmd sp_cmd_validate;
 extern const struct sp_cmd sp_cmd_build;
 extern const struct sp_cmd sp_cmd_context;
+extern const struct sp_cmd sp_cmd_prune;
 extern const struct sp_cmd sp_cmd_run;
 extern const struct sp_cmd sp_cmd_serve;
 extern const struct sp_cmd sp_cmd_agent;

@@ -5,6 +5,7 @@
  * below; this file only finds the command and hands it argv.
  */
 #include <curl/curl.h>
+#include <libxml/parser.h>
 #include <git2.h>
 #include <locale.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@ static const struct sp_cmd *const commands[] = {
 	&sp_cmd_validate,
 	&sp_cmd_build,
 	&sp_cmd_context,
+	&sp_cmd_prune,
 	&sp_cmd_serve,
 	&sp_cmd_agent,
 	NULL,
@@ -128,7 +130,9 @@ int main(int argc, char **argv)
 	/* once per process, before any thread: libcurl and libgit2 want it so */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	git_libgit2_init();
+	xmlInitParser();
 	status = cmd->run(argc - 1, argv + 1);
+	xmlCleanupParser();
 	git_libgit2_shutdown();
 	curl_global_cleanup();
 	return status;

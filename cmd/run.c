@@ -1,24 +1,156 @@
 /*
- * run.c — `stagepipe run`: run the pipeline on the working tree (or a clean checkout).
+ * run.c — `stagepipe run`: the whole pipeline on this machine's engine.
  *
- * Not implemented yet: this entry keeps the command table and help honest.
+ * Source: the working tree around the current folder as it is
+ * (uncommitted changes included).  Output: the terminal view on stdout,
+ * or JSON lines with --json; --junit/--coverage write report files.
  */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/common.h"
+#include "cmd/signals.h"
 #include "core/error.h"
+#include "core/events.h"
+#include "core/executor.h"
+#include "core/fsutil.h"
+#include "core/sinks.h"
+#include "runners/docker/runner.h"
 
-static int run_run(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "stagepipe run: not yet implemented\n");
-	return SP_EXIT_USAGE;
-}
+static int run_run(int argc, char **argv);
 
 const struct sp_cmd sp_cmd_run = {
 	"run",
-	"run the pipeline on the working tree (or a clean checkout) (not yet)",
-	"usage: stagepipe run\n\nNot implemented yet.\n",
+	"run the pipeline on the working tree with this machine's engine",
+	"usage: stagepipe run [-f FILE] [-C DIR] [--stage NAME] [--no-push] [--json]\n"
+	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
+	"\n"
+	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
+	"stage's target, runs its tests, applies its gates.\n"
+	"\n"
+	"  -f, --file FILE        pipeline file (default: stagepipe.yml at the source root)\n"
+	"  -C DIR                 source folder (default: the git work tree around the\n"
+	"                         current folder, or the current folder)\n"
+	"      --stage NAME       run only this stage and the stages it needs\n"
+	"      --no-push          build and check, but push nothing\n"
+	"      --json             one JSON event per line on stdout instead of the\n"
+	"                         terminal view\n"
+	"      --junit FILE       write the stages and their tests as JUnit XML\n"
+	"      --coverage FILE    write the test stage's coverage as Cobertura XML\n"
+	"      --docker-host HOST engine address (default: $DOCKER_HOST or\n"
+	"                         unix:///var/run/docker.sock)\n"
+	"\n"
+	"Exit status: 0 passed, 1 a stage failed, 2 usage or pipeline-file error,\n"
+	"3 engine/registry/infrastructure error, 130 interrupted.\n",
 	run_run,
 };
+
+static int run_run(int argc, char **argv)
+{
+	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST };
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "stage", required_argument, NULL, OPT_STAGE },
+		{ "no-push", no_argument, NULL, OPT_NOPUSH },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "junit", required_argument, NULL, OPT_JUNIT },
+		{ "coverage", required_argument, NULL, OPT_COVERAGE },
+		{ "docker-host", required_argument, NULL, OPT_HOST },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_source src;
+	struct sp_events events = SP_EVENTS_INIT;
+	struct sp_exec_opts eo;
+	struct sp_engine *engine = NULL;
+	struct sp_runner *runner = NULL;
+	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
+	const char *junit = NULL, *coverage = NULL;
+	char job[32], *work = NULL;
+	int c, json = 0, no_push = 0, status, rc;
+
+	memset(&src, 0, sizeof(src));
+	while ((c = getopt_long(argc, argv, "+f:C:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': file = optarg; break;
+		case 'C': dir = optarg; break;
+		case OPT_STAGE: stage = optarg; break;
+		case OPT_NOPUSH: no_push = 1; break;
+		case OPT_JSON: json = 1; break;
+		case OPT_JUNIT: junit = optarg; break;
+		case OPT_COVERAGE: coverage = optarg; break;
+		case OPT_HOST: host = optarg; break;
+		case 'h':
+			sp_cmd_print_usage(&sp_cmd_run, stdout);
+			return SP_EXIT_OK;
+		default:
+			return sp_cmd_usage_error(&sp_cmd_run, "bad option");
+		}
+	}
+	if (optind < argc)
+		return sp_cmd_usage_error(&sp_cmd_run, "unexpected argument \"%s\"", argv[optind]);
+	sp_signals_install();
+
+	if ((status = sp_source_load(&src, "run", dir, file)) != 0)
+		goto out;
+	if (stage && !sp_pipeline_stage(src.pipeline, stage)) {
+		status = sp_cmd_usage_error(&sp_cmd_run, "no stage \"%s\" in %s", stage, src.file);
+		goto out;
+	}
+	if ((status = sp_cmd_open_engine(&engine, "run", host)) != 0)
+		goto out;
+	runner = sp_docker_runner_new(engine);
+	engine = NULL;  /* owned by the runner now */
+	if (sp_fs_tempdir(&work, "stagepipe-job-", &err) < 0) {
+		status = sp_cmd_fail("run", &err);
+		goto out;
+	}
+	sp_cmd_job_id(job, sizeof(job), "local");
+
+	if (json)
+		sp_events_add(&events, sp_sink_json_new(stdout));
+	else
+		sp_events_add(&events, sp_sink_term_new(stdout, isatty(STDOUT_FILENO) &&
+							!getenv("NO_COLOR")));
+	if (junit || coverage)
+		sp_events_add(&events, sp_sink_reports_new(junit, coverage));
+
+	memset(&eo, 0, sizeof(eo));
+	eo.pipeline = src.pipeline;
+	eo.vars = &src.vars;
+	eo.source_root = src.git.root;
+	eo.work_dir = work;
+	eo.job_id = job;
+	eo.only_stage = stage;
+	eo.no_push = no_push;
+	eo.runner = runner;
+	eo.events = &events;
+	eo.cancel = sp_signals_cancel;
+	rc = sp_executor_run(&eo, &err);
+	if (rc == SP_ECONFIG || rc == SP_EENGINE) {
+		/* failures and interrupts are already in the summary */
+		fprintf(stderr, "stagepipe run: %s\n", err.msg);
+	}
+	status = sp_error_exit_status(rc);
+	if (sp_events_finish(&events, &err) < 0) {
+		fprintf(stderr, "stagepipe run: %s\n", err.msg);
+		if (status == SP_EXIT_OK)
+			status = SP_EXIT_INFRA;
+	}
+out:
+	sp_events_release(&events);
+	if (work) {
+		(void)sp_fs_rmtree(work, NULL);
+		free(work);
+	}
+	if (runner)
+		runner->ops->free(runner);
+	sp_engine_free(engine);
+	sp_source_release(&src);
+	return status;
+}

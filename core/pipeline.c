@@ -43,7 +43,7 @@ static const char *const build_keys[] = {
 };
 static const char *const stage_keys[] = {
 	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
-	"tags", "push", "healthcheck", NULL,
+	"tags", "push", "healthcheck", "allow_no_tests", NULL,
 };
 static const char *const coverage_keys[] = { "min", NULL };
 static const char *const health_keys[] = { "port", "path", "timeout", NULL };
@@ -452,11 +452,21 @@ static void check_tag(struct loader *L, const struct sp_stage *st, const struct 
 	free(expanded);
 }
 
+static bool has_cov_arg(const struct sp_stage *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->args.n; i++)
+		if (!strcmp(st->args.items[i].s, "--cov") || !strncmp(st->args.items[i].s, "--cov=", 6))
+			return true;
+	return false;
+}
+
 static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_ynode *n, size_t idx)
 {
 	const struct sp_ynode *name = sp_ynode_get(n, "name");
 	const struct sp_ynode *pytest = NULL, *run = NULL, *coverage = NULL, *tags = NULL;
-	const struct sp_ynode *push = NULL;
+	const struct sp_ynode *push = NULL, *allow_no_tests = NULL;
 	char where[STAGE_NAME_MAX + 32];
 	size_t i;
 
@@ -514,6 +524,9 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 			get_bool(L, v, "push", &st->push);
 		} else if (!strcmp(key, "healthcheck")) {
 			load_health(L, st, v, where);
+		} else if (!strcmp(key, "allow_no_tests")) {
+			allow_no_tests = v;
+			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
 		} else {
 			unknown_key(L, k, where, stage_keys);
 		}
@@ -530,6 +543,12 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 	if (coverage && !pytest)
 		sp_diags_add(L->diags, AT(coverage),
 			     "coverage needs a pytest stage (%s has no \"pytest\")", where);
+	if (allow_no_tests && !pytest)
+		sp_diags_add(L->diags, AT(allow_no_tests),
+			     "allow_no_tests needs a pytest stage (%s has no \"pytest\")", where);
+	if (coverage && pytest && st->has_coverage_min && !has_cov_arg(st))
+		sp_diags_add(L->diags, AT(coverage),
+			     "coverage.min needs coverage measured: add --cov=PACKAGE to pytest");
 	if (push && st->push && !tags)
 		sp_diags_add(L->diags, AT(push), "push: true needs tags to push");
 	for (i = 0; i < st->tags.n; i++)

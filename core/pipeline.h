@@ -83,6 +83,7 @@ struct sp_stage {
 	enum sp_stage_kind kind;
 	struct sp_strlist args;     /* pytest arguments, or the run command */
 	bool run_shell;             /* run: given as one string, run with sh -c */
+	bool allow_no_tests;        /* pytest exit 5 (no tests collected) passes */
 	bool has_coverage_min;
 	double coverage_min;        /* percent, 0..100 */
 	int64_t timeout_ms;

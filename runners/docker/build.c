@@ -22,11 +22,21 @@
 #include "core/error.h"
 #include "core/xalloc.h"
 #include "runners/docker/context.h"
+#include "runners/docker/progress.h"
 
 struct build_io {
 	struct sp_context *ctx;
 	struct sp_progress *progress;
+	const struct sp_build_opts *o;
 };
+
+/* plain-printer lines → the caller's log */
+static void on_line(void *ud, const char *line, size_t len)
+{
+	const struct sp_build_opts *o = ud;
+
+	o->log(o->log_ud, SP_LOG_BUILD, line, len);
+}
 
 static int read_context(void *ud, char *buf, size_t size, size_t *nread, struct sp_error *err)
 {
@@ -102,7 +112,9 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 		    struct sp_build_result *res, struct sp_error *err)
 {
 	struct sp_engine_request req;
-	struct build_io io = { NULL, NULL };
+	struct build_io io = { NULL, NULL, o };
+	struct sp_progress_plain *plain = NULL;
+	struct sp_progress_handler handler;
 	struct sp_buf q = SP_BUF_INIT;
 	const char *dockerfile = o->dockerfile ? o->dockerfile : "Dockerfile";
 	char build_id[64], *json, *path = NULL;
@@ -113,7 +125,11 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 	memset(res, 0, sizeof(*res));
 	if ((rc = sp_context_open(&io.ctx, o->context_dir, dockerfile, err)) < 0)
 		goto out;
-	io.progress = sp_progress_new(o->progress);
+	if (o->log) {
+		plain = sp_progress_plain_new_cb(on_line, (void *)o);
+		sp_progress_plain_handler(plain, &handler);
+	}
+	io.progress = sp_progress_new(o->log ? &handler : NULL);
 	new_build_id(build_id, sizeof(build_id));
 
 	add_param(&q, "version", "2");
@@ -174,14 +190,8 @@ out:
 	free(path);
 	sp_buf_release(&q);
 	sp_progress_free(io.progress);
+	sp_progress_plain_free(plain);
 	sp_context_free(io.ctx);
 	return rc;
 }
 
-void sp_build_result_release(struct sp_build_result *res)
-{
-	if (!res)
-		return;
-	free(res->image_id);
-	memset(res, 0, sizeof(*res));
-}

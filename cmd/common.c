@@ -1,0 +1,76 @@
+/*
+ * common.c — shared command steps; see common.h.
+ */
+#include "cmd/common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/diag.h"
+#include "core/xalloc.h"
+
+int sp_cmd_fail(const char *cmd, const struct sp_error *err)
+{
+	fprintf(stderr, "stagepipe %s: %s\n", cmd, err->msg);
+	return sp_error_exit_status(err->code ? err->code : SP_ERROR);
+}
+
+int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_diags diags = SP_DIAGS_INIT;
+	int status = 0;
+
+	memset(src, 0, sizeof(*src));
+	if (sp_gitinfo_discover(&src->git, dir ? dir : ".", &err) < 0)
+		return sp_cmd_fail(cmd, &err);
+	src->file = file ? sp_xstrdup(file) : sp_xasprintf("%s/stagepipe.yml", src->git.root);
+	src->vars.getenv = sp_vars_process_env;
+	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {
+		sp_diags_print(&diags, src->file, stderr);
+		status = SP_EXIT_USAGE;
+		goto out;
+	}
+	sp_gitinfo_vars(&src->git, &src->vars);
+	src->vars.pipeline = src->pipeline->name;
+out:
+	sp_diags_release(&diags);
+	return status;
+}
+
+void sp_source_release(struct sp_source *src)
+{
+	sp_pipeline_free(src->pipeline);
+	sp_gitinfo_release(&src->git);
+	free(src->file);
+	memset(src, 0, sizeof(*src));
+}
+
+int sp_cmd_open_engine(struct sp_engine **out, const char *cmd, const char *host)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_engine_config cfg;
+	int rc;
+
+	*out = NULL;
+	rc = sp_engine_config_from_env(&cfg, host, sp_vars_process_env, NULL, &err);
+	if (rc == 0) {
+		rc = sp_engine_open(out, &cfg, &err);
+		sp_engine_config_release(&cfg);
+	}
+	return rc < 0 ? sp_cmd_fail(cmd, &err) : 0;
+}
+
+void sp_cmd_job_id(char *out, size_t len, const char *prefix)
+{
+	unsigned char r[6];
+	size_t i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		memset(r, 0, sizeof(r));
+	snprintf(out, len, "%s-", prefix);
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(out + strlen(out), len - strlen(out), "%02x", r[i]);
+}

@@ -1,0 +1,41 @@
+/*
+ * common.h — steps several commands share: find the source and its
+ * commit, load the pipeline, open the engine, make a job id.
+ */
+#ifndef SP_CMD_COMMON_H
+#define SP_CMD_COMMON_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+#include "core/gitinfo.h"
+#include "core/pipeline.h"
+#include "core/vars.h"
+#include "runners/docker/engine.h"
+
+struct sp_source {
+	struct sp_gitinfo git;
+	struct sp_pipeline *pipeline;
+	struct sp_vars vars;     /* GIT_*, PIPELINE and the process environment */
+	char *file;              /* the pipeline file's path */
+};
+
+/*
+ * Finds the source root around dir, loads the pipeline (file, or
+ * stagepipe.yml at the root) and fills the variables.  Pipeline-file
+ * problems are printed as FILE:LINE:COL lines.  Returns the exit status:
+ * 0, or 2 / 3 after printing the reason prefixed with "stagepipe CMD: ".
+ */
+int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file);
+void sp_source_release(struct sp_source *src);
+
+/* Opens the engine at host (NULL: the environment's).  0, or prints and returns 3. */
+int sp_cmd_open_engine(struct sp_engine **out, const char *cmd, const char *host);
+
+/* "local-3f9a1c2b7d10" */
+void sp_cmd_job_id(char *out, size_t len, const char *prefix);
+
+/* Prints "stagepipe CMD: message" and returns the exit status for err. */
+int sp_cmd_fail(const char *cmd, const struct sp_error *err);
+
+#endif

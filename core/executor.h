@@ -1,0 +1,55 @@
+/*
+ * executor.h — run a pipeline's stages in order, with deadlines, gates
+ * and cancel, reporting everything as events.
+ *
+ * For each selected stage in dependency order: skip it when a stage it
+ * needs did not pass; otherwise build its target, run its command (pytest
+ * with stagepipe's own report options, or run:), read the reports, apply
+ * the gates (exit code, coverage.min), and record the result.  Variables
+ * are expanded for every selected stage before anything runs, so a
+ * missing value fails the job before the first build.
+ *
+ * See docs/job-lifecycle.md.
+ */
+#ifndef SP_EXECUTOR_H
+#define SP_EXECUTOR_H
+
+#include <stdbool.h>
+
+#include "core/cancel.h"
+#include "core/events.h"
+#include "core/pipeline.h"
+#include "core/vars.h"
+#include "runners/runner.h"
+
+struct sp_error;
+
+/* Where the pytest reports live inside the test container. */
+#define SP_REPORTS_DIR "/tmp/stagepipe-reports"
+
+struct sp_exec_opts {
+	const struct sp_pipeline *pipeline;
+	const struct sp_vars *vars;     /* GIT_*, PIPELINE, env; STAGE is set per stage */
+	const char *source_root;        /* build.context is relative to it */
+	const char *work_dir;           /* an existing folder for this job's files */
+	const char *job_id;             /* io.stagepipe.job label value */
+	const char *only_stage;         /* NULL, or run this stage and what it needs */
+	bool no_push;
+	struct sp_runner *runner;
+	struct sp_events *events;
+	sp_cancel_fn cancel;            /* Ctrl-C */
+	void *cancel_ud;
+};
+
+/*
+ * Runs the pipeline.  Returns 0 when every selected stage passed;
+ * SP_EFAILED when one failed (its report says why); SP_ECANCELLED when
+ * interrupted; SP_EENGINE for an infrastructure error; SP_ECONFIG when a
+ * variable has no value.  err holds the message for the non-zero cases.
+ */
+int sp_executor_run(const struct sp_exec_opts *o, struct sp_error *err);
+
+/* pytest's exit status in words ("tests failed", "no tests collected"). */
+const char *sp_executor_pytest_status(int code);
+
+#endif

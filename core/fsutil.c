@@ -1,0 +1,47 @@
+/*
+ * fsutil.c — temporary folders and recursive removal; see fsutil.h.
+ */
+#define _XOPEN_SOURCE 700
+#include "core/fsutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/xalloc.h"
+
+int sp_fs_tempdir(char **out, const char *prefix, struct sp_error *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = sp_xasprintf("%s/%sXXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+
+	*out = NULL;
+	if (!mkdtemp(path)) {
+		int rc = sp_error_set(err, SP_ERROR, "cannot create a folder %s: %s", path,
+				      strerror(errno));
+		free(path);
+		return rc;
+	}
+	*out = path;
+	return 0;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int sp_fs_rmtree(const char *path, struct sp_error *err)
+{
+	if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		return sp_error_set(err, SP_ERROR, "cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}

@@ -1,0 +1,18 @@
+/*
+ * fsutil.h — small file-system helpers.
+ */
+#ifndef SP_FSUTIL_H
+#define SP_FSUTIL_H
+
+struct sp_error;
+
+/*
+ * Makes a new private folder "$TMPDIR/<prefix>XXXXXX" (TMPDIR default
+ * /tmp).  *out is a new string the caller frees.
+ */
+int sp_fs_tempdir(char **out, const char *prefix, struct sp_error *err);
+
+/* Removes path and everything below it, never following symlinks. */
+int sp_fs_rmtree(const char *path, struct sp_error *err);
+
+#endif

@@ -1,0 +1,428 @@
+/*
+ * container.c — container requests; see container.h.
+ *
+ * Request bodies are built with cJSON; streamed answers (logs, archives)
+ * are consumed as they arrive: logs through the frame demultiplexer into
+ * per-stream line splitters, archives into an unlinked temporary file
+ * that the safe extractor (core/untar.c) then reads.
+ */
+#include "runners/docker/container.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/lines.h"
+#include "core/untar.h"
+#include "core/xalloc.h"
+#include "runners/docker/demux.h"
+
+#define LOG_LINE_MAX (64 * 1024)
+
+static char *print_json(cJSON *j)
+{
+	char *s = cJSON_PrintUnformatted(j);
+
+	if (!s)
+		abort();  /* cJSON fails only when malloc does */
+	return s;
+}
+
+static const char *network_mode(enum sp_network n)
+{
+	switch (n) {
+	case SP_NETWORK_HOST: return "host";
+	case SP_NETWORK_NONE: return "none";
+	case SP_NETWORK_DEFAULT:
+	default: return "default";
+	}
+}
+
+int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char **id,
+			struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT;
+	cJSON *body = cJSON_CreateObject(), *arr, *labels, *host, *resp = NULL;
+	const cJSON *jid;
+	char *json = NULL;
+	size_t i;
+	int rc;
+
+	*id = NULL;
+	cJSON_AddStringToObject(body, "Image", o->image);
+	if (o->cmd) {
+		arr = cJSON_AddArrayToObject(body, "Cmd");
+		for (i = 0; i < o->ncmd; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(o->cmd[i]));
+	}
+	arr = cJSON_AddArrayToObject(body, "Env");
+	for (i = 0; i < o->nenv; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(o->env[i]));
+	if (o->user)
+		cJSON_AddStringToObject(body, "User", o->user);
+	if (o->workdir)
+		cJSON_AddStringToObject(body, "WorkingDir", o->workdir);
+	labels = cJSON_AddObjectToObject(body, "Labels");
+	for (i = 0; i < o->nlabels; i++)
+		cJSON_AddStringToObject(labels, o->labels[i].name, o->labels[i].value);
+	cJSON_AddFalseToObject(body, "Tty");
+	cJSON_AddFalseToObject(body, "OpenStdin");
+	host = cJSON_AddObjectToObject(body, "HostConfig");
+	cJSON_AddStringToObject(host, "NetworkMode", network_mode(o->network));
+	/* we copy reports out after exit, so the container must outlive it */
+	cJSON_AddFalseToObject(host, "AutoRemove");
+	json = print_json(body);
+
+	rc = sp_engine_call(e, "POST", "/containers/create", json, &out, err);
+	if (rc < 0)
+		goto out;
+	resp = cJSON_ParseWithLength(out.data, out.len);
+	jid = cJSON_GetObjectItemCaseSensitive(resp, "Id");
+	if (!cJSON_IsString(jid) || !*jid->valuestring) {
+		rc = sp_error_set(err, SP_EENGINE, "POST /containers/create: no Id in the answer");
+		goto out;
+	}
+	*id = sp_xstrdup(jid->valuestring);
+out:
+	cJSON_Delete(resp);
+	cJSON_Delete(body);
+	free(json);
+	sp_buf_release(&out);
+	return rc;
+}
+
+static la_ssize_t tar_to_buf(struct archive *a, void *ud, const void *data, size_t len)
+{
+	(void)a;
+	(void)sp_buf_add(ud, data, len);
+	return (la_ssize_t)len;
+}
+
+int sp_container_mkdir(struct sp_engine *e, const char *id, const char *parent,
+		       const char *name, struct sp_error *err)
+{
+	struct sp_engine_request req;
+	struct sp_buf tar = SP_BUF_INIT, path = SP_BUF_INIT;
+	struct archive *a = archive_write_new();
+	struct archive_entry *ent = archive_entry_new();
+	int rc;
+
+	archive_write_set_format_pax_restricted(a);
+	archive_write_set_bytes_per_block(a, 0);
+	archive_write_open(a, &tar, NULL, tar_to_buf, NULL);
+	archive_entry_set_pathname(ent, name);
+	archive_entry_set_filetype(ent, AE_IFDIR);
+	archive_entry_set_perm(ent, 01777);
+	archive_entry_set_mtime(ent, time(NULL), 0);
+	archive_write_header(a, ent);
+	archive_write_close(a);
+
+	sp_buf_addf(&path, "/containers/%s/archive?path=", id);
+	sp_engine_urlencode(&path, parent);
+	memset(&req, 0, sizeof(req));
+	req.method = "PUT";
+	req.path = path.data;
+	req.content_type = "application/x-tar";
+	req.body = tar.data;
+	req.body_len = tar.len;
+	rc = sp_engine_request(e, &req, NULL, err);
+	archive_entry_free(ent);
+	archive_write_free(a);
+	sp_buf_release(&tar);
+	sp_buf_release(&path);
+	return rc;
+}
+
+int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err)
+{
+	char *path = sp_xasprintf("/containers/%s/start", id);
+	int rc = sp_engine_call(e, "POST", path, NULL, NULL, err);
+
+	free(path);
+	return rc;
+}
+
+struct logs_io {
+	struct sp_demux demux;
+	struct sp_lines out, errs;
+	sp_runner_log_fn log;
+	void *log_ud;
+	unsigned long long bytes;
+};
+
+static void out_line(void *ud, const char *line, size_t len)
+{
+	struct logs_io *io = ud;
+	io->log(io->log_ud, SP_LOG_STDOUT, line, len);
+}
+
+static void err_line(void *ud, const char *line, size_t len)
+{
+	struct logs_io *io = ud;
+	io->log(io->log_ud, SP_LOG_STDERR, line, len);
+}
+
+static int on_frame(void *ud, enum sp_demux_stream stream, const char *data, size_t len,
+		    struct sp_error *err)
+{
+	struct logs_io *io = ud;
+
+	(void)err;
+	io->bytes += len;
+	if (stream == SP_DEMUX_STDOUT)
+		sp_lines_feed(&io->out, data, len);
+	else
+		sp_lines_feed(&io->errs, data, len);
+	return 0;
+}
+
+static int on_logs(void *ud, const char *data, size_t len, struct sp_error *err)
+{
+	struct logs_io *io = ud;
+
+	return sp_demux_feed(&io->demux, data, len, err);
+}
+
+int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log, void *log_ud,
+		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
+		      struct sp_error *err)
+{
+	struct sp_engine_request req;
+	struct logs_io io;
+	char *path = sp_xasprintf("/containers/%s/logs?follow=1&stdout=1&stderr=1", id);
+	int rc;
+
+	memset(&io, 0, sizeof(io));
+	io.log = log;
+	io.log_ud = log_ud;
+	sp_demux_init(&io.demux, on_frame, &io);
+	sp_lines_init(&io.out, LOG_LINE_MAX, out_line, &io);
+	sp_lines_init(&io.errs, LOG_LINE_MAX, err_line, &io);
+	memset(&req, 0, sizeof(req));
+	req.path = path;
+	req.data = on_logs;
+	req.data_ud = &io;
+	req.cancel = cancel;
+	req.cancel_ud = cancel_ud;
+	rc = sp_engine_request(e, &req, NULL, err);
+	if (rc == 0)
+		rc = sp_demux_finish(&io.demux, err);
+	sp_lines_flush(&io.out);
+	sp_lines_flush(&io.errs);
+	if (bytes)
+		*bytes = io.bytes;
+	sp_lines_release(&io.out);
+	sp_lines_release(&io.errs);
+	free(path);
+	return rc;
+}
+
+int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool *oom_killed,
+		      struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT;
+	char *path = sp_xasprintf("/containers/%s/wait?condition=not-running", id);
+	cJSON *j = NULL;
+	const cJSON *code, *state, *oom, *werr, *msg;
+	int rc;
+
+	*exit_code = -1;
+	*oom_killed = false;
+	if ((rc = sp_engine_call(e, "POST", path, NULL, &out, err)) < 0)
+		goto out;
+	j = cJSON_ParseWithLength(out.data, out.len);
+	code = cJSON_GetObjectItemCaseSensitive(j, "StatusCode");
+	werr = cJSON_GetObjectItemCaseSensitive(j, "Error");
+	msg = cJSON_GetObjectItemCaseSensitive(werr, "Message");
+	if (cJSON_IsString(msg) && *msg->valuestring) {
+		rc = sp_error_set(err, SP_EENGINE, "waiting for container %.12s: %s", id,
+				  msg->valuestring);
+		goto out;
+	}
+	if (!cJSON_IsNumber(code)) {
+		rc = sp_error_set(err, SP_EENGINE, "waiting for container %.12s: no StatusCode", id);
+		goto out;
+	}
+	*exit_code = code->valueint;
+	/* OOM is only in the inspect answer */
+	free(path);
+	path = sp_xasprintf("/containers/%s/json", id);
+	sp_buf_reset(&out);
+	cJSON_Delete(j);
+	j = NULL;
+	if (sp_engine_call(e, "GET", path, NULL, &out, NULL) == 0) {
+		j = cJSON_ParseWithLength(out.data, out.len);
+		state = cJSON_GetObjectItemCaseSensitive(j, "State");
+		oom = cJSON_GetObjectItemCaseSensitive(state, "OOMKilled");
+		*oom_killed = cJSON_IsTrue(oom);
+	}
+out:
+	cJSON_Delete(j);
+	free(path);
+	sp_buf_release(&out);
+	return rc;
+}
+
+struct archive_io {
+	int fd;
+	char buf[65536];
+};
+
+static int archive_to_file(void *ud, const char *data, size_t len, struct sp_error *err)
+{
+	struct archive_io *io = ud;
+
+	while (len) {
+		ssize_t n = write(io->fd, data, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sp_error_set(err, SP_ERROR, "writing a temporary file: %s",
+					    strerror(errno));
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int file_to_untar(void *ud, const void **buf, size_t *len, struct sp_error *err)
+{
+	struct archive_io *io = ud;
+	ssize_t n;
+
+	do
+		n = read(io->fd, io->buf, sizeof(io->buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return sp_error_set(err, SP_ERROR, "reading a temporary file: %s", strerror(errno));
+	*buf = io->buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
+			  const char *dest, struct sp_error *err)
+{
+	struct sp_untar_opts uo = SP_UNTAR_OPTS_INIT;
+	struct sp_engine_request req;
+	struct sp_buf url = SP_BUF_INIT;
+	struct archive_io *io = sp_xcalloc(1, sizeof(*io));
+	char tmpl[] = "/tmp/stagepipe-archive-XXXXXX";
+	int rc;
+
+	io->fd = mkstemp(tmpl);
+	if (io->fd < 0) {
+		rc = sp_error_set(err, SP_ERROR, "creating a temporary file: %s", strerror(errno));
+		goto out;
+	}
+	unlink(tmpl);  /* gone from the tree; the fd keeps it until closed */
+	sp_buf_addf(&url, "/containers/%s/archive?path=", id);
+	sp_engine_urlencode(&url, path);
+	memset(&req, 0, sizeof(req));
+	req.path = url.data;
+	req.data = archive_to_file;
+	req.data_ud = io;
+	req.low_speed_secs = 60;
+	if ((rc = sp_engine_request(e, &req, NULL, err)) < 0) {
+		sp_error_prefix(err, "copying %s out of the container", path);
+		goto out;
+	}
+	if (lseek(io->fd, 0, SEEK_SET) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "rewinding a temporary file: %s", strerror(errno));
+		goto out;
+	}
+	if (mkdir(dest, 0755) < 0 && errno != EEXIST) {
+		rc = sp_error_set(err, SP_ERROR, "creating %s: %s", dest, strerror(errno));
+		goto out;
+	}
+	uo.strip_first = 1;
+	if ((rc = sp_untar_extract(dest, file_to_untar, io, &uo, NULL, err)) < 0)
+		sp_error_prefix(err, "extracting %s from the container", path);
+out:
+	if (io->fd >= 0)
+		close(io->fd);
+	free(io);
+	sp_buf_release(&url);
+	return rc;
+}
+
+int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)
+{
+	char *path = sp_xasprintf("/containers/%s/kill?signal=SIGKILL", id);
+	struct sp_error local = SP_ERROR_INIT;
+	int rc = sp_engine_call(e, "POST", path, NULL, NULL, &local);
+
+	free(path);
+	/* 404 gone, 409 not running: both mean it is not running any more */
+	if (rc == SP_ENOTFOUND || (rc < 0 && strstr(local.msg, "HTTP 409")))
+		return 0;
+	if (rc < 0 && err)
+		*err = local;
+	return rc;
+}
+
+int sp_container_remove(struct sp_engine *e, const char *id, struct sp_error *err)
+{
+	char *path = sp_xasprintf("/containers/%s?force=1&v=1", id);
+	struct sp_error local = SP_ERROR_INIT;
+	int rc = sp_engine_call(e, "DELETE", path, NULL, NULL, &local);
+
+	free(path);
+	if (rc == SP_ENOTFOUND || (rc < 0 && strstr(local.msg, "is already in progress")))
+		return 0;
+	if (rc < 0 && err)
+		*err = local;
+	return rc;
+}
+
+int sp_container_list_labelled(struct sp_engine *e, const char *label,
+			       sp_container_each_fn fn, void *ud, struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT, path = SP_BUF_INIT;
+	cJSON *filters = cJSON_CreateObject(), *arr, *list = NULL;
+	const cJSON *c;
+	char *json = NULL;
+	int rc;
+
+	arr = cJSON_AddArrayToObject(filters, "label");
+	cJSON_AddItemToArray(arr, cJSON_CreateString(label));
+	json = print_json(filters);
+	sp_buf_addstr(&path, "/containers/json?all=1&filters=");
+	sp_engine_urlencode(&path, json);
+	if ((rc = sp_engine_call(e, "GET", path.data, NULL, &out, err)) < 0)
+		goto out;
+	list = cJSON_ParseWithLength(out.data, out.len);
+	cJSON_ArrayForEach(c, list) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "Id");
+		const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
+		const cJSON *state = cJSON_GetObjectItemCaseSensitive(c, "State");
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
+		const cJSON *value = cJSON_GetObjectItemCaseSensitive(labels, label);
+		const cJSON *name = cJSON_GetArrayItem(names, 0);
+		if (!cJSON_IsString(id))
+			continue;
+		if (fn(ud, id->valuestring,
+		       cJSON_IsString(name) ? name->valuestring : "",
+		       cJSON_IsString(state) ? state->valuestring : "",
+		       cJSON_IsString(value) ? value->valuestring : "") < 0)
+			break;
+	}
+out:
+	cJSON_Delete(list);
+	cJSON_Delete(filters);
+	free(json);
+	sp_buf_release(&out);
+	sp_buf_release(&path);
+	return rc;
+}

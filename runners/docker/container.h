@@ -1,0 +1,64 @@
+/*
+ * container.h — containers through the Engine API: create, start, follow
+ * the logs, wait, copy files in and out, kill, remove, list by label.
+ *
+ * Thin, one request each; runners/docker/runner.c strings them together
+ * into "run this command and clean up whatever happens".
+ */
+#ifndef SP_DOCKER_CONTAINER_H
+#define SP_DOCKER_CONTAINER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runners/docker/engine.h"
+#include "runners/runner.h"
+
+struct sp_error;
+
+/*
+ * Creates a container for o (image, cmd, env, user, workdir, network,
+ * labels; never a host mount or the Docker socket).  *id is a new string
+ * the caller frees.  SP_ENOTFOUND when the image does not exist.
+ */
+int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char **id,
+			struct sp_error *err);
+
+/* Creates folder name (mode 1777) inside parent (which must exist) before start. */
+int sp_container_mkdir(struct sp_engine *e, const char *id, const char *parent,
+		       const char *name, struct sp_error *err);
+
+int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err);
+
+/*
+ * Follows stdout and stderr from the start until the container exits,
+ * handing complete lines to log (long lines are cut at 64 KiB pieces).
+ * *bytes (may be NULL) counts the output.  SP_ECANCELLED when cancel fires.
+ */
+int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log, void *log_ud,
+		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
+		      struct sp_error *err);
+
+/* Waits until the container is not running; its exit code and OOM flag. */
+int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool *oom_killed,
+		      struct sp_error *err);
+
+/* Copies folder path out of the container into dest (created), its contents
+ * only, refusing absolute paths, ".." and links that escape. */
+int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
+			  const char *dest, struct sp_error *err);
+
+/* SIGKILL; a container already gone or stopped is not an error. */
+int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err);
+
+/* Force-removes the container and its anonymous volumes; gone is fine. */
+int sp_container_remove(struct sp_engine *e, const char *id, struct sp_error *err);
+
+/* Called for each container carrying label (any value); return < 0 to stop. */
+typedef int (*sp_container_each_fn)(void *ud, const char *id, const char *name,
+				    const char *state, const char *label_value);
+
+int sp_container_list_labelled(struct sp_engine *e, const char *label,
+			       sp_container_each_fn fn, void *ud, struct sp_error *err);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * runners/docker/runner.c — build and run through the Engine API.
+ *
+ * run() is the one place that strings container requests together, and
+ * it owns the rule that matters most: whatever happens after create —
+ * the command fails, the deadline passes, Ctrl-C, the daemon errs — the
+ * container is removed before run() returns.  Cleanup requests carry no
+ * cancel callback, so a pending signal cannot stop the cleanup itself.
+ */
+#include "runners/docker/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/xalloc.h"
+#include "runners/docker/build.h"
+#include "runners/docker/container.h"
+
+struct docker_runner {
+	struct sp_runner base;
+	struct sp_engine *engine;
+};
+
+static struct sp_engine *engine_of(struct sp_runner *r)
+{
+	return ((struct docker_runner *)r)->engine;
+}
+
+static int docker_build(struct sp_runner *r, const struct sp_build_opts *o,
+			struct sp_build_result *res, struct sp_error *err)
+{
+	return sp_docker_build(engine_of(r), o, res, err);
+}
+
+static void info(const struct sp_run_opts *o, const char *what, const char *why)
+{
+	char line[1024];
+	int n;
+
+	if (!o->log)
+		return;
+	n = snprintf(line, sizeof(line), "%s: %s", what, why);
+	if (n > 0)
+		o->log(o->log_ud, SP_LOG_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* "/tmp/stagepipe-reports" → parent "/tmp", name "stagepipe-reports" */
+static void split_path(const char *path, char **parent, char **name)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || slash == path) {
+		*parent = sp_xstrdup("/");
+		*name = sp_xstrdup(slash ? slash + 1 : path);
+	} else {
+		*parent = sp_xstrndup(path, (size_t)(slash - path));
+		*name = sp_xstrdup(slash + 1);
+	}
+}
+
+static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
+		      struct sp_run_result *res, struct sp_error *err)
+{
+	struct sp_engine *e = engine_of(r);
+	struct sp_error cleanup_err = SP_ERROR_INIT;
+	char *id = NULL, *parent = NULL, *name = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if ((rc = sp_container_create(e, o, &id, err)) < 0) {
+		if (rc == SP_ENOTFOUND)
+			rc = SP_EENGINE;
+		sp_error_prefix(err, "creating the container");
+		goto out;
+	}
+	if (o->reports_dir) {
+		split_path(o->reports_dir, &parent, &name);
+		if ((rc = sp_container_mkdir(e, id, parent, name, err)) < 0) {
+			sp_error_prefix(err, "creating %s in the container", o->reports_dir);
+			goto out;
+		}
+	}
+	if ((rc = sp_container_start(e, id, err)) < 0) {
+		if (strstr(err->msg, "network bridge not found") ||
+		    strstr(err->msg, "network default not found"))
+			sp_error_prefix(err, "this engine has no \"bridge\" network; set "
+					"build.network: host or none in the pipeline");
+		sp_error_prefix(err, "starting the container");
+		goto out;
+	}
+	rc = sp_container_logs(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,
+			       &res->output_bytes, err);
+	if (rc == SP_ECANCELLED) {
+		(void)sp_container_kill(e, id, NULL);
+		goto out;
+	}
+	if (rc < 0) {
+		sp_error_prefix(err, "following the container's output");
+		(void)sp_container_kill(e, id, NULL);
+		goto out;
+	}
+	if ((rc = sp_container_wait(e, id, &res->exit_code, &res->oom_killed, err)) < 0)
+		goto out;
+	if (o->reports_dir && o->reports_dest) {
+		if (sp_container_copy_out(e, id, o->reports_dir, o->reports_dest, &cleanup_err) == 0)
+			res->reports_copied = true;
+		else
+			info(o, "reports not copied", cleanup_err.msg);
+	}
+out:
+	if (id && sp_container_remove(e, id, &cleanup_err) < 0)
+		info(o, "could not remove the container", cleanup_err.msg);
+	free(id);
+	free(parent);
+	free(name);
+	return rc;
+}
+
+static void docker_free(struct sp_runner *r)
+{
+	if (!r)
+		return;
+	sp_engine_free(engine_of(r));
+	free(r);
+}
+
+static const struct sp_runner_ops docker_ops = {
+	"docker",
+	docker_build,
+	docker_run,
+	docker_free,
+};
+
+struct sp_runner *sp_docker_runner_new(struct sp_engine *e)
+{
+	struct docker_runner *d = sp_xcalloc(1, sizeof(*d));
+
+	d->base.ops = &docker_ops;
+	d->engine = e;
+	return &d->base;
+}
+
+struct sp_engine *sp_docker_runner_engine(struct sp_runner *r)
+{
+	return engine_of(r);
+}

@@ -1,0 +1,115 @@
+/*
+ * runner.h — the interface between the executor and an execution backend.
+ *
+ * The executor (core/executor.c) decides what runs, in which order, with
+ * which deadline, and reports it as events; a runner knows how to build an
+ * image, run a command in a container of it, tag, push and health-check
+ * it on one particular backend.  runners/docker/ is the backend; another
+ * (a remote builder, podman) is one more file implementing these ops.
+ *
+ * Output reaches the executor as lines through sp_runner_log_fn; the
+ * runner never prints.  Every operation takes a cancel callback and stops
+ * promptly, cleaning up after itself, when it fires.
+ */
+#ifndef SP_RUNNER_H
+#define SP_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cancel.h"
+#include "core/pipeline.h"
+
+struct sp_error;
+
+enum sp_log_stream {
+	SP_LOG_BUILD,   /* image build progress */
+	SP_LOG_STDOUT,  /* the stage's command */
+	SP_LOG_STDERR,
+	SP_LOG_INFO,    /* stagepipe's own notes (pushing, health) */
+};
+
+/* One line of output, without its '\n', NOT NUL-terminated; borrowed. */
+typedef void (*sp_runner_log_fn)(void *ud, enum sp_log_stream stream,
+				 const char *line, size_t len);
+
+struct sp_build_kv {
+	const char *name;
+	const char *value;
+};
+
+struct sp_build_opts {
+	const char *context_dir;           /* folder sent as the build context */
+	const char *dockerfile;            /* path inside the context; NULL "Dockerfile" */
+	const char *target;                /* Dockerfile stage; NULL: the last one */
+	const char *const *tags;           /* image names to tag the result with */
+	size_t ntags;
+	const struct sp_build_kv *args;    /* build arguments (already expanded) */
+	size_t nargs;
+	const struct sp_build_kv *labels;  /* image labels (io.stagepipe.*) */
+	size_t nlabels;
+	enum sp_network network;
+	bool no_cache;
+	bool pull;
+	sp_cancel_fn cancel;               /* SP_ECANCELLED when it fires */
+	void *cancel_ud;
+	sp_runner_log_fn log;              /* build progress lines; may be NULL */
+	void *log_ud;
+};
+
+struct sp_build_result {
+	char *image_id;        /* "sha256:…"; owned */
+	unsigned long long context_files;
+	unsigned long long context_bytes;
+	double seconds;
+};
+
+void sp_build_result_release(struct sp_build_result *res);
+
+struct sp_run_opts {
+	const char *image;                 /* id or name */
+	const char *const *cmd;            /* argv; NULL: the image's CMD */
+	size_t ncmd;
+	const char *const *env;            /* "NAME=value" */
+	size_t nenv;
+	const char *user;                  /* NULL: the image's */
+	const char *workdir;               /* NULL: the image's */
+	enum sp_network network;
+	const struct sp_build_kv *labels;
+	size_t nlabels;
+	/* A folder created (mode 1777) in the container before start and
+	 * copied out to reports_dest after exit; NULL for none. */
+	const char *reports_dir;
+	const char *reports_dest;
+	sp_cancel_fn cancel;               /* kill + remove when it fires */
+	void *cancel_ud;
+	sp_runner_log_fn log;              /* the command's output, line by line */
+	void *log_ud;
+};
+
+struct sp_run_result {
+	int exit_code;                     /* the command's exit status */
+	bool oom_killed;
+	unsigned long long output_bytes;
+	bool reports_copied;               /* reports_dest holds what was there */
+};
+
+struct sp_runner;
+
+struct sp_runner_ops {
+	const char *name;
+	int (*build)(struct sp_runner *r, const struct sp_build_opts *o,
+		     struct sp_build_result *res, struct sp_error *err);
+	/* Runs a command to completion.  Returns 0 when it ran (whatever its
+	 * exit code), SP_ECANCELLED when cancel fired, SP_EENGINE etc. */
+	int (*run)(struct sp_runner *r, const struct sp_run_opts *o,
+		   struct sp_run_result *res, struct sp_error *err);
+	void (*free)(struct sp_runner *r);
+};
+
+struct sp_runner {
+	const struct sp_runner_ops *ops;
+};
+
+#endif

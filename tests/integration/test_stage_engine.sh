@@ -1,0 +1,163 @@
+# Test stages on the real engine: pytest in the testing image, reports,
+# gates, timeouts, SIGINT, prune, --junit/--coverage, big output.
+. "$(dirname "$0")/lib.sh"
+: "${BASE_IMAGE:?needs contrib/engine.sh up}"
+
+# $T/$1: a copy of the example app with a pipeline running only its tests;
+# $2 extra stage keys (YAML, 4-space indented lines)
+app() {
+	rm -rf "$T/$1"
+	mkdir -p "$T/$1"
+	cp -r "$top/contrib/example-app" "$T/$1/app"
+	cat >"$T/$1/stagepipe.yml" <<YML
+version: 1
+name: $1
+build:
+  context: app
+  args: { BASE_IMAGE: "\${env.BASE_IMAGE}" }
+  network: none
+stages:
+  - name: test
+    target: testing
+    pytest: [-v, --cov=app, --cov-report=term-missing]
+    coverage: { min: 80 }
+${2:-}
+YML
+}
+
+labelled() {
+	curl -s --unix-socket "${DOCKER_HOST#unix://}" \
+		'http://localhost/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22io.stagepipe.job%22%5D%7D' |
+		python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+}
+
+# 1. the example app's tests pass; counts match pytest's own summary line
+app ok
+run "$BIN" run -C "$T/ok" --junit "$T/ok/junit.xml" --coverage "$T/ok/coverage.xml"
+expect_rc 0
+expect_in out "17 passed in"
+expect_in out "17 passed, 0 failed, 0 skipped — coverage 100.0% (min 80%)"
+expect_in out "pipeline ok passed"
+grep -q '<testcase classname="stagepipe.ok" name="test"' "$T/ok/junit.xml" || fail "--junit lacks the stage"
+grep -q 'test_health' "$T/ok/junit.xml" || fail "--junit lacks the tests"
+grep -q 'line-rate=' "$T/ok/coverage.xml" || fail "--coverage is not Cobertura"
+[ "$(labelled)" = 0 ] || fail "containers left behind after a passing run"
+
+# 2. one failing test: stage fails, names the test and its assertion, exit 1
+app failing
+cat >"$T/failing/app/tests/test_zz_broken.py" <<'PY'
+def test_answer_is_42():
+    assert 6 * 7 == 43, "the answer changed"
+PY
+run "$BIN" run -C "$T/failing"
+expect_rc 1
+expect_in out "FAILED tests/test_zz_broken.py::test_answer_is_42"
+expect_in out "the answer changed"
+expect_in out "17 passed, 1 failed"
+expect_in out "test failed"
+
+# 3. below coverage.min: both numbers
+app lowcov
+cat >>"$T/lowcov/app/app/store.py" <<'PY'
+
+
+def _never_called_1(x):
+    if x > 1:
+        return [i * i for i in range(x) if i % 2]
+    elif x < -1:
+        return {"neg": x}
+    return None
+
+
+def _never_called_2(items):
+    out = []
+    for it in items:
+        if it:
+            out.append(str(it).upper())
+        else:
+            out.append("-")
+    return out
+PY
+sed -i 's/min: 80/min: 95/' "$T/lowcov/stagepipe.yml"
+run "$BIN" run -C "$T/lowcov"
+expect_rc 1
+grep -Eq 'coverage [0-9]+\.[0-9]% < 95%' "$T/out" || { cat "$T/out"; fail "no 'coverage N% < 95%'"; }
+
+# 4. no tests collected is a failure (and allowed when the stage says so)
+app empty
+sed -i 's/pytest: \[-v, --cov=app, --cov-report=term-missing\]/pytest: [-k, no_test_matches_this]/; /coverage:/d' "$T/empty/stagepipe.yml"
+run "$BIN" run -C "$T/empty"
+expect_rc 1
+expect_in out "pytest exited 5: no tests collected"
+echo "    allow_no_tests: true" >>"$T/empty/stagepipe.yml"
+run "$BIN" run -C "$T/empty"
+expect_rc 0
+
+# 5. a test that sleeps past the timeout is killed and reported
+app slow
+cat >"$T/slow/app/tests/test_zz_slow.py" <<'PY'
+import time
+def test_sleeps():
+    time.sleep(600)
+PY
+echo "    timeout: 8s" >>"$T/slow/stagepipe.yml"
+start=$(date +%s)
+run "$BIN" run -C "$T/slow"
+expect_rc 1
+expect_in out "timed out after 8s while running the tests"
+[ $(($(date +%s) - start)) -lt 40 ] || fail "the timeout took too long"
+[ "$(labelled)" = 0 ] || fail "the timed-out container was left behind"
+
+# 6. SIGINT during the tests: exit 130, no container left
+app sigint
+cp "$T/slow/app/tests/test_zz_slow.py" "$T/sigint/app/tests/"
+"$BIN" run -C "$T/sigint" >"$T/out" 2>"$T/err" &
+pid=$!
+i=0
+until grep -q "test_sleeps" "$T/out" 2>/dev/null || grep -q "collected" "$T/out" 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || { kill -9 $pid; fail "tests never started"; }
+	sleep 0.1
+done
+sleep 1
+kill -INT $pid
+rc=0
+wait $pid || rc=$?
+expect_rc 130
+expect_in out "cancelled"
+[ "$(labelled)" = 0 ] || fail "containers left behind after SIGINT"
+
+# 7. prune: a run killed with SIGKILL leaves its container; prune removes it
+"$BIN" run -C "$T/sigint" >"$T/out" 2>"$T/err" &
+pid=$!
+i=0
+until [ "$(labelled)" != 0 ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || { kill -9 $pid; fail "no container appeared"; }
+	sleep 0.1
+done
+kill -9 $pid
+wait $pid 2>/dev/null || true
+run "$BIN" prune
+expect_rc 0
+expect_in out "removed "
+expect_in out "job local-"
+[ "$(labelled)" = 0 ] || fail "prune left containers"
+run "$BIN" prune
+expect_in out "nothing to prune"
+
+# 8. 200 MB of test output: streamed, stagepipe's memory stays flat
+app loud
+cat >"$T/loud/app/tests/test_zz_loud.py" <<'PY'
+import sys
+def test_prints_200_mb():
+    line = "x" * 1023 + "\n"
+    for _ in range(200 * 1024):
+        sys.stdout.write(line)
+PY
+sed -i 's/pytest: \[-v, --cov=app, --cov-report=term-missing\]/pytest: [-s, -q, --cov=app]/' "$T/loud/stagepipe.yml"
+/usr/bin/time -f '%M' -o "$T/rss" "$BIN" run -C "$T/loud" >/dev/null 2>"$T/err" || {
+	cat "$T/err"; fail "the loud run failed"; }
+rss=$(tail -n 1 "$T/rss")
+echo "200 MB of output: peak RSS ${rss} KB"
+[ "$rss" -lt 30720 ] || fail "peak RSS ${rss} KB >= 30 MB"
