@@ -120,7 +120,7 @@ static int run_build(int argc, char **argv)
 		goto out;
 	}
 	sp_signals_install();
-	if ((status = sp_source_load(&src, "build", dir, file)) != 0)
+	if ((status = sp_source_load(&src, "build", dir, file, NULL)) != 0)
 		goto out;
 	p = src.pipeline;
 	if (stage_name) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/checkout.h"
 #include "core/diag.h"
 #include "core/xalloc.h"
 
@@ -17,7 +18,8 @@ int sp_cmd_fail(const char *cmd, const struct sp_error *err)
 	return sp_error_exit_status(err->code ? err->code : SP_ERROR);
 }
 
-int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file)
+int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file,
+		   const char *clean_dest)
 {
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_diags diags = SP_DIAGS_INIT;
@@ -26,7 +28,21 @@ int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, cons
 	memset(src, 0, sizeof(*src));
 	if (sp_gitinfo_discover(&src->git, dir ? dir : ".", &err) < 0)
 		return sp_cmd_fail(cmd, &err);
-	src->file = file ? sp_xstrdup(file) : sp_xasprintf("%s/stagepipe.yml", src->git.root);
+	if (clean_dest) {
+		if (!src->git.sha) {
+			sp_error_set(&err, SP_ECONFIG, "--clean needs a git repository with a commit; "
+				     "%s has none", src->git.root);
+			return sp_cmd_fail(cmd, &err);
+		}
+		if (sp_checkout_local(src->git.root, src->git.sha, clean_dest, &err) < 0)
+			return sp_cmd_fail(cmd, &err);
+		free(src->git.root);
+		src->git.root = sp_xstrdup(clean_dest);
+		src->file = file ? sp_xasprintf("%s/%s", clean_dest, file)
+				 : sp_xasprintf("%s/stagepipe.yml", clean_dest);
+	} else {
+		src->file = file ? sp_xstrdup(file) : sp_xasprintf("%s/stagepipe.yml", src->git.root);
+	}
 	src->vars.getenv = sp_vars_process_env;
 	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {
 		sp_diags_print(&diags, src->file, stderr);

@@ -25,8 +25,12 @@ struct sp_source {
  * stagepipe.yml at the root) and fills the variables.  Pipeline-file
  * problems are printed as FILE:LINE:COL lines.  Returns the exit status:
  * 0, or 2 / 3 after printing the reason prefixed with "stagepipe CMD: ".
+ *
+ * With clean_dest, HEAD's commit is checked out there (libgit2) and
+ * becomes the source root; file is then relative to the repository.
  */
-int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file);
+int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file,
+		   const char *clean_dest);
 void sp_source_release(struct sp_source *src);
 
 /* Opens the engine at host (NULL: the environment's).  0, or prints and returns 3. */

@@ -19,6 +19,7 @@
 #include "core/executor.h"
 #include "core/fsutil.h"
 #include "core/sinks.h"
+#include "core/xalloc.h"
 #include "runners/docker/runner.h"
 
 static int run_run(int argc, char **argv);
@@ -26,7 +27,7 @@ static int run_run(int argc, char **argv);
 const struct sp_cmd sp_cmd_run = {
 	"run",
 	"run the pipeline on the working tree with this machine's engine",
-	"usage: stagepipe run [-f FILE] [-C DIR] [--stage NAME] [--no-push] [--json]\n"
+	"usage: stagepipe run [-f FILE] [-C DIR] [--clean] [--stage NAME] [--no-push] [--json]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
 	"\n"
 	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
@@ -35,6 +36,8 @@ const struct sp_cmd sp_cmd_run = {
 	"  -f, --file FILE        pipeline file (default: stagepipe.yml at the source root)\n"
 	"  -C DIR                 source folder (default: the git work tree around the\n"
 	"                         current folder, or the current folder)\n"
+	"      --clean            build a fresh checkout of HEAD (libgit2) instead of the\n"
+	"                         working tree; FILE is then relative to the repository\n"
 	"      --stage NAME       run only this stage and the stages it needs\n"
 	"      --no-push          build and check, but push nothing\n"
 	"      --json             one JSON event per line on stdout instead of the\n"
@@ -51,7 +54,7 @@ const struct sp_cmd sp_cmd_run = {
 
 static int run_run(int argc, char **argv)
 {
-	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST };
+	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN };
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -60,6 +63,7 @@ static int run_run(int argc, char **argv)
 		{ "junit", required_argument, NULL, OPT_JUNIT },
 		{ "coverage", required_argument, NULL, OPT_COVERAGE },
 		{ "docker-host", required_argument, NULL, OPT_HOST },
+		{ "clean", no_argument, NULL, OPT_CLEAN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -71,8 +75,8 @@ static int run_run(int argc, char **argv)
 	struct sp_runner *runner = NULL;
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
 	const char *junit = NULL, *coverage = NULL;
-	char job[32], *work = NULL;
-	int c, json = 0, no_push = 0, status, rc;
+	char job[32], *work = NULL, *clean_dir = NULL;
+	int c, json = 0, no_push = 0, clean = 0, status, rc;
 
 	memset(&src, 0, sizeof(src));
 	while ((c = getopt_long(argc, argv, "+f:C:h", opts, NULL)) != -1) {
@@ -85,6 +89,7 @@ static int run_run(int argc, char **argv)
 		case OPT_JUNIT: junit = optarg; break;
 		case OPT_COVERAGE: coverage = optarg; break;
 		case OPT_HOST: host = optarg; break;
+		case OPT_CLEAN: clean = 1; break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
 			return SP_EXIT_OK;
@@ -96,7 +101,13 @@ static int run_run(int argc, char **argv)
 		return sp_cmd_usage_error(&sp_cmd_run, "unexpected argument \"%s\"", argv[optind]);
 	sp_signals_install();
 
-	if ((status = sp_source_load(&src, "run", dir, file)) != 0)
+	if (sp_fs_tempdir(&work, "stagepipe-job-", &err) < 0) {
+		status = sp_cmd_fail("run", &err);
+		goto out;
+	}
+	if (clean)
+		clean_dir = sp_xasprintf("%s/src", work);
+	if ((status = sp_source_load(&src, "run", dir, file, clean_dir)) != 0)
 		goto out;
 	if (stage && !sp_pipeline_stage(src.pipeline, stage)) {
 		status = sp_cmd_usage_error(&sp_cmd_run, "no stage \"%s\" in %s", stage, src.file);
@@ -106,10 +117,6 @@ static int run_run(int argc, char **argv)
 		goto out;
 	runner = sp_docker_runner_new(engine);
 	engine = NULL;  /* owned by the runner now */
-	if (sp_fs_tempdir(&work, "stagepipe-job-", &err) < 0) {
-		status = sp_cmd_fail("run", &err);
-		goto out;
-	}
 	sp_cmd_job_id(job, sizeof(job), "local");
 
 	if (json)
@@ -148,6 +155,7 @@ out:
 		(void)sp_fs_rmtree(work, NULL);
 		free(work);
 	}
+	free(clean_dir);
 	if (runner)
 		runner->ops->free(runner);
 	sp_engine_free(engine);

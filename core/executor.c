@@ -314,6 +314,93 @@ static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const stru
 	return SP_RESULT_PASSED;
 }
 
+/*
+ * After a stage's image is built (and its command passed): the health
+ * check, then the pushes.  Nothing is pushed unless the image is healthy.
+ */
+static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
+				    const struct plan *pl, struct sp_cancel *cancel,
+				    const struct sp_build_kv *labels, size_t nlabels,
+				    struct sp_error *err)
+{
+	const struct sp_stage *st = rep->stage;
+	struct sp_runner *runner = r->o->runner;
+	double t0;
+	size_t i;
+	int rc;
+
+	if (st->health.enabled) {
+		struct sp_health_opts ho;
+		memset(&ho, 0, sizeof(ho));
+		ho.image = rep->image_id;
+		ho.network = r->network;
+		ho.labels = labels;
+		ho.nlabels = nlabels;
+		ho.port = st->health.port;
+		ho.path = st->health.path;
+		ho.timeout_ms = st->health.timeout_ms;
+		ho.cancel = sp_cancel_check;
+		ho.cancel_ud = cancel;
+		ho.log = on_log;
+		ho.log_ud = r;
+		note(r, "health check: starting the image, waiting for it to be healthy");
+		t0 = now_secs();
+		rc = runner->ops->health(runner, &ho, err);
+		if (rc == SP_ECANCELLED)
+			return interrupted(r, rep, cancel, "waiting for the health check");
+		if (rc == SP_EFAILED || rc == SP_ECONFIG) {
+			set_message(rep, "health check failed: %s%s", err->msg,
+				    st->push && pl->ntags ? "; nothing was pushed" : "");
+			return SP_RESULT_FAILED;
+		}
+		if (rc < 0) {
+			set_message(rep, "%s", err->msg);
+			return SP_RESULT_ERROR;
+		}
+		note(r, "healthy after %.1fs", now_secs() - t0);
+	}
+	if (!st->push || !pl->ntags)
+		return SP_RESULT_PASSED;
+	if (r->o->no_push) {
+		note(r, "--no-push: not pushing %zu tag%s", pl->ntags, pl->ntags == 1 ? "" : "s");
+		return SP_RESULT_PASSED;
+	}
+	if (!runner->ops->push) {
+		set_message(rep, "the %s runner cannot push", runner->ops->name);
+		return SP_RESULT_ERROR;
+	}
+	rep->pushed = sp_xcalloc(pl->ntags + 1, sizeof(*rep->pushed));
+	for (i = 0; i < pl->ntags; i++) {
+		struct sp_push_opts po;
+		struct sp_push_result pr;
+		memset(&po, 0, sizeof(po));
+		memset(&pr, 0, sizeof(pr));
+		po.ref = pl->tags[i];
+		po.cancel = sp_cancel_check;
+		po.cancel_ud = cancel;
+		po.log = on_log;
+		po.log_ud = r;
+		t0 = now_secs();
+		rc = runner->ops->push(runner, &po, &pr, err);
+		if (rc == SP_ECANCELLED)
+			return interrupted(r, rep, cancel, "pushing");
+		if (rc < 0) {
+			set_message(rep, "%s", err->msg);
+			return SP_RESULT_ERROR;
+		}
+		if (pr.layers_pushed == 0)
+			note(r, "pushed %s@%s in %.1fs: the registry already had every layer",
+			     pl->tags[i], pr.digest, now_secs() - t0);
+		else
+			note(r, "pushed %s@%s in %.1fs: %u layer%s sent, %u already there",
+			     pl->tags[i], pr.digest, now_secs() - t0, pr.layers_pushed,
+			     pr.layers_pushed == 1 ? "" : "s", pr.layers_present);
+		rep->pushed[rep->npushed++] = sp_xasprintf("%s@%s", pl->tags[i], pr.digest);
+		sp_push_result_release(&pr);
+	}
+	return SP_RESULT_PASSED;
+}
+
 static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error *err)
 {
 	const struct sp_exec_opts *o = r->o;
@@ -381,8 +468,10 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	rep->refs = sp_xcalloc(pl->ntags + 1, sizeof(*rep->refs));
 	for (i = 0; i < pl->ntags; i++)
 		rep->refs[rep->nrefs++] = sp_xstrdup(pl->tags[i]);
-	if (st->kind == SP_STAGE_BUILD)
+	if (st->kind == SP_STAGE_BUILD) {
+		result = promote(r, rep, pl, &cancel, labels, 3, err);
 		goto out;
+	}
 
 	/* run the command */
 	cmd = sp_xcalloc(st->args.n + 8, sizeof(*cmd));
@@ -447,6 +536,8 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 			    res.oom_killed ? " (out of memory)" : "");
 		result = SP_RESULT_FAILED;
 	}
+	if (result == SP_RESULT_PASSED)
+		result = promote(r, rep, pl, &cancel, labels, 3, err);
 out:
 	for (i = 0; cmd && i < ncmd; i++)
 		free(cmd[i]);

@@ -13,3 +13,11 @@ void sp_build_result_release(struct sp_build_result *res)
 	free(res->image_id);
 	memset(res, 0, sizeof(*res));
 }
+
+void sp_push_result_release(struct sp_push_result *res)
+{
+	if (!res)
+		return;
+	free(res->digest);
+	memset(res, 0, sizeof(*res));
+}

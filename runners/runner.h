@@ -95,6 +95,36 @@ struct sp_run_result {
 	bool reports_copied;               /* reports_dest holds what was there */
 };
 
+struct sp_health_opts {
+	const char *image;
+	enum sp_network network;
+	const struct sp_build_kv *labels;
+	size_t nlabels;
+	int port;                          /* 0: the image's HEALTHCHECK */
+	const char *path;                  /* HTTP path for a port probe */
+	int64_t timeout_ms;
+	sp_cancel_fn cancel;
+	void *cancel_ud;
+	sp_runner_log_fn log;              /* progress and, on failure, the evidence */
+	void *log_ud;
+};
+
+struct sp_push_opts {
+	const char *ref;                   /* "registry:5000/team/app:tag" */
+	sp_cancel_fn cancel;
+	void *cancel_ud;
+	sp_runner_log_fn log;              /* compact progress */
+	void *log_ud;
+};
+
+struct sp_push_result {
+	char *digest;                      /* "sha256:…"; owned */
+	unsigned layers_pushed;
+	unsigned layers_present;           /* already in the registry */
+};
+
+void sp_push_result_release(struct sp_push_result *res);
+
 struct sp_runner;
 
 struct sp_runner_ops {
@@ -105,6 +135,14 @@ struct sp_runner_ops {
 	 * exit code), SP_ECANCELLED when cancel fired, SP_EENGINE etc. */
 	int (*run)(struct sp_runner *r, const struct sp_run_opts *o,
 		   struct sp_run_result *res, struct sp_error *err);
+	/* Starts a container of the image and waits for it to be healthy.
+	 * 0 healthy; SP_EFAILED unhealthy, exited or timed out (err says
+	 * why, with the probe's output); SP_ECANCELLED; SP_EENGINE. */
+	int (*health)(struct sp_runner *r, const struct sp_health_opts *o, struct sp_error *err);
+	/* Pushes ref (already tagged locally).  SP_EENGINE for registry
+	 * and engine errors (never showing a password). */
+	int (*push)(struct sp_runner *r, const struct sp_push_opts *o,
+		    struct sp_push_result *res, struct sp_error *err);
 	void (*free)(struct sp_runner *r);
 };
 

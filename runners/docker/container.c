@@ -357,6 +357,92 @@ out:
 	return rc;
 }
 
+int sp_container_inspect(struct sp_engine *e, const char *id, struct sp_container_state *st,
+			 struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT, log = SP_BUF_INIT;
+	char *path = sp_xasprintf("/containers/%s/json", id);
+	const cJSON *state, *health, *status, *entries, *entry, *net, *ip;
+	cJSON *j = NULL;
+	int rc, n, i;
+
+	memset(st, 0, sizeof(*st));
+	st->exit_code = -1;
+	if ((rc = sp_engine_call(e, "GET", path, NULL, &out, err)) < 0)
+		goto out;
+	j = cJSON_ParseWithLength(out.data, out.len);
+	state = cJSON_GetObjectItemCaseSensitive(j, "State");
+	st->running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(state, "Running"));
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(state, "ExitCode")))
+		st->exit_code = cJSON_GetObjectItemCaseSensitive(state, "ExitCode")->valueint;
+	health = cJSON_GetObjectItemCaseSensitive(state, "Health");
+	status = cJSON_GetObjectItemCaseSensitive(health, "Status");
+	if (cJSON_IsString(status)) {
+		st->has_health = true;
+		snprintf(st->health, sizeof(st->health), "%s", status->valuestring);
+		entries = cJSON_GetObjectItemCaseSensitive(health, "Log");
+		n = cJSON_GetArraySize(entries);
+		/* the last three probes are enough to see why */
+		for (i = n > 3 ? n - 3 : 0; i < n; i++) {
+			const cJSON *o;
+			entry = cJSON_GetArrayItem(entries, i);
+			o = cJSON_GetObjectItemCaseSensitive(entry, "Output");
+			sp_buf_addf(&log, "probe exit %d: %s",
+				    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(entry, "ExitCode")) ?
+				    cJSON_GetObjectItemCaseSensitive(entry, "ExitCode")->valueint : -1,
+				    cJSON_IsString(o) ? o->valuestring : "");
+			if (log.len && log.data[log.len - 1] != '\n')
+				sp_buf_addch(&log, '\n');
+		}
+	}
+	st->health_log = sp_buf_detach(&log, NULL);
+	net = cJSON_GetObjectItemCaseSensitive(j, "NetworkSettings");
+	ip = cJSON_GetObjectItemCaseSensitive(net, "IPAddress");
+	st->ip = sp_xstrdup(cJSON_IsString(ip) ? ip->valuestring : "");
+out:
+	cJSON_Delete(j);
+	free(path);
+	sp_buf_release(&out);
+	sp_buf_release(&log);
+	return rc;
+}
+
+void sp_container_state_release(struct sp_container_state *st)
+{
+	if (!st)
+		return;
+	free(st->health_log);
+	free(st->ip);
+	memset(st, 0, sizeof(*st));
+}
+
+int sp_container_tail(struct sp_engine *e, const char *id, unsigned tail, sp_runner_log_fn log,
+		      void *log_ud, struct sp_error *err)
+{
+	struct sp_engine_request req;
+	struct logs_io io;
+	char *path = sp_xasprintf("/containers/%s/logs?stdout=1&stderr=1&tail=%u", id, tail);
+	int rc;
+
+	memset(&io, 0, sizeof(io));
+	io.log = log;
+	io.log_ud = log_ud;
+	sp_demux_init(&io.demux, on_frame, &io);
+	sp_lines_init(&io.out, LOG_LINE_MAX, out_line, &io);
+	sp_lines_init(&io.errs, LOG_LINE_MAX, err_line, &io);
+	memset(&req, 0, sizeof(req));
+	req.path = path;
+	req.data = on_logs;
+	req.data_ud = &io;
+	rc = sp_engine_request(e, &req, NULL, err);
+	sp_lines_flush(&io.out);
+	sp_lines_flush(&io.errs);
+	sp_lines_release(&io.out);
+	sp_lines_release(&io.errs);
+	free(path);
+	return rc;
+}
+
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)
 {
 	char *path = sp_xasprintf("/containers/%s/kill?signal=SIGKILL", id);

@@ -48,6 +48,24 @@ int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool 
 int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
 			  const char *dest, struct sp_error *err);
 
+struct sp_container_state {
+	bool running;
+	int exit_code;
+	bool has_health;          /* the image has a HEALTHCHECK */
+	char health[16];          /* "starting", "healthy", "unhealthy" */
+	char *health_log;         /* the last probes' output, newest last; owned */
+	char *ip;                 /* the container's address on its network; owned, may be "" */
+};
+
+/* Reads the container's state; release with sp_container_state_release. */
+int sp_container_inspect(struct sp_engine *e, const char *id, struct sp_container_state *st,
+			 struct sp_error *err);
+void sp_container_state_release(struct sp_container_state *st);
+
+/* The last `tail` lines of the container's output (both streams) to log. */
+int sp_container_tail(struct sp_engine *e, const char *id, unsigned tail, sp_runner_log_fn log,
+		      void *log_ud, struct sp_error *err);
+
 /* SIGKILL; a container already gone or stopped is not an error. */
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err);
 

@@ -9,10 +9,14 @@
  */
 #include "runners/docker/runner.h"
 
+#include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/duration.h"
 #include "core/error.h"
 #include "core/xalloc.h"
 #include "runners/docker/build.h"
@@ -119,6 +123,138 @@ out:
 	return rc;
 }
 
+static void log_text(const struct sp_health_opts *o, enum sp_log_stream stream, const char *text)
+{
+	const char *p = text, *nl;
+
+	if (!o->log)
+		return;
+	while (*p) {
+		nl = strchr(p, '\n');
+		o->log(o->log_ud, stream, p, nl ? (size_t)(nl - p) : strlen(p));
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	(void)ptr;
+	(void)ud;
+	return size * nmemb;
+}
+
+/* One HTTP GET of the service; 1 when it answered 2xx. */
+static int probe_http(const char *host, int port, const char *path)
+{
+	CURL *c = curl_easy_init();
+	char *url;
+	long status = 0;
+
+	if (!c)
+		return 0;
+	url = sp_xasprintf("http://%s:%d%s", host, port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	free(url);
+	return status >= 200 && status < 300;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, struct sp_error *err)
+{
+	struct sp_engine *e = engine_of(r);
+	struct sp_run_opts ro;
+	struct sp_container_state st;
+	struct sp_error ignored = SP_ERROR_INIT;
+	int64_t deadline = sp_cancel_now_ms() + o->timeout_ms;
+	char *id = NULL, what[128];
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	if (o->port && o->network == SP_NETWORK_NONE)
+		return sp_error_set(err, SP_ECONFIG, "healthcheck.port needs a network: set "
+				    "build.network to host or default");
+	memset(&ro, 0, sizeof(ro));
+	ro.image = o->image;
+	ro.network = o->network;
+	ro.labels = o->labels;
+	ro.nlabels = o->nlabels;
+	if ((rc = sp_container_create(e, &ro, &id, err)) < 0 ||
+	    (rc = sp_container_start(e, id, err)) < 0) {
+		sp_error_prefix(err, "starting the image for its health check");
+		goto out;
+	}
+	if (o->port)
+		snprintf(what, sizeof(what), "GET http://…:%d%s", o->port, o->path);
+	else
+		snprintf(what, sizeof(what), "the image's HEALTHCHECK");
+	for (;;) {
+		if (o->cancel && o->cancel(o->cancel_ud)) {
+			rc = SP_ECANCELLED;
+			goto out;
+		}
+		sp_container_state_release(&st);
+		if ((rc = sp_container_inspect(e, id, &st, err)) < 0)
+			goto out;
+		if (!st.running) {
+			rc = sp_error_set(err, SP_EFAILED, "the container exited (status %d) before "
+					  "it was healthy; its last output is above", st.exit_code);
+			(void)sp_container_tail(e, id, 20, o->log, o->log_ud, &ignored);
+			goto out;
+		}
+		if (o->port) {
+			const char *host = o->network == SP_NETWORK_HOST || !*st.ip ? "127.0.0.1" : st.ip;
+			if (probe_http(host, o->port, o->path))
+				break;
+		} else if (!st.has_health) {
+			rc = sp_error_set(err, SP_EFAILED, "the image has no HEALTHCHECK: add one to "
+					  "the Dockerfile, or set healthcheck: {port: N, path: /health}");
+			goto out;
+		} else if (!strcmp(st.health, "healthy")) {
+			break;
+		} else if (!strcmp(st.health, "unhealthy")) {
+			log_text(o, SP_LOG_INFO, st.health_log);
+			rc = sp_error_set(err, SP_EFAILED, "unhealthy: %s failed; its last output is "
+					  "above", what);
+			goto out;
+		}
+		if (sp_cancel_now_ms() >= deadline) {
+			char dur[32];
+			sp_duration_format(dur, sizeof(dur), o->timeout_ms);
+			if (st.health_log && *st.health_log)
+				log_text(o, SP_LOG_INFO, st.health_log);
+			(void)sp_container_tail(e, id, 20, o->log, o->log_ud, &ignored);
+			rc = sp_error_set(err, SP_EFAILED, "not healthy after %s (%s: %s)", dur, what,
+					  o->port ? "no 2xx answer" : st.health);
+			goto out;
+		}
+		pause_ms(500);
+	}
+	rc = 0;
+out:
+	if (id) {
+		(void)sp_container_kill(e, id, NULL);
+		(void)sp_container_remove(e, id, NULL);
+	}
+	sp_container_state_release(&st);
+	free(id);
+	return rc;
+}
+
 static void docker_free(struct sp_runner *r)
 {
 	if (!r)
@@ -131,6 +267,8 @@ static const struct sp_runner_ops docker_ops = {
 	"docker",
 	docker_build,
 	docker_run,
+	docker_health,
+	NULL,  /* push: runners/docker/image.c, not yet wired */
 	docker_free,
 };
 
