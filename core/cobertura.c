@@ -8,41 +8,26 @@
  * writers which repeat lines under <methods> are not counted twice).  Only
  * the current node is ever held, so memory does not grow with the report.
  *
- * Hostile input is handled as in junit.c: XML_PARSE_NONET, no DTD loading
- * or entity substitution, any DOCTYPE refused, libxml2's limits left on, and
- * errors collected through a handler set on this reader only.
+ * Hostile input is handled by xmlread.c, as for junit.c: no network, no DTD
+ * loading or entity substitution, any DOCTYPE refused, libxml2's limits left
+ * on, and errors collected through a handler set on this reader only.
  */
 #include "core/cobertura.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <libxml/xmlerror.h>
 #include <libxml/xmlreader.h>
-#include <libxml/xmlversion.h>
 
 #include "core/xalloc.h"
-
-#define XML_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-
-#if LIBXML_VERSION >= 21200
-typedef const xmlError *sp_xml_error_ptr;
-#else
-typedef xmlErrorPtr sp_xml_error_ptr;
-#endif
+#include "core/xmlread.h"
 
 struct state {
 	struct sp_cobertura *c;
 	const char *name;
 	struct sp_error *err;
-
-	char first_error[512];
-	int error_line;
 
 	int seen_root;
 	int class_depth;  /* depth of the open <class>, -1 outside */
@@ -65,46 +50,6 @@ void sp_cobertura_release(struct sp_cobertura *c)
 	sp_cobertura_init(c);
 }
 
-/* A decimal as XML writes it, independent of the C locale; 0 or -1. */
-static int parse_decimal(const char *s, double *out)
-{
-	double v = 0;
-	int neg = 0, digits = 0, exp = 0, eneg = 0, e = 0, edigits = 0;
-
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	if (*s == '-' || *s == '+')
-		neg = *s++ == '-';
-	for (; *s >= '0' && *s <= '9'; s++, digits++)
-		v = v * 10 + (*s - '0');
-	if (*s == '.')
-		for (s++; *s >= '0' && *s <= '9'; s++, digits++, exp--)
-			v = v * 10 + (*s - '0');
-	if (!digits)
-		return -1;
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '-' || *s == '+')
-			eneg = *s++ == '-';
-		for (; *s >= '0' && *s <= '9'; s++, edigits++)
-			if (e < 10000)
-				e = e * 10 + (*s - '0');
-		if (!edigits)
-			return -1;
-		exp += eneg ? -e : e;
-	}
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	if (*s)
-		return -1;
-	for (; exp > 0; exp--)
-		v *= 10;
-	for (; exp < 0; exp++)
-		v /= 10;
-	*out = neg ? -v : v;
-	return 0;
-}
-
 /* A non-negative decimal integer; 0 or -1 (also on overflow). */
 static int parse_ulong(const char *s, unsigned long *out)
 {
@@ -124,25 +69,6 @@ static int parse_ulong(const char *s, unsigned long *out)
 		return -1;
 	*out = v;
 	return 0;
-}
-
-static void on_xml_error(void *ctx, sp_xml_error_ptr e)
-{
-	struct state *st = ctx;
-	const char *m;
-	size_t n;
-
-	if (!e || st->first_error[0] || e->level < XML_ERR_ERROR)
-		return;
-	m = e->message && e->message[0] ? e->message : "XML error";
-	n = strlen(m);
-	while (n > 0 && m[n - 1] == '\n')
-		n--;
-	if (n >= sizeof(st->first_error))
-		n = sizeof(st->first_error) - 1;
-	memcpy(st->first_error, m, n);
-	st->first_error[n] = '\0';
-	st->error_line = e->line;
 }
 
 /*
@@ -171,7 +97,7 @@ static int attr_rate(struct state *st, xmlTextReaderPtr rd, const char *attr, do
 
 	if (!v)
 		return 0;
-	if (parse_decimal((const char *)v, out) < 0 || !(*out >= 0 && *out <= 1))
+	if (sp_xmlread_parse_decimal((const char *)v, out) < 0 || !(*out >= 0 && *out <= 1))
 		rc = sp_error_set(st->err, SP_ERROR, "%s: %s=\"%.40s\" is not a rate between 0 and 1",
 				  st->name, attr, (const char *)v);
 	xmlFree(v);
@@ -262,8 +188,9 @@ static void close_class(struct state *st)
 	st->file_index = -1;
 }
 
-static int on_element(struct state *st, xmlTextReaderPtr rd, const char *el, int depth)
+static int on_element(void *ctx, xmlTextReaderPtr rd, const char *el, int depth)
 {
+	struct state *st = ctx;
 	unsigned long hits = 0;
 	int rc;
 
@@ -293,20 +220,30 @@ static int on_element(struct state *st, xmlTextReaderPtr rd, const char *el, int
 	return 0;
 }
 
-static void on_end(struct state *st, int depth)
+static void on_end(void *ctx, const char *el, int depth)
 {
+	struct state *st = ctx;
+
+	(void)el;
 	if (st->lines_depth >= 0 && depth == st->lines_depth)
 		st->lines_depth = -1;
 	else if (st->class_depth >= 0 && depth == st->class_depth)
 		close_class(st);
 }
 
-/* Walks the document; takes ownership of rd. */
+static const struct sp_xmlread_handlers handlers = {
+	.writer = "coverage.py",
+	.element = on_element,
+	.end = on_end,
+	.text = NULL,
+};
+
+/* Walks the document into out (initialised by the caller); takes ownership of rd. */
 static int run_reader(struct sp_cobertura *out, xmlTextReaderPtr rd, const char *name,
 		      struct sp_error *err)
 {
 	struct state st;
-	int rc = 0, ret;
+	int rc;
 
 	memset(&st, 0, sizeof(st));
 	st.c = out;
@@ -314,44 +251,11 @@ static int run_reader(struct sp_cobertura *out, xmlTextReaderPtr rd, const char 
 	st.err = err;
 	st.class_depth = st.lines_depth = -1;
 	st.file_index = -1;
-	sp_cobertura_init(out);
-	if (!rd) {
-		rc = sp_error_set(err, SP_ERROR, "%s: cannot start the XML reader", name);
-		goto out;
-	}
-	xmlTextReaderSetStructuredErrorHandler(rd, on_xml_error, &st);
-
-	while ((ret = xmlTextReaderRead(rd)) == 1) {
-		int type = xmlTextReaderNodeType(rd);
-		int depth = xmlTextReaderDepth(rd);
-		const char *el = (const char *)xmlTextReaderConstLocalName(rd);
-
-		if (type == XML_READER_TYPE_DOCUMENT_TYPE || type == XML_READER_TYPE_ENTITY_REFERENCE ||
-		    type == XML_READER_TYPE_ENTITY) {
-			rc = sp_error_set(err, SP_ERROR,
-					  "%s: refusing a report with a DOCTYPE or entities (coverage.py writes neither)",
-					  name);
-			goto out;
-		}
-		if (type == XML_READER_TYPE_ELEMENT) {
-			if ((rc = on_element(&st, rd, el ? el : "", depth)) < 0)
-				goto out;
-		} else if (type == XML_READER_TYPE_END_ELEMENT) {
-			on_end(&st, depth);
-		}
-	}
-	if (ret < 0 || st.first_error[0]) {
-		if (st.first_error[0])
-			rc = sp_error_set(err, SP_ERROR, "%s:%d: %s", name, st.error_line, st.first_error);
-		else
-			rc = sp_error_set(err, SP_ERROR, "%s: XML error", name);
-		goto out;
-	}
+	if ((rc = sp_xmlread_walk(rd, &handlers, &st, name, err)) < 0)
+		goto cleanup;
 	if (!st.seen_root)
 		rc = sp_error_set(err, SP_ERROR, "%s: empty document, not a Cobertura report", name);
-out:
-	if (rd)
-		xmlFreeTextReader(rd);
+cleanup:
 	if (rc < 0)
 		sp_cobertura_release(out);
 	return rc;
@@ -360,40 +264,24 @@ out:
 int sp_cobertura_parse_mem(struct sp_cobertura *out, const char *data, size_t len,
 			   const char *name, struct sp_error *err)
 {
-	if (len == 0) {
-		sp_cobertura_init(out);
-		return sp_error_set(err, SP_ERROR, "%s: empty, not a Cobertura report", name);
-	}
-	if (len > INT_MAX) {
-		sp_cobertura_init(out);
-		return sp_error_set(err, SP_ETOOBIG, "%s: %zu bytes is too big to parse from memory",
-				    name, len);
-	}
-	return run_reader(out, xmlReaderForMemory(data, (int)len, name, NULL, XML_OPTIONS),
-			  name, err);
+	xmlTextReaderPtr rd;
+	int rc;
+
+	sp_cobertura_init(out);
+	if ((rc = sp_xmlread_for_mem(&rd, data, len, name, "Cobertura report", err)) < 0)
+		return rc;
+	return run_reader(out, rd, name, err);
 }
 
 int sp_cobertura_parse_file(struct sp_cobertura *out, const char *path, struct sp_error *err)
 {
-	struct stat sb;
+	xmlTextReaderPtr rd;
 	int fd, rc;
 
 	sp_cobertura_init(out);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return sp_error_set(err, errno == ENOENT ? SP_ENOTFOUND : SP_ERROR,
-				    "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		rc = sp_error_set(err, SP_ERROR, "%s: not a regular file", path);
-		goto out;
-	}
-	if (sb.st_size == 0) {
-		rc = sp_error_set(err, SP_ERROR, "%s: empty, not a Cobertura report", path);
-		goto out;
-	}
-	/* xmlReaderForFd reads plain bytes: no gzip sniffing, and fd stays ours. */
-	rc = run_reader(out, xmlReaderForFd(fd, path, NULL, XML_OPTIONS), path, err);
-out:
-	close(fd);
+	if ((rc = sp_xmlread_open_file(&rd, &fd, path, "Cobertura report", err)) < 0)
+		return rc;
+	rc = run_reader(out, rd, path, err);
+	close(fd); /* after run_reader has freed the reader reading from it */
 	return rc;
 }

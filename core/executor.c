@@ -253,16 +253,6 @@ static void read_reports(struct run *r, struct sp_stage_report *rep, const char 
 	free(cov);
 }
 
-static bool has_cov_arg(const struct sp_stage *st)
-{
-	size_t i;
-
-	for (i = 0; i < st->args.n; i++)
-		if (!strcmp(st->args.items[i].s, "--cov") || !strncmp(st->args.items[i].s, "--cov=", 6))
-			return true;
-	return false;
-}
-
 /* Decides a pytest stage's result from its exit code, reports and gates. */
 static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const struct sp_stage *st,
 					 const struct sp_run_result *res)
@@ -482,7 +472,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		for (i = 0; i < st->args.n; i++)
 			cmd[ncmd++] = sp_xstrdup(st->args.items[i].s);
 		cmd[ncmd++] = sp_xstrdup("--junitxml=" SP_REPORTS_DIR "/junit.xml");
-		if (has_cov_arg(st))
+		if (sp_stage_measures_coverage(st))
 			cmd[ncmd++] = sp_xstrdup("--cov-report=xml:" SP_REPORTS_DIR "/coverage.xml");
 		stage_dir = sp_xasprintf("%s/%s", o->work_dir, st->name);
 		reports = sp_xasprintf("%s/reports", stage_dir);

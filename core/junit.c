@@ -10,45 +10,28 @@
  * collected until the element ends; the testcase's end decides "passed".
  * Elements we do not know (<properties>, <system-out>, …) are skipped over.
  *
- * Hostile input: XML_PARSE_NONET, no DTD loading or entity substitution,
- * and any DOCTYPE is refused as soon as the reader reports it; libxml2's
- * built-in amplification checks and 10 MB text limit stay on (no
- * XML_PARSE_HUGE).  Parse errors come through a structured error handler
- * set on this reader only (nothing global is touched).
+ * Hostile input is handled by xmlread.c, which opens the file, makes the
+ * reader and walks it: no network, no DTD loading or entity substitution,
+ * any DOCTYPE refused as soon as the reader reports it, libxml2's
+ * amplification checks and 10 MB text limit left on, and parse errors
+ * collected through a handler set on this reader only.
  */
 #include "core/junit.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <libxml/xmlerror.h>
 #include <libxml/xmlreader.h>
-#include <libxml/xmlversion.h>
 
 #include "core/buf.h"
 #include "core/xalloc.h"
-
-/* Options for every reader: no network, nothing from a DTD. */
-#define XML_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-
-#if LIBXML_VERSION >= 21200
-typedef const xmlError *sp_xml_error_ptr;
-#else
-typedef xmlErrorPtr sp_xml_error_ptr;
-#endif
+#include "core/xmlread.h"
 
 struct state {
 	struct sp_junit *r;
 	const char *name;      /* file name for messages */
 	struct sp_error *err;
-
-	char first_error[512]; /* libxml2's first error message */
-	int error_line;
 
 	int seen_root;
 	int suite_depth;       /* depth of the outermost <testsuite>, -1 outside */
@@ -220,69 +203,7 @@ char *sp_junit_test_id(const char *classname, const char *name)
 	return sp_buf_detach(&b, NULL);
 }
 
-/*
- * A decimal number as XML writes it ("0.714", "1e-3"), whatever the C
- * locale says the decimal point is.  Returns 0 and sets *out, or -1.
- */
-static int parse_decimal(const char *s, double *out)
-{
-	double v = 0;
-	int neg = 0, digits = 0, exp = 0, eneg = 0, e = 0, edigits = 0;
-
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	if (*s == '-' || *s == '+')
-		neg = *s++ == '-';
-	for (; *s >= '0' && *s <= '9'; s++, digits++)
-		v = v * 10 + (*s - '0');
-	if (*s == '.')
-		for (s++; *s >= '0' && *s <= '9'; s++, digits++, exp--)
-			v = v * 10 + (*s - '0');
-	if (!digits)
-		return -1;
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '-' || *s == '+')
-			eneg = *s++ == '-';
-		for (; *s >= '0' && *s <= '9'; s++, edigits++)
-			if (e < 10000)
-				e = e * 10 + (*s - '0');
-		if (!edigits)
-			return -1;
-		exp += eneg ? -e : e;
-	}
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	if (*s)
-		return -1;
-	for (; exp > 0; exp--)
-		v *= 10;
-	for (; exp < 0; exp++)
-		v /= 10;
-	*out = neg ? -v : v;
-	return 0;
-}
-
 /* ---- the reader ---------------------------------------------------------- */
-
-static void on_xml_error(void *ctx, sp_xml_error_ptr e)
-{
-	struct state *st = ctx;
-	const char *m;
-	size_t n;
-
-	if (!e || st->first_error[0] || e->level < XML_ERR_ERROR)
-		return;
-	m = e->message && e->message[0] ? e->message : "XML error";
-	n = strlen(m);
-	while (n > 0 && m[n - 1] == '\n')
-		n--;
-	if (n >= sizeof(st->first_error))
-		n = sizeof(st->first_error) - 1;
-	memcpy(st->first_error, m, n);
-	st->first_error[n] = '\0';
-	st->error_line = e->line;
-}
 
 /* The attribute's value as a new string, or NULL when absent. */
 static char *get_attr(xmlTextReaderPtr rd, const char *attr)
@@ -302,7 +223,7 @@ static void get_time_attr(xmlTextReaderPtr rd, double *out, int *have)
 	char *v = get_attr(rd, "time");
 	double t;
 
-	if (v && parse_decimal(v, &t) == 0 && t >= 0) {
+	if (v && sp_xmlread_parse_decimal(v, &t) == 0 && t >= 0) {
 		*out += t;
 		if (have)
 			*have = 1;
@@ -387,8 +308,9 @@ static void end_case(struct state *st)
 	st->case_outcome = 0;
 }
 
-static int on_element(struct state *st, xmlTextReaderPtr rd, const char *el, int depth)
+static int on_element(void *ctx, xmlTextReaderPtr rd, const char *el, int depth)
 {
+	struct state *st = ctx;
 	struct sp_junit *r = st->r;
 	char *a, *b;
 
@@ -436,8 +358,10 @@ static int on_element(struct state *st, xmlTextReaderPtr rd, const char *el, int
 	return 0;
 }
 
-static void on_end(struct state *st, const char *el, int depth)
+static void on_end(void *ctx, const char *el, int depth)
 {
+	struct state *st = ctx;
+
 	if (st->rec_depth >= 0 && depth == st->rec_depth)
 		close_record(st);
 	else if (st->case_depth >= 0 && depth == st->case_depth && strcmp(el, "testcase") == 0)
@@ -446,12 +370,28 @@ static void on_end(struct state *st, const char *el, int depth)
 		st->suite_depth = -1;
 }
 
-/* Walks the document; takes ownership of rd. */
+/* Text of the open <failure>/<error>; the rest (<system-out>, …) is not kept. */
+static void on_text(void *ctx, const char *text)
+{
+	struct state *st = ctx;
+
+	if (st->rec_depth >= 0)
+		add_text(st, text);
+}
+
+static const struct sp_xmlread_handlers handlers = {
+	.writer = "pytest",
+	.element = on_element,
+	.end = on_end,
+	.text = on_text,
+};
+
+/* Walks the document into out (initialised by the caller); takes ownership of rd. */
 static int run_reader(struct sp_junit *out, xmlTextReaderPtr rd, const char *name,
 		      struct sp_error *err)
 {
 	struct state st;
-	int rc = 0, ret;
+	int rc;
 
 	memset(&st, 0, sizeof(st));
 	st.r = out;
@@ -460,59 +400,14 @@ static int run_reader(struct sp_junit *out, xmlTextReaderPtr rd, const char *nam
 	st.suite_depth = st.case_depth = st.rec_depth = -1;
 	st.rec_index = -1;
 	sp_buf_init(&st.text, 0);
-	sp_junit_init(out);
-	if (!rd) {
-		rc = sp_error_set(err, SP_ERROR, "%s: cannot start the XML reader", name);
-		goto out;
-	}
-	xmlTextReaderSetStructuredErrorHandler(rd, on_xml_error, &st);
-
-	while ((ret = xmlTextReaderRead(rd)) == 1) {
-		int type = xmlTextReaderNodeType(rd);
-		int depth = xmlTextReaderDepth(rd);
-		const char *el = (const char *)xmlTextReaderConstLocalName(rd);
-
-		switch (type) {
-		case XML_READER_TYPE_DOCUMENT_TYPE:
-		case XML_READER_TYPE_ENTITY_REFERENCE:
-		case XML_READER_TYPE_ENTITY:
-			rc = sp_error_set(err, SP_ERROR,
-					  "%s: refusing a report with a DOCTYPE or entities (pytest writes neither)",
-					  name);
-			goto out;
-		case XML_READER_TYPE_ELEMENT:
-			if ((rc = on_element(&st, rd, el ? el : "", depth)) < 0)
-				goto out;
-			break;
-		case XML_READER_TYPE_END_ELEMENT:
-			on_end(&st, el ? el : "", depth);
-			break;
-		case XML_READER_TYPE_TEXT:
-		case XML_READER_TYPE_CDATA:
-		case XML_READER_TYPE_WHITESPACE:
-		case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
-			if (st.rec_depth >= 0)
-				add_text(&st, (const char *)xmlTextReaderConstValue(rd));
-			break;
-		default:
-			break;
-		}
-	}
-	if (ret < 0 || st.first_error[0]) {
-		if (st.first_error[0])
-			rc = sp_error_set(err, SP_ERROR, "%s:%d: %s", name, st.error_line, st.first_error);
-		else
-			rc = sp_error_set(err, SP_ERROR, "%s: XML error", name);
-		goto out;
-	}
+	if ((rc = sp_xmlread_walk(rd, &handlers, &st, name, err)) < 0)
+		goto cleanup;
 	if (!st.seen_root) {
 		rc = sp_error_set(err, SP_ERROR, "%s: empty document, not a JUnit report", name);
-		goto out;
+		goto cleanup;
 	}
 	out->time = st.have_suite_time ? st.suite_time : st.case_time_sum;
-out:
-	if (rd)
-		xmlFreeTextReader(rd);
+cleanup:
 	free(st.case_id);
 	sp_buf_release(&st.text);
 	if (rc < 0)
@@ -523,40 +418,24 @@ out:
 int sp_junit_parse_mem(struct sp_junit *out, const char *data, size_t len,
 		       const char *name, struct sp_error *err)
 {
-	if (len == 0) {
-		sp_junit_init(out);
-		return sp_error_set(err, SP_ERROR, "%s: empty, not a JUnit report", name);
-	}
-	if (len > INT_MAX) {
-		sp_junit_init(out);
-		return sp_error_set(err, SP_ETOOBIG, "%s: %zu bytes is too big to parse from memory",
-				    name, len);
-	}
-	return run_reader(out, xmlReaderForMemory(data, (int)len, name, NULL, XML_OPTIONS),
-			  name, err);
+	xmlTextReaderPtr rd;
+	int rc;
+
+	sp_junit_init(out);
+	if ((rc = sp_xmlread_for_mem(&rd, data, len, name, "JUnit report", err)) < 0)
+		return rc;
+	return run_reader(out, rd, name, err);
 }
 
 int sp_junit_parse_file(struct sp_junit *out, const char *path, struct sp_error *err)
 {
-	struct stat sb;
+	xmlTextReaderPtr rd;
 	int fd, rc;
 
 	sp_junit_init(out);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return sp_error_set(err, errno == ENOENT ? SP_ENOTFOUND : SP_ERROR,
-				    "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		rc = sp_error_set(err, SP_ERROR, "%s: not a regular file", path);
-		goto out;
-	}
-	if (sb.st_size == 0) {
-		rc = sp_error_set(err, SP_ERROR, "%s: empty, not a JUnit report", path);
-		goto out;
-	}
-	/* xmlReaderForFd reads plain bytes: no gzip sniffing, and fd stays ours. */
-	rc = run_reader(out, xmlReaderForFd(fd, path, NULL, XML_OPTIONS), path, err);
-out:
-	close(fd);
+	if ((rc = sp_xmlread_open_file(&rd, &fd, path, "JUnit report", err)) < 0)
+		return rc;
+	rc = run_reader(out, rd, path, err);
+	close(fd); /* after run_reader has freed the reader reading from it */
 	return rc;
 }

@@ -452,7 +452,7 @@ static void check_tag(struct loader *L, const struct sp_stage *st, const struct 
 	free(expanded);
 }
 
-static bool has_cov_arg(const struct sp_stage *st)
+bool sp_stage_measures_coverage(const struct sp_stage *st)
 {
 	size_t i;
 
@@ -546,7 +546,7 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 	if (allow_no_tests && !pytest)
 		sp_diags_add(L->diags, AT(allow_no_tests),
 			     "allow_no_tests needs a pytest stage (%s has no \"pytest\")", where);
-	if (coverage && pytest && st->has_coverage_min && !has_cov_arg(st))
+	if (coverage && pytest && st->has_coverage_min && !sp_stage_measures_coverage(st))
 		sp_diags_add(L->diags, AT(coverage),
 			     "coverage.min needs coverage measured: add --cov=PACKAGE to pytest");
 	if (push && st->push && !tags)

@@ -144,6 +144,9 @@ const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char
 
 const char *sp_network_name(enum sp_network n);
 
+/* Whether a pytest stage's arguments turn coverage on (--cov, --cov=PKG). */
+bool sp_stage_measures_coverage(const struct sp_stage *st);
+
 /*
  * Expands the variables of s, a value read from p's file at pos.  On
  * success *out is a new string the caller frees.  Errors are SP_ECONFIG

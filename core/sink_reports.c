@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/sinks.h"
+#include "core/xmlread.h"
 #include "core/xalloc.h"
 
 struct reports {
@@ -37,12 +39,11 @@ static void attr_num(xmlTextWriterPtr w, const char *name, double v)
 static int copy_suites(xmlTextWriterPtr w, const char *path, const char *stage,
 		       struct sp_error *err)
 {
-	xmlTextReaderPtr r = xmlReaderForFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-					      XML_PARSE_NOWARNING);
-	int ret;
+	xmlTextReaderPtr r = NULL;
+	int ret, fd = -1;
 
-	if (!r)
-		return sp_error_set(err, SP_ERROR, "cannot read %s", path);
+	if ((ret = sp_xmlread_open_file(&r, &fd, path, "JUnit report", err)) < 0)
+		return ret;
 	xmlTextWriterWriteFormatComment(w, " tests of stage %s ", stage);
 	ret = xmlTextReaderRead(r);
 	while (ret == 1) {
@@ -59,6 +60,7 @@ static int copy_suites(xmlTextWriterPtr w, const char *path, const char *stage,
 		ret = xmlTextReaderRead(r);
 	}
 	xmlFreeTextReader(r);
+	close(fd);
 	if (ret < 0)
 		return sp_error_set(err, SP_ERROR, "%s is not well-formed XML", path);
 	return 0;

@@ -1,0 +1,84 @@
+#!/bin/sh
+# bench/pipeline_overhead.sh BIN — what stagepipe costs over the raw API.
+#
+# The example pipeline (test + promote, no push, no health check) with a
+# warm build cache, run by stagepipe and as the same steps done with raw
+# Engine API calls (curl): build testing, create/start/wait a pytest
+# container, build runtime, tag.  Alternating runs (BENCH_RUNS, default 3);
+# prints each, the medians, the overhead ratio (goal <= 1.05) and
+# stagepipe's peak RSS.
+set -eu
+BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
+top=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+if [ -z "${DOCKER_HOST:-}" ] || [ -z "${BASE_IMAGE:-}" ]; then
+	eval "$("$top/contrib/engine.sh" up)"
+fi
+SOCK=${DOCKER_HOST#unix://}
+API=http://localhost/v1.41
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+
+cp -r "$top/contrib/example-app" "$W/app"
+cat >"$W/stagepipe.yml" <<YML
+version: 1
+name: bench
+build:
+  context: app
+  args: { BASE_IMAGE: "\${env.BASE_IMAGE}" }
+  network: none
+stages:
+  - name: test
+    target: testing
+    pytest: [-q, --cov=app]
+  - name: promote
+    target: runtime
+    needs: [test]
+    tags: [bench/app:latest]
+YML
+args=$(python3 -c 'import json,urllib.parse,os; print(urllib.parse.quote(json.dumps({"BASE_IMAGE": os.environ["BASE_IMAGE"]})))')
+
+raw() {
+	tar -C "$W/app" -c . | curl -sS --unix-socket "$SOCK" -X POST -T - \
+		-H 'Content-Type: application/x-tar' -H 'Expect:' \
+		"$API/build?version=2&target=testing&t=bench/raw:testing&networkmode=none&buildargs=$args" >"$W/b1"
+	grep -q moby.image.id "$W/b1"
+	id=$(curl -sS --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+		-d '{"Image":"bench/raw:testing","Cmd":["python","-m","pytest","-q","--cov=app"],"HostConfig":{"NetworkMode":"none"}}' \
+		"$API/containers/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
+	curl -sS --unix-socket "$SOCK" -X POST "$API/containers/$id/start"
+	curl -sS --unix-socket "$SOCK" "$API/containers/$id/logs?follow=1&stdout=1&stderr=1" >/dev/null
+	curl -sS --unix-socket "$SOCK" -X POST "$API/containers/$id/wait" | grep -q '"StatusCode":0'
+	curl -sS --unix-socket "$SOCK" -X DELETE "$API/containers/$id?force=1"
+	tar -C "$W/app" -c . | curl -sS --unix-socket "$SOCK" -X POST -T - \
+		-H 'Content-Type: application/x-tar' -H 'Expect:' \
+		"$API/build?version=2&target=runtime&networkmode=none&buildargs=$args" >"$W/b2"
+	rid=$(sed -n 's/.*"moby.image.id","aux":{"ID":"\([^"]*\)".*/\1/p' "$W/b2")
+	curl -sS --unix-socket "$SOCK" -X POST "$API/images/$rid/tag?repo=bench/raw&tag=latest"
+}
+
+now() { date +%s.%N; }
+# warm both caches once
+raw >/dev/null 2>&1
+"$BIN" run -C "$W" --no-push >/dev/null
+: >"$W/times"
+i=0
+while [ $i -lt "$RUNS" ]; do
+	t0=$(now); raw >/dev/null; t1=$(now)
+	/usr/bin/time -f '%M' -o "$W/rss" "$BIN" run -C "$W" --no-push >/dev/null
+	t2=$(now)
+	echo "$t0 $t1 $t2 $(cat "$W/rss")" >>"$W/times"
+	i=$((i + 1))
+done
+python3 - "$W/times" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+raw = [r[1] - r[0] for r in rows]
+sp = [r[2] - r[1] for r in rows]
+for i, (a, b) in enumerate(zip(raw, sp)):
+    print(f"run {i + 1}: raw API {a:6.2f} s   stagepipe {b:6.2f} s")
+mr, ms = statistics.median(raw), statistics.median(sp)
+print(f"median: raw API {mr:.2f} s, stagepipe {ms:.2f} s")
+print(f"overhead ratio (stagepipe / raw): {ms / mr:.3f}   (goal <= 1.05)")
+print(f"stagepipe peak RSS: {max(r[3] for r in rows) / 1024:.1f} MB")
+PY
