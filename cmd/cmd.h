@@ -29,6 +29,7 @@ extern const struct sp_cmd sp_cmd_validate;
 extern const struct sp_cmd sp_cmd_build;
 extern const struct sp_cmd sp_cmd_context;
 extern const struct sp_cmd sp_cmd_prune;
+extern const struct sp_cmd sp_cmd_push;
 extern const struct sp_cmd sp_cmd_run;
 extern const struct sp_cmd sp_cmd_serve;
 extern const struct sp_cmd sp_cmd_agent;

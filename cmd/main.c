@@ -23,6 +23,7 @@ static const struct sp_cmd *const commands[] = {
 	&sp_cmd_build,
 	&sp_cmd_context,
 	&sp_cmd_prune,
+	&sp_cmd_push,
 	&sp_cmd_serve,
 	&sp_cmd_agent,
 	NULL,

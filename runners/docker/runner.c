@@ -17,10 +17,13 @@
 #include <time.h>
 
 #include "core/duration.h"
+#include "core/auth.h"
 #include "core/error.h"
+#include "core/vars.h"
 #include "core/xalloc.h"
 #include "runners/docker/build.h"
 #include "runners/docker/container.h"
+#include "runners/docker/image.h"
 
 struct docker_runner {
 	struct sp_runner base;
@@ -255,6 +258,55 @@ out:
 	return rc;
 }
 
+/* Layer states worth a line; progress within a layer is not. */
+static void push_event(void *ud, const struct sp_image_push_event *ev)
+{
+	const struct sp_push_opts *o = ud;
+	char line[512];
+	int n = 0;
+
+	switch (ev->kind) {
+	case SP_IMAGE_PUSH_AUTH:
+		n = snprintf(line, sizeof(line), "credentials: %s", ev->text);
+		break;
+	case SP_IMAGE_PUSH_LAYER:
+		if (ev->state == SP_IMAGE_LAYER_PUSHED || ev->state == SP_IMAGE_LAYER_EXISTS)
+			n = snprintf(line, sizeof(line), "layer %s %s", ev->layer,
+				     sp_image_layer_state_name(ev->state));
+		else if (ev->state == SP_IMAGE_LAYER_MOUNTED || ev->state == SP_IMAGE_LAYER_RETRYING)
+			n = snprintf(line, sizeof(line), "layer %s %s", ev->layer, ev->text);
+		break;
+	default:
+		break;
+	}
+	if (n > 0 && o->log)
+		o->log(o->log_ud, SP_LOG_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static int docker_push(struct sp_runner *r, const struct sp_push_opts *o,
+		       struct sp_push_result *res, struct sp_error *err)
+{
+	struct sp_auth_opts ao = { sp_vars_process_env, NULL, 0 };
+	struct sp_image_push_opts po;
+	struct sp_image_push_result ir;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&po, 0, sizeof(po));
+	po.on_event = push_event;
+	po.ud = (void *)o;
+	po.cancel = o->cancel;
+	po.cancel_ud = o->cancel_ud;
+	if ((rc = sp_image_push_auto(engine_of(r), o->ref, &ao, &po, &ir, err)) < 0)
+		return rc;
+	res->digest = ir.digest;
+	ir.digest = NULL;  /* handed to res */
+	res->layers_pushed = (unsigned)ir.pushed;
+	res->layers_present = (unsigned)(ir.existing + ir.mounted);
+	sp_image_push_result_release(&ir);
+	return 0;
+}
+
 static void docker_free(struct sp_runner *r)
 {
 	if (!r)
@@ -268,7 +320,7 @@ static const struct sp_runner_ops docker_ops = {
 	docker_build,
 	docker_run,
 	docker_health,
-	NULL,  /* push: runners/docker/image.c, not yet wired */
+	docker_push,
 	docker_free,
 };
 

@@ -2,7 +2,17 @@
 # Each test is a POSIX sh script; the first failed check ends it.
 
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+_lib_pids=
+# A test may define test_cleanup; it runs first, then what lib.sh started.
+lib_cleanup() {
+	if command -v test_cleanup >/dev/null 2>&1; then test_cleanup; fi
+	for p in $_lib_pids; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$T"
+}
+trap lib_cleanup EXIT
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -35,4 +45,61 @@ expect_not_in() {
 		echo "--- $1"; cat "$T/$1"
 		fail "$1 has: $2"
 	fi
+}
+
+# free_port: a loopback port nothing answers on (curl: "couldn't connect")
+free_port() {
+	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % 30000))
+	while :; do
+		rc=0
+		curl -s -o /dev/null -m 2 "http://127.0.0.1:$p/" || rc=$?
+		[ "$rc" = 7 ] && { echo "$p"; return; }
+		p=$((p + 1))
+	done
+}
+
+# start_auth_registry USER PASSWORD: a docker-registry with htpasswd auth on
+# a free loopback port, stopped when the test ends; sets $areg (host:port).
+start_auth_registry() {
+	command -v htpasswd >/dev/null 2>&1 ||
+		fail "htpasswd not found: install apache2-utils (contrib/deps.sh --engine)"
+	mkdir -p "$T/reg/data"
+	htpasswd -nbB "$1" "$2" >"$T/reg/htpasswd" 2>/dev/null || fail "htpasswd failed"
+	_tries=0
+	while :; do
+		_tries=$((_tries + 1))
+		[ "$_tries" -le 5 ] || fail "could not start docker-registry; log: $(cat "$T/reg.log")"
+		_port=$(free_port)
+		cat >"$T/reg/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $T/reg/data
+http:
+  addr: 127.0.0.1:$_port
+auth:
+  htpasswd:
+    realm: stagepipe-test
+    path: $T/reg/htpasswd
+EOF
+		docker-registry serve "$T/reg/config.yml" >"$T/reg.log" 2>&1 &
+		_pid=$!
+		_i=0
+		_code=
+		while [ "$_i" -lt 40 ] && kill -0 "$_pid" 2>/dev/null; do
+			_code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$_port/v2/" || true)
+			[ "$_code" = 401 ] && break
+			sleep 0.25
+			_i=$((_i + 1))
+		done
+		if [ "$_code" = 401 ]; then
+			_lib_pids="$_lib_pids $_pid"
+			areg=127.0.0.1:$_port
+			return
+		fi
+		kill "$_pid" 2>/dev/null || true
+		wait "$_pid" 2>/dev/null || true
+	done
 }
