@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "core/checkout.h"
 #include "core/diag.h"
@@ -89,4 +90,14 @@ void sp_cmd_job_id(char *out, size_t len, const char *prefix)
 	snprintf(out, len, "%s-", prefix);
 	for (i = 0; i < sizeof(r); i++)
 		snprintf(out + strlen(out), len - strlen(out), "%02x", r[i]);
+}
+
+void sp_cmd_owner(char *out, size_t len)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(out, len, "%s:%ld", host, (long)getpid());
 }

@@ -39,6 +39,9 @@ int sp_cmd_open_engine(struct sp_engine **out, const char *cmd, const char *host
 /* "local-3f9a1c2b7d10" */
 void sp_cmd_job_id(char *out, size_t len, const char *prefix);
 
+/* "hostname:pid" of this process, the io.stagepipe.owner label. */
+void sp_cmd_owner(char *out, size_t len);
+
 /* Prints "stagepipe CMD: message" and returns the exit status for err. */
 int sp_cmd_fail(const char *cmd, const struct sp_error *err);
 

@@ -3,11 +3,17 @@
  *
  * Every container stagepipe creates carries the label io.stagepipe.job;
  * a run removes its own, but a run killed with SIGKILL (or a machine that
- * lost power) cannot.  This finds them by label and removes them.
+ * lost power) cannot.  This finds them by label and removes them — except
+ * those whose run is still alive on this machine (label io.stagepipe.owner
+ * "host:pid"), so pruning never breaks a run in progress.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "cmd/common.h"
@@ -19,12 +25,13 @@ static int run_prune(int argc, char **argv);
 const struct sp_cmd sp_cmd_prune = {
 	"prune",
 	"remove containers left behind by interrupted runs",
-	"usage: stagepipe prune [-n] [--docker-host HOST]\n"
+	"usage: stagepipe prune [-n] [--all] [--docker-host HOST]\n"
 	"\n"
-	"Removes every container labelled io.stagepipe.job (running or not) and\n"
-	"says what it removed.\n"
+	"Removes the containers labelled io.stagepipe.job whose run is no longer\n"
+	"alive, and says what it removed.\n"
 	"\n"
 	"  -n, --dry-run          list them, remove nothing\n"
+	"      --all              also those of runs still going on this machine\n"
 	"      --docker-host HOST engine address\n"
 	"\n"
 	"Exit status: 0 done (also when there was nothing), 3 engine error.\n",
@@ -33,28 +40,51 @@ const struct sp_cmd sp_cmd_prune = {
 
 struct prune {
 	struct sp_engine *engine;
-	int dry_run;
-	unsigned found, removed, failed;
+	int dry_run, all;
+	char host[256];
+	unsigned found, removed, failed, alive;
 };
 
-static int prune_one(void *ud, const char *id, const char *name, const char *state,
-		     const char *job)
+/* Is the run that created the container still running here? */
+static int owner_alive(const struct prune *pr, const char *owner)
+{
+	const char *colon = strrchr(owner, ':');
+	char *end;
+	long pid;
+
+	if (!colon || (size_t)(colon - owner) != strlen(pr->host) ||
+	    strncmp(owner, pr->host, (size_t)(colon - owner)))
+		return 0;  /* another machine, or no owner: cannot tell, treat as gone */
+	errno = 0;
+	pid = strtol(colon + 1, &end, 10);
+	if (errno || *end || pid <= 0 || pid == (long)getpid())
+		return 0;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static int prune_one(void *ud, const struct sp_container_summary *c)
 {
 	struct prune *pr = ud;
 	struct sp_error err = SP_ERROR_INIT;
 
 	pr->found++;
-	if (pr->dry_run) {
-		printf("would remove %.12s %s (job %s, %s)\n", id, name, job, state);
+	if (!pr->all && owner_alive(pr, c->owner)) {
+		pr->alive++;
+		printf("kept %.12s %s (job %s: its run %s is still going)\n", c->id, c->name, c->job,
+		       c->owner);
 		return 0;
 	}
-	if (sp_container_remove(pr->engine, id, &err) < 0) {
-		fprintf(stderr, "stagepipe prune: %.12s %s: %s\n", id, name, err.msg);
+	if (pr->dry_run) {
+		printf("would remove %.12s %s (job %s, %s)\n", c->id, c->name, c->job, c->state);
+		return 0;
+	}
+	if (sp_container_remove(pr->engine, c->id, &err) < 0) {
+		fprintf(stderr, "stagepipe prune: %.12s %s: %s\n", c->id, c->name, err.msg);
 		pr->failed++;
 		return 0;
 	}
 	pr->removed++;
-	printf("removed %.12s %s (job %s, was %s)\n", id, name, job, state);
+	printf("removed %.12s %s (job %s, was %s)\n", c->id, c->name, c->job, c->state);
 	return 0;
 }
 
@@ -62,6 +92,7 @@ static int run_prune(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "all", no_argument, NULL, 'a' },
 		{ "docker-host", required_argument, NULL, 256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -75,6 +106,7 @@ static int run_prune(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': pr.dry_run = 1; break;
+		case 'a': pr.all = 1; break;
 		case 256: host = optarg; break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_prune, stdout);
@@ -85,6 +117,9 @@ static int run_prune(int argc, char **argv)
 	}
 	if (optind < argc)
 		return sp_cmd_usage_error(&sp_cmd_prune, "unexpected argument \"%s\"", argv[optind]);
+	if (gethostname(pr.host, sizeof(pr.host)) < 0)
+		pr.host[0] = '\0';
+	pr.host[sizeof(pr.host) - 1] = '\0';
 	if ((status = sp_cmd_open_engine(&pr.engine, "prune", host)) != 0)
 		return status;
 	if (sp_container_list_labelled(pr.engine, "io.stagepipe.job", prune_one, &pr, &err) < 0) {
@@ -94,7 +129,8 @@ static int run_prune(int argc, char **argv)
 	if (!pr.found)
 		printf("nothing to prune: no containers labelled io.stagepipe.job\n");
 	else if (!pr.dry_run)
-		printf("%u removed%s\n", pr.removed, pr.failed ? ", some could not be" : "");
+		printf("%u removed%s%s\n", pr.removed, pr.alive ? ", some kept (runs in progress)" : "",
+		       pr.failed ? ", some could not be removed" : "");
 	status = pr.failed ? SP_EXIT_INFRA : SP_EXIT_OK;
 out:
 	sp_engine_free(pr.engine);

@@ -75,7 +75,7 @@ static int run_run(int argc, char **argv)
 	struct sp_runner *runner = NULL;
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
 	const char *junit = NULL, *coverage = NULL;
-	char job[32], *work = NULL, *clean_dir = NULL;
+	char job[32], owner[300], *work = NULL, *clean_dir = NULL;
 	int c, json = 0, no_push = 0, clean = 0, status, rc;
 
 	memset(&src, 0, sizeof(src));
@@ -118,6 +118,7 @@ static int run_run(int argc, char **argv)
 	runner = sp_docker_runner_new(engine);
 	engine = NULL;  /* owned by the runner now */
 	sp_cmd_job_id(job, sizeof(job), "local");
+	sp_cmd_owner(owner, sizeof(owner));
 
 	if (json)
 		sp_events_add(&events, sp_sink_json_new(stdout));
@@ -133,6 +134,7 @@ static int run_run(int argc, char **argv)
 	eo.source_root = src.git.root;
 	eo.work_dir = work;
 	eo.job_id = job;
+	eo.owner = owner;
 	eo.only_stage = stage;
 	eo.no_push = no_push;
 	eo.runner = runner;

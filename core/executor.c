@@ -403,7 +403,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_build_result br;
 	struct sp_run_opts ro;
 	struct sp_run_result res;
-	struct sp_build_kv labels[3];
+	struct sp_build_kv labels[4];
 	char **cmd = NULL, *context = NULL, *reports = NULL, *stage_dir = NULL;
 	size_t ncmd = 0, i;
 	enum sp_stage_result result = SP_RESULT_PASSED;
@@ -417,6 +417,8 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	labels[1].value = p->name;
 	labels[2].name = "io.stagepipe.stage";
 	labels[2].value = st->name;
+	labels[3].name = "io.stagepipe.owner";
+	labels[3].value = o->owner ? o->owner : "";
 
 	/* build */
 	context = join_path(o->source_root, p->build.context);
@@ -429,7 +431,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	bo.args = r->args;
 	bo.nargs = r->nargs;
 	bo.labels = labels;
-	bo.nlabels = 3;
+	bo.nlabels = 3;  /* not the owner: images outlive the run */
 	bo.network = r->network;
 	bo.no_cache = p->build.no_cache;
 	bo.pull = p->build.pull;
@@ -459,7 +461,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	for (i = 0; i < pl->ntags; i++)
 		rep->refs[rep->nrefs++] = sp_xstrdup(pl->tags[i]);
 	if (st->kind == SP_STAGE_BUILD) {
-		result = promote(r, rep, pl, &cancel, labels, 3, err);
+		result = promote(r, rep, pl, &cancel, labels, 4, err);
 		goto out;
 	}
 
@@ -497,8 +499,12 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.env = (const char *const *)pl->env;
 	ro.nenv = pl->nenv;
 	ro.network = r->network;
+	ro.user = st->user;
+	ro.workdir = st->workdir;
+	ro.memory = st->memory;
+	ro.nano_cpus = st->nano_cpus;
 	ro.labels = labels;
-	ro.nlabels = 3;
+	ro.nlabels = 4;
 	ro.reports_dir = reports ? SP_REPORTS_DIR : NULL;
 	ro.reports_dest = reports;
 	ro.cancel = sp_cancel_check;
@@ -527,7 +533,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		result = SP_RESULT_FAILED;
 	}
 	if (result == SP_RESULT_PASSED)
-		result = promote(r, rep, pl, &cancel, labels, 3, err);
+		result = promote(r, rep, pl, &cancel, labels, 4, err);
 out:
 	for (i = 0; cmd && i < ncmd; i++)
 		free(cmd[i]);

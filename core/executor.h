@@ -33,6 +33,7 @@ struct sp_exec_opts {
 	const char *source_root;        /* build.context is relative to it */
 	const char *work_dir;           /* an existing folder for this job's files */
 	const char *job_id;             /* io.stagepipe.job label value */
+	const char *owner;              /* io.stagepipe.owner: "host:pid", for prune */
 	const char *only_stage;         /* NULL, or run this stage and what it needs */
 	bool no_push;
 	struct sp_runner *runner;

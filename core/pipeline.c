@@ -43,7 +43,7 @@ static const char *const build_keys[] = {
 };
 static const char *const stage_keys[] = {
 	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
-	"tags", "push", "healthcheck", "allow_no_tests", NULL,
+	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus", NULL,
 };
 static const char *const coverage_keys[] = { "min", NULL };
 static const char *const health_keys[] = { "port", "path", "timeout", NULL };
@@ -162,6 +162,42 @@ static bool get_duration(struct loader *L, const struct sp_ynode *n, const char 
 		return false;
 	}
 	return true;
+}
+
+/* A size like 512m, 2g, 1048576 (bytes); Docker needs at least 6 MiB. */
+static bool get_memory(struct loader *L, const struct sp_ynode *n, int64_t *out)
+{
+	const char *p;
+	int64_t v = 0, mult = 1;
+
+	if (n->kind != SP_YSCALAR || !n->len || !isdigit((unsigned char)n->value[0]))
+		goto bad;
+	for (p = n->value; isdigit((unsigned char)*p); p++) {
+		v = v * 10 + (*p - '0');
+		if (v > ((int64_t)1 << 50))
+			goto bad;
+	}
+	switch (tolower((unsigned char)*p)) {
+	case '\0': break;
+	case 'b': p++; break;
+	case 'k': mult = 1024; p++; break;
+	case 'm': mult = 1024 * 1024; p++; break;
+	case 'g': mult = 1024 * 1024 * 1024; p++; break;
+	default: goto bad;
+	}
+	if (*p)
+		goto bad;
+	v *= mult;
+	if (v < 6 * 1024 * 1024) {
+		sp_diags_add(L->diags, AT(n), "memory must be at least 6m (Docker's minimum)");
+		return false;
+	}
+	*out = v;
+	return true;
+bad:
+	sp_diags_add(L->diags, AT(n), "memory must be a size like 512m or 2g, not \"%s\"",
+		     n->kind == SP_YSCALAR ? n->value : sp_ynode_kind_name(n));
+	return false;
 }
 
 /* Checks the ${...} in a scalar, pointing at the bad one. */
@@ -524,6 +560,21 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 			get_bool(L, v, "push", &st->push);
 		} else if (!strcmp(key, "healthcheck")) {
 			load_health(L, st, v, where);
+		} else if (!strcmp(key, "user")) {
+			get_nonempty(L, v, "user", &st->user);
+		} else if (!strcmp(key, "workdir")) {
+			if (get_nonempty(L, v, "workdir", &st->workdir) && st->workdir[0] != '/')
+				sp_diags_add(L->diags, AT(v), "workdir must be an absolute path");
+		} else if (!strcmp(key, "memory")) {
+			get_memory(L, v, &st->memory);
+		} else if (!strcmp(key, "cpus")) {
+			double d;
+			if (get_number(L, v, "cpus", &d)) {
+				if (d <= 0 || d > 1024)
+					sp_diags_add(L->diags, AT(v), "cpus must be more than 0 (e.g. 0.5 or 2)");
+				else
+					st->nano_cpus = (int64_t)(d * 1e9 + 0.5);
+			}
 		} else if (!strcmp(key, "allow_no_tests")) {
 			allow_no_tests = v;
 			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
@@ -898,6 +949,8 @@ void sp_pipeline_free(struct sp_pipeline *p)
 		free(st->needs_idx);
 		strlist_release(&st->tags);
 		free(st->health.path);
+		free(st->user);
+		free(st->workdir);
 	}
 	free(p->stages);
 	free(p->order);

@@ -88,6 +88,10 @@ struct sp_stage {
 	double coverage_min;        /* percent, 0..100 */
 	int64_t timeout_ms;
 	struct sp_varlist env;
+	char *user;                 /* container user; NULL: the image's */
+	char *workdir;              /* container working dir; NULL: the image's */
+	int64_t memory;             /* container memory limit in bytes; 0: none */
+	int64_t nano_cpus;          /* CPU limit in 1e-9 CPUs; 0: none */
 	struct sp_strlist needs;
 	size_t *needs_idx;          /* indexes into sp_pipeline.stages */
 	struct sp_strlist tags;

@@ -90,6 +90,17 @@ static void stage_finished(struct term *t, const struct sp_stage_report *rep)
 		fprintf(t->out, "   pushed %s\n", rep->pushed[i]);
 }
 
+/* "ref@sha256:<64 hex>" or "sha256:<64 hex>" with the digest cut to 12 hex */
+static void short_image(FILE *out, const char *image)
+{
+	const char *d = strstr(image, "sha256:");
+
+	if (d && strlen(d) > 7 + 12)
+		fprintf(out, "%.*s\n", (int)(d - image) + 7 + 12, image);
+	else
+		fprintf(out, "%s\n", image);
+}
+
 static void summary(struct term *t, const struct sp_event *ev)
 {
 	size_t i, w = 5;
@@ -111,12 +122,14 @@ static void summary(struct term *t, const struct sp_event *ev)
 			snprintf(cov, sizeof(cov), "%.1f%%", rep->coverage);
 		if (rep->result != SP_RESULT_SKIPPED)
 			snprintf(dur, sizeof(dur), "%.1fs", rep->seconds);
-		fprintf(t->out, "%-*s  %s%-9s%s  %8s  %-22s  %-9s  %.80s\n", (int)w, rep->stage->name,
+		fprintf(t->out, "%-*s  %s%-9s%s  %8s  %-22s  %-9s  ", (int)w, rep->stage->name,
 			result_color(t, rep->result), sp_stage_result_name(rep->result), RESET(t),
-			dur, tests, cov, image);
-		for (size_t j = 1; j < rep->npushed; j++)
-			fprintf(t->out, "%-*s  %-9s  %8s  %-22s  %-9s  %.80s\n", (int)w, "", "", "", "",
-				"", rep->pushed[j]);
+			dur, tests, cov);
+		short_image(t->out, image);
+		for (size_t j = 1; j < rep->npushed; j++) {
+			fprintf(t->out, "%-*s  %-9s  %8s  %-22s  %-9s  ", (int)w, "", "", "", "", "");
+			short_image(t->out, rep->pushed[j]);
+		}
 	}
 	fprintf(t->out, "\n%spipeline %s %s%s in %.1fs\n", result_color(t, ev->result),
 		ev->pipeline->name, sp_stage_result_name(ev->result), RESET(t), ev->seconds);

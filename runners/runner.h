@@ -75,6 +75,8 @@ struct sp_run_opts {
 	size_t nenv;
 	const char *user;                  /* NULL: the image's */
 	const char *workdir;               /* NULL: the image's */
+	int64_t memory;                    /* bytes; 0: no limit */
+	int64_t nano_cpus;                 /* 1e-9 CPUs; 0: no limit */
 	enum sp_network network;
 	const struct sp_build_kv *labels;
 	size_t nlabels;

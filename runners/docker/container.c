@@ -79,6 +79,10 @@ int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char *
 	cJSON_AddFalseToObject(body, "OpenStdin");
 	host = cJSON_AddObjectToObject(body, "HostConfig");
 	cJSON_AddStringToObject(host, "NetworkMode", network_mode(o->network));
+	if (o->memory)
+		cJSON_AddNumberToObject(host, "Memory", (double)o->memory);
+	if (o->nano_cpus)
+		cJSON_AddNumberToObject(host, "NanoCpus", (double)o->nano_cpus);
 	/* we copy reports out after exit, so the container must outlive it */
 	cJSON_AddFalseToObject(host, "AutoRemove");
 	json = print_json(body);
@@ -494,14 +498,18 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 		const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
 		const cJSON *state = cJSON_GetObjectItemCaseSensitive(c, "State");
 		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
-		const cJSON *value = cJSON_GetObjectItemCaseSensitive(labels, label);
+		const cJSON *job = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job");
+		const cJSON *owner = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner");
 		const cJSON *name = cJSON_GetArrayItem(names, 0);
+		struct sp_container_summary cs;
 		if (!cJSON_IsString(id))
 			continue;
-		if (fn(ud, id->valuestring,
-		       cJSON_IsString(name) ? name->valuestring : "",
-		       cJSON_IsString(state) ? state->valuestring : "",
-		       cJSON_IsString(value) ? value->valuestring : "") < 0)
+		cs.id = id->valuestring;
+		cs.name = cJSON_IsString(name) ? name->valuestring : "";
+		cs.state = cJSON_IsString(state) ? state->valuestring : "";
+		cs.job = cJSON_IsString(job) ? job->valuestring : "";
+		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
+		if (fn(ud, &cs) < 0)
 			break;
 	}
 out:

@@ -72,9 +72,17 @@ int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)
 /* Force-removes the container and its anonymous volumes; gone is fine. */
 int sp_container_remove(struct sp_engine *e, const char *id, struct sp_error *err);
 
+/* One container of a listing; every string borrowed, "" when absent. */
+struct sp_container_summary {
+	const char *id;
+	const char *name;
+	const char *state;   /* "running", "exited", ... */
+	const char *job;     /* label io.stagepipe.job */
+	const char *owner;   /* label io.stagepipe.owner: "host:pid" of the run */
+};
+
 /* Called for each container carrying label (any value); return < 0 to stop. */
-typedef int (*sp_container_each_fn)(void *ud, const char *id, const char *name,
-				    const char *state, const char *label_value);
+typedef int (*sp_container_each_fn)(void *ud, const struct sp_container_summary *c);
 
 int sp_container_list_labelled(struct sp_engine *e, const char *label,
 			       sp_container_each_fn fn, void *ud, struct sp_error *err);

@@ -3,6 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 
+U=$$
 # $T/$1: a copy of the example app with a pipeline running only its tests;
 # $2 extra stage keys (YAML, 4-space indented lines)
 app() {
@@ -11,7 +12,7 @@ app() {
 	cp -r "$top/contrib/example-app" "$T/$1/app"
 	cat >"$T/$1/stagepipe.yml" <<YML
 version: 1
-name: $1
+name: $1-$U
 build:
   context: app
   args: { BASE_IMAGE: "\${env.BASE_IMAGE}" }
@@ -25,10 +26,11 @@ ${2:-}
 YML
 }
 
+# containers of this test's pipelines (others may run on the same engine)
 labelled() {
 	curl -s --unix-socket "${DOCKER_HOST#unix://}" \
 		'http://localhost/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22io.stagepipe.job%22%5D%7D' |
-		python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+		python3 -c 'import json,sys; print(sum(c["Labels"].get("io.stagepipe.pipeline","").endswith("-'"$U"'") for c in json.load(sys.stdin)))'
 }
 
 # 1. the example app's tests pass; counts match pytest's own summary line
@@ -37,8 +39,8 @@ run "$BIN" run -C "$T/ok" --junit "$T/ok/junit.xml" --coverage "$T/ok/coverage.x
 expect_rc 0
 expect_in out "17 passed in"
 expect_in out "17 passed, 0 failed, 0 skipped — coverage 100.0% (min 80%)"
-expect_in out "pipeline ok passed"
-grep -q '<testcase classname="stagepipe.ok" name="test"' "$T/ok/junit.xml" || fail "--junit lacks the stage"
+expect_in out "pipeline ok-$U passed"
+grep -q "<testcase classname=\"stagepipe.ok-$U\" name=\"test\"" "$T/ok/junit.xml" || fail "--junit lacks the stage"
 grep -q 'test_health' "$T/ok/junit.xml" || fail "--junit lacks the tests"
 grep -q 'line-rate=' "$T/ok/coverage.xml" || fail "--coverage is not Cobertura"
 [ "$(labelled)" = 0 ] || fail "containers left behind after a passing run"
@@ -128,6 +130,7 @@ expect_in out "cancelled"
 [ "$(labelled)" = 0 ] || fail "containers left behind after SIGINT"
 
 # 7. prune: a run killed with SIGKILL leaves its container; prune removes it
+#    (and keeps the containers of a run that is still going)
 "$BIN" run -C "$T/sigint" >"$T/out" 2>"$T/err" &
 pid=$!
 i=0
@@ -136,6 +139,10 @@ until [ "$(labelled)" != 0 ]; do
 	[ $i -lt 600 ] || { kill -9 $pid; fail "no container appeared"; }
 	sleep 0.1
 done
+run "$BIN" prune
+expect_rc 0
+expect_in out "is still going"
+[ "$(labelled)" != 0 ] || fail "prune removed the container of a live run"
 kill -9 $pid
 wait $pid 2>/dev/null || true
 run "$BIN" prune
@@ -143,8 +150,6 @@ expect_rc 0
 expect_in out "removed "
 expect_in out "job local-"
 [ "$(labelled)" = 0 ] || fail "prune left containers"
-run "$BIN" prune
-expect_in out "nothing to prune"
 
 # 8. 200 MB of test output: streamed, stagepipe's memory stays flat
 app loud
@@ -161,3 +166,38 @@ sed -i 's/pytest: \[-v, --cov=app, --cov-report=term-missing\]/pytest: [-s, -q, 
 rss=$(tail -n 1 "$T/rss")
 echo "200 MB of output: peak RSS ${rss} KB"
 [ "$rss" -lt 30720 ] || fail "peak RSS ${rss} KB >= 30 MB"
+
+# 9. a run stage with limits and overrides: the container gets them
+app limits
+cat >>"$T/limits/stagepipe.yml" <<'YML'
+  - name: limits
+    target: testing
+    needs: [test]
+    run: "echo uid=$(id -u) dir=$(pwd); cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/cpu.max 2>/dev/null || true"
+    user: "4242"
+    workdir: /tmp
+    memory: 64m
+    cpus: 0.5
+YML
+run "$BIN" run -C "$T/limits"
+expect_rc 0
+expect_in out "uid=4242 dir=/tmp"
+expect_in out "67108864"
+grep -q "50000 100000" "$T/out" || [ ! -e /sys/fs/cgroup/cpu.max ] || fail "cpus: 0.5 not applied"
+
+# 10. a run stage that fails: its exit status, and the stage after it skipped
+app runfail
+cat >>"$T/runfail/stagepipe.yml" <<'YML'
+  - name: lint
+    target: testing
+    run: [python, -c, "import sys; print('lint: 3 problems'); sys.exit(3)"]
+  - name: after
+    target: testing
+    needs: [lint]
+    run: "true"
+YML
+run "$BIN" run -C "$T/runfail"
+expect_rc 1
+expect_in out "lint: 3 problems"
+expect_in out "command exited 3"
+expect_in out "after skipped: needs lint, which failed"

@@ -148,6 +148,10 @@ static const struct bad_case bad_cases[] = {
 	{ "coverage_no_pytest", HEAD STAGE1 "    coverage: {min: 80}\n", 6, 15, "coverage needs a pytest stage" },
 	{ "coverage_over", HEAD STAGE1 "    pytest: [--cov]\n    coverage: {min: 101}\n", 7, 21, "between 0 and 100" },
 	{ "coverage_without_cov", HEAD STAGE1 "    pytest: [-v]\n    coverage: {min: 80}\n", 7, 15, "add --cov=PACKAGE" },
+	{ "memory_bad", HEAD STAGE1 "    memory: lots\n", 6, 13, "memory must be a size like 512m" },
+	{ "memory_small", HEAD STAGE1 "    memory: 1m\n", 6, 13, "at least 6m" },
+	{ "cpus_zero", HEAD STAGE1 "    cpus: 0\n", 6, 11, "cpus must be more than 0" },
+	{ "workdir_relative", HEAD STAGE1 "    workdir: app\n", 6, 14, "absolute path" },
 	{ "allow_no_tests_run", HEAD STAGE1 "    run: make\n    allow_no_tests: true\n", 7, 21, "allow_no_tests needs a pytest stage" },
 	{ "coverage_negative", HEAD STAGE1 "    pytest: []\n    coverage: {min: -5}\n", 7, 21, "between 0 and 100" },
 	{ "coverage_string", HEAD STAGE1 "    pytest: []\n    coverage: {min: \"80\"}\n", 7, 21, "must be a number, not a string" },
@@ -266,7 +270,8 @@ static void test_run_list_and_env(void **state)
 	struct sp_pipeline *p = load_ok(HEAD "stages:\n"
 		"  - name: t\n    target: testing\n    run: [python3, -m, pytest]\n"
 		"    env: {A: \"1\", B: 2, C: \"${GIT_SHA}\", D: \"${env.HOME:-/root}\"}\n"
-		"    timeout: 1h30m\n");
+		"    timeout: 1h30m\n    memory: 512m\n    cpus: 1.5\n    user: \"1000:1000\"\n"
+		"    workdir: /src\n");
 	const struct sp_stage *st = &p->stages[0];
 
 	(void)state;
@@ -278,6 +283,10 @@ static void test_run_list_and_env(void **state)
 	assert_string_equal(st->env.items[2].value, "${GIT_SHA}");
 	assert_int_equal(st->env.items[2].pos.line, 7);
 	assert_int_equal(st->timeout_ms, 90 * 60 * 1000);
+	assert_int_equal(st->memory, 512 * 1024 * 1024);
+	assert_int_equal(st->nano_cpus, 1500000000);
+	assert_string_equal(st->user, "1000:1000");
+	assert_string_equal(st->workdir, "/src");
 	sp_pipeline_free(p);
 }
 
