@@ -7,6 +7,7 @@
 #   raw:       tar -c DIR | curl --unix-socket SOCK --data-binary @- .../build
 #   stagepipe: stagepipe build -C DIR (context tarred while it is sent)
 # and prints seconds, MB/s, the ratio and stagepipe's peak RSS.
+# BENCH_RUNS pairs (default 3), alternating which goes first; medians.
 # Needs an engine: eval "$(contrib/engine.sh up)" first (or this starts it).
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
@@ -57,29 +58,49 @@ echo "context: $nfiles files, $((bytes / 1048576)) MB"
 
 now() { date +%s.%N; }
 args=$(python3 -c 'import json,urllib.parse,os; print(urllib.parse.quote(json.dumps({"BASE_IMAGE": os.environ["BASE_IMAGE"]})))')
+RUNS=${BENCH_RUNS:-3}
 
-# warm the page cache and the engine once so both runs see the same state
+raw() {
+	tar -C "$DIR" -c . | curl -sS --unix-socket "$SOCK" -X POST \
+		-H 'Content-Type: application/x-tar' -H 'Expect:' -T - \
+		"http://localhost/v1.41/build?version=2&target=bench&networkmode=none&buildargs=$args" \
+		>"$DIR/../raw.out"
+	grep -q moby.image.id "$DIR/../raw.out" || { echo "raw build failed:"; tail -3 "$DIR/../raw.out"; exit 1; }
+}
+sp() {
+	/usr/bin/time -f '%M' -o "$DIR/../rss" "$BIN" build -q -C "$DIR" >/dev/null
+}
+
+# warm the page cache once so both see the same state
 tar -C "$DIR" -c . >/dev/null
+: >"$DIR/../times"
+i=0
+while [ $i -lt "$RUNS" ]; do
+	# alternate which goes first, so neither always pays for the other
+	if [ $((i % 2)) = 0 ]; then
+		t0=$(now); raw; t1=$(now); sp; t2=$(now)
+		echo "raw-first $t0 $t1 $t2 $(cat "$DIR/../rss")" >>"$DIR/../times"
+	else
+		t0=$(now); sp; t1=$(now); raw; t2=$(now)
+		echo "sp-first $t0 $t1 $t2 $(cat "$DIR/../rss")" >>"$DIR/../times"
+	fi
+	i=$((i + 1))
+done
 
-t0=$(now)
-tar -C "$DIR" -c . | curl -sS --unix-socket "$SOCK" -X POST \
-	-H 'Content-Type: application/x-tar' -H 'Expect:' -T - \
-	"http://localhost/v1.41/build?version=2&target=bench&networkmode=none&buildargs=$args" \
-	>"$DIR/../raw.out"
-t1=$(now)
-grep -q moby.image.id "$DIR/../raw.out" || { echo "raw build failed:"; tail -3 "$DIR/../raw.out"; exit 1; }
-
-/usr/bin/time -f '%M' -o "$DIR/../rss" "$BIN" build -q -C "$DIR" >/dev/null
-t2=$(now)
-rss=$(cat "$DIR/../rss")
-
-python3 - "$t0" "$t1" "$t2" "$bytes" "$rss" <<'PY'
-import sys
-t0, t1, t2, b, rss = map(float, sys.argv[1:])
-raw, sp = t1 - t0, t2 - t1
-mb = b / 1048576
-print(f"raw pipe (tar | curl): {raw:6.2f} s  {mb / raw:7.1f} MB/s")
-print(f"stagepipe build:       {sp:6.2f} s  {mb / sp:7.1f} MB/s")
+python3 - "$DIR/../times" "$bytes" <<'PY2'
+import statistics, sys
+rows = []
+for l in open(sys.argv[1]):
+    order, t0, t1, t2, rss = l.split()
+    a, b = float(t1) - float(t0), float(t2) - float(t1)
+    rows.append((a, b, float(rss)) if order == "raw-first" else (b, a, float(rss)))
+mb = int(sys.argv[2]) / 1048576
+for i, (raw, sp, rss) in enumerate(rows):
+    print(f"run {i + 1}: raw pipe {raw:6.2f} s ({mb / raw:6.1f} MB/s)   stagepipe {sp:6.2f} s ({mb / sp:6.1f} MB/s)")
+raw = statistics.median(r[0] for r in rows)
+sp = statistics.median(r[1] for r in rows)
+print(f"median raw pipe (tar | curl): {raw:6.2f} s  {mb / raw:7.1f} MB/s")
+print(f"median stagepipe build:       {sp:6.2f} s  {mb / sp:7.1f} MB/s")
 print(f"throughput ratio (stagepipe / raw): {raw / sp:.2f}   (goal >= 0.90)")
-print(f"stagepipe peak RSS: {rss / 1024:.1f} MB   (goal < 30 MB)")
-PY
+print(f"stagepipe peak RSS: {max(r[2] for r in rows) / 1024:.1f} MB   (goal < 30 MB)")
+PY2
