@@ -50,7 +50,7 @@ const char *sp_executor_pytest_status(int code)
 	case 3: return "pytest internal error";
 	case 4: return "pytest usage error (bad command-line arguments)";
 	case 5: return "no tests collected";
-	case 137: return "killed (SIGKILL; out of memory?)";
+	case 137: return "killed (SIGKILL)";
 	case 143: return "terminated (SIGTERM)";
 	default: return "pytest exited abnormally";
 	}
@@ -262,6 +262,12 @@ static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const stru
 	if (res->oom_killed) {
 		set_message(rep, "the test container ran out of memory (exit %d)", code);
 		return SP_RESULT_FAILED;
+	}
+	if ((code == 137 || code == 143) && !rep->has_tests) {
+		/* killed from outside and no report: not a test result */
+		set_message(rep, "the test container was killed (exit %d) from outside, not for lack "
+			    "of memory: an engine restart or a docker kill?", code);
+		return SP_RESULT_ERROR;
 	}
 	if (rep->has_tests && rep->failed + rep->errors > 0) {
 		unsigned long bad = rep->failed + rep->errors;

@@ -174,15 +174,16 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 		goto out;
 	}
 	if (rc < 0) {
-		/* flush what the stream said so far (the failed step's lines);
-		 * the transport error stays the one reported */
-		struct sp_error ignored = SP_ERROR_INIT;
-		(void)sp_progress_finish(io.progress, &ignored);
+		/* show what the stream said so far; the transport error is the one reported */
+		sp_progress_abandon(io.progress);
 		sp_error_prefix(err, "building %s", o->target ? o->target : "image");
 		goto out;
 	}
-	if ((rc = sp_progress_finish(io.progress, err)) < 0)
+	if ((rc = sp_progress_finish(io.progress, err)) < 0) {
+		if (rc != SP_EFAILED)
+			sp_error_prefix(err, "building %s", o->target ? o->target : "image");
 		goto out;
+	}
 	res->image_id = sp_xstrdup(sp_progress_image_id(io.progress));
 	sp_context_stats(io.ctx, &res->context_files, &res->context_bytes);
 	res->seconds = now_secs() - start;

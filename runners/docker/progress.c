@@ -846,8 +846,13 @@ static int handle_line(struct sp_progress *p, const char *s, size_t n, struct sp
 			end++;
 	}
 	if (!json || !cJSON_IsObject(json) || !end || end != s + n) {
-		rc = fail(p, err, SP_EENGINE, "build stream line %zu: not a JSON object",
-			  p->lineno);
+		char excerpt[64];
+		size_t k;
+		for (k = 0; k < n && k < sizeof(excerpt) - 1; k++)
+			excerpt[k] = (unsigned char)s[k] < 0x20 || (unsigned char)s[k] > 0x7e ? '?' : s[k];
+		excerpt[k] = '\0';
+		rc = fail(p, err, SP_EENGINE, "build stream line %zu: not a JSON object: \"%s%s\"",
+			  p->lineno, excerpt, n > k ? "..." : "");
 		goto cleanup;
 	}
 
@@ -1059,6 +1064,25 @@ cleanup:
 		p->h.finished(p->h.ud, code, msg.data);
 	sp_buf_release(&msg);
 	return replay(p, err);
+}
+
+void sp_progress_abandon(struct sp_progress *p)
+{
+	size_t i;
+
+	if (!p || p->finished)
+		return;
+	p->finished = 1;
+	/* a half line left by a dropped connection is not a line: drop it */
+	sp_buf_release(&p->in);
+	if (!p->broken) {
+		classic_flush(p);
+		for (i = 0; i < p->nv; i++)
+			if (p->v[i]->step)
+				flush_partial(p, p->v[i]);
+	}
+	if (!p->saved.code)
+		sp_error_set(&p->saved, SP_EENGINE, "build stream abandoned");
 }
 
 const char *sp_progress_image_id(const struct sp_progress *p)

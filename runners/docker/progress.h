@@ -180,6 +180,14 @@ int sp_progress_feed(struct sp_progress *p, const void *data, size_t len,
  */
 int sp_progress_finish(struct sp_progress *p, struct sp_error *err);
 
+/*
+ * Ends the stream after a transport failure: a partial last line is
+ * dropped (it is not a line), the step output held back is emitted, no
+ * result is decided and no finished event is sent.  A later
+ * sp_progress_finish returns SP_EENGINE.  Accepts NULL.
+ */
+void sp_progress_abandon(struct sp_progress *p);
+
 /* The built image id ("sha256:…"), or NULL if none was seen yet.  Borrowed. */
 const char *sp_progress_image_id(const struct sp_progress *p);
 
