@@ -32,7 +32,7 @@ WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security \
 SP_CFLAGS := -std=c11 $(WARNINGS) -fno-common -MMD -MP \
              -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
              -DSP_VERSION='"$(VERSION)"' -I. -I$(BUILD)/gen
-SP_LIBS   := -lpthread
+SP_LIBS   := -lpthread -lm
 
 ifneq ($(SANITIZE),)
 SP_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all

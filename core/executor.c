@@ -8,7 +8,9 @@
  */
 #include "core/executor.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,15 @@ struct run {
 	enum sp_network network;
 	const struct sp_stage *current;
 };
+
+/* One decimal as usual, but a figure under the minimum never shows as
+ * reaching it: 79.96 against 80 reads "79.9% < 80%", not "80.0% < 80%". */
+static double shown_below(double percent, double min)
+{
+	double r = round(percent * 10.0) / 10.0;
+
+	return r >= min ? floor(percent * 10.0) / 10.0 : r;
+}
 
 const char *sp_executor_pytest_status(int code)
 {
@@ -272,14 +283,16 @@ static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const stru
 	if (rep->has_tests && rep->failed + rep->errors > 0) {
 		unsigned long bad = rep->failed + rep->errors;
 		const struct sp_test_failure *f = rep->nfailures ? &rep->failures[0] : NULL;
-		set_message(rep, "%lu test%s failed%s%s%s%s%s", bad, bad == 1 ? "" : "s",
+		set_message(rep, "%lu test%s %s%s%s%s%s%s", bad, bad == 1 ? "" : "s",
+			    rep->failed ? "failed" : "had errors",
 			    f ? ": " : "", f ? f->id : "", f && *f->message ? " — " : "",
 			    f ? f->message : "", bad > 1 ? " (and more, see above)" : "");
 		return SP_RESULT_FAILED;
 	}
 	/* our gate first: its message has both numbers */
 	if (st->has_coverage_min && rep->has_coverage && rep->coverage + 1e-9 < st->coverage_min) {
-		set_message(rep, "coverage %.1f%% < %g%%", rep->coverage, st->coverage_min);
+		set_message(rep, "coverage %.1f%% < %g%%", shown_below(rep->coverage, st->coverage_min),
+			    st->coverage_min);
 		return SP_RESULT_FAILED;
 	}
 	/* "no tests": exit 5, or 1 when a coverage fail_under also tripped */
@@ -325,6 +338,10 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 	size_t i;
 	int rc;
 
+	if (st->health.enabled && !runner->ops->health) {
+		set_message(rep, "the %s runner cannot run health checks", runner->ops->name);
+		return SP_RESULT_ERROR;
+	}
 	if (st->health.enabled) {
 		struct sp_health_opts ho;
 		memset(&ho, 0, sizeof(ho));
@@ -384,6 +401,7 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 			set_message(rep, "%s", err->msg);
 			return SP_RESULT_ERROR;
 		}
+		assert(pr.digest);  /* a runner's push returns the digest on success */
 		if (pr.layers_pushed == 0)
 			note(r, "pushed %s@%s in %.1fs: the registry already had every layer",
 			     pl->tags[i], pr.digest, now_secs() - t0);
@@ -460,6 +478,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		result = SP_RESULT_ERROR;
 		goto out;
 	}
+	assert(br.image_id);  /* a runner's build returns an image on success */
 	rep->image_id = sp_xstrdup(br.image_id);
 	note(r, "built %s: %.19s (%.1fs, context %llu files)", st->target, br.image_id,
 	     br.seconds, br.context_files);
@@ -517,9 +536,11 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.cancel_ud = &cancel;
 	ro.log = on_log;
 	ro.log_ud = r;
+	memset(&res, 0, sizeof(res));
 	rc = o->runner->ops->run(o->runner, &ro, &res, err);
 	if (rc == SP_ECANCELLED) {
-		result = interrupted(r, rep, &cancel, "running the tests");
+		result = interrupted(r, rep, &cancel, st->kind == SP_STAGE_PYTEST ?
+				     "running the tests" : "running the command");
 		goto out;
 	}
 	if (rc < 0) {
