@@ -111,7 +111,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 
 test: $(BIN) $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
-		if SP_TOP=$(CURDIR) SP_FIXTURES=$(CURDIR)/tests/fixtures ./$$t >$$t.log 2>&1; then \
+		if SP_TOP=$(CURDIR) SP_FIXTURES=$(CURDIR)/tests/fixtures $$t >$$t.log 2>&1; then \
 			printf '  PASS   %s\n' "$$t"; \
 		else \
 			printf '  FAIL   %s\n' "$$t"; cat $$t.log; fail=1; \

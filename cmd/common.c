@@ -39,10 +39,14 @@ int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, cons
 			return sp_cmd_fail(cmd, &err);
 		free(src->git.root);
 		src->git.root = sp_xstrdup(clean_dest);
-		src->file = file ? sp_xasprintf("%s/%s", clean_dest, file)
-				 : sp_xasprintf("%s/stagepipe.yml", clean_dest);
+		src->file = !file ? sp_xasprintf("%s/stagepipe.yml", clean_dest) :
+			    file[0] == '/' ? sp_xstrdup(file) :
+			    sp_xasprintf("%s/%s", clean_dest, file);
 	} else {
-		src->file = file ? sp_xstrdup(file) : sp_xasprintf("%s/stagepipe.yml", src->git.root);
+		/* like git -C: a relative -f is relative to -C DIR */
+		src->file = !file ? sp_xasprintf("%s/stagepipe.yml", src->git.root) :
+			    file[0] == '/' || !dir ? sp_xstrdup(file) :
+			    sp_xasprintf("%s/%s", dir, file);
 	}
 	src->vars.getenv = sp_vars_process_env;
 	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {

@@ -26,8 +26,10 @@ struct sp_source {
  * problems are printed as FILE:LINE:COL lines.  Returns the exit status:
  * 0, or 2 / 3 after printing the reason prefixed with "stagepipe CMD: ".
  *
+ * A relative file is relative to dir when dir is given (as git -C).
  * With clean_dest, HEAD's commit is checked out there (libgit2) and
- * becomes the source root; file is then relative to the repository.
+ * becomes the source root; a relative file is then relative to the
+ * repository.
  */
 int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file,
 		   const char *clean_dest);

@@ -4,8 +4,9 @@
  * Every container stagepipe creates carries the label io.stagepipe.job;
  * a run removes its own, but a run killed with SIGKILL (or a machine that
  * lost power) cannot.  This finds them by label and removes them — except
- * those whose run is still alive on this machine (label io.stagepipe.owner
- * "host:pid"), so pruning never breaks a run in progress.
+ * those whose run may still be going (label io.stagepipe.owner "host:pid":
+ * alive here, or still running for another host), so pruning never breaks
+ * a run in progress.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +29,9 @@ const struct sp_cmd sp_cmd_prune = {
 	"usage: stagepipe prune [-n] [--all] [--docker-host HOST]\n"
 	"\n"
 	"Removes the containers labelled io.stagepipe.job whose run is no longer\n"
-	"alive, and says what it removed.\n"
+	"alive, and says what it removed.  A run on this machine is asked directly;\n"
+	"for a run elsewhere (an engine shared over tcp://) only containers that\n"
+	"have stopped are removed.\n"
 	"\n"
 	"  -n, --dry-run          list them, remove nothing\n"
 	"      --all              also those of runs still going on this machine\n"
@@ -45,16 +48,21 @@ struct prune {
 	unsigned found, removed, failed, alive;
 };
 
-/* Is the run that created the container still running here? */
-static int owner_alive(const struct prune *pr, const char *owner)
+/*
+ * Might the run that created the container still be going?  On this
+ * machine we can ask the process; for another machine (an engine shared
+ * over tcp://, or a CI job in a container) or no owner label we cannot,
+ * so a container that still runs is kept and one that exited is not.
+ */
+static int owner_alive(const struct prune *pr, const struct sp_container_summary *c)
 {
-	const char *colon = strrchr(owner, ':');
+	const char *colon = strrchr(c->owner, ':');
 	char *end;
 	long pid;
 
-	if (!colon || (size_t)(colon - owner) != strlen(pr->host) ||
-	    strncmp(owner, pr->host, (size_t)(colon - owner)))
-		return 0;  /* another machine, or no owner: cannot tell, treat as gone */
+	if (!colon || (size_t)(colon - c->owner) != strlen(pr->host) ||
+	    strncmp(c->owner, pr->host, (size_t)(colon - c->owner)))
+		return !strcmp(c->state, "running");
 	errno = 0;
 	pid = strtol(colon + 1, &end, 10);
 	if (errno || *end || pid <= 0 || pid == (long)getpid())
@@ -68,10 +76,10 @@ static int prune_one(void *ud, const struct sp_container_summary *c)
 	struct sp_error err = SP_ERROR_INIT;
 
 	pr->found++;
-	if (!pr->all && owner_alive(pr, c->owner)) {
+	if (!pr->all && owner_alive(pr, c)) {
 		pr->alive++;
-		printf("kept %.12s %s (job %s: its run %s is still going)\n", c->id, c->name, c->job,
-		       c->owner);
+		printf("kept %.12s %s (job %s: its run %s may still be going; --all removes it)\n",
+		       c->id, c->name, c->job, *c->owner ? c->owner : "on an unknown host");
 		return 0;
 	}
 	if (pr->dry_run) {

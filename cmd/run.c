@@ -52,6 +52,16 @@ const struct sp_cmd sp_cmd_run = {
 	run_run,
 };
 
+static int measures_coverage(const struct sp_pipeline *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nstages; i++)
+		if (p->stages[i].kind == SP_STAGE_PYTEST && sp_stage_measures_coverage(&p->stages[i]))
+			return 1;
+	return 0;
+}
+
 static int run_run(int argc, char **argv)
 {
 	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN };
@@ -113,6 +123,12 @@ static int run_run(int argc, char **argv)
 		status = sp_cmd_usage_error(&sp_cmd_run, "no stage \"%s\" in %s", stage, src.file);
 		goto out;
 	}
+	if (coverage && !measures_coverage(src.pipeline)) {
+		status = sp_cmd_usage_error(&sp_cmd_run, "--coverage: no pytest stage in %s measures "
+					    "coverage (add --cov=PACKAGE to its pytest arguments)",
+					    src.file);
+		goto out;
+	}
 	if ((status = sp_cmd_open_engine(&engine, "run", host)) != 0)
 		goto out;
 	runner = sp_docker_runner_new(engine);
@@ -141,10 +157,10 @@ static int run_run(int argc, char **argv)
 	eo.events = &events;
 	eo.cancel = sp_signals_cancel;
 	rc = sp_executor_run(&eo, &err);
-	if (rc == SP_ECONFIG || rc == SP_EENGINE) {
-		/* failures and interrupts are already in the summary */
+	/* the terminal view's summary already says why; JSON readers and a job
+	 * that ended before its first stage (SP_ECONFIG) get it on stderr */
+	if (rc == SP_ECONFIG || (json && rc < 0))
 		fprintf(stderr, "stagepipe run: %s\n", err.msg);
-	}
 	status = sp_error_exit_status(rc);
 	if (sp_events_finish(&events, &err) < 0) {
 		fprintf(stderr, "stagepipe run: %s\n", err.msg);

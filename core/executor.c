@@ -21,6 +21,7 @@
 #include "core/cobertura.h"
 #include "core/duration.h"
 #include "core/error.h"
+#include "core/imageref.h"
 #include "core/junit.h"
 #include "core/xalloc.h"
 
@@ -30,6 +31,8 @@ struct plan {
 	size_t ntags;
 	char **env;          /* "NAME=value" */
 	size_t nenv;
+	char **args;         /* pytest arguments or the run command, expanded */
+	size_t nargs;
 };
 
 struct run {
@@ -172,10 +175,31 @@ static int plan(struct run *r, struct sp_error *err)
 		v.stage = st->name;
 		pl->tags = sp_xcalloc(st->tags.n + 1, sizeof(*pl->tags));
 		for (j = 0; j < st->tags.n; j++) {
-			if ((rc = sp_pipeline_expand(p, st->tags.items[j].s, st->tags.items[j].pos,
-						     &v, &pl->tags[j], err)) < 0)
+			const struct sp_pstr *t = &st->tags.items[j];
+			struct sp_imageref ref;
+			struct sp_error why = SP_ERROR_INIT;
+			if ((rc = sp_pipeline_expand(p, t->s, t->pos, &v, &pl->tags[j], err)) < 0)
 				return rc;
 			pl->ntags++;
+			/* checked at load with sample values; now with the real ones */
+			if (sp_imageref_parse(&ref, pl->tags[j], &why) < 0)
+				return sp_error_set(err, SP_ECONFIG, "%s:%d:%d: tag \"%s\" is \"%s\" "
+						    "here, not a valid image reference: %s", p->file,
+						    t->pos.line, t->pos.col, t->s, pl->tags[j], why.msg);
+			if (*ref.digest) {
+				sp_imageref_release(&ref);
+				return sp_error_set(err, SP_ECONFIG, "%s:%d:%d: tag \"%s\" holds a digest; "
+						    "a tag names an image to push, like reg/app:v1",
+						    p->file, t->pos.line, t->pos.col, t->s);
+			}
+			sp_imageref_release(&ref);
+		}
+		pl->args = sp_xcalloc(st->args.n + 1, sizeof(*pl->args));
+		for (j = 0; j < st->args.n; j++) {
+			const struct sp_pstr *a = &st->args.items[j];
+			if ((rc = sp_pipeline_expand(p, a->s, a->pos, &v, &pl->args[j], err)) < 0)
+				return rc;
+			pl->nargs++;
 		}
 		pl->env = sp_xcalloc(st->env.n + 1, sizeof(*pl->env));
 		for (j = 0; j < st->env.n; j++) {
@@ -204,6 +228,12 @@ static enum sp_stage_result interrupted(struct run *r, struct sp_stage_report *r
 {
 	char dur[32];
 
+	if (!c->reason) {
+		/* neither our deadline nor a signal: the engine gave up by itself */
+		set_message(rep, "the engine cancelled the job while %s (restarted, or cancelled "
+			    "from elsewhere)", what);
+		return SP_RESULT_ERROR;
+	}
 	if (c->reason == SP_ETIMEOUT) {
 		sp_duration_format(dur, sizeof(dur), rep->stage->timeout_ms);
 		set_message(rep, "timed out after %s while %s", dur, what);
@@ -346,6 +376,9 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 		struct sp_health_opts ho;
 		memset(&ho, 0, sizeof(ho));
 		ho.image = rep->image_id;
+		ho.env = (const char *const *)pl->env;
+		ho.nenv = pl->nenv;
+		ho.user = st->user;
 		ho.network = r->network;
 		ho.labels = labels;
 		ho.nlabels = nlabels;
@@ -371,6 +404,13 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 			return SP_RESULT_ERROR;
 		}
 		note(r, "healthy after %.1fs", now_secs() - t0);
+	}
+	for (i = 0; i < pl->ntags; i++) {
+		if ((rc = runner->ops->tag(runner, rep->image_id, pl->tags[i], err)) < 0) {
+			set_message(rep, "tagging %s: %s", pl->tags[i], err->msg);
+			return SP_RESULT_ERROR;
+		}
+		note(r, "tagged %s", pl->tags[i]);
 	}
 	if (!st->push || !pl->ntags)
 		return SP_RESULT_PASSED;
@@ -450,8 +490,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	bo.context_dir = context;
 	bo.dockerfile = p->build.dockerfile;
 	bo.target = st->target;
-	bo.tags = (const char *const *)pl->tags;
-	bo.ntags = pl->ntags;
+	/* tagged only once tests and health check passed (promote) */
 	bo.args = r->args;
 	bo.nargs = r->nargs;
 	bo.labels = labels;
@@ -491,13 +530,13 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	}
 
 	/* run the command */
-	cmd = sp_xcalloc(st->args.n + 8, sizeof(*cmd));
+	cmd = sp_xcalloc(pl->nargs + 8, sizeof(*cmd));
 	if (st->kind == SP_STAGE_PYTEST) {
 		cmd[ncmd++] = sp_xstrdup("python");
 		cmd[ncmd++] = sp_xstrdup("-m");
 		cmd[ncmd++] = sp_xstrdup("pytest");
-		for (i = 0; i < st->args.n; i++)
-			cmd[ncmd++] = sp_xstrdup(st->args.items[i].s);
+		for (i = 0; i < pl->nargs; i++)
+			cmd[ncmd++] = sp_xstrdup(pl->args[i]);
 		cmd[ncmd++] = sp_xstrdup("--junitxml=" SP_REPORTS_DIR "/junit.xml");
 		if (sp_stage_measures_coverage(st))
 			cmd[ncmd++] = sp_xstrdup("--cov-report=xml:" SP_REPORTS_DIR "/coverage.xml");
@@ -512,10 +551,10 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	} else if (st->run_shell) {
 		cmd[ncmd++] = sp_xstrdup("/bin/sh");
 		cmd[ncmd++] = sp_xstrdup("-c");
-		cmd[ncmd++] = sp_xstrdup(st->args.items[0].s);
+		cmd[ncmd++] = sp_xstrdup(pl->args[0]);
 	} else {
-		for (i = 0; i < st->args.n; i++)
-			cmd[ncmd++] = sp_xstrdup(st->args.items[i].s);
+		for (i = 0; i < pl->nargs; i++)
+			cmd[ncmd++] = sp_xstrdup(pl->args[i]);
 	}
 	memset(&ro, 0, sizeof(ro));
 	ro.image = br.image_id;
@@ -702,6 +741,9 @@ out:
 		for (j = 0; j < pl->nenv; j++)
 			free(pl->env[j]);
 		free(pl->env);
+		for (j = 0; j < pl->nargs; j++)
+			free(pl->args[j]);
+		free(pl->args);
 		sp_stage_report_release(&r.reports[i]);
 	}
 	free(r.plans);

@@ -99,6 +99,9 @@ struct sp_run_result {
 
 struct sp_health_opts {
 	const char *image;
+	const char *const *env;            /* the stage's "NAME=value" */
+	size_t nenv;
+	const char *user;                  /* NULL: the image's */
 	enum sp_network network;
 	const struct sp_build_kv *labels;
 	size_t nlabels;
@@ -141,6 +144,8 @@ struct sp_runner_ops {
 	 * 0 healthy; SP_EFAILED unhealthy, exited or timed out (err says
 	 * why, with the probe's output); SP_ECANCELLED; SP_EENGINE. */
 	int (*health)(struct sp_runner *r, const struct sp_health_opts *o, struct sp_error *err);
+	/* Gives the image the name ref ("reg:5000/team/app:v1") on the backend. */
+	int (*tag)(struct sp_runner *r, const char *image, const char *ref, struct sp_error *err);
 	/* Pushes ref (already tagged locally).  SP_EENGINE for registry
 	 * and engine errors (never showing a password). */
 	int (*push)(struct sp_runner *r, const struct sp_push_opts *o,

@@ -232,9 +232,11 @@ int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log,
 }
 
 int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool *oom_killed,
-		      struct sp_error *err)
+		      sp_cancel_fn cancel, void *cancel_ud, struct sp_error *err)
 {
 	struct sp_buf out = SP_BUF_INIT;
+	struct sp_engine_request req;
+	struct sp_engine_response resp = { 0, &out };
 	char *path = sp_xasprintf("/containers/%s/wait?condition=not-running", id);
 	cJSON *j = NULL;
 	const cJSON *code, *state, *oom, *werr, *msg;
@@ -242,7 +244,13 @@ int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool 
 
 	*exit_code = -1;
 	*oom_killed = false;
-	if ((rc = sp_engine_call(e, "POST", path, NULL, &out, err)) < 0)
+	sp_buf_init(&out, 1024 * 1024);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.path = path;
+	req.cancel = cancel;
+	req.cancel_ud = cancel_ud;
+	if ((rc = sp_engine_request(e, &req, &resp, err)) < 0)
 		goto out;
 	j = cJSON_ParseWithLength(out.data, out.len);
 	code = cJSON_GetObjectItemCaseSensitive(j, "StatusCode");
@@ -279,6 +287,7 @@ out:
 
 struct archive_io {
 	int fd;
+	unsigned long long bytes;
 	char buf[65536];
 };
 
@@ -286,6 +295,11 @@ static int archive_to_file(void *ud, const char *data, size_t len, struct sp_err
 {
 	struct archive_io *io = ud;
 
+	/* tar headers and padding on top of the files: allow a little slack */
+	io->bytes += len;
+	if (io->bytes > SP_CONTAINER_COPY_MAX + 16 * 1024 * 1024)
+		return sp_error_set(err, SP_ETOOBIG, "more than %llu MiB to copy out",
+				    SP_CONTAINER_COPY_MAX / (1024 * 1024));
 	while (len) {
 		ssize_t n = write(io->fd, data, len);
 		if (n < 0) {
@@ -316,18 +330,19 @@ static int file_to_untar(void *ud, const void **buf, size_t *len, struct sp_erro
 }
 
 int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
-			  const char *dest, struct sp_error *err)
+			  const char *dest, sp_cancel_fn cancel, void *cancel_ud,
+			  struct sp_error *err)
 {
 	struct sp_untar_opts uo = SP_UNTAR_OPTS_INIT;
 	struct sp_engine_request req;
 	struct sp_buf url = SP_BUF_INIT;
 	struct archive_io *io = sp_xcalloc(1, sizeof(*io));
-	char tmpl[] = "/tmp/stagepipe-archive-XXXXXX";
+	char *tmpl = sp_xasprintf("%s.tar-XXXXXX", dest);
 	int rc;
 
 	io->fd = mkstemp(tmpl);
 	if (io->fd < 0) {
-		rc = sp_error_set(err, SP_ERROR, "creating a temporary file: %s", strerror(errno));
+		rc = sp_error_set(err, SP_ERROR, "creating %s: %s", tmpl, strerror(errno));
 		goto out;
 	}
 	unlink(tmpl);  /* gone from the tree; the fd keeps it until closed */
@@ -338,6 +353,8 @@ int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
 	req.data = archive_to_file;
 	req.data_ud = io;
 	req.low_speed_secs = 60;
+	req.cancel = cancel;
+	req.cancel_ud = cancel_ud;
 	if ((rc = sp_engine_request(e, &req, NULL, err)) < 0) {
 		sp_error_prefix(err, "copying %s out of the container", path);
 		goto out;
@@ -351,12 +368,14 @@ int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
 		goto out;
 	}
 	uo.strip_first = 1;
+	uo.max_bytes = SP_CONTAINER_COPY_MAX;
 	if ((rc = sp_untar_extract(dest, file_to_untar, io, &uo, NULL, err)) < 0)
 		sp_error_prefix(err, "extracting %s from the container", path);
 out:
 	if (io->fd >= 0)
 		close(io->fd);
 	free(io);
+	free(tmpl);
 	sp_buf_release(&url);
 	return rc;
 }

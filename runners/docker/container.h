@@ -39,14 +39,21 @@ int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log,
 		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
 		      struct sp_error *err);
 
-/* Waits until the container is not running; its exit code and OOM flag. */
+/* Waits until the container is not running; its exit code and OOM flag.
+ * SP_ECANCELLED when cancel (may be NULL) fires first. */
 int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool *oom_killed,
-		      struct sp_error *err);
+		      sp_cancel_fn cancel, void *cancel_ud, struct sp_error *err);
+
+/* Most bytes sp_container_copy_out accepts (the reports of a test run). */
+#define SP_CONTAINER_COPY_MAX ((unsigned long long)256 * 1024 * 1024)
 
 /* Copies folder path out of the container into dest (created), its contents
- * only, refusing absolute paths, ".." and links that escape. */
+ * only, refusing absolute paths, ".." and links that escape, and more than
+ * SP_CONTAINER_COPY_MAX bytes.  The archive passes through a temporary
+ * file next to dest.  SP_ECANCELLED when cancel (may be NULL) fires. */
 int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
-			  const char *dest, struct sp_error *err);
+			  const char *dest, sp_cancel_fn cancel, void *cancel_ud,
+			  struct sp_error *err);
 
 struct sp_container_state {
 	bool running;

@@ -100,22 +100,28 @@ static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 	}
 	rc = sp_container_logs(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,
 			       &res->output_bytes, err);
-	if (rc == SP_ECANCELLED) {
-		(void)sp_container_kill(e, id, NULL);
-		goto out;
-	}
+	if (rc == SP_ECANCELLED)
+		goto out;  /* the forced remove below kills it */
 	if (rc < 0) {
 		sp_error_prefix(err, "following the container's output");
-		(void)sp_container_kill(e, id, NULL);
 		goto out;
 	}
-	if ((rc = sp_container_wait(e, id, &res->exit_code, &res->oom_killed, err)) < 0)
-		goto out;
+	rc = sp_container_wait(e, id, &res->exit_code, &res->oom_killed, o->cancel, o->cancel_ud,
+			       err);
+	if (rc < 0)
+		goto out;  /* remove below stops it */
 	if (o->reports_dir && o->reports_dest) {
-		if (sp_container_copy_out(e, id, o->reports_dir, o->reports_dest, &cleanup_err) == 0)
-			res->reports_copied = true;
-		else
+		rc = sp_container_copy_out(e, id, o->reports_dir, o->reports_dest, o->cancel,
+					   o->cancel_ud, &cleanup_err);
+		if (rc == SP_ECANCELLED) {
+			*err = cleanup_err;
+			goto out;
+		}
+		rc = 0;
+		if (cleanup_err.code)
 			info(o, "reports not copied", cleanup_err.msg);
+		else
+			res->reports_copied = true;
 	}
 out:
 	if (id && sp_container_remove(e, id, &cleanup_err) < 0)
@@ -193,6 +199,9 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 				    "build.network to host or default");
 	memset(&ro, 0, sizeof(ro));
 	ro.image = o->image;
+	ro.env = o->env;
+	ro.nenv = o->nenv;
+	ro.user = o->user;
 	ro.network = o->network;
 	ro.labels = o->labels;
 	ro.nlabels = o->nlabels;
@@ -249,10 +258,8 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 	}
 	rc = 0;
 out:
-	if (id) {
-		(void)sp_container_kill(e, id, NULL);
-		(void)sp_container_remove(e, id, NULL);
-	}
+	if (id)
+		(void)sp_container_remove(e, id, NULL);  /* forced: kills it first */
 	sp_container_state_release(&st);
 	free(id);
 	return rc;
@@ -307,6 +314,12 @@ static int docker_push(struct sp_runner *r, const struct sp_push_opts *o,
 	return 0;
 }
 
+static int docker_tag(struct sp_runner *r, const char *image, const char *ref,
+		      struct sp_error *err)
+{
+	return sp_image_tag(engine_of(r), image, ref, err);
+}
+
 static void docker_free(struct sp_runner *r)
 {
 	if (!r)
@@ -320,6 +333,7 @@ static const struct sp_runner_ops docker_ops = {
 	docker_build,
 	docker_run,
 	docker_health,
+	docker_tag,
 	docker_push,
 	docker_free,
 };

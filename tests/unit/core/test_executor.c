@@ -136,7 +136,7 @@ struct step {
 	enum interrupt push_int;
 };
 
-enum op { OP_BUILD, OP_RUN, OP_HEALTH, OP_PUSH };
+enum op { OP_BUILD, OP_RUN, OP_HEALTH, OP_PUSH, OP_TAG };
 
 struct call {
 	enum op op;
@@ -486,13 +486,25 @@ static int fake_push(struct sp_runner *r, const struct sp_push_opts *o,
 	return 0;
 }
 
+static int fake_tag(struct sp_runner *r, const char *image, const char *ref,
+		    struct sp_error *err)
+{
+	struct fake *f = (struct fake *)r;
+	struct call *c = new_call(f, OP_TAG, NULL, NULL, NULL, 0);
+
+	(void)err;
+	assert_non_null(image);
+	c->ref = xstrdup_or_null(ref);
+	return 0;
+}
+
 static void fake_free(struct sp_runner *r)
 {
 	((struct fake *)r)->freed = true;
 }
 
 static const struct sp_runner_ops fake_ops = {
-	"fake", fake_build, fake_run, fake_health, fake_push, fake_free,
+	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free,
 };
 
 /* Calls of one op (and stage, when not NULL), in order. */
@@ -1768,11 +1780,18 @@ static void test_variables_reach_the_runner(void **state)
 	assert_true(strv_has(&r->env, "DB=postgres://db/test"));
 	assert_true(strv_has(&r->env, "LIT=${NOT_A_VAR} and $HOME"));
 
-	/* the ship image is tagged at build time with the expanded tags */
+	/* the ship image is built untagged, then tagged with the expanded tags
+	 * once it passed (so a failed image never takes a name) */
 	b = find_call(&h->fake, OP_BUILD, "ship");
-	assert_int_equal(b->tags.n, 2);
-	assert_string_equal(b->tags.v[0], "127.0.0.1:5000/app:0123456");
-	assert_string_equal(b->tags.v[1], "127.0.0.1:5000/app:ship-main");
+	assert_int_equal(b->tags.n, 0);
+	assert_int_equal(count_calls(&h->fake, OP_TAG, "ship"), 2);
+	{
+		const char *want[] = { "127.0.0.1:5000/app:0123456", "127.0.0.1:5000/app:ship-main" };
+		size_t i, k = 0;
+		for (i = 0; i < h->fake.ncalls; i++)
+			if (h->fake.calls[i].op == OP_TAG)
+				assert_string_equal(h->fake.calls[i].ref, want[k++]);
+	}
 	assert_int_equal(finished(h->rec, "ship")->refs.n, 2);
 	assert_string_equal(finished(h->rec, "ship")->refs.v[1], "127.0.0.1:5000/app:ship-main");
 	p = find_call(&h->fake, OP_PUSH, "ship");
@@ -1939,14 +1958,16 @@ static void test_push_only_when_asked(void **state)
 	h = h_new(HEAD "stages:\n  - name: image\n    target: runtime\n"
 		  "    tags: [\"127.0.0.1:5000/app:latest\"]\n", NULL, 0);
 	assert_int_equal(h_run(h), 0);
-	assert_int_equal(h->fake.ncalls, 1);
+	assert_int_equal(h->fake.ncalls, 2);  /* build, tag */
+	assert_int_equal(count_calls(&h->fake, OP_TAG, NULL), 1);
+	assert_int_equal(count_calls(&h->fake, OP_PUSH, NULL), 0);
 	assert_int_equal(count_calls(&h->fake, OP_HEALTH, NULL), 0);
 	assert_int_equal(finished(h->rec, "image")->refs.n, 1);
 	h_free(h);
 }
 
 static const struct sp_runner_ops fake_ops_no_push = {
-	"fake", fake_build, fake_run, fake_health, NULL, fake_free,
+	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free,
 };
 
 static void test_runner_without_push(void **state)
