@@ -1,8 +1,13 @@
 /*
  * signals.c — the interrupt flag; see signals.h.
+ *
+ * SIGHUP is handled like SIGTERM: a closed terminal or a dropped ssh
+ * session must still stop the run cleanly and remove its containers, and
+ * the default action (die at once) would leave them behind.
  */
 #include "cmd/signals.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,14 +18,18 @@ static void on_signal(int sig)
 {
 	static const char msg[] =
 		"\nstagepipe: interrupted; stopping and cleaning up (again to quit at once)\n";
+	int saved_errno = errno;  /* the interrupted code may be about to read it */
 
 	if (received) {
 		signal(sig, SIG_DFL);
 		raise(sig);
+		errno = saved_errno;
 		return;
 	}
 	received = sig;
+	/* fails harmlessly once the terminal is gone (SIGHUP) */
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	errno = saved_errno;
 }
 
 void sp_signals_install(void)
@@ -32,6 +41,7 @@ void sp_signals_install(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 

@@ -187,6 +187,9 @@ static bool get_memory(struct loader *L, const struct sp_ynode *n, int64_t *out)
 	}
 	if (*p)
 		goto bad;
+	/* the digit loop caps v at 2^50, which a g suffix can still overflow */
+	if (v > INT64_MAX / mult)
+		goto bad;
 	v *= mult;
 	if (v < 6 * 1024 * 1024) {
 		sp_diags_add(L->diags, AT(n), "memory must be at least 6m (Docker's minimum)");

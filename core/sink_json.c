@@ -10,19 +10,51 @@
  *    "tests":{"total","passed","failed","errors","skipped"}?,
  *    "failures":[{"id","message"}]?,"coverage":N?,"coverage_min":N?}
  *   {"event":"pipeline_finished","result":R,"seconds":N,"message":M?}
- * R is passed, failed, skipped, cancelled or error.
+ * R is passed, failed, skipped, cancelled or error.  A NUL byte in a log
+ * line becomes U+FFFD (a C string would end there); other invalid UTF-8
+ * is cJSON's to pass on as it is.
+ *
+ * A failed write (a full disk behind `--json > FILE`) is noted as it
+ * happens and reported by finish, so the run does not exit 0 with its
+ * output cut.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/error.h"
 #include "core/sinks.h"
 #include "core/xalloc.h"
 
 struct json_sink {
 	struct sp_sink base;
 	FILE *out;
+	int write_errno;  /* errno of the first failed write; 0 while none */
 };
+
+/* A log line as a C string, each NUL byte replaced by U+FFFD; free() it. */
+static char *line_text(const char *line, size_t len)
+{
+	static const char replacement[] = "\xEF\xBF\xBD";
+	size_t nuls = 0, i, o = 0;
+	char *text;
+
+	for (i = 0; i < len; i++)
+		nuls += line[i] == '\0';
+	text = sp_xmalloc(len + nuls * (sizeof(replacement) - 2) + 1);
+	for (i = 0; i < len; i++) {
+		if (line[i] == '\0') {
+			memcpy(text + o, replacement, sizeof(replacement) - 1);
+			o += sizeof(replacement) - 1;
+		} else {
+			text[o++] = line[i];
+		}
+	}
+	text[o] = '\0';
+	return text;
+}
 
 static const char *stream_name(enum sp_log_stream s)
 {
@@ -112,7 +144,7 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		if (ev->stage)
 			cJSON_AddStringToObject(o, "stage", ev->stage->name);
 		cJSON_AddStringToObject(o, "stream", stream_name(ev->stream));
-		text = sp_xstrndup(ev->line, ev->len);
+		text = line_text(ev->line, ev->len);
 		cJSON_AddStringToObject(o, "line", text);
 		free(text);
 		break;
@@ -137,8 +169,22 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 	fputc('\n', j->out);
 	if (ev->kind != SP_EVENT_LOG)
 		fflush(j->out);
+	if (ferror(j->out) && !j->write_errno)
+		j->write_errno = errno ? errno : EIO;
 	free(line);
 	cJSON_Delete(o);
+}
+
+static int json_finish(struct sp_sink *self, struct sp_error *err)
+{
+	struct json_sink *j = (struct json_sink *)self;
+
+	if (fflush(j->out) != 0 && !j->write_errno)
+		j->write_errno = errno ? errno : EIO;
+	if (!ferror(j->out))
+		return 0;
+	return sp_error_set(err, SP_ERROR, "writing the output failed: %s",
+			    strerror(j->write_errno ? j->write_errno : EIO));
 }
 
 static void json_free(struct sp_sink *self)
@@ -151,6 +197,7 @@ struct sp_sink *sp_sink_json_new(FILE *out)
 	struct json_sink *j = sp_xcalloc(1, sizeof(*j));
 
 	j->base.event = json_event;
+	j->base.finish = json_finish;
 	j->base.free = json_free;
 	j->out = out;
 	return &j->base;

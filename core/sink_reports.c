@@ -5,13 +5,15 @@
  * during that event).  The JUnit file holds one <testsuite name="stages">
  * with a test case per stage (failed, skipped or passed, with the reason),
  * followed by the <testsuite> elements of each pytest stage's own report,
- * copied element by element with libxml2's reader so that a large report
- * is not parsed into a tree.  The coverage file is a byte copy of the
- * first test stage's Cobertura XML.
+ * copied node by node from libxml2's streaming reader to its writer, so
+ * that memory stays flat whatever the report's size (a 60 MB report once
+ * took over 1 GB when each suite was read whole).  The coverage file is a
+ * byte copy of the first test stage's Cobertura XML.
  */
 #include <errno.h>
 #include <libxml/xmlreader.h>
 #include <libxml/xmlwriter.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,35 +37,148 @@ static void attr_num(xmlTextWriterPtr w, const char *name, double v)
 	xmlTextWriterWriteFormatAttribute(w, BAD_CAST name, "%g", v);
 }
 
-/* Copies the <testsuite> elements of a pytest report into w. */
-static int copy_suites(xmlTextWriterPtr w, const char *path, const char *stage,
+/*
+ * Declares on the element just started the namespaces that node (the
+ * <testsuite> being copied) inherits from its ancestors, so that the copy
+ * stands alone outside them.  The ancestors are still in the reader's tree:
+ * it frees only what it has left behind.  Returns < 0 when writing failed.
+ */
+static int declare_inherited_ns(xmlTextWriterPtr w, xmlNodePtr node)
+{
+	xmlNsPtr *inherited, *ns, own;
+	int rc = 0;
+
+	if (!node || !node->parent || node->parent->type != XML_ELEMENT_NODE)
+		return 0;
+	inherited = xmlGetNsList(node->doc, node->parent);
+	for (ns = inherited; ns && *ns && rc >= 0; ns++) {
+		for (own = node->nsDef; own; own = own->next)
+			if (xmlStrEqual(own->prefix, (*ns)->prefix))
+				break;
+		if (own)
+			continue;  /* declared again on the suite, copied with its attributes */
+		if ((*ns)->prefix)
+			rc = xmlTextWriterWriteAttributeNS(w, BAD_CAST "xmlns", (*ns)->prefix, NULL,
+							   (*ns)->href);
+		else
+			rc = xmlTextWriterWriteAttribute(w, BAD_CAST "xmlns", (*ns)->href);
+	}
+	xmlFree(inherited);
+	return rc;
+}
+
+/*
+ * Writes the element the reader is on with its attributes (namespace
+ * declarations among them: the reader gives "xmlns:x" as an attribute), and
+ * ends it at once when it is empty.  top: the <testsuite> a copy starts
+ * from.  Returns < 0 when writing failed.
+ */
+static int copy_element(xmlTextWriterPtr w, xmlTextReaderPtr r, bool top)
+{
+	bool empty = xmlTextReaderIsEmptyElement(r) == 1;
+	int rc;
+
+	rc = xmlTextWriterStartElement(w, xmlTextReaderConstName(r));
+	if (rc >= 0 && top)
+		rc = declare_inherited_ns(w, xmlTextReaderCurrentNode(r));
+	while (rc >= 0 && xmlTextReaderMoveToNextAttribute(r) == 1)
+		rc = xmlTextWriterWriteAttribute(w, xmlTextReaderConstName(r),
+						 xmlTextReaderConstValue(r));
+	xmlTextReaderMoveToElement(r);
+	if (rc >= 0 && empty)
+		rc = xmlTextWriterEndElement(w);
+	return rc;
+}
+
+/*
+ * Copies the <testsuite> elements of a pytest report (path) into w, the
+ * JUnit file being written to `to`.  Node by node: the reader frees each
+ * node once passed and the writer flushes as it goes, so a suite of any
+ * size costs a few pages (xmlTextReaderReadOuterXml would hold the whole
+ * suite as a tree and then as a string).  Elements, attributes, text, CDATA,
+ * comments and processing instructions are copied, white space as it was.
+ * A DOCTYPE or entity is refused, as the report readers do (the report was
+ * read through them already; this keeps the copy safe on its own).
+ */
+static int copy_suites(xmlTextWriterPtr w, const char *path, const char *stage, const char *to,
 		       struct sp_error *err)
 {
+	struct sp_xmlread_errors cap;
 	xmlTextReaderPtr r = NULL;
-	int ret, fd = -1;
+	int ret, rc, fd = -1, top = -1;  /* top: depth of the suite being copied; -1: none */
 
-	if ((ret = sp_xmlread_open_file(&r, &fd, path, "JUnit report", err)) < 0)
-		return ret;
-	xmlTextWriterWriteFormatComment(w, " tests of stage %s ", stage);
-	ret = xmlTextReaderRead(r);
-	while (ret == 1) {
-		if (xmlTextReaderNodeType(r) == XML_READER_TYPE_ELEMENT &&
-		    xmlStrEqual(xmlTextReaderConstLocalName(r), BAD_CAST "testsuite")) {
-			xmlChar *outer = xmlTextReaderReadOuterXml(r);
-			if (outer) {
-				xmlTextWriterWriteRaw(w, outer);
-				xmlFree(outer);
-			}
-			ret = xmlTextReaderNext(r);  /* past this suite's subtree */
+	if ((rc = sp_xmlread_open_file(&r, &fd, path, "JUnit report", err)) < 0)
+		return rc;
+	sp_xmlread_errors_capture(&cap, r);
+	if (xmlTextWriterWriteFormatComment(w, " tests of stage %s ", stage) < 0)
+		goto write_failed;
+	/* No indenting inside a copy: it would add to the text of elements such
+	 * as <system-out>.  The report's own white space is copied instead. */
+	xmlTextWriterSetIndent(w, 0);
+	while ((ret = xmlTextReaderRead(r)) == 1) {
+		int type = xmlTextReaderNodeType(r), wr = 0;
+		const xmlChar *value;
+
+		if (type == XML_READER_TYPE_DOCUMENT_TYPE || type == XML_READER_TYPE_ENTITY ||
+		    type == XML_READER_TYPE_ENTITY_REFERENCE) {
+			rc = sp_error_set(err, SP_ERROR, "%s: refusing a report with a DOCTYPE or "
+					  "entities (pytest writes neither)", path);
+			goto cleanup;
+		}
+		if (top < 0) {
+			if (type != XML_READER_TYPE_ELEMENT ||
+			    !xmlStrEqual(xmlTextReaderConstLocalName(r), BAD_CAST "testsuite"))
+				continue;
+			if (!xmlTextReaderIsEmptyElement(r))
+				top = xmlTextReaderDepth(r);
+			if (copy_element(w, r, true) < 0)
+				goto write_failed;
 			continue;
 		}
-		ret = xmlTextReaderRead(r);
+		value = xmlTextReaderConstValue(r);
+		switch (type) {
+		case XML_READER_TYPE_ELEMENT:
+			wr = copy_element(w, r, false);
+			break;
+		case XML_READER_TYPE_END_ELEMENT:
+			wr = xmlTextWriterEndElement(w);
+			if (xmlTextReaderDepth(r) == top)
+				top = -1;
+			break;
+		case XML_READER_TYPE_TEXT:
+		case XML_READER_TYPE_WHITESPACE:
+		case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
+			if (value)
+				wr = xmlTextWriterWriteString(w, value);
+			break;
+		case XML_READER_TYPE_CDATA:
+			if (value)
+				wr = xmlTextWriterWriteCDATA(w, value);
+			break;
+		case XML_READER_TYPE_COMMENT:
+			if (value)
+				wr = xmlTextWriterWriteComment(w, value);
+			break;
+		case XML_READER_TYPE_PROCESSING_INSTRUCTION:
+			wr = xmlTextWriterWritePI(w, xmlTextReaderConstName(r),
+						  value ? value : BAD_CAST "");
+			break;
+		default:
+			break;
+		}
+		if (wr < 0)
+			goto write_failed;
 	}
+	rc = sp_xmlread_errors_check(&cap, ret, path, err);
+	goto cleanup;
+write_failed:
+	rc = sp_error_set(err, SP_ERROR, "writing %s failed", to);
+cleanup:
+	xmlTextWriterSetIndent(w, 1);
+	/* freed while cap, its error handler's context, is still alive */
 	xmlFreeTextReader(r);
 	close(fd);
-	if (ret < 0)
-		return sp_error_set(err, SP_ERROR, "%s is not well-formed XML", path);
-	return 0;
+	return rc;
 }
 
 static int write_junit(struct reports *s, const struct sp_event *ev, struct sp_error *err)
@@ -127,7 +242,8 @@ static int write_junit(struct reports *s, const struct sp_event *ev, struct sp_e
 	xmlTextWriterEndElement(w);  /* testsuite */
 	for (i = 0; i < ev->nreports && rc == 0; i++)
 		if (ev->reports[i].junit_path)
-			rc = copy_suites(w, ev->reports[i].junit_path, ev->reports[i].stage->name, err);
+			rc = copy_suites(w, ev->reports[i].junit_path, ev->reports[i].stage->name,
+					 s->junit_path, err);
 	xmlTextWriterEndElement(w);  /* testsuites */
 	if (xmlTextWriterEndDocument(w) < 0 && rc == 0)
 		rc = sp_error_set(err, SP_ERROR, "writing %s failed", s->junit_path);
@@ -139,6 +255,7 @@ static int copy_file(const char *from, const char *to, struct sp_error *err)
 {
 	FILE *in = fopen(from, "rb"), *out = NULL;
 	char buf[65536];
+	bool failed;
 	size_t n;
 	int rc = 0;
 
@@ -152,9 +269,13 @@ static int copy_file(const char *from, const char *to, struct sp_error *err)
 	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
 		if (fwrite(buf, 1, n, out) != n)
 			break;
-	if (ferror(in) || ferror(out) || fclose(out) != 0)
-		rc = sp_error_set(err, SP_ERROR, "copying the coverage report to %s failed", to);
+	failed = ferror(in) || ferror(out);
+	/* closed whatever happened (|| would skip it after a read error) */
+	if (fclose(out) != 0)
+		failed = true;
 	out = NULL;
+	if (failed)
+		rc = sp_error_set(err, SP_ERROR, "copying the coverage report to %s failed", to);
 out:
 	if (out)
 		fclose(out);

@@ -3,13 +3,17 @@
  *
  * Output lines are printed as they come, indented under their stage's
  * header; stagepipe's own notes are marked with "::".  Nothing is kept
- * per line, so a stage printing 200 MB costs no memory here.
+ * per line, so a stage printing 200 MB costs no memory here.  A failed
+ * write (stdout sent to a full disk) is noted as it happens and reported
+ * by finish, so the run does not exit 0 with its output cut.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/duration.h"
+#include "core/error.h"
 #include "core/sinks.h"
 #include "core/xalloc.h"
 
@@ -17,6 +21,7 @@ struct term {
 	struct sp_sink base;
 	FILE *out;
 	bool color;
+	int write_errno;  /* errno of the first failed write; 0 while none */
 };
 
 #define C(t, code) ((t)->color ? "\033[" code "m" : "")
@@ -164,6 +169,20 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 	}
 	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_LOG_BUILD)
 		fflush(t->out);
+	if (ferror(t->out) && !t->write_errno)
+		t->write_errno = errno ? errno : EIO;
+}
+
+static int term_finish(struct sp_sink *self, struct sp_error *err)
+{
+	struct term *t = (struct term *)self;
+
+	if (fflush(t->out) != 0 && !t->write_errno)
+		t->write_errno = errno ? errno : EIO;
+	if (!ferror(t->out))
+		return 0;
+	return sp_error_set(err, SP_ERROR, "writing the output failed: %s",
+			    strerror(t->write_errno ? t->write_errno : EIO));
 }
 
 static void term_free(struct sp_sink *self)
@@ -176,6 +195,7 @@ struct sp_sink *sp_sink_term_new(FILE *out, bool color)
 	struct term *t = sp_xcalloc(1, sizeof(*t));
 
 	t->base.event = term_event;
+	t->base.finish = term_finish;
 	t->base.free = term_free;
 	t->out = out;
 	t->color = color;

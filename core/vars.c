@@ -1,5 +1,9 @@
 /*
  * vars.c — check and expand ${...} variables; see vars.h.
+ *
+ * Each reference is parsed within its own "${" ... "}" and names are
+ * compared by length, so the work is linear in the input and a name of any
+ * length is looked up whole (only messages clip it).
  */
 #include "core/vars.h"
 
@@ -13,6 +17,9 @@
 #include "core/error.h"
 #include "core/suggest.h"
 #include "core/xalloc.h"
+
+/* How much of a name a message shows. */
+#define MSG_NAME_MAX 128
 
 static const char *const known_names[] = {
 	"GIT_SHA", "GIT_SHORT_SHA", "GIT_BRANCH", "GIT_TAG", "PIPELINE", "STAGE", NULL,
@@ -38,11 +45,33 @@ static bool env_name_ok(const char *s, size_t len)
 	return true;
 }
 
+/* A length for "%.*s" in a message: long names are clipped. */
+static int clip(size_t len)
+{
+	return len > MSG_NAME_MAX ? MSG_NAME_MAX : (int)len;
+}
+
+/*
+ * The first ":-" in [s, end), or NULL.  Searching only up to the "}" keeps
+ * a file of many references linear (strstr ran to the end of the string
+ * for each one).  memchr rather than memmem, which glibc declares only
+ * under _GNU_SOURCE.
+ */
+static const char *find_default(const char *s, const char *end)
+{
+	const char *p;
+
+	for (p = s; p < end && (p = memchr(p, ':', (size_t)(end - p))) != NULL; p++)
+		if (p + 1 < end && p[1] == '-')
+			return p;
+	return NULL;
+}
+
 /* Parses the reference at s (which starts with "${"). */
 static int parse_ref(struct ref *r, const char *s, struct sp_error *err)
 {
 	const char *body = s + 2, *end = strchr(body, '}'), *sep;
-	char name[128];
+	char name[MSG_NAME_MAX + 1];  /* for messages and suggestions only */
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
@@ -50,8 +79,8 @@ static int parse_ref(struct ref *r, const char *s, struct sp_error *err)
 		return sp_error_set(err, SP_ECONFIG, "unterminated \"${\" (missing \"}\")");
 	r->len = (size_t)(end - s) + 1;
 	r->name = body;
-	sep = strstr(body, ":-");
-	if (sep && sep < end) {
+	sep = find_default(body, end);
+	if (sep) {
 		r->name_len = (size_t)(sep - body);
 		r->def = sep + 2;
 		r->def_len = (size_t)(end - r->def);
@@ -64,7 +93,7 @@ static int parse_ref(struct ref *r, const char *s, struct sp_error *err)
 	if (r->name_len > 4 && !strncmp(r->name, "env.", 4)) {
 		if (!env_name_ok(r->name + 4, r->name_len - 4))
 			return sp_error_set(err, SP_ECONFIG, "invalid environment variable name \"%.*s\"",
-					    (int)(r->name_len - 4), r->name + 4);
+					    clip(r->name_len - 4), r->name + 4);
 		return 0;
 	}
 	if (r->has_def)
@@ -74,7 +103,7 @@ static int parse_ref(struct ref *r, const char *s, struct sp_error *err)
 		if (strlen(known_names[i]) == r->name_len &&
 		    !strncmp(known_names[i], r->name, r->name_len))
 			return 0;
-	snprintf(name, sizeof(name), "%.*s", (int)r->name_len, r->name);
+	snprintf(name, sizeof(name), "%.*s", clip(r->name_len), r->name);
 	{
 		const char *hint = sp_suggest(name, known_names);
 		if (hint)
@@ -157,7 +186,6 @@ int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 	*out = NULL;
 	while ((q = strchr(p, '$')) != NULL) {
 		const char *val = NULL;
-		char name[160];
 
 		if (q[1] == '$' && q[2] == '{') {
 			sp_buf_add(&b, p, (size_t)(q - p));
@@ -173,9 +201,12 @@ int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 		sp_buf_add(&b, p, (size_t)(q - p));
 		if ((rc = parse_ref(&r, q, err)) < 0)
 			goto fail;
-		snprintf(name, sizeof(name), "%.*s", (int)r.name_len, r.name);
-		if (!strncmp(name, "env.", 4)) {
-			val = vars->getenv ? vars->getenv(name + 4, vars->getenv_ud) : NULL;
+		if (r.name_len > 4 && !strncmp(r.name, "env.", 4)) {
+			if (vars->getenv) {
+				char *env = sp_xstrndup(r.name + 4, r.name_len - 4);
+				val = vars->getenv(env, vars->getenv_ud);
+				free(env);
+			}
 			if (val && !*val && r.has_def)
 				val = NULL;
 			if (!val && r.has_def) {
@@ -187,8 +218,9 @@ int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 				val = "sample";
 			if (!val) {
 				rc = sp_error_set(err, SP_ECONFIG,
-					"environment variable %s is not set (write ${%s:-default} "
-					"to give a default)", name + 4, name);
+					"environment variable %.*s is not set (write ${%.*s:-default} "
+					"to give a default)", clip(r.name_len - 4), r.name + 4,
+					clip(r.name_len), r.name);
 				goto fail;
 			}
 		} else {
@@ -197,11 +229,13 @@ int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 				val = sample_value(r.name, r.name_len);
 			if (!val) {
 				const char *why = "";
-				if (!strncmp(name, "GIT_", 4))
-					why = vars->git_sha ? (!strcmp(name, "GIT_TAG") ?
+				if (r.name_len > 4 && !strncmp(r.name, "GIT_", 4))
+					why = vars->git_sha ? (r.name_len == 7 &&
+						!strncmp(r.name, "GIT_TAG", 7) ?
 						": HEAD has no tag" : ": HEAD is not on a branch") :
 						": the source is not a git repository";
-				rc = sp_error_set(err, SP_ECONFIG, "${%s} has no value%s", name, why);
+				rc = sp_error_set(err, SP_ECONFIG, "${%.*s} has no value%s",
+						  clip(r.name_len), r.name, why);
 				goto fail;
 			}
 		}

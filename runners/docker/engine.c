@@ -405,18 +405,25 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 		rc = sp_error_set(err, x.status == 404 ? SP_ENOTFOUND : SP_EENGINE,
 				  "%s: engine answered HTTP %ld: %s", where, x.status, msg);
 	}
+	/* The handle outlives this call (curl_easy_header reads it after, and
+	 * cleanup may still report into the error buffer): let it keep no
+	 * pointer to this frame's buffer or to the freed header list. */
+	curl_easy_setopt(e->curl, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 	free(url);
 	sp_buf_release(&x.errbody);
 	return rc;
 }
 
-int sp_engine_call(struct sp_engine *e, const char *method, const char *path,
-		   const char *json_body, struct sp_buf *out, struct sp_error *err)
+int sp_engine_call_status(struct sp_engine *e, const char *method, const char *path,
+			  const char *json_body, struct sp_buf *out, long *status,
+			  struct sp_error *err)
 {
 	struct sp_engine_request req;
 	struct sp_engine_response resp;
 	struct sp_buf sink;
+	int rc;
 
 	memset(&req, 0, sizeof(req));
 	req.method = method;
@@ -431,11 +438,17 @@ int sp_engine_call(struct sp_engine *e, const char *method, const char *path,
 	resp.body = out ? out : &sink;
 	if (out && !out->cap)
 		out->cap = CALL_BODY_CAP;
-	{
-		int rc = sp_engine_request(e, &req, &resp, err);
-		sp_buf_release(&sink);
-		return rc;
-	}
+	rc = sp_engine_request(e, &req, &resp, err);
+	if (status)
+		*status = resp.status;
+	sp_buf_release(&sink);
+	return rc;
+}
+
+int sp_engine_call(struct sp_engine *e, const char *method, const char *path,
+		   const char *json_body, struct sp_buf *out, struct sp_error *err)
+{
+	return sp_engine_call_status(e, method, path, json_body, out, NULL, err);
 }
 
 /* ---- connecting ---- */

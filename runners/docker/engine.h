@@ -125,6 +125,16 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 int sp_engine_call(struct sp_engine *e, const char *method, const char *path,
 		   const char *json_body, struct sp_buf *out, struct sp_error *err);
 
+/*
+ * The same, also giving the HTTP status in *status (status may be NULL):
+ * set whatever the result, 0 when no answer arrived.  For callers that act
+ * on a particular non-2xx answer (304 not modified, 409 conflict) where the
+ * return code alone (SP_EENGINE) does not say which.
+ */
+int sp_engine_call_status(struct sp_engine *e, const char *method, const char *path,
+			  const char *json_body, struct sp_buf *out, long *status,
+			  struct sp_error *err);
+
 /* Percent-encodes s for a query string, appending to b. */
 void sp_engine_urlencode(struct sp_buf *b, const char *s);
 

@@ -150,6 +150,7 @@ static const struct bad_case bad_cases[] = {
 	{ "coverage_without_cov", HEAD STAGE1 "    pytest: [-v]\n    coverage: {min: 80}\n", 7, 15, "add --cov=PACKAGE" },
 	{ "memory_bad", HEAD STAGE1 "    memory: lots\n", 6, 13, "memory must be a size like 512m" },
 	{ "memory_small", HEAD STAGE1 "    memory: 1m\n", 6, 13, "at least 6m" },
+	{ "memory_overflow", HEAD STAGE1 "    memory: 9000000000g\n", 6, 13, "memory must be a size like 512m" },
 	{ "cpus_zero", HEAD STAGE1 "    cpus: 0\n", 6, 11, "cpus must be more than 0" },
 	{ "workdir_relative", HEAD STAGE1 "    workdir: app\n", 6, 14, "absolute path" },
 	{ "allow_no_tests_run", HEAD STAGE1 "    run: make\n    allow_no_tests: true\n", 7, 21, "allow_no_tests needs a pytest stage" },
