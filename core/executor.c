@@ -577,6 +577,12 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.log_ud = r;
 	memset(&res, 0, sizeof(res));
 	rc = o->runner->ops->run(o->runner, &ro, &res, err);
+	if (rc == SP_EFAILED) {
+		/* the command could not even start: the stage's own fault */
+		set_message(rep, "%s", err->msg);
+		result = SP_RESULT_FAILED;
+		goto out;
+	}
 	if (rc == SP_ECANCELLED) {
 		result = interrupted(r, rep, &cancel, st->kind == SP_STAGE_PYTEST ?
 				     "running the tests" : "running the command");

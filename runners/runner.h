@@ -137,7 +137,8 @@ struct sp_runner_ops {
 	int (*build)(struct sp_runner *r, const struct sp_build_opts *o,
 		     struct sp_build_result *res, struct sp_error *err);
 	/* Runs a command to completion.  Returns 0 when it ran (whatever its
-	 * exit code), SP_ECANCELLED when cancel fired, SP_EENGINE etc. */
+	 * exit code), SP_EFAILED when it could not start (no such program in
+	 * the image), SP_ECANCELLED when cancel fired, SP_EENGINE etc. */
 	int (*run)(struct sp_runner *r, const struct sp_run_opts *o,
 		   struct sp_run_result *res, struct sp_error *err);
 	/* Starts a container of the image and waits for it to be healthy.

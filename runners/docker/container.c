@@ -55,6 +55,7 @@ int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char *
 	cJSON *body = cJSON_CreateObject(), *arr, *labels, *host, *resp = NULL;
 	const cJSON *jid;
 	char *json = NULL;
+	long status = 0;
 	size_t i;
 	int rc;
 
@@ -87,9 +88,13 @@ int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char *
 	cJSON_AddFalseToObject(host, "AutoRemove");
 	json = print_json(body);
 
-	rc = sp_engine_call(e, "POST", "/containers/create", json, &out, err);
-	if (rc < 0)
+	rc = sp_engine_call_status(e, "POST", "/containers/create", json, &out, &status, err);
+	if (rc < 0) {
+		/* the request was wrong (no such image, bad user...): the stage's fault */
+		if (status >= 400 && status < 500 && status != 404)
+			err->code = rc = SP_EFAILED;
 		goto out;
+	}
 	resp = cJSON_ParseWithLength(out.data, out.len);
 	jid = cJSON_GetObjectItemCaseSensitive(resp, "Id");
 	if (!cJSON_IsString(jid) || !*jid->valuestring) {
@@ -149,9 +154,14 @@ int sp_container_mkdir(struct sp_engine *e, const char *id, const char *parent,
 
 int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err)
 {
-	char *path = sp_xasprintf("/containers/%s/start", id);
-	int rc = sp_engine_call(e, "POST", path, NULL, NULL, err);
+	char *path = sp_xasprintf("/containers/%.12s/start", id);
+	long status = 0;
+	int rc = sp_engine_call_status(e, "POST", path, NULL, NULL, &status, err);
 
+	/* 400: the command cannot be started (not found in the image, not
+	 * executable): the stage's fault, not the engine's */
+	if (rc < 0 && status == 400)
+		err->code = rc = SP_EFAILED;
 	free(path);
 	return rc;
 }

@@ -19,7 +19,8 @@ struct sp_error;
 /*
  * Creates a container for o (image, cmd, env, user, workdir, network,
  * labels; never a host mount or the Docker socket).  *id is a new string
- * the caller frees.  SP_ENOTFOUND when the image does not exist.
+ * the caller frees.  SP_ENOTFOUND when the image does not exist,
+ * SP_EFAILED when the engine refused the settings (4xx).
  */
 int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char **id,
 			struct sp_error *err);
@@ -28,6 +29,7 @@ int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char *
 int sp_container_mkdir(struct sp_engine *e, const char *id, const char *parent,
 		       const char *name, struct sp_error *err);
 
+/* SP_EFAILED when the command cannot be started (not in the image). */
 int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err);
 
 /*

@@ -95,7 +95,10 @@ static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 		    strstr(err->msg, "network default not found"))
 			sp_error_prefix(err, "this engine has no \"bridge\" network; set "
 					"build.network: host or none in the pipeline");
-		sp_error_prefix(err, "starting the container");
+		if (rc == SP_EFAILED && o->ncmd)
+			sp_error_prefix(err, "cannot start `%s` in the image", o->cmd[0]);
+		else
+			sp_error_prefix(err, "starting the container");
 		goto out;
 	}
 	rc = sp_container_logs(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,

@@ -201,3 +201,17 @@ expect_rc 1
 expect_in out "lint: 3 problems"
 expect_in out "command exited 3"
 expect_in out "after skipped: needs lint, which failed"
+
+# 11. a command that is not in the image: the stage fails (exit 1), it is
+#     not an engine error, and the independent stage after it still runs
+app nocmd
+cat >>"$T/nocmd/stagepipe.yml" <<'YML'
+  - name: typo
+    target: testing
+    run: [no-such-command, --version]
+YML
+run "$BIN" run -C "$T/nocmd"
+expect_rc 1
+expect_in out "cannot start \`no-such-command\` in the image"
+expect_in out "test passed"
+[ "$(labelled)" = 0 ] || fail "the container of a command that could not start was left"
