@@ -6,11 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "core/checkout.h"
 #include "core/diag.h"
+#include "core/ids.h"
+#include "cmd/signals.h"
 #include "core/xalloc.h"
 
 int sp_cmd_fail(const char *cmd, const struct sp_error *err)
@@ -61,10 +62,63 @@ out:
 	return status;
 }
 
+/* "receiving objects: 1200/5000" on a terminal, overwriting itself */
+static void checkout_progress(const struct sp_checkout_progress *p, void *ud)
+{
+	FILE *f = ud;
+
+	if (p->phase == SP_CHECKOUT_FETCHING && p->total_objects)
+		fprintf(f, "\r:: receiving objects: %u/%u", p->received_objects, p->total_objects);
+}
+
+int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
+			const char *ref, const char *file)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_diags diags = SP_DIAGS_INIT;
+	struct sp_checkout_opts o;
+	const struct sp_checkout_result *c = &src->checkout;
+	int status = 0;
+
+	memset(src, 0, sizeof(*src));
+	memset(&o, 0, sizeof(o));
+	o.url = url;
+	o.ref = ref;
+	o.getenv = sp_vars_process_env;
+	o.progress = isatty(STDERR_FILENO) ? checkout_progress : NULL;
+	o.progress_ud = stderr;
+	o.cancel = sp_signals_cancel;
+	if (sp_checkout(&src->checkout, &o, &err) < 0)
+		return sp_cmd_fail(cmd, &err);
+	if (o.progress)
+		fputc('\n', stderr);
+	fprintf(stderr, ":: %s at %s (%s): %s\n", c->url, c->short_sha,
+		c->branch ? c->branch : c->tag ? c->tag : "detached", c->subject);
+	sp_checkout_result_gitinfo(&src->git, &src->checkout);
+	src->file = sp_xasprintf("%s/%s", c->dir, file ? file : "stagepipe.yml");
+	src->vars.getenv = sp_vars_process_env;
+	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {
+		sp_diags_print(&diags, src->file, stderr);
+		status = SP_EXIT_USAGE;
+		goto out;
+	}
+	if (src->pipeline->checkout.submodules &&
+	    sp_checkout_submodules(&src->checkout, &o, &err) < 0) {
+		status = sp_cmd_fail(cmd, &err);
+		goto out;
+	}
+	sp_gitinfo_vars(&src->git, &src->vars);
+	src->vars.pipeline = src->pipeline->name;
+out:
+	sp_diags_release(&diags);
+	return status;
+}
+
 void sp_source_release(struct sp_source *src)
 {
 	sp_pipeline_free(src->pipeline);
 	sp_gitinfo_release(&src->git);
+	sp_checkout_result_release(&src->checkout);
 	free(src->file);
 	memset(src, 0, sizeof(*src));
 }
@@ -86,14 +140,7 @@ int sp_cmd_open_engine(struct sp_engine **out, const char *cmd, const char *host
 
 void sp_cmd_job_id(char *out, size_t len, const char *prefix)
 {
-	unsigned char r[6];
-	size_t i;
-
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		memset(r, 0, sizeof(r));
-	snprintf(out, len, "%s-", prefix);
-	for (i = 0; i < sizeof(r); i++)
-		snprintf(out + strlen(out), len - strlen(out), "%02x", r[i]);
+	sp_id_random(out, len, prefix, 6);
 }
 
 void sp_cmd_owner(char *out, size_t len)

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "core/checkout.h"
 #include "core/error.h"
 #include "core/gitinfo.h"
 #include "core/pipeline.h"
@@ -18,6 +19,7 @@ struct sp_source {
 	struct sp_pipeline *pipeline;
 	struct sp_vars vars;     /* GIT_*, PIPELINE and the process environment */
 	char *file;              /* the pipeline file's path */
+	struct sp_checkout_result checkout;  /* with --repo: the checked-out commit */
 };
 
 /*
@@ -33,6 +35,14 @@ struct sp_source {
  */
 int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file,
 		   const char *clean_dest);
+/*
+ * Like sp_source_load for a commit of any repository (run --repo): url
+ * and ref (NULL: the default branch) checked out through the mirror cache
+ * (core/checkout.c); file is relative to the repository.  Submodules are
+ * checked out when the pipeline's checkout.submodules says so.
+ */
+int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
+			const char *ref, const char *file);
 void sp_source_release(struct sp_source *src);
 
 /* Opens the engine at host (NULL: the environment's).  0, or prints and returns 3. */

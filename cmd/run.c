@@ -27,7 +27,8 @@ static int run_run(int argc, char **argv);
 const struct sp_cmd sp_cmd_run = {
 	"run",
 	"run the pipeline on the working tree with this machine's engine",
-	"usage: stagepipe run [-f FILE] [-C DIR] [--clean] [--stage NAME] [--no-push] [--json]\n"
+	"usage: stagepipe run [-f FILE] [-C DIR | --clean | --repo URL [--ref REF]]\n"
+	"                     [--stage NAME] [--no-push] [--json]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
 	"\n"
 	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
@@ -38,6 +39,10 @@ const struct sp_cmd sp_cmd_run = {
 	"                         current folder, or the current folder)\n"
 	"      --clean            build a fresh checkout of HEAD (libgit2) instead of the\n"
 	"                         working tree; FILE is then relative to the repository\n"
+	"      --repo URL         build a commit of this repository (https, ssh, file://,\n"
+	"                         a path) through the mirror cache; FILE is relative to it\n"
+	"      --ref REF          with --repo: a branch, tag, SHA or refs/pull/N/head\n"
+	"                         (default: the remote's default branch)\n"
 	"      --stage NAME       run only this stage and the stages it needs\n"
 	"      --no-push          build and check, but push nothing\n"
 	"      --json             one JSON event per line on stdout instead of the\n"
@@ -64,7 +69,8 @@ static int measures_coverage(const struct sp_pipeline *p)
 
 static int run_run(int argc, char **argv)
 {
-	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN };
+	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN,
+	       OPT_REPO, OPT_REF };
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -74,6 +80,8 @@ static int run_run(int argc, char **argv)
 		{ "coverage", required_argument, NULL, OPT_COVERAGE },
 		{ "docker-host", required_argument, NULL, OPT_HOST },
 		{ "clean", no_argument, NULL, OPT_CLEAN },
+		{ "repo", required_argument, NULL, OPT_REPO },
+		{ "ref", required_argument, NULL, OPT_REF },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -84,7 +92,7 @@ static int run_run(int argc, char **argv)
 	struct sp_engine *engine = NULL;
 	struct sp_runner *runner = NULL;
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
-	const char *junit = NULL, *coverage = NULL;
+	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL;
 	char job[32], owner[300], *work = NULL, *clean_dir = NULL;
 	int c, json = 0, no_push = 0, clean = 0, status, rc;
 
@@ -100,6 +108,8 @@ static int run_run(int argc, char **argv)
 		case OPT_COVERAGE: coverage = optarg; break;
 		case OPT_HOST: host = optarg; break;
 		case OPT_CLEAN: clean = 1; break;
+		case OPT_REPO: repo = optarg; break;
+		case OPT_REF: ref = optarg; break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
 			return SP_EXIT_OK;
@@ -109,6 +119,10 @@ static int run_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return sp_cmd_usage_error(&sp_cmd_run, "unexpected argument \"%s\"", argv[optind]);
+	if (ref && !repo)
+		return sp_cmd_usage_error(&sp_cmd_run, "--ref needs --repo");
+	if (repo && (dir || clean))
+		return sp_cmd_usage_error(&sp_cmd_run, "--repo excludes -C and --clean");
 	sp_signals_install();
 
 	if (sp_fs_tempdir(&work, "stagepipe-job-", &err) < 0) {
@@ -117,7 +131,9 @@ static int run_run(int argc, char **argv)
 	}
 	if (clean)
 		clean_dir = sp_xasprintf("%s/src", work);
-	if ((status = sp_source_load(&src, "run", dir, file, clean_dir)) != 0)
+	status = repo ? sp_source_load_repo(&src, "run", repo, ref, file)
+		      : sp_source_load(&src, "run", dir, file, clean_dir);
+	if (status != 0)
 		goto out;
 	if (stage && !sp_pipeline_stage(src.pipeline, stage)) {
 		status = sp_cmd_usage_error(&sp_cmd_run, "no stage \"%s\" in %s", stage, src.file);

@@ -2,7 +2,7 @@
 # contrib/deps.sh — install the Debian packages stagepipe needs, idempotently.
 #
 #   contrib/deps.sh            build + unit-test dependencies
-#   contrib/deps.sh --engine   also what the real-engine tests need
+#   contrib/deps.sh --engine   also what the integration tests need
 #                              (dockerd, a registry, debootstrap for the base image)
 #
 # Installs only what is missing, so a second run costs one dpkg query.
@@ -12,7 +12,7 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libc6-dev
 libyaml-dev libgit2-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
 libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev"
-ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils"
+ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do

@@ -37,7 +37,10 @@ struct loader {
 	struct sp_pipeline *p;
 };
 
-static const char *const top_keys[] = { "version", "name", "build", "stages", "on", NULL };
+static const char *const top_keys[] = {
+	"version", "name", "build", "checkout", "stages", "on", NULL,
+};
+static const char *const checkout_keys[] = { "submodules", NULL };
 static const char *const build_keys[] = {
 	"context", "dockerfile", "args", "network", "no_cache", "pull", NULL,
 };
@@ -819,6 +822,16 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 			get_nonempty(L, v, "name", &p->name);
 		} else if (!strcmp(key, "build")) {
 			load_build(L, v);
+		} else if (!strcmp(key, "checkout")) {
+			size_t j;
+			if (want_map(L, v, "checkout"))
+				for (j = 0; j < v->n; j += 2) {
+					if (!strcmp(v->items[j]->value, "submodules"))
+						get_bool(L, v->items[j + 1], "checkout.submodules",
+							 &p->checkout.submodules);
+					else
+						unknown_key(L, v->items[j], "checkout", checkout_keys);
+				}
 		} else if (!strcmp(key, "stages")) {
 			stages = v;
 		} else if (!strcmp(key, "on")) {

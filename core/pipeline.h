@@ -117,6 +117,9 @@ struct sp_pipeline {
 		bool no_cache;
 		bool pull;
 	} build;
+	struct {
+		bool submodules;        /* check submodules out (run --repo, serve) */
+	} checkout;
 	struct sp_stage *stages;    /* in file order */
 	size_t nstages;
 	size_t *order;              /* stage indexes in run order (needs first) */

@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "core/sinks.h"
 #include "core/xalloc.h"
+#include "core/xjson.h"
 
 struct json_sink {
 	struct sp_sink base;
@@ -162,9 +163,7 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 			cJSON_AddStringToObject(o, "message", ev->message);
 		break;
 	}
-	line = cJSON_PrintUnformatted(o);
-	if (!line)
-		abort();  /* cJSON fails only when malloc does */
+	line = sp_xjson_print(o);
 	fputs(line, j->out);
 	fputc('\n', j->out);
 	if (ev->kind != SP_EVENT_LOG)

@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/cancel.h"
 #include "core/error.h"
+#include "core/ids.h"
+#include "core/xjson.h"
 #include "core/xalloc.h"
 #include "runners/docker/context.h"
 #include "runners/docker/progress.h"
@@ -60,10 +62,8 @@ static char *kv_json(const struct sp_build_kv *kv, size_t n)
 
 	for (i = 0; i < n; i++)
 		cJSON_AddStringToObject(o, kv[i].name, kv[i].value);
-	s = cJSON_PrintUnformatted(o);
+	s = sp_xjson_print(o);
 	cJSON_Delete(o);
-	if (!s)
-		abort();  /* cJSON fails only when malloc does */
 	return s;
 }
 
@@ -71,20 +71,6 @@ static void add_param(struct sp_buf *q, const char *name, const char *value)
 {
 	sp_buf_addf(q, "%s%s=", q->len ? "&" : "?", name);
 	sp_engine_urlencode(q, value);
-}
-
-static void new_build_id(char *out, size_t len)
-{
-	unsigned char r[8];
-	size_t i;
-
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-		unsigned long long t = (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)out;
-		memcpy(r, &t, sizeof(r));
-	}
-	snprintf(out, len, "stagepipe-");
-	for (i = 0; i < sizeof(r); i++)
-		snprintf(out + strlen(out), len - strlen(out), "%02x", r[i]);
 }
 
 static void cancel_on_daemon(struct sp_engine *e, const char *build_id)
@@ -100,14 +86,6 @@ static void cancel_on_daemon(struct sp_engine *e, const char *build_id)
 	sp_engine_free(second);
 }
 
-static double now_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 		    struct sp_build_result *res, struct sp_error *err)
 {
@@ -118,7 +96,7 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 	struct sp_buf q = SP_BUF_INIT;
 	const char *dockerfile = o->dockerfile ? o->dockerfile : "Dockerfile";
 	char build_id[64], *json, *path = NULL;
-	double start = now_secs();
+	int64_t start = sp_cancel_now_ms();
 	size_t i;
 	int rc;
 
@@ -130,7 +108,7 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 		sp_progress_plain_handler(plain, &handler);
 	}
 	io.progress = sp_progress_new(o->log ? &handler : NULL);
-	new_build_id(build_id, sizeof(build_id));
+	sp_id_random(build_id, sizeof(build_id), "stagepipe", 8);
 
 	add_param(&q, "version", "2");
 	add_param(&q, "dockerfile", sp_context_dockerfile(io.ctx));
@@ -186,7 +164,7 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 	}
 	res->image_id = sp_xstrdup(sp_progress_image_id(io.progress));
 	sp_context_stats(io.ctx, &res->context_files, &res->context_bytes);
-	res->seconds = now_secs() - start;
+	res->seconds = (double)(sp_cancel_now_ms() - start) / 1000.0;
 out:
 	free(path);
 	sp_buf_release(&q);

@@ -25,18 +25,10 @@
 #include "core/lines.h"
 #include "core/untar.h"
 #include "core/xalloc.h"
+#include "core/xjson.h"
 #include "runners/docker/demux.h"
 
 #define LOG_LINE_MAX (64 * 1024)
-
-static char *print_json(cJSON *j)
-{
-	char *s = cJSON_PrintUnformatted(j);
-
-	if (!s)
-		abort();  /* cJSON fails only when malloc does */
-	return s;
-}
 
 static const char *network_mode(enum sp_network n)
 {
@@ -86,7 +78,7 @@ int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char *
 		cJSON_AddNumberToObject(host, "NanoCpus", (double)o->nano_cpus);
 	/* we copy reports out after exit, so the container must outlive it */
 	cJSON_AddFalseToObject(host, "AutoRemove");
-	json = print_json(body);
+	json = sp_xjson_print(body);
 
 	rc = sp_engine_call_status(e, "POST", "/containers/create", json, &out, &status, err);
 	if (rc < 0) {
@@ -207,13 +199,14 @@ static int on_logs(void *ud, const char *data, size_t len, struct sp_error *err)
 	return sp_demux_feed(&io->demux, data, len, err);
 }
 
-int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log, void *log_ud,
-		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
-		      struct sp_error *err)
+/* GET /containers/ID/logs?QUERY through the demultiplexer into lines. */
+static int stream_logs(struct sp_engine *e, const char *id, const char *query,
+		       sp_runner_log_fn log, void *log_ud, sp_cancel_fn cancel, void *cancel_ud,
+		       unsigned long long *bytes, struct sp_error *err)
 {
 	struct sp_engine_request req;
 	struct logs_io io;
-	char *path = sp_xasprintf("/containers/%s/logs?follow=1&stdout=1&stderr=1", id);
+	char *path = sp_xasprintf("/containers/%s/logs?%s", id, query);
 	int rc;
 
 	memset(&io, 0, sizeof(io));
@@ -239,6 +232,14 @@ int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log,
 	sp_lines_release(&io.errs);
 	free(path);
 	return rc;
+}
+
+int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log, void *log_ud,
+		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
+		      struct sp_error *err)
+{
+	return stream_logs(e, id, "follow=1&stdout=1&stderr=1", log, log_ud, cancel, cancel_ud,
+			   bytes, err);
 }
 
 int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool *oom_killed,
@@ -452,28 +453,10 @@ void sp_container_state_release(struct sp_container_state *st)
 int sp_container_tail(struct sp_engine *e, const char *id, unsigned tail, sp_runner_log_fn log,
 		      void *log_ud, struct sp_error *err)
 {
-	struct sp_engine_request req;
-	struct logs_io io;
-	char *path = sp_xasprintf("/containers/%s/logs?stdout=1&stderr=1&tail=%u", id, tail);
-	int rc;
+	char query[64];
 
-	memset(&io, 0, sizeof(io));
-	io.log = log;
-	io.log_ud = log_ud;
-	sp_demux_init(&io.demux, on_frame, &io);
-	sp_lines_init(&io.out, LOG_LINE_MAX, out_line, &io);
-	sp_lines_init(&io.errs, LOG_LINE_MAX, err_line, &io);
-	memset(&req, 0, sizeof(req));
-	req.path = path;
-	req.data = on_logs;
-	req.data_ud = &io;
-	rc = sp_engine_request(e, &req, NULL, err);
-	sp_lines_flush(&io.out);
-	sp_lines_flush(&io.errs);
-	sp_lines_release(&io.out);
-	sp_lines_release(&io.errs);
-	free(path);
-	return rc;
+	snprintf(query, sizeof(query), "stdout=1&stderr=1&tail=%u", tail);
+	return stream_logs(e, id, query, log, log_ud, NULL, NULL, NULL, err);
 }
 
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)
@@ -516,7 +499,7 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 
 	arr = cJSON_AddArrayToObject(filters, "label");
 	cJSON_AddItemToArray(arr, cJSON_CreateString(label));
-	json = print_json(filters);
+	json = sp_xjson_print(filters);
 	sp_buf_addstr(&path, "/containers/json?all=1&filters=");
 	sp_engine_urlencode(&path, json);
 	if ((rc = sp_engine_call(e, "GET", path.data, NULL, &out, err)) < 0)

@@ -119,6 +119,8 @@ static const struct bad_case bad_cases[] = {
 	{ "version_string", "version: \"one\"\nname: app\n" STAGE1, 1, 10, "unsupported version" },
 	{ "unknown_top_key", HEAD "stage:\n  - name: x\n" STAGE1, 3, 1, "did you mean \"stages\"?" },
 	{ "x_key_nested", HEAD STAGE1 "    x-note: 1\n", 6, 5, "unknown key \"x-note\"" },
+	{ "checkout_unknown", HEAD "checkout:\n  submodule: true\n" STAGE1, 4, 3, "did you mean \"submodules\"?" },
+	{ "checkout_not_bool", HEAD "checkout:\n  submodules: 2\n" STAGE1, 4, 15, "must be true or false" },
 	{ "unknown_top_far", HEAD "zzzzzz: 1\n" STAGE1, 3, 1, "expected one of: version, name" },
 	{ "stages_not_list", HEAD "stages: {a: 1}\n", 3, 9, "stages must be a list, not a mapping" },
 	{ "stages_empty", HEAD "stages: []\n", 3, 9, "stages must not be empty" },
