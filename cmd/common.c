@@ -20,12 +20,32 @@ int sp_cmd_fail(const char *cmd, const struct sp_error *err)
 	return sp_error_exit_status(err->code ? err->code : SP_ERROR);
 }
 
+/*
+ * Loads src->file (the process environment for ${VAR}), printing its
+ * problems, then points the GIT_* and PIPELINE variables at src.
+ * Returns the exit status.
+ */
+static int load_pipeline(struct sp_source *src)
+{
+	struct sp_diags diags = SP_DIAGS_INIT;
+	int status = 0;
+
+	src->vars.getenv = sp_vars_process_env;
+	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {
+		sp_diags_print(&diags, src->file, stderr);
+		status = SP_EXIT_USAGE;
+	} else {
+		sp_gitinfo_vars(&src->git, &src->vars);
+		src->vars.pipeline = src->pipeline->name;
+	}
+	sp_diags_release(&diags);
+	return status;
+}
+
 int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, const char *file,
 		   const char *clean_dest)
 {
 	struct sp_error err = SP_ERROR_INIT;
-	struct sp_diags diags = SP_DIAGS_INIT;
-	int status = 0;
 
 	memset(src, 0, sizeof(*src));
 	if (sp_gitinfo_discover(&src->git, dir ? dir : ".", &err) < 0)
@@ -49,17 +69,7 @@ int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, cons
 			    file[0] == '/' || !dir ? sp_xstrdup(file) :
 			    sp_xasprintf("%s/%s", dir, file);
 	}
-	src->vars.getenv = sp_vars_process_env;
-	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {
-		sp_diags_print(&diags, src->file, stderr);
-		status = SP_EXIT_USAGE;
-		goto out;
-	}
-	sp_gitinfo_vars(&src->git, &src->vars);
-	src->vars.pipeline = src->pipeline->name;
-out:
-	sp_diags_release(&diags);
-	return status;
+	return load_pipeline(src);
 }
 
 /* "receiving objects: 1200/5000" on a terminal, overwriting itself */
@@ -75,10 +85,9 @@ int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
 			const char *ref, const char *file)
 {
 	struct sp_error err = SP_ERROR_INIT;
-	struct sp_diags diags = SP_DIAGS_INIT;
 	struct sp_checkout_opts o;
 	const struct sp_checkout_result *c = &src->checkout;
-	int status = 0;
+	int status;
 
 	memset(src, 0, sizeof(*src));
 	memset(&o, 0, sizeof(o));
@@ -96,22 +105,12 @@ int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
 		c->branch ? c->branch : c->tag ? c->tag : "detached", c->subject);
 	sp_checkout_result_gitinfo(&src->git, &src->checkout);
 	src->file = sp_xasprintf("%s/%s", c->dir, file ? file : "stagepipe.yml");
-	src->vars.getenv = sp_vars_process_env;
-	if (sp_pipeline_load_file(&src->pipeline, src->file, &src->vars, &diags) < 0) {
-		sp_diags_print(&diags, src->file, stderr);
-		status = SP_EXIT_USAGE;
-		goto out;
-	}
+	if ((status = load_pipeline(src)) != 0)
+		return status;
 	if (src->pipeline->checkout.submodules &&
-	    sp_checkout_submodules(&src->checkout, &o, &err) < 0) {
-		status = sp_cmd_fail(cmd, &err);
-		goto out;
-	}
-	sp_gitinfo_vars(&src->git, &src->vars);
-	src->vars.pipeline = src->pipeline->name;
-out:
-	sp_diags_release(&diags);
-	return status;
+	    sp_checkout_submodules(&src->checkout, &o, &err) < 0)
+		return sp_cmd_fail(cmd, &err);
+	return 0;
 }
 
 void sp_source_release(struct sp_source *src)

@@ -152,30 +152,6 @@ static bool needs_own_refspec(const char *ref)
 	       strncmp(ref, "refs/tags/", 10);
 }
 
-struct tag_search {
-	git_repository *repo;
-	const git_oid *target;
-	char *best;
-};
-
-static int on_tag(const char *name, git_oid *oid, void *payload)
-{
-	struct tag_search *ts = payload;
-	git_object *obj = NULL, *peeled = NULL;
-	const char *shortname = name + (strncmp(name, "refs/tags/", 10) ? 0 : 10);
-
-	if (git_object_lookup(&obj, ts->repo, oid, GIT_OBJECT_ANY) == 0 &&
-	    git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) == 0 &&
-	    git_oid_equal(git_object_id(peeled), ts->target) &&
-	    (!ts->best || strcmp(shortname, ts->best) < 0)) {
-		free(ts->best);
-		ts->best = sp_xstrdup(shortname);
-	}
-	git_object_free(peeled);
-	git_object_free(obj);
-	return 0;
-}
-
 /* A branch whose tip is oid: the default branch first, else the first by name. */
 static char *branch_at(git_repository *repo, const git_oid *oid, const char *head)
 {
@@ -309,12 +285,8 @@ static int resolve(struct found *f, git_commit **out, struct sp_mirror *m, const
 	} else {
 		f->branch = branch_at(repo, &f->oid, head);
 	}
-	if (!f->tag) {
-		struct tag_search ts = { repo, &f->oid, NULL };
-
-		(void)git_tag_foreach(repo, on_tag, &ts);
-		f->tag = ts.best;
-	}
+	if (!f->tag)
+		f->tag = sp_gitinfo_tag_at(repo, &f->oid);
 	f->subject = sp_xstrdup(git_commit_summary((git_commit *)peeled)
 				? git_commit_summary((git_commit *)peeled) : "");
 	*out = (git_commit *)peeled;
@@ -525,12 +497,7 @@ static int list_submodules(struct sublist *out, git_commit *commit, const char *
 		goto fail;
 	goto out;
 fail:
-	{
-		const git_error *ge = git_error_last();
-
-		rc = sp_error_set(err, SP_ERROR, "reading .gitmodules: %s",
-				  ge && ge->message ? ge->message : "libgit2 error");
-	}
+	rc = sp_error_set(err, SP_ERROR, "reading .gitmodules: %s", sp_gitinfo_last_error());
 out:
 	git_config_iterator_free(it);
 	git_config_free(g.cfg);
@@ -540,23 +507,6 @@ out:
 }
 
 /* ---- workspaces ---------------------------------------------------------- */
-
-static char *read_line_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	struct sp_buf b;
-	char chunk[1024];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	sp_buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (sp_buf_add(&b, chunk, n) < 0)
-			break;
-	fclose(f);
-	return sp_buf_detach(&b, NULL);
-}
 
 static int write_file(const char *path, const char *text, bool append, struct sp_error *err)
 {
@@ -589,7 +539,7 @@ static int prepare_workspace(const char *ws, const char *tree, const char *index
 		(void)unlink(index);
 		if ((rc = sp_fs_rmtree(tree, err)) < 0)
 			goto out;
-	} else if ((list = read_line_file(subs)) != NULL) {
+	} else if ((list = sp_fs_read_small(subs)) != NULL) {
 		for (line = list; *line; line = next) {
 			next = strchr(line, '\n');
 			if (next)
@@ -1100,10 +1050,7 @@ static int create_origin(git_remote **out, git_repository *repo, const char *nam
 
 static int git_fail(struct sp_error *err, int code, const char *what)
 {
-	const git_error *e = git_error_last();
-
-	return sp_error_set(err, code, "%s: %s", what,
-			    e && e->message ? e->message : "libgit2 error");
+	return sp_error_set(err, code, "%s: %s", what, sp_gitinfo_last_error());
 }
 
 int sp_checkout_local(const char *repo_path, const char *sha, const char *dest,

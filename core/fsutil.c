@@ -1,5 +1,5 @@
 /*
- * fsutil.c — temporary folders and recursive removal; see fsutil.h.
+ * fsutil.c — temporary folders, recursive removal, small files; see fsutil.h.
  */
 #define _XOPEN_SOURCE 700
 #include "core/fsutil.h"
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/xalloc.h"
 
@@ -44,4 +45,21 @@ int sp_fs_rmtree(const char *path, struct sp_error *err)
 	if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
 		return sp_error_set(err, SP_ERROR, "cannot remove %s: %s", path, strerror(errno));
 	return 0;
+}
+
+char *sp_fs_read_small(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	struct sp_buf b;
+	char chunk[4096];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	sp_buf_init(&b, 1024 * 1024);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (sp_buf_add(&b, chunk, n) < 0)
+			break;
+	fclose(f);
+	return sp_buf_detach(&b, NULL);
 }

@@ -15,4 +15,12 @@ int sp_fs_tempdir(char **out, const char *prefix, struct sp_error *err);
 /* Removes path and everything below it, never following symlinks. */
 int sp_fs_rmtree(const char *path, struct sp_error *err);
 
+/*
+ * The contents of a small text file (a state or list file, git's
+ * info/alternates), at most its first MiB: longer is not expected, and
+ * is cut rather than read whole.  NULL when it cannot be opened.  A new
+ * string the caller frees.
+ */
+char *sp_fs_read_small(const char *path);
+
 #endif

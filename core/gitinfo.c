@@ -14,7 +14,7 @@
 
 struct tag_search {
 	git_repository *repo;
-	const git_oid *head;
+	const git_oid *commit;
 	char *best;  /* smallest matching name */
 };
 
@@ -28,7 +28,7 @@ static int on_tag(const char *name, git_oid *oid, void *payload)
 		shortname += 10;
 	if (git_object_lookup(&obj, ts->repo, oid, GIT_OBJECT_ANY) == 0 &&
 	    git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) == 0 &&
-	    git_oid_equal(git_object_id(peeled), ts->head) &&
+	    git_oid_equal(git_object_id(peeled), ts->commit) &&
 	    (!ts->best || strcmp(shortname, ts->best) < 0)) {
 		free(ts->best);
 		ts->best = sp_xstrdup(shortname);
@@ -38,10 +38,19 @@ static int on_tag(const char *name, git_oid *oid, void *payload)
 	return 0;
 }
 
-static char *git_message(void)
+char *sp_gitinfo_tag_at(git_repository *repo, const git_oid *commit)
+{
+	struct tag_search ts = { repo, commit, NULL };
+
+	(void)git_tag_foreach(repo, on_tag, &ts);
+	return ts.best;
+}
+
+const char *sp_gitinfo_last_error(void)
 {
 	const git_error *e = git_error_last();
-	return sp_xstrdup(e && e->message ? e->message : "unknown libgit2 error");
+
+	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
 int sp_gitinfo_discover(struct sp_gitinfo *info, const char *dir, struct sp_error *err)
@@ -62,9 +71,8 @@ int sp_gitinfo_discover(struct sp_gitinfo *info, const char *dir, struct sp_erro
 		return 0;
 	}
 	if (grc < 0) {
-		char *m = git_message();
-		rc = sp_error_set(err, SP_ERROR, "cannot open the git repository at %s: %s", abs, m);
-		free(m);
+		rc = sp_error_set(err, SP_ERROR, "cannot open the git repository at %s: %s", abs,
+				  sp_gitinfo_last_error());
 		goto out;
 	}
 	info->is_repo = true;
@@ -79,24 +87,21 @@ int sp_gitinfo_discover(struct sp_gitinfo *info, const char *dir, struct sp_erro
 	if (grc == GIT_EUNBORNBRANCH || grc == GIT_ENOTFOUND)
 		goto out;  /* no commit yet */
 	if (grc < 0) {
-		char *m = git_message();
-		rc = sp_error_set(err, SP_ERROR, "cannot read HEAD of %s: %s", info->root, m);
-		free(m);
+		rc = sp_error_set(err, SP_ERROR, "cannot read HEAD of %s: %s", info->root,
+				  sp_gitinfo_last_error());
 		goto out;
 	}
 	if (git_reference_is_branch(head))
 		info->branch = sp_xstrdup(git_reference_shorthand(head));
 	if (git_reference_target(head) &&
 	    git_commit_lookup(&commit, repo, git_reference_target(head)) == 0) {
-		struct tag_search ts = { repo, git_commit_id(commit), NULL };
 		const char *summary = git_commit_summary(commit);
 
 		git_oid_tostr(hex, sizeof(hex), git_commit_id(commit));
 		info->sha = sp_xstrdup(hex);
 		info->short_sha = sp_xstrndup(hex, 7);
 		info->subject = sp_xstrdup(summary ? summary : "");
-		(void)git_tag_foreach(repo, on_tag, &ts);
-		info->tag = ts.best;
+		info->tag = sp_gitinfo_tag_at(repo, git_commit_id(commit));
 	}
 out:
 	git_commit_free(commit);

@@ -4,7 +4,8 @@
  * Used for the ${GIT_*} variables and for the source root that pipeline
  * paths are relative to.  Reads the repository with libgit2 (the caller
  * has called git_libgit2_init); a folder that is not in a repository is
- * not an error, it just has no commit.
+ * not an error, it just has no commit.  The tag lookup and libgit2's last
+ * error message serve checkout.c and mirror.c as well.
  */
 #ifndef SP_GITINFO_H
 #define SP_GITINFO_H
@@ -35,5 +36,23 @@ void sp_gitinfo_release(struct sp_gitinfo *info);
 struct sp_vars;
 /* Points the GIT_* fields of vars at info's strings (borrowed). */
 void sp_gitinfo_vars(const struct sp_gitinfo *info, struct sp_vars *vars);
+
+/* ---- shared with the other libgit2 users (checkout.c, mirror.c) ---- */
+
+struct git_repository;
+struct git_oid;
+
+/*
+ * The short name ("v1.1") of a tag of repo that points at commit,
+ * annotated tags peeled; the first by name when several do, NULL when
+ * none does.  A new string the caller frees.
+ */
+char *sp_gitinfo_tag_at(struct git_repository *repo, const struct git_oid *commit);
+
+/*
+ * The message of the last libgit2 error on this thread, or "unknown libgit2
+ * error" when there is none.  Borrowed: valid until the next libgit2 call.
+ */
+const char *sp_gitinfo_last_error(void);
 
 #endif

@@ -35,6 +35,7 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/gitcred.h"
+#include "core/gitinfo.h"
 #include "core/giturl.h"
 #include "core/xalloc.h"
 
@@ -116,8 +117,7 @@ int sp_mirror_mkdirs(const char *path, mode_t mode, struct sp_error *err)
 /* libgit2's last message on one line, secrets removed; caller frees. */
 static char *git_msg(const struct sp_gitcred_list *creds, const struct sp_giturl *u)
 {
-	const git_error *e = git_error_last();
-	char *msg = sp_xstrdup(e && e->message ? e->message : "unknown libgit2 error");
+	char *msg = sp_xstrdup(sp_gitinfo_last_error());
 	char *p;
 	size_t n;
 
@@ -646,19 +646,9 @@ static bool exists(const char *path)
 /* A small text file's contents ("" when missing); caller frees. */
 static char *read_text(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	struct sp_buf b;
-	char chunk[4096];
-	size_t n;
+	char *text = sp_fs_read_small(path);
 
-	if (!f)
-		return sp_xstrdup("");
-	sp_buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (sp_buf_add(&b, chunk, n) < 0)
-			break;
-	fclose(f);
-	return sp_buf_detach(&b, NULL);
+	return text ? text : sp_xstrdup("");
 }
 
 static bool listed(const char *list, const char *name)

@@ -37,6 +37,22 @@ static void attr_num(xmlTextWriterPtr w, const char *name, double v)
 	xmlTextWriterWriteFormatAttribute(w, BAD_CAST name, "%g", v);
 }
 
+/* The JUnit element under a stage's <testcase> for its result; NULL: none (passed). */
+static const char *outcome_element(enum sp_stage_result r)
+{
+	switch (r) {
+	case SP_RESULT_FAILED:
+		return "failure";
+	case SP_RESULT_ERROR:
+	case SP_RESULT_CANCELLED:
+		return "error";
+	case SP_RESULT_SKIPPED:
+		return "skipped";
+	default:
+		return NULL;
+	}
+}
+
 /*
  * Declares on the element just started the namespaces that node (the
  * <testsuite> being copied) inherits from its ancestors, so that the copy
@@ -211,31 +227,16 @@ static int write_junit(struct reports *s, const struct sp_event *ev, struct sp_e
 	attr_num(w, "time", ev->seconds);
 	for (i = 0; i < ev->nreports; i++) {
 		const struct sp_stage_report *rep = &ev->reports[i];
-		const char *msg = rep->message ? rep->message : "";
+		const char *msg = rep->message ? rep->message : "", *outcome;
 		xmlTextWriterStartElement(w, BAD_CAST "testcase");
 		xmlTextWriterWriteFormatAttribute(w, BAD_CAST "classname", "stagepipe.%s",
 						  ev->pipeline->name);
 		xmlTextWriterWriteAttribute(w, BAD_CAST "name", BAD_CAST rep->stage->name);
 		attr_num(w, "time", rep->seconds);
-		switch (rep->result) {
-		case SP_RESULT_FAILED:
-			xmlTextWriterStartElement(w, BAD_CAST "failure");
+		if ((outcome = outcome_element(rep->result)) != NULL) {
+			xmlTextWriterStartElement(w, BAD_CAST outcome);
 			xmlTextWriterWriteAttribute(w, BAD_CAST "message", BAD_CAST msg);
 			xmlTextWriterEndElement(w);
-			break;
-		case SP_RESULT_ERROR:
-		case SP_RESULT_CANCELLED:
-			xmlTextWriterStartElement(w, BAD_CAST "error");
-			xmlTextWriterWriteAttribute(w, BAD_CAST "message", BAD_CAST msg);
-			xmlTextWriterEndElement(w);
-			break;
-		case SP_RESULT_SKIPPED:
-			xmlTextWriterStartElement(w, BAD_CAST "skipped");
-			xmlTextWriterWriteAttribute(w, BAD_CAST "message", BAD_CAST msg);
-			xmlTextWriterEndElement(w);
-			break;
-		default:
-			break;
 		}
 		xmlTextWriterEndElement(w);
 	}

@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "core/imageref.h"
 #include "core/xalloc.h"
+#include "runners/docker/jsonmsg.h"
 
 /* ---- names in request paths ---- */
 
@@ -360,42 +361,23 @@ static void on_layer_status(struct sp_image_push_decoder *d, const char *id, con
 	}
 }
 
-static int is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 static int process_line(struct sp_image_push_decoder *d, const char *s, size_t n, struct sp_error *err)
 {
-	const cJSON *ed, *msg, *e, *aux, *status, *id;
-	const char *end = NULL;
+	const cJSON *aux, *status, *id;
+	const char *error;
 	cJSON *json = NULL;
 	int rc = 0;
 
 	d->lineno++;
-	while (n && is_json_space(s[n - 1]))
-		n--;
-	while (n && is_json_space(*s)) {
-		s++;
-		n--;
-	}
-	if (n == 0)
-		return 0;
-	json = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-	while (json && end && end < s + n && is_json_space(*end))
-		end++;
-	if (!cJSON_IsObject(json) || end != s + n) {
+	if (sp_jsonmsg_parse(&json, &s, &n) < 0) {
 		rc = sp_error_set(err, SP_EENGINE, "push stream line %zu: not a JSON object",
 				  d->lineno);
 		goto out;
 	}
-	ed = cJSON_GetObjectItemCaseSensitive(json, "errorDetail");
-	msg = cJSON_GetObjectItemCaseSensitive(ed, "message");
-	e = cJSON_GetObjectItemCaseSensitive(json, "error");
-	if ((ed || e) && !d->error)
-		d->error = sp_xstrdup(cJSON_IsString(msg) && *msg->valuestring ? msg->valuestring
-				      : cJSON_IsString(e) && *e->valuestring ? e->valuestring
-				      : "unknown error");
+	if (!json)
+		return 0;
+	if ((error = sp_jsonmsg_error(json)) != NULL && !d->error)
+		d->error = sp_xstrdup(error);
 	aux = cJSON_GetObjectItemCaseSensitive(json, "aux");
 	if (cJSON_IsObject(aux)) {
 		const cJSON *dg = cJSON_GetObjectItemCaseSensitive(aux, "Digest");

@@ -33,6 +33,7 @@
 #include "buildkit.pb-c.h"
 #include "core/buf.h"
 #include "core/xalloc.h"
+#include "runners/docker/jsonmsg.h"
 
 /* More vertices than any real build has; beyond is a hostile stream. */
 #define VTX_MAX 100000
@@ -814,15 +815,10 @@ static void handle_status(struct sp_progress *p, const cJSON *json, const char *
 	sp_buf_release(&text);
 }
 
-static int is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 static int handle_line(struct sp_progress *p, const char *s, size_t n, struct sp_error *err)
 {
-	const cJSON *id, *aux, *ed, *msg, *e, *stream, *status;
-	const char *end = NULL;
+	const cJSON *id, *aux, *stream, *status;
+	const char *error;
 	cJSON *json = NULL;
 	int rc = 0;
 
@@ -832,20 +828,7 @@ static int handle_line(struct sp_progress *p, const char *s, size_t n, struct sp
 			  p->lineno, SP_PROGRESS_LINE_MAX);
 		goto cleanup;
 	}
-	while (n && is_json_space(s[n - 1]))
-		n--;
-	while (n && is_json_space(*s)) {
-		s++;
-		n--;
-	}
-	if (n == 0)
-		goto cleanup;
-	json = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-	if (json && end) {
-		while (end < s + n && is_json_space(*end))
-			end++;
-	}
-	if (!json || !cJSON_IsObject(json) || !end || end != s + n) {
+	if (sp_jsonmsg_parse(&json, &s, &n) < 0) {
 		char excerpt[64];
 		size_t k;
 		for (k = 0; k < n && k < sizeof(excerpt) - 1; k++)
@@ -855,18 +838,13 @@ static int handle_line(struct sp_progress *p, const char *s, size_t n, struct sp
 			  p->lineno, excerpt, n > k ? "..." : "");
 		goto cleanup;
 	}
+	if (!json)
+		goto cleanup;  /* a blank line */
 
-	ed = cJSON_GetObjectItemCaseSensitive(json, "errorDetail");
-	msg = cJSON_GetObjectItemCaseSensitive(ed, "message");
-	e = cJSON_GetObjectItemCaseSensitive(json, "error");
-	if (ed || e) {
-		const char *text = cJSON_IsString(msg) && msg->valuestring[0] ? msg->valuestring :
-				   cJSON_IsString(e) && e->valuestring[0] ? e->valuestring :
-				   "unknown error";
-
+	if ((error = sp_jsonmsg_error(json)) != NULL) {
 		if (!p->daemon_error)
-			p->daemon_error = sp_xstrdup(text);
-		emit_message(p, SP_PROGRESS_MSG_ERROR, text);
+			p->daemon_error = sp_xstrdup(error);
+		emit_message(p, SP_PROGRESS_MSG_ERROR, error);
 	}
 
 	id = cJSON_GetObjectItemCaseSensitive(json, "id");

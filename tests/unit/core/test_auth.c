@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/imageref.h"
 #include "core/xalloc.h"
+#include "tests/unit/support/testutil.h"
 
 #define SECRET "Sup3r-s3cret-PW"
 #define HELPER_SECRET "helper-S3cret"
@@ -30,7 +31,7 @@
 /* ---- fixtures ---- */
 
 struct fx {
-	char dir[64];      /* the temporary folder: DOCKER_CONFIG and PATH */
+	char *dir;         /* the temporary folder: DOCKER_CONFIG and PATH */
 	char *env[16];     /* "NAME=value", NULL-terminated */
 	size_t nenv;
 };
@@ -38,12 +39,8 @@ struct fx {
 static const char *table_env(const char *name, void *ud)
 {
 	struct fx *f = ud;
-	size_t n = strlen(name), i;
 
-	for (i = 0; i < f->nenv; i++)
-		if (!strncmp(f->env[i], name, n) && f->env[i][n] == '=')
-			return f->env[i] + n + 1;
-	return NULL;
+	return sp_test_env(name, f->env);
 }
 
 static void setenv_fx(struct fx *f, const char *name, const char *value)
@@ -63,11 +60,8 @@ static void setenv_fx(struct fx *f, const char *name, const char *value)
 static void write_file(const char *dir, const char *name, const char *text, int mode)
 {
 	char *path = sp_xasprintf("%s/%s", dir, name);
-	FILE *f = fopen(path, "w");
 
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	sp_test_write_file(path, text);
 	assert_int_equal(chmod(path, (mode_t)mode), 0);
 	free(path);
 }
@@ -114,8 +108,7 @@ static int setup(void **state)
 {
 	struct fx *f = sp_xcalloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sp-auth-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	f->dir = sp_test_tempdir("sp-auth-");
 	write_file(f->dir, "docker-credential-test", helper_script, 0755);
 	write_file(f->dir, "docker-credential-other", other_script, 0755);
 	setenv_fx(f, "DOCKER_CONFIG", f->dir);
@@ -128,16 +121,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	const char *names[] = { "docker-credential-test", "docker-credential-other",
-		"config.json", "last-url", NULL };
 	size_t i;
 
-	for (i = 0; names[i]; i++) {
-		char *p = sp_xasprintf("%s/%s", f->dir, names[i]);
-		unlink(p);
-		free(p);
-	}
-	rmdir(f->dir);
+	sp_test_rmtree(f->dir);
+	free(f->dir);
 	for (i = 0; i < f->nenv; i++)
 		free(f->env[i]);
 	free(f);

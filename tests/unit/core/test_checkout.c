@@ -40,8 +40,9 @@
 #include "core/error.h"
 #include "core/gitinfo.h"
 #include "core/giturl.h"
+#include "tests/unit/support/testutil.h"
 
-static char base[] = "/tmp/sp-checkout-XXXXXX";
+static char *base;
 static int daemon_port;  /* a git daemon serving base on loopback; 0 when none */
 static pid_t daemon_pid;
 
@@ -247,8 +248,7 @@ static const char *daemon_url(const char *name)
 static int setup(void **state)
 {
 	(void)state;
-	if (!mkdtemp(base))
-		return -1;
+	base = sp_test_tempdir("sp-checkout-");
 	setenv("HOME", base, 1);
 	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
 	setenv("GIT_AUTHOR_NAME", "Test", 1);
@@ -304,8 +304,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[256];
-
 	(void)state;
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGTERM);
@@ -314,8 +312,9 @@ static int teardown(void **state)
 	git_libgit2_shutdown();
 	if (chdir("/") < 0)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	return system(cmd) == 0 ? 0 : -1;
+	sp_test_rmtree(base);
+	free(base);
+	return 0;
 }
 
 /* ---- refs ---------------------------------------------------------------- */
@@ -1033,17 +1032,6 @@ static void test_progress(void **state)
 	sp_checkout_result_release(&r);
 }
 
-static const char *env_table(const char *name, void *ud)
-{
-	const char *const *e;
-	size_t n = strlen(name);
-
-	for (e = ud; *e; e++)
-		if (!strncmp(*e, name, n) && (*e)[n] == '=')
-			return *e + n + 1;
-	return NULL;
-}
-
 static void test_cache_dir(void **state)
 {
 	const char *both[] = { "XDG_CACHE_HOME=/x/cache", "HOME=/home/u", NULL };
@@ -1054,16 +1042,16 @@ static void test_cache_dir(void **state)
 	char *dir;
 
 	(void)state;
-	assert_int_equal(sp_checkout_cache_dir(&dir, env_table, (void *)both, &err), 0);
+	assert_int_equal(sp_checkout_cache_dir(&dir, sp_test_env, (void *)both, &err), 0);
 	assert_string_equal(dir, "/x/cache/stagepipe");
 	free(dir);
-	assert_int_equal(sp_checkout_cache_dir(&dir, env_table, (void *)home, &err), 0);
+	assert_int_equal(sp_checkout_cache_dir(&dir, sp_test_env, (void *)home, &err), 0);
 	assert_string_equal(dir, "/home/u/.cache/stagepipe");
 	free(dir);
-	assert_int_equal(sp_checkout_cache_dir(&dir, env_table, (void *)rel, &err), 0);
+	assert_int_equal(sp_checkout_cache_dir(&dir, sp_test_env, (void *)rel, &err), 0);
 	assert_string_equal(dir, "/home/u/.cache/stagepipe");
 	free(dir);
-	assert_int_equal(sp_checkout_cache_dir(&dir, env_table, (void *)none, &err), SP_ECONFIG);
+	assert_int_equal(sp_checkout_cache_dir(&dir, sp_test_env, (void *)none, &err), SP_ECONFIG);
 	assert_null(dir);
 
 	/* through the options' getenv when no cache_dir is given */
@@ -1075,7 +1063,7 @@ static void test_cache_dir(void **state)
 
 		snprintf(xdg, sizeof(xdg), "XDG_CACHE_HOME=%s", path("xdg"));
 		opts_for(&o, NULL, path("bare.git"), NULL);
-		o.getenv = env_table;
+		o.getenv = sp_test_env;
 		o.getenv_ud = (void *)env;
 		co_ok(&r, &o);
 		assert_int_equal(strncmp(r.mirror, path("xdg/stagepipe/mirrors/"),

@@ -25,6 +25,7 @@
 #include "core/child.h"
 #include "core/error.h"
 #include "core/xalloc.h"
+#include "tests/unit/support/testutil.h"
 
 static double now_s(void)
 {
@@ -119,27 +120,19 @@ static void test_missing_program(void **state)
 
 static void test_exec_failures(void **state)
 {
-	char dir[] = "/tmp/sp-child-XXXXXX", *noexec, *badinterp, *garbage;
+	char *dir = sp_test_tempdir("sp-child-"), *noexec, *badinterp, *garbage;
 	const char *argv[2] = { NULL, NULL };
 	struct sp_child_result res;
 	struct sp_error err = SP_ERROR_INIT;
-	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
 	noexec = sp_xasprintf("%s/noexec", dir);
 	badinterp = sp_xasprintf("%s/badinterp", dir);
 	garbage = sp_xasprintf("%s/garbage", dir);
-	assert_non_null(f = fopen(noexec, "w"));
-	fputs("#!/bin/sh\necho hi\n", f);
-	fclose(f);
-	assert_non_null(f = fopen(badinterp, "w"));
-	fputs("#!/no/such/interpreter\n", f);
-	fclose(f);
+	sp_test_write_file(noexec, "#!/bin/sh\necho hi\n");
+	sp_test_write_file(badinterp, "#!/no/such/interpreter\n");
 	assert_int_equal(chmod(badinterp, 0755), 0);
-	assert_non_null(f = fopen(garbage, "w"));
-	fwrite("\x7f" "ELF\x01\x02\x03garbage", 1, 14, f);
-	fclose(f);
+	sp_test_write_file(garbage, "\x7f" "ELF\x01\x02\x03garbage");
 	assert_int_equal(chmod(garbage, 0755), 0);
 
 	argv[0] = noexec;
@@ -158,10 +151,8 @@ static void test_exec_failures(void **state)
 	assert_non_null(strstr(err.msg, "cannot run"));
 	sp_child_result_release(&res);
 
-	unlink(noexec);
-	unlink(badinterp);
-	unlink(garbage);
-	rmdir(dir);
+	sp_test_rmtree(dir);
+	free(dir);
 	free(noexec);
 	free(badinterp);
 	free(garbage);

@@ -24,31 +24,7 @@
 #include "core/cobertura.h"
 #include "core/error.h"
 #include "core/xalloc.h"
-
-static char *fixture_path(const char *name)
-{
-	const char *dir = getenv("SP_FIXTURES");
-
-	return sp_xasprintf("%s/pytest/%s", dir && *dir ? dir : "tests/fixtures", name);
-}
-
-static char *load_fixture(const char *name, size_t *len)
-{
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[4096];
-	char *path = fixture_path(name);
-	size_t n;
-	FILE *f;
-
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open fixture %s (set SP_FIXTURES)", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	fclose(f);
-	free(path);
-	return sp_buf_detach(&b, len);
-}
+#include "tests/unit/support/testutil.h"
 
 /* Formats like pytest-cov's "Total coverage: 59.26%". */
 static void assert_percent(double got, const char *want)
@@ -69,10 +45,10 @@ static void check_fixture(const char *name, struct sp_cobertura *c)
 	struct sp_cobertura m;
 	char *xml_name = sp_xasprintf("%s-coverage.xml", name);
 	char *out_name = sp_xasprintf("%s-output.txt", name);
-	char *path = fixture_path(xml_name);
+	char *path = sp_test_fixture_path("pytest", xml_name);
 	size_t len, olen, i;
-	char *xml = load_fixture(xml_name, &len);
-	char *output = load_fixture(out_name, &olen);
+	char *xml = sp_test_read_fixture("pytest", xml_name, &len);
+	char *output = sp_test_read_fixture("pytest", out_name, &olen);
 	unsigned long lv = 0, lc = 0;
 	const char *total;
 	char want[32];
@@ -279,16 +255,7 @@ static void expect_refused(const char *doc, const char *what)
 static void test_hostile(void **state)
 {
 	static const char lol[] =
-		"<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">"
-		"<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"
-		"<!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">"
-		"<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">"
-		"<!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">"
-		"<!ENTITY lol5 \"&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;\">"
-		"<!ENTITY lol6 \"&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;\">"
-		"<!ENTITY lol7 \"&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;\">"
-		"<!ENTITY lol8 \"&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;\">"
-		"<!ENTITY lol9 \"&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;\">]>"
+		SP_TEST_LOL_DOCTYPE
 		"<coverage line-rate=\"1\"><packages><package name=\"&lol9;\"/></packages></coverage>";
 	static const char lol_small[] =
 		"<!DOCTYPE c [<!ENTITY a \"1\">]><coverage line-rate=\"&a;\"/>";
@@ -348,14 +315,14 @@ static void test_files(void **state)
 {
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_cobertura c;
-	char *path = fixture_path("no-such-coverage.xml");
+	char *path = sp_test_fixture_path("pytest", "no-such-coverage.xml");
 
 	(void)state;
 	/* pytest-cov writes no XML at all when nothing was measured (--cov=typo). */
 	assert_int_equal(sp_cobertura_parse_file(&c, path, &err), SP_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "no-such-coverage.xml: No such file"));
 	free(path);
-	path = fixture_path("");
+	path = sp_test_fixture_path("pytest", "");
 	assert_int_equal(sp_cobertura_parse_file(&c, path, &err), SP_ERROR);
 	assert_non_null(strstr(err.msg, "not a regular file"));
 	free(path);

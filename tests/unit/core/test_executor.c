@@ -43,6 +43,7 @@
 #include "core/vars.h"
 #include "core/xalloc.h"
 #include "runners/runner.h"
+#include "tests/unit/support/testutil.h"
 
 /* ---- string vectors ---- */
 
@@ -181,7 +182,6 @@ struct fake {
 	unsigned npush_total;
 	bool signalled;             /* the job's Ctrl-C flag */
 	unsigned cancel_polls;
-	char *fixtures;
 	bool freed;
 };
 
@@ -355,31 +355,22 @@ static void copy_file(const char *from, const char *to)
 	assert_int_equal(fclose(out), 0);
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *out = fopen(path, "wb");
-
-	assert_non_null(out);
-	assert_int_equal(fputs(text, out) >= 0, 1);
-	assert_int_equal(fclose(out), 0);
-}
-
 /* Leaves the stage's reports in reports_dest, as docker cp would. */
-static void copy_reports(struct fake *f, const struct step *s, const char *dest)
+static void copy_reports(const struct step *s, const char *dest)
 {
 	char *from, *to;
 
 	if (mkdir(dest, 0755) < 0 && errno != EEXIST)
 		fail_msg("mkdir %s: %s", dest, strerror(errno));
 	if (s->junit) {
-		from = sp_xasprintf("%s/pytest/%s", f->fixtures, s->junit);
+		from = sp_test_fixture_path("pytest", s->junit);
 		to = sp_xasprintf("%s/junit.xml", dest);
 		copy_file(from, to);
 		free(from);
 		free(to);
 	}
 	if (s->coverage) {
-		from = sp_xasprintf("%s/pytest/%s", f->fixtures, s->coverage);
+		from = sp_test_fixture_path("pytest", s->coverage);
 		to = sp_xasprintf("%s/coverage.xml", dest);
 		copy_file(from, to);
 		free(from);
@@ -387,7 +378,7 @@ static void copy_reports(struct fake *f, const struct step *s, const char *dest)
 	}
 	if (s->coverage_xml) {
 		to = sp_xasprintf("%s/coverage.xml", dest);
-		write_file(to, s->coverage_xml);
+		sp_test_write_file(to, s->coverage_xml);
 		free(to);
 	}
 }
@@ -433,7 +424,7 @@ static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 	res->oom_killed = s->oom;
 	res->output_bytes = 36;
 	if (o->reports_dir && o->reports_dest && !s->no_copy) {
-		copy_reports(f, s, o->reports_dest);
+		copy_reports(s, o->reports_dest);
 		res->reports_copied = true;
 	}
 	return 0;
@@ -770,8 +761,6 @@ static struct harness *h_new(const char *yaml, const struct step *steps, size_t 
 {
 	struct harness *h = sp_xcalloc(1, sizeof(*h));
 	struct sp_diags d = SP_DIAGS_INIT;
-	struct sp_error err = SP_ERROR_INIT;
-	const char *fx = getenv("SP_FIXTURES");
 	size_t i;
 	int rc;
 
@@ -793,7 +782,6 @@ static struct harness *h_new(const char *yaml, const struct step *steps, size_t 
 	h->fake.base.ops = &fake_ops;
 	h->fake.steps = steps;
 	h->fake.nsteps = nsteps;
-	h->fake.fixtures = sp_xstrdup(fx && *fx ? fx : "tests/fixtures");
 
 	h->rec = sp_xcalloc(1, sizeof(*h->rec));
 	h->rec->base.event = rec_event;
@@ -803,8 +791,7 @@ static struct harness *h_new(const char *yaml, const struct step *steps, size_t 
 	h->events = (struct sp_events)SP_EVENTS_INIT;
 	sp_events_add(&h->events, &h->rec->base);
 
-	if (sp_fs_tempdir(&h->work, "sp-test-executor-", &err) < 0)
-		fail_msg("tempdir: %s", err.msg);
+	h->work = sp_test_tempdir("sp-test-executor-");
 
 	h->o.pipeline = h->p;
 	h->o.vars = &h->vars;
@@ -840,7 +827,6 @@ static void h_free(struct harness *h)
 	for (i = 0; i < h->fake.ncalls; i++)
 		call_release(&h->fake.calls[i]);
 	free(h->fake.cur_stage);
-	free(h->fake.fixtures);
 	sp_events_release(&h->events);
 	sp_pipeline_free(h->p);
 	(void)sp_fs_rmtree(h->work, NULL);

@@ -20,43 +20,23 @@
 #include "core/error.h"
 #include "core/gitcred.h"
 #include "core/giturl.h"
+#include "tests/unit/support/testutil.h"
 
-/* NAME=VALUE strings, NULL-terminated */
-static const char *lookup(const char *name, void *ud)
-{
-	const char *const *e;
-	size_t n = strlen(name);
-
-	for (e = ud; *e; e++)
-		if (!strncmp(*e, name, n) && (*e)[n] == '=')
-			return *e + n + 1;
-	return NULL;
-}
-
-static char base[] = "/tmp/sp-gitcred-XXXXXX";
+static char *base;
 
 static int setup(void **state)
 {
 	(void)state;
-	return mkdtemp(base) ? 0 : -1;
+	base = sp_test_tempdir("sp-gitcred-");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[256];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	sp_test_rmtree(base);
+	free(base);
+	return 0;
 }
 
 static void list_for(struct sp_gitcred_list *l, const char *url, const char *env_host,
@@ -67,8 +47,19 @@ static void list_for(struct sp_gitcred_list *l, const char *url, const char *env
 
 	assert_int_equal(sp_giturl_parse(&u, url, &err), 0);
 	memset(l, 0, sizeof(*l));
-	if (sp_gitcred_list(l, &u, env_host, lookup, (void *)env, &err) != 0)
+	if (sp_gitcred_list(l, &u, env_host, sp_test_env, (void *)env, &err) != 0)
 		fail_msg("%s", err.msg);
+	sp_giturl_release(&u);
+}
+
+/* Listing for url with env is refused as SP_ECONFIG; the message in *err. */
+static void list_refused(const char *url, const char *const *env, struct sp_error *err)
+{
+	struct sp_gitcred_list l = SP_GITCRED_LIST_INIT;
+	struct sp_giturl u;
+
+	assert_int_equal(sp_giturl_parse(&u, url, err), 0);
+	assert_int_equal(sp_gitcred_list(&l, &u, NULL, sp_test_env, (void *)env, err), SP_ECONFIG);
 	sp_giturl_release(&u);
 }
 
@@ -131,14 +122,10 @@ static void test_half_set(void **state)
 {
 	const char *env[] = { "STAGEPIPE_GIT_USER=ci", NULL };
 	struct sp_error err = SP_ERROR_INIT;
-	struct sp_gitcred_list l = SP_GITCRED_LIST_INIT;
-	struct sp_giturl u;
 
 	(void)state;
-	assert_int_equal(sp_giturl_parse(&u, "https://h/x", &err), 0);
-	assert_int_equal(sp_gitcred_list(&l, &u, NULL, lookup, (void *)env, &err), SP_ECONFIG);
+	list_refused("https://h/x", env, &err);
 	assert_string_equal(err.msg, "STAGEPIPE_GIT_USER is set but STAGEPIPE_GIT_PASSWORD is not");
-	sp_giturl_release(&u);
 }
 
 static void test_file(void **state)
@@ -151,15 +138,15 @@ static void test_file(void **state)
 	(void)state;
 	snprintf(file, sizeof(file), "%s/creds", base);
 	snprintf(envfile, sizeof(envfile), "STAGEPIPE_GIT_CREDENTIALS=%s", file);
-	write_text(file,
-		   "# comment\n"
-		   "https://alice:al-secret1@git.example.com\n"
-		   "  https://bob:bob-secret2@git.example.com/team  \r\n"
-		   "https://carol:ca-secret3@git.example.com/other\n"
-		   "https://dave:da-secret4@git.example.com:8443\n"
-		   "http://erin:er-secret5@git.example.com\n"
-		   "not a url\n"
-		   "https://frank@git.example.com\n");
+	sp_test_write_file(file,
+			   "# comment\n"
+			   "https://alice:al-secret1@git.example.com\n"
+			   "  https://bob:bob-secret2@git.example.com/team  \r\n"
+			   "https://carol:ca-secret3@git.example.com/other\n"
+			   "https://dave:da-secret4@git.example.com:8443\n"
+			   "http://erin:er-secret5@git.example.com\n"
+			   "not a url\n"
+			   "https://frank@git.example.com\n");
 	list_for(&l, "https://git.example.com/team/app.git", NULL, env);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.items[0].user, "alice");
@@ -191,7 +178,7 @@ static void test_file(void **state)
 	snprintf(file, sizeof(file), "%s/stagepipe", base);
 	assert_int_equal(mkdir(file, 0700), 0);
 	snprintf(file, sizeof(file), "%s/stagepipe/git-credentials", base);
-	write_text(file, "https://gina:gi-secret6@git.example.com\n");
+	sp_test_write_file(file, "https://gina:gi-secret6@git.example.com\n");
 	list_for(&l, "https://git.example.com/team/app.git", NULL, env_xdg);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.items[0].user, "gina");
@@ -202,14 +189,10 @@ static void test_file_missing(void **state)
 {
 	const char *env[] = { "STAGEPIPE_GIT_CREDENTIALS=/nonexistent/creds", NULL };
 	struct sp_error err = SP_ERROR_INIT;
-	struct sp_gitcred_list l = SP_GITCRED_LIST_INIT;
-	struct sp_giturl u;
 
 	(void)state;
-	assert_int_equal(sp_giturl_parse(&u, "https://h/x", &err), 0);
-	assert_int_equal(sp_gitcred_list(&l, &u, NULL, lookup, (void *)env, &err), SP_ECONFIG);
+	list_refused("https://h/x", env, &err);
 	assert_string_equal(err.msg, "credentials file /nonexistent/creds: No such file or directory");
-	sp_giturl_release(&u);
 }
 
 static void test_ssh(void **state)
@@ -221,12 +204,11 @@ static void test_ssh(void **state)
 	const char *bad[] = { "STAGEPIPE_GIT_SSH_KEY=/nonexistent/id", NULL };
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_gitcred_list l;
-	struct sp_giturl u;
 
 	(void)state;
 	snprintf(key, sizeof(key), "%s/id_test", base);
 	snprintf(keyenv, sizeof(keyenv), "STAGEPIPE_GIT_SSH_KEY=%s", key);
-	write_text(key, "not really a key\n");
+	sp_test_write_file(key, "not really a key\n");
 	list_for(&l, "deploy@git.example.com:team/app.git", NULL, env);
 	assert_int_equal(l.n, 2);
 	assert_int_equal(l.items[0].kind, SP_GITCRED_SSH_KEY);
@@ -241,11 +223,8 @@ static void test_ssh(void **state)
 	assert_string_equal(l.items[0].user, "git");
 	sp_gitcred_list_release(&l);
 
-	assert_int_equal(sp_giturl_parse(&u, "git@h:x", &err), 0);
-	memset(&l, 0, sizeof(l));
-	assert_int_equal(sp_gitcred_list(&l, &u, NULL, lookup, (void *)bad, &err), SP_ECONFIG);
+	list_refused("git@h:x", bad, &err);
 	assert_non_null(strstr(err.msg, "STAGEPIPE_GIT_SSH_KEY=/nonexistent/id"));
-	sp_giturl_release(&u);
 
 	/* git:// and local repositories never get credentials */
 	list_for(&l, "git://h/x", NULL, env);

@@ -26,31 +26,7 @@
 #include "core/error.h"
 #include "core/junit.h"
 #include "core/xalloc.h"
-
-static char *fixture_path(const char *name)
-{
-	const char *dir = getenv("SP_FIXTURES");
-
-	return sp_xasprintf("%s/pytest/%s", dir && *dir ? dir : "tests/fixtures", name);
-}
-
-static char *load_fixture(const char *name, size_t *len)
-{
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[4096];
-	char *path = fixture_path(name);
-	size_t n;
-	FILE *f;
-
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open fixture %s (set SP_FIXTURES)", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	fclose(f);
-	free(path);
-	return sp_buf_detach(&b, len);
-}
+#include "tests/unit/support/testutil.h"
 
 /* pytest's summary line, e.g. "== 1 failed, 17 passed, 1 error in 0.82s ==". */
 struct summary {
@@ -138,10 +114,10 @@ static void check_fixture(const char *name, struct sp_junit *r)
 	struct summary sm;
 	char *xml_name = sp_xasprintf("%s-junit.xml", name);
 	char *out_name = sp_xasprintf("%s-output.txt", name);
-	char *path = fixture_path(xml_name);
+	char *path = sp_test_fixture_path("pytest", xml_name);
 	size_t len, olen;
-	char *xml = load_fixture(xml_name, &len);
-	char *output = load_fixture(out_name, &olen);
+	char *xml = sp_test_read_fixture("pytest", xml_name, &len);
+	char *output = sp_test_read_fixture("pytest", out_name, &olen);
 	const char *p;
 
 	if (sp_junit_parse_file(r, path, &err) < 0)
@@ -462,16 +438,7 @@ static void expect_refused(const char *doc, size_t len, const char *what)
 static void test_hostile(void **state)
 {
 	static const char lol[] =
-		"<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">"
-		"<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"
-		"<!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">"
-		"<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">"
-		"<!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">"
-		"<!ENTITY lol5 \"&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;\">"
-		"<!ENTITY lol6 \"&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;\">"
-		"<!ENTITY lol7 \"&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;\">"
-		"<!ENTITY lol8 \"&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;\">"
-		"<!ENTITY lol9 \"&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;\">]>"
+		SP_TEST_LOL_DOCTYPE
 		"<testsuite><testcase classname=\"a\" name=\"b\"><failure message=\"&lol9;\">&lol9;"
 		"</failure></testcase></testsuite>";
 	static const char lol_small[] =
@@ -538,40 +505,29 @@ static void test_files(void **state)
 {
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_junit r;
-	char tmpl[] = "/tmp/sp-junit-XXXXXX";
-	char *dir, *file, *link, *empty, *target;
-	FILE *f;
+	char *dir = sp_test_tempdir("sp-junit-"), *file, *link, *empty, *target;
 
 	(void)state;
-	dir = mkdtemp(tmpl);
-	assert_non_null(dir);
 	file = sp_xasprintf("%s/junit.xml", dir);
 	link = sp_xasprintf("%s/link.xml", dir);
 	empty = sp_xasprintf("%s/empty.xml", dir);
 	assert_int_equal(sp_junit_parse_file(&r, file, &err), SP_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "junit.xml: No such file"));
-	f = fopen(file, "w");
-	assert_non_null(f);
-	fputs("<testsuite><testcase name=\"x\"/></testsuite>", f);
-	fclose(f);
+	sp_test_write_file(file, "<testsuite><testcase name=\"x\"/></testsuite>");
 	assert_int_equal(sp_junit_parse_file(&r, file, &err), 0);
 	assert_int_equal(r.passed, 1);
 	sp_junit_release(&r);
 	/* Reports are never read through a symlink (it could point at the host). */
-	target = fixture_path("pass-junit.xml");
+	target = sp_test_fixture_path("pytest", "pass-junit.xml");
 	assert_int_equal(symlink(target, link), 0);
 	assert_int_equal(sp_junit_parse_file(&r, link, &err), SP_ERROR);
 	assert_int_equal(sp_junit_parse_file(&r, dir, &err), SP_ERROR);
 	assert_non_null(strstr(err.msg, "not a regular file"));
-	f = fopen(empty, "w");
-	assert_non_null(f);
-	fclose(f);
+	sp_test_write_file(empty, "");
 	assert_int_equal(sp_junit_parse_file(&r, empty, &err), SP_ERROR);
 	assert_non_null(strstr(err.msg, "empty"));
-	unlink(file);
-	unlink(link);
-	unlink(empty);
-	rmdir(dir);
+	sp_test_rmtree(dir);
+	free(dir);
 	free(file);
 	free(link);
 	free(empty);

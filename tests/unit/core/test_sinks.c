@@ -32,28 +32,7 @@
 #include "core/events.h"
 #include "core/sinks.h"
 #include "core/xalloc.h"
-
-static char *fixture_path(const char *name)
-{
-	const char *dir = getenv("SP_FIXTURES");
-
-	return sp_xasprintf("%s/pytest/%s", dir && *dir ? dir : "tests/fixtures", name);
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[65536];
-	size_t n;
-	FILE *f = fopen(path, "rb");
-
-	if (!f)
-		fail_msg("cannot open %s", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	fclose(f);
-	return sp_buf_detach(&b, len);
-}
+#include "tests/unit/support/testutil.h"
 
 /* A temporary file name in $TMPDIR (the file is made, empty). */
 static char *temp_path(const char *tag)
@@ -166,7 +145,7 @@ static char *xpath_string(xmlDocPtr doc, const char *expr)
 static void test_junit_copies_pytest_report(void **state)
 {
 	struct sp_error err = SP_ERROR_INIT;
-	char *report = fixture_path("fail-junit.xml");
+	char *report = sp_test_fixture_path("pytest", "fail-junit.xml");
 	char *out = temp_path("junit");
 	char *text, *s;
 	size_t len;
@@ -177,7 +156,7 @@ static void test_junit_copies_pytest_report(void **state)
 	run_init(&r, report, NULL);
 	assert_int_equal(run_reports(out, NULL, &r, &err), 0);
 
-	text = read_all(out, &len);
+	text = sp_test_read_file(out, &len);
 	doc = xmlReadMemory(text, (int)len, out, NULL, XML_PARSE_NONET);
 	assert_non_null(doc);  /* well-formed */
 
@@ -244,17 +223,13 @@ static void test_junit_copies_node_kinds(void **state)
 	size_t len;
 	struct run r;
 	xmlDocPtr doc;
-	FILE *f;
 
 	(void)state;
-	f = fopen(report, "wb");
-	assert_non_null(f);
-	fputs(report_xml, f);
-	fclose(f);
+	sp_test_write_file(report, report_xml);
 	run_init(&r, report, NULL);
 	assert_int_equal(run_reports(out, NULL, &r, &err), 0);
 
-	text = read_all(out, &len);
+	text = sp_test_read_file(out, &len);
 	doc = xmlReadMemory(text, (int)len, out, NULL, XML_PARSE_NONET);
 	assert_non_null(doc);
 	assert_int_equal(xpath_count(doc, "/testsuites/testsuite[@name='a'][@tests='2']"), 1);
@@ -294,13 +269,10 @@ static void test_junit_bad_report(void **state)
 	struct sp_error err = SP_ERROR_INIT;
 	char *report = temp_path("bad"), *out = temp_path("bad-out");
 	struct run r;
-	FILE *f;
 
 	(void)state;
-	f = fopen(report, "wb");
-	assert_non_null(f);
-	fputs("<testsuites><testsuite name=\"a\"><testcase name=\"t\"></testsuite>", f);
-	fclose(f);
+	sp_test_write_file(report,
+			   "<testsuites><testsuite name=\"a\"><testcase name=\"t\"></testsuite>");
 	run_init(&r, report, NULL);
 	assert_int_equal(run_reports(out, NULL, &r, &err), SP_ERROR);
 	assert_non_null(strstr(err.msg, report));
@@ -313,7 +285,7 @@ static void test_junit_bad_report(void **state)
 static void test_coverage_is_copied(void **state)
 {
 	struct sp_error err = SP_ERROR_INIT;
-	char *cov = fixture_path("fail-coverage.xml");
+	char *cov = sp_test_fixture_path("pytest", "fail-coverage.xml");
 	char *out = temp_path("cov");
 	char *want, *got;
 	size_t want_len, got_len;
@@ -322,8 +294,8 @@ static void test_coverage_is_copied(void **state)
 	(void)state;
 	run_init(&r, NULL, cov);
 	assert_int_equal(run_reports(NULL, out, &r, &err), 0);
-	want = read_all(cov, &want_len);
-	got = read_all(out, &got_len);
+	want = sp_test_read_file(cov, &want_len);
+	got = sp_test_read_file(out, &got_len);
 	assert_true(want_len > 0);
 	assert_int_equal(got_len, want_len);
 	assert_memory_equal(got, want, want_len);
@@ -414,15 +386,9 @@ static void test_junit_big_report_streams(void **state)
 /* Everything a FILE received, from the start. */
 static char *file_text(FILE *f, size_t *len)
 {
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-
 	fflush(f);
 	rewind(f);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	return sp_buf_detach(&b, len);
+	return sp_test_read_stream(f, len);
 }
 
 static void test_json_log_line_with_nul(void **state)

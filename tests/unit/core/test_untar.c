@@ -29,6 +29,7 @@
 #include "core/error.h"
 #include "core/untar.h"
 #include "core/xalloc.h"
+#include "tests/unit/support/testutil.h"
 
 /* ---- archives in memory -------------------------------------------------- */
 
@@ -118,14 +119,6 @@ struct feeder {
 	char piece[65536];
 };
 
-static uint32_t next_rand(uint32_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 17;
-	*s ^= *s << 5;
-	return *s;
-}
-
 static int feed(void *ud, const void **buf, size_t *len, struct sp_error *err)
 {
 	struct feeder *f = ud;
@@ -134,7 +127,7 @@ static int feed(void *ud, const void **buf, size_t *len, struct sp_error *err)
 	if (f->fail_at && f->off >= f->fail_at)
 		return sp_error_set(err, SP_EENGINE, "connection reset by the engine");
 	if (f->max && n > f->max)
-		n = f->seed ? 1 + next_rand(&f->seed) % f->max : f->max;
+		n = f->seed ? 1 + sp_test_rand(&f->seed) % f->max : f->max;
 	if (n > sizeof(f->piece))
 		n = sizeof(f->piece);
 	/* A private copy, so that a reader keeping stale pointers would show. */
@@ -148,7 +141,7 @@ static int feed(void *ud, const void **buf, size_t *len, struct sp_error *err)
 /* ---- the playground -------------------------------------------------------- */
 
 struct place {
-	char base[64];
+	char *base;
 	char *dest;
 	char *outside;
 };
@@ -157,9 +150,7 @@ static int setup(void **state)
 {
 	struct place *p = sp_xcalloc(1, sizeof(*p));
 
-	memcpy(p->base, "/tmp/sp-untar-XXXXXX", 21);
-	if (!mkdtemp(p->base))
-		return -1;
+	p->base = sp_test_tempdir("sp-untar-");
 	p->dest = sp_xasprintf("%s/dest", p->base);
 	p->outside = sp_xasprintf("%s/outside", p->base);
 	if (mkdir(p->dest, 0755) < 0 || mkdir(p->outside, 0755) < 0)
@@ -168,39 +159,12 @@ static int setup(void **state)
 	return 0;
 }
 
-static void remove_tree(const char *path)
-{
-	struct stat sb;
-	struct dirent *de;
-	DIR *d;
-
-	if (lstat(path, &sb) < 0)
-		return;
-	if (S_ISDIR(sb.st_mode)) {
-		chmod(path, 0700);
-		d = opendir(path);
-		while (d && (de = readdir(d)) != NULL) {
-			char *sub;
-
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			sub = sp_xasprintf("%s/%s", path, de->d_name);
-			remove_tree(sub);
-			free(sub);
-		}
-		if (d)
-			closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static int teardown(void **state)
 {
 	struct place *p = *state;
 
-	remove_tree(p->base);
+	sp_test_rmtree(p->base);
+	free(p->base);
 	free(p->dest);
 	free(p->outside);
 	free(p);
@@ -231,7 +195,7 @@ static void assert_contained(const struct place *p)
 /* Empties dest for the next case. */
 static void reset_dest(const struct place *p)
 {
-	remove_tree(p->dest);
+	sp_test_rmtree(p->dest);
 	assert_int_equal(mkdir(p->dest, 0755), 0);
 }
 
@@ -417,20 +381,15 @@ static void test_docker_archive(void **state)
 	struct sp_untar_opts opts = SP_UNTAR_OPTS_INIT;
 	struct sp_untar_stats st;
 	struct sp_buf tar = SP_BUF_INIT;
-	const char *dir = getenv("SP_FIXTURES");
-	char *path = sp_xasprintf("%s/docker/archive-reports.tar", dir && *dir ? dir : "tests/fixtures");
-	char chunk[4096], *file;
+	char chunk[4096], *file, *data;
 	struct stat sb;
 	uint64_t size;
 	size_t n;
 	FILE *f;
 
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open fixture %s (set SP_FIXTURES)", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&tar, chunk, n);
-	fclose(f);
+	data = sp_test_read_fixture("docker", "archive-reports.tar", &n);
+	sp_buf_add(&tar, data, n);
+	free(data);
 
 	opts.strip_first = 1;
 	assert_int_equal(extract(p, &tar, &opts, 1000, 42, &st, &err), 0);
@@ -456,7 +415,6 @@ static void test_docker_archive(void **state)
 	assert_int_equal(count_entries(p->dest), 2);
 	assert_contained(p);
 	sp_buf_release(&tar);
-	free(path);
 }
 
 static void test_bad_paths(void **state)
@@ -615,14 +573,10 @@ static void test_bad_hardlinks(void **state)
 	char *victim = sp_xasprintf("%s/victim", p->base);
 	struct tarb t;
 	struct stat sb;
-	FILE *f;
 
 	strip.strip_first = 1;
 	/* A file next to dest that a hardlink must not reach. */
-	f = fopen(victim, "w");
-	assert_non_null(f);
-	fputs("keep", f);
-	fclose(f);
+	sp_test_write_file(victim, "keep");
 
 	tar_begin(&t);
 	tar_hardlink(&t, "h", "../victim");
@@ -844,13 +798,10 @@ static void test_dest(void **state)
 	char *file = sp_xasprintf("%s/file", p->dest);
 	char *via_link = sp_xasprintf("%s/link", p->base);
 	struct tarb t;
-	FILE *fp;
 
 	memset(&f, 0, sizeof(f));
 	assert_int_equal(sp_untar_extract(missing, feed, &f, NULL, NULL, &err), SP_ENOTFOUND);
-	fp = fopen(file, "w");
-	assert_non_null(fp);
-	fclose(fp);
+	sp_test_write_file(file, "");
 	assert_int_equal(sp_untar_extract(file, feed, &f, NULL, NULL, &err), SP_ERROR);
 	assert_non_null(strstr(err.msg, "not a folder"));
 	unlink(file);

@@ -22,9 +22,9 @@
 
 #include "core/buf.h"
 #include "core/error.h"
-#include "core/fsutil.h"
 #include "core/xalloc.h"
 #include "core/xmlread.h"
+#include "tests/unit/support/testutil.h"
 
 static void expect_msg(const struct sp_error *err, const char *want)
 {
@@ -128,15 +128,6 @@ static void expect_open_fails(const char *path, int code, const char *why)
 	free(want);
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
 static void test_open_file(void **state)
 {
 	struct sp_error err = SP_ERROR_INIT;
@@ -145,17 +136,17 @@ static void test_open_file(void **state)
 	int fd, low = lowest_fd();
 
 	(void)state;
-	assert_int_equal(sp_fs_tempdir(&dir, "sp-xmlread-", &err), 0);
+	dir = sp_test_tempdir("sp-xmlread-");
 	file = sp_xasprintf("%s/r.xml", dir);
 	link = sp_xasprintf("%s/link.xml", dir);
 	empty = sp_xasprintf("%s/empty.xml", dir);
-	write_file(empty, "");
+	sp_test_write_file(empty, "");
 
 	expect_open_fails(file, SP_ENOTFOUND, "No such file or directory");
 	expect_open_fails(dir, SP_ERROR, "not a regular file");
 	expect_open_fails(empty, SP_ERROR, "empty, not a thing");
 	/* Never through a symlink, even to a good file. */
-	write_file(file, "<r>x</r>");
+	sp_test_write_file(file, "<r>x</r>");
 	assert_int_equal(symlink(file, link), 0);
 	expect_open_fails(link, SP_ERROR, "Too many levels of symbolic links");
 
@@ -169,7 +160,7 @@ static void test_open_file(void **state)
 	assert_int_equal(close(fd), 0);
 	assert_int_equal(lowest_fd(), low);
 
-	assert_int_equal(sp_fs_rmtree(dir, &err), 0);
+	sp_test_rmtree(dir);
 	free(dir);
 	free(file);
 	free(link);

@@ -6,7 +6,6 @@
  * libarchive's reader and checked entry by entry; plus the listing, the
  * always-sent Dockerfile/.dockerignore, and the errors.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +16,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +28,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "runners/docker/context.h"
+#include "tests/unit/support/testutil.h"
 
 #define MTIME 1600000000
 #define BIG_SIZE 200003u
@@ -38,11 +37,10 @@
 
 static char *tmpdir(void)
 {
-	char tmpl[] = "/tmp/sp-context-XXXXXX";
+	char *dir = sp_test_tempdir("sp-context-");
 
-	assert_non_null(mkdtemp(tmpl));
-	assert_int_equal(chmod(tmpl, 0755), 0);
-	return strdup(tmpl);
+	assert_int_equal(chmod(dir, 0755), 0);
+	return dir;
 }
 
 static void set_mtime(const char *root, const char *rel)
@@ -89,18 +87,6 @@ static void lnk(const char *root, const char *rel, const char *target)
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
 	assert_int_equal(symlink(target, path), 0);
 	set_mtime(root, rel);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void rm_rf(const char *path)
-{
-	assert_int_equal(nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 static unsigned char *big_content(void)
@@ -363,7 +349,7 @@ static void test_stream_tree(void **state)
 		sp_buf_release(&tar);
 	}
 	sp_buf_release(&first);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 
@@ -423,7 +409,7 @@ static void test_list(void **state)
 	assert_int_equal(c->n, 3);
 
 	free(c);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 
@@ -452,7 +438,7 @@ static void test_build_files_always_sent(void **state)
 	assert_int_equal(st.excluded, 2);
 	tlist_release(&l);
 	sp_buf_release(&tar);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 
 	/* a Dockerfile inside an excluded folder: the folder is walked for it alone */
@@ -475,7 +461,7 @@ static void test_build_files_always_sent(void **state)
 	assert_int_equal(sp_context_open(&ctx, root, "./docker//Dockerfile.ci", &err), 0);
 	assert_string_equal(sp_context_dockerfile(ctx), "docker/Dockerfile.ci");
 	sp_context_free(ctx);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 
@@ -512,7 +498,7 @@ static void test_open_errors(void **state)
 	assert_int_equal(sp_context_list(root, NULL, collect, NULL, NULL, &err), SP_ECONFIG);
 	assert_null(ctx);
 
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 
@@ -557,7 +543,7 @@ static void test_unreadable_file(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 
@@ -597,7 +583,7 @@ static void test_file_shrinks(void **state)
 	assert_non_null(strstr(err.msg, "z.bin"));
 	sp_context_free(ctx);
 	free(big);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 
@@ -616,7 +602,7 @@ static void test_free_midway(void **state)
 	assert_int_equal(n, sizeof(buf));
 	sp_context_free(ctx);
 	sp_context_free(NULL);
-	rm_rf(root);
+	sp_test_rmtree(root);
 	free(root);
 }
 

@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "core/xalloc.h"
 #include "runners/docker/demux.h"
+#include "tests/unit/support/testutil.h"
 
 struct out {
 	struct sp_buf out, err, sys;
@@ -89,34 +90,6 @@ static int on_piece(void *ud, enum sp_demux_stream stream, const char *data, siz
 	return 0;
 }
 
-static char *load_fixture(const char *name, size_t *len)
-{
-	const char *dir = getenv("SP_FIXTURES");
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[4096];
-	char *path;
-	size_t n;
-	FILE *f;
-
-	path = sp_xasprintf("%s/docker/%s", dir && *dir ? dir : "tests/fixtures", name);
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open fixture %s (set SP_FIXTURES)", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	fclose(f);
-	free(path);
-	return sp_buf_detach(&b, len);
-}
-
-static uint32_t next_rand(uint32_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 17;
-	*s ^= *s << 5;
-	return *s;
-}
-
 /* Feeds data whole (max 0), or in chunks of 1..max bytes (random when seed). */
 static int feed(struct sp_demux *d, const char *data, size_t len, size_t max, uint32_t seed,
 		struct sp_error *err)
@@ -125,7 +98,7 @@ static int feed(struct sp_demux *d, const char *data, size_t len, size_t max, ui
 	int rc;
 
 	while (off < len) {
-		size_t n = max == 0 ? len : seed ? 1 + next_rand(&seed) % max : max;
+		size_t n = max == 0 ? len : seed ? 1 + sp_test_rand(&seed) % max : max;
 
 		if (n > len - off)
 			n = len - off;
@@ -158,9 +131,9 @@ static void add_frame(struct sp_buf *b, int type, const char *payload, uint32_t 
 static void test_fixture(void **state)
 {
 	size_t len, outlen, errlen;
-	char *stream = load_fixture("logs-framed.bin", &len);
-	char *want_out = load_fixture("logs-stdout.txt", &outlen);
-	char *want_err = load_fixture("logs-stderr.txt", &errlen);
+	char *stream = sp_test_read_fixture("docker", "logs-framed.bin", &len);
+	char *want_out = sp_test_read_fixture("docker", "logs-stdout.txt", &outlen);
+	char *want_err = sp_test_read_fixture("docker", "logs-stderr.txt", &errlen);
 	static const size_t sizes[] = { 0, 1, 7, 8, 9, 4096, 16391 };
 	size_t i;
 	uint32_t seed;

@@ -13,18 +13,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "runners/docker/engine.h"
-
-/* An environment given as "NAME=value" strings. */
-static const char *table_env(const char *name, void *ud)
-{
-	const char *const *e = ud;
-	size_t n = strlen(name);
-
-	for (; *e; e++)
-		if (!strncmp(*e, name, n) && (*e)[n] == '=')
-			return *e + n + 1;
-	return NULL;
-}
+#include "tests/unit/support/testutil.h"
 
 static void test_default_socket(void **state)
 {
@@ -32,7 +21,7 @@ static void test_default_socket(void **state)
 	struct sp_engine_config c;
 
 	(void)state;
-	assert_int_equal(sp_engine_config_from_env(&c, NULL, table_env, env, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, NULL, sp_test_env, env, NULL), 0);
 	assert_string_equal(c.host, "unix:///var/run/docker.sock");
 	assert_string_equal(c.socket_path, "/var/run/docker.sock");
 	assert_string_equal(c.base_url, "http://localhost");
@@ -47,11 +36,11 @@ static void test_docker_host_and_override(void **state)
 	struct sp_engine_config c;
 
 	(void)state;
-	assert_int_equal(sp_engine_config_from_env(&c, NULL, table_env, env, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, NULL, sp_test_env, env, NULL), 0);
 	assert_string_equal(c.socket_path, "/tmp/d.sock");
 	assert_string_equal(c.api_version, "1.41");
 	sp_engine_config_release(&c);
-	assert_int_equal(sp_engine_config_from_env(&c, "tcp://127.0.0.1:2375", table_env, env, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, "tcp://127.0.0.1:2375", sp_test_env, env, NULL), 0);
 	assert_null(c.socket_path);
 	assert_string_equal(c.base_url, "http://127.0.0.1:2375");
 	sp_engine_config_release(&c);
@@ -69,7 +58,7 @@ static void test_tls(void **state)
 	struct sp_engine_config c;
 
 	(void)state;
-	assert_int_equal(sp_engine_config_from_env(&c, NULL, table_env, verify, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, NULL, sp_test_env, verify, NULL), 0);
 	assert_true(c.tls);
 	assert_true(c.tls_verify);
 	assert_string_equal(c.base_url, "https://docker.example:2376");
@@ -78,14 +67,14 @@ static void test_tls(void **state)
 	assert_string_equal(c.key_file, "/certs/key.pem");
 	sp_engine_config_release(&c);
 
-	assert_int_equal(sp_engine_config_from_env(&c, NULL, table_env, tls_only, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, NULL, sp_test_env, tls_only, NULL), 0);
 	assert_true(c.tls);
 	assert_false(c.tls_verify);
 	assert_string_equal(c.base_url, "https://h:2376");
 	assert_string_equal(c.ca_file, "/home/u/.docker/ca.pem");
 	sp_engine_config_release(&c);
 
-	assert_int_equal(sp_engine_config_from_env(&c, NULL, table_env, config_dir, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, NULL, sp_test_env, config_dir, NULL), 0);
 	assert_string_equal(c.base_url, "https://[::1]:2376");
 	assert_string_equal(c.key_file, "/cfg/key.pem");
 	sp_engine_config_release(&c);
@@ -97,7 +86,7 @@ static void test_plain_tcp_default_port(void **state)
 	struct sp_engine_config c;
 
 	(void)state;
-	assert_int_equal(sp_engine_config_from_env(&c, NULL, table_env, env, NULL), 0);
+	assert_int_equal(sp_engine_config_from_env(&c, NULL, sp_test_env, env, NULL), 0);
 	assert_string_equal(c.base_url, "http://10.0.0.1:2375");
 	sp_engine_config_release(&c);
 }
@@ -109,12 +98,12 @@ static void test_bad_hosts(void **state)
 	struct sp_error err = SP_ERROR_INIT;
 
 	(void)state;
-	assert_int_equal(sp_engine_config_from_env(&c, "ssh://me@host", table_env, env, &err),
+	assert_int_equal(sp_engine_config_from_env(&c, "ssh://me@host", sp_test_env, env, &err),
 			 SP_ECONFIG);
 	assert_non_null(strstr(err.msg, "unsupported Docker host \"ssh://me@host\""));
-	assert_int_equal(sp_engine_config_from_env(&c, "unix://", table_env, env, &err), SP_ECONFIG);
-	assert_int_equal(sp_engine_config_from_env(&c, "tcp://", table_env, env, &err), SP_ECONFIG);
-	assert_int_equal(sp_engine_config_from_env(&c, "/var/run/docker.sock", table_env, env, &err),
+	assert_int_equal(sp_engine_config_from_env(&c, "unix://", sp_test_env, env, &err), SP_ECONFIG);
+	assert_int_equal(sp_engine_config_from_env(&c, "tcp://", sp_test_env, env, &err), SP_ECONFIG);
+	assert_int_equal(sp_engine_config_from_env(&c, "/var/run/docker.sock", sp_test_env, env, &err),
 			 SP_ECONFIG);
 }
 

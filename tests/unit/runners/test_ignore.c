@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/xalloc.h"
 #include "runners/docker/ignore.h"
+#include "tests/unit/support/testutil.h"
 
 struct row {
 	const char *patterns; /* .dockerignore text, one pattern a line */
@@ -506,14 +508,12 @@ static void test_may_descend(void **state)
 
 static void test_load_file(void **state)
 {
-	char dir[] = "/tmp/sp-ignore-XXXXXX", path[256];
+	char *dir = sp_test_tempdir("sp-ignore-");
+	char *path = sp_xasprintf("%s/.dockerignore", dir);
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_ignore *ig = NULL;
-	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/.dockerignore", dir);
 
 	/* missing: an empty list */
 	assert_int_equal(sp_ignore_load_file(&ig, path, &err), 0);
@@ -521,10 +521,7 @@ static void test_load_file(void **state)
 	assert_int_equal(sp_ignore_count(ig), 0);
 	sp_ignore_free(ig);
 
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("\xEF\xBB\xBF# build output\n*.o\n!keep.o\n", f);
-	fclose(f);
+	sp_test_write_file(path, "\xEF\xBB\xBF# build output\n*.o\n!keep.o\n");
 	assert_int_equal(sp_ignore_load_file(&ig, path, &err), 0);
 	assert_int_equal(sp_ignore_count(ig), 2);
 	assert_int_equal(sp_ignore_match(ig, "x.o"), 1);
@@ -532,10 +529,7 @@ static void test_load_file(void **state)
 	sp_ignore_free(ig);
 
 	/* errors name the file and the line */
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("ok\n# fine\n[oops\n", f);
-	fclose(f);
+	sp_test_write_file(path, "ok\n# fine\n[oops\n");
 	ig = NULL;
 	assert_int_equal(sp_ignore_load_file(&ig, path, &err), SP_ECONFIG);
 	assert_null(ig);
@@ -546,8 +540,9 @@ static void test_load_file(void **state)
 	assert_int_equal(sp_ignore_load_file(&ig, dir, &err), SP_ERROR);
 	assert_null(ig);
 
-	unlink(path);
-	rmdir(dir);
+	sp_test_rmtree(dir);
+	free(dir);
+	free(path);
 }
 
 int main(void)

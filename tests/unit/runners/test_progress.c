@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "core/xalloc.h"
 #include "runners/docker/progress.h"
+#include "tests/unit/support/testutil.h"
 
 #define IMAGE_OK "sha256:f96422b98f291df1b21f80117ce4c04febf5e33fef69defc8cd48b01a2c4bb5a"
 
@@ -115,14 +116,6 @@ static void plain_line(void *ud, const char *line, size_t len)
 }
 
 /* A small deterministic generator for chunk sizes. */
-static uint32_t next_rand(uint32_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 17;
-	*s ^= *s << 5;
-	return *s;
-}
-
 /*
  * Feeds data (whole when seed is 0, else in chunks of 1..max bytes) and
  * finishes.  The caller releases r with run_release.
@@ -146,7 +139,7 @@ static void run_stream(struct run *r, const char *data, size_t len, uint32_t see
 	h.ud = r;
 	p = sp_progress_new(&h);
 	while (pos < len) {
-		size_t n = seed ? 1 + next_rand(&seed) % max : len;
+		size_t n = seed ? 1 + sp_test_rand(&seed) % max : len;
 
 		if (n > len - pos)
 			n = len - pos;
@@ -173,26 +166,6 @@ static void run_release(struct run *r)
 	sp_progress_plain_free(r->printer);
 	free(r->image_id);
 	free(r->failed_step);
-}
-
-static char *load_fixture(const char *name, size_t *len)
-{
-	const char *dir = getenv("SP_FIXTURES");
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[4096];
-	char *path;
-	size_t n;
-	FILE *f;
-
-	path = sp_xasprintf("%s/buildkit/%s", dir && *dir ? dir : "tests/fixtures", name);
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open fixture %s (set SP_FIXTURES)", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	fclose(f);
-	free(path);
-	return sp_buf_detach(&b, len);
 }
 
 static int count(const char *hay, const char *needle)
@@ -228,7 +201,7 @@ static void run_fixture(struct run *whole, const char *name)
 {
 	static const size_t maxes[] = { 1, 3, 17, 64, 700, 5000 };
 	size_t len, i;
-	char *data = load_fixture(name, &len);
+	char *data = sp_test_read_fixture("buildkit", name, &len);
 
 	run_stream(whole, data, len, 0, 0);
 	for (i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
@@ -446,7 +419,7 @@ static void test_plain_file(void **state)
 	struct sp_progress *p;
 	struct run r;
 	size_t len, n;
-	char *data = load_fixture("fail-run.jsonl", &len), *out;
+	char *data = sp_test_read_fixture("buildkit", "fail-run.jsonl", &len), *out;
 	FILE *f = tmpfile();
 
 	(void)state;
@@ -916,7 +889,7 @@ static void expect_error(const char *s, size_t len, int code, const char *text)
 static void test_truncated(void **state)
 {
 	size_t len, cut, i, lines = 0;
-	char *data = load_fixture("ok.jsonl", &len);
+	char *data = sp_test_read_fixture("buildkit", "ok.jsonl", &len);
 	const char *id = strstr(data, "{\"id\":\"moby.image.id\"");
 	char text[64];
 

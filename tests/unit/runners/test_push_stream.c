@@ -22,27 +22,10 @@
 #include "core/error.h"
 #include "core/xalloc.h"
 #include "runners/docker/image.h"
+#include "tests/unit/support/testutil.h"
 
 #define DIGEST_TINY "sha256:9092a2a5d795d37f76298825f92c576dcda0108dd102b062d0d8d8aa8f8b912c"
 #define AUTH_DESC "user \"sp-user\" from STAGEPIPE_REGISTRY_USER/STAGEPIPE_REGISTRY_PASSWORD"
-
-static char *load(const char *name, size_t *len)
-{
-	const char *dir = getenv("SP_FIXTURES");
-	char *path = sp_xasprintf("%s/push/%s", dir ? dir : "tests/fixtures", name);
-	struct sp_buf b = SP_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	FILE *f = fopen(path, "rb");
-
-	if (!f)
-		fail_msg("cannot open %s", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sp_buf_add(&b, chunk, n);
-	fclose(f);
-	free(path);
-	return sp_buf_detach(&b, len);
-}
 
 /* Events as text, one per line, to compare runs. */
 static void record(void *ud, const struct sp_image_push_event *ev)
@@ -124,7 +107,7 @@ static void run_fixture(struct run *r, const char *name, const char *ref, const 
 {
 	static const size_t sizes[] = { 7, 300 };
 	size_t len, i;
-	char *data = load(name, &len);
+	char *data = sp_test_read_fixture("push", name, &len);
 
 	run_stream(r, data, len, 0, ref, registry);
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
