@@ -867,6 +867,17 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 		load_stage(L, &p->stages[i], stages->items[i], i);
 	}
 	check_stages(L);
+	/* a port probe needs a network; known now only when it is written out */
+	if (!strcmp(p->build.network.s, "none"))
+		for (i = 0; i < p->nstages; i++)
+			if (p->stages[i].health.port)
+				sp_diags_add(L->diags, p->build.network.pos.line ? p->build.network.pos.line :
+					     p->stages[i].pos.line,
+					     p->build.network.pos.line ? p->build.network.pos.col :
+					     p->stages[i].pos.col,
+					     "stage \"%s\" probes healthcheck.port, which needs "
+					     "build.network host or default, not none",
+					     p->stages[i].name ? p->stages[i].name : "?");
 }
 
 int sp_pipeline_load_buffer(struct sp_pipeline **out, const char *name,

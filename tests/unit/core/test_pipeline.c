@@ -187,6 +187,8 @@ static const struct bad_case bad_cases[] = {
 	{ "health_bad", HEAD STAGE1 "    healthcheck: [1]\n", 6, 18, "healthcheck must be true, false or a mapping" },
 	{ "health_port", HEAD STAGE1 "    healthcheck: {port: 70000}\n", 6, 25, "port number" },
 	{ "health_path", HEAD STAGE1 "    healthcheck: {port: 80, path: health}\n", 6, 35, "must start with \"/\"" },
+	{ "health_port_no_network", HEAD "build:\n  network: none\n" STAGE1 "    healthcheck: {port: 80}\n",
+	  4, 12, "needs build.network host or default" },
 	{ "health_unknown", HEAD STAGE1 "    healthcheck: {prot: 80}\n", 6, 19, "did you mean \"port\"?" },
 	/* on */
 	{ "on_unknown", HEAD STAGE1 "on:\n  pushh: true\n", 7, 3, "did you mean \"push\"?" },
