@@ -45,7 +45,7 @@ static void describe_stage(const struct sp_stage *st, struct sp_buf *b)
 		for (i = 0; i < st->args.n; i++)
 			sp_buf_addf(b, " %s", st->args.items[i].s);
 	} else {
-		sp_buf_addstr(b, "; build only");
+		sp_buf_addstr(b, "; image only (no command)");
 	}
 	if (st->has_coverage_min)
 		sp_buf_addf(b, "; coverage >= %g%%", st->coverage_min);
