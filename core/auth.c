@@ -273,9 +273,21 @@ static void first_line(const struct sp_buf *b, char *out, size_t len)
 	out[n] = '\0';
 }
 
+/*
+ * What a lookup runs with: the caller's options and its cancel callback.
+ * Everything below takes &lookup_opts.base; from_helper, the one user of
+ * cancel, gets back to the whole (base is the first member).
+ */
+struct lookup_opts {
+	struct sp_auth_opts base;
+	sp_cancel_fn cancel;
+	void *cancel_ud;
+};
+
 static int from_helper(struct sp_auth *a, const char *helper, const char *why,
 		       const struct sp_auth_opts *o, struct sp_error *err)
 {
+	const struct lookup_opts *lo = (const struct lookup_opts *)o;
 	struct sp_child_opts co = SP_CHILD_OPTS_INIT;
 	struct sp_child_result res;
 	struct sp_error cerr = SP_ERROR_INIT;
@@ -297,7 +309,14 @@ static int from_helper(struct sp_auth *a, const char *helper, const char *why,
 	co.stdout_cap = HELPER_OUT_CAP;
 	co.stderr_cap = HELPER_ERR_CAP;
 	co.timeout_ms = o && o->helper_timeout_ms > 0 ? o->helper_timeout_ms : HELPER_TIMEOUT_MS;
+	co.cancel = lo->cancel;
+	co.cancel_ud = lo->cancel_ud;
 	rc = sp_child_run(&co, &res, &cerr);
+	if (rc == SP_ECANCELLED || (rc == 0 && res.cancelled)) {
+		rc = sp_error_set(err, SP_ECANCELLED, "cancelled while credential helper %s "
+				  "ran for registry %s", from, a->registry);
+		goto out;
+	}
 	if (rc == SP_ETIMEOUT) {
 		rc = sp_error_set(err, SP_EENGINE, "credential helper %s did not answer for "
 				  "registry %s within %.0fs", from, a->registry,
@@ -433,12 +452,26 @@ static int from_document(struct sp_auth *a, const cJSON *doc, const char *name, 
 int sp_auth_lookup(struct sp_auth *out, const char *registry, const struct sp_auth_opts *o,
 		   struct sp_error *err)
 {
+	return sp_auth_lookup_cancel(out, registry, o, NULL, NULL, err);
+}
+
+int sp_auth_lookup_cancel(struct sp_auth *out, const char *registry,
+			  const struct sp_auth_opts *opts, sp_cancel_fn cancel, void *cancel_ud,
+			  struct sp_error *err)
+{
+	struct lookup_opts lo;
+	const struct sp_auth_opts *o = &lo.base;
 	struct sp_buf file = SP_BUF_INIT;
 	const char *user, *pass, *only, *dir, *home, *key;
 	char *host = NULL, *path = NULL, *nothing = NULL;
 	cJSON *doc = NULL;
 	int rc = 0;
 
+	memset(&lo, 0, sizeof(lo));
+	if (opts)
+		lo.base = *opts;
+	lo.cancel = cancel;
+	lo.cancel_ud = cancel_ud;
 	memset(out, 0, sizeof(*out));
 	out->registry = sp_xstrdup(registry);
 	host = sp_auth_normalize_key(registry);

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/cancel.h"
 #include "core/vars.h"
 
 struct sp_error;
@@ -100,6 +101,16 @@ struct sp_auth_opts {
  */
 int sp_auth_lookup(struct sp_auth *out, const char *registry, const struct sp_auth_opts *o,
 		   struct sp_error *err);
+
+/*
+ * sp_auth_lookup that polls cancel (may be NULL) every 50 ms while a
+ * credential helper runs: non-zero kills the helper and the lookup is
+ * SP_ECANCELLED.  (Not a field of sp_auth_opts: positional initialisers
+ * of that struct elsewhere would then miss a field.)
+ */
+int sp_auth_lookup_cancel(struct sp_auth *out, const char *registry,
+			  const struct sp_auth_opts *o, sp_cancel_fn cancel, void *cancel_ud,
+			  struct sp_error *err);
 
 /*
  * The X-Registry-Auth value for a: base64url (with padding) of

@@ -49,6 +49,8 @@
 
 #define MAX_WORKSPACES 64
 #define MAX_SUBMODULE_DEPTH 8
+/* per job: a .gitmodules fan-out (8 deep) must not make a job fetch without end */
+#define MAX_SUBMODULES 256
 #define WRITE_PROGRESS_EVERY_MS 200
 /* internal: libgit2 failed and its error is still pending (damage is checked on it) */
 #define E_GIT (-1000)
@@ -58,7 +60,9 @@ struct job {
 	const struct sp_checkout_opts *o;
 	char *cache;
 	char *env_host;  /* STAGEPIPE_GIT_* go only here (gitcred.h) */
+	enum sp_giturl_kind top_kind;  /* of the repository asked for */
 	struct sp_checkout_result *res;
+	size_t n_subs;   /* submodules checked out so far, against MAX_SUBMODULES */
 };
 
 /* What checking out one repository found (top level or submodule). */
@@ -764,7 +768,9 @@ static int job_init(struct job *j, struct sp_giturl *u, struct sp_checkout_resul
 	} else if ((rc = sp_checkout_cache_dir(&j->cache, o->getenv, o->getenv_ud, err)) < 0) {
 		return rc;
 	}
-	sp_giturl_hostport(&j->env_host, u);
+	/* with the scheme: no token over http unless the repository is http (gitcred.h) */
+	sp_giturl_origin(&j->env_host, u);
+	j->top_kind = u->kind;
 	return 0;
 }
 
@@ -818,9 +824,36 @@ static void add_submodule_result(struct sp_checkout_result *res, const char *pat
 	s->sha = oid_hex(oid);
 }
 
-/* Checks out subs (of the repository at prefix in the tree), and theirs, recursively. */
+static bool is_remote_secure(enum sp_giturl_kind k)
+{
+	return k == SP_GITURL_HTTPS || k == SP_GITURL_SSH;
+}
+
+/*
+ * A submodule URL a superproject may name: a local repository only when
+ * the job's repository is local itself (a .gitmodules must not pull the CI
+ * host's own repositories into the tree), and no step down from https or
+ * ssh to the unauthenticated git:// or http://.
+ */
+static int check_sub_url(const struct job *j, enum sp_giturl_kind parent,
+			 const struct sp_giturl *u, const char *path, struct sp_error *err)
+{
+	if (u->kind == SP_GITURL_FILE && j->top_kind != SP_GITURL_FILE)
+		return sp_error_set(err, SP_ECONFIG, "submodule %s: %s is a local repository, "
+				    "refused for a remote repository", path, u->display);
+	if ((u->kind == SP_GITURL_GIT || u->kind == SP_GITURL_HTTP) &&
+	    (is_remote_secure(parent) || is_remote_secure(j->top_kind)))
+		return sp_error_set(err, SP_ECONFIG, "submodule %s: %s is not encrypted, "
+				    "refused under an https or ssh repository", path, u->display);
+	return 0;
+}
+
+/*
+ * Checks out subs (of the repository at prefix in the tree, fetched over
+ * parent_kind), and theirs, recursively.
+ */
 static int do_submodules(struct job *j, const struct sublist *subs, const char *prefix,
-			 int depth, struct sp_error *err)
+			 enum sp_giturl_kind parent_kind, int depth, struct sp_error *err)
 {
 	struct sp_checkout_result *res = j->res;
 	size_t i;
@@ -846,6 +879,16 @@ static int do_submodules(struct job *j, const struct sublist *subs, const char *
 			sp_error_prefix(err, "submodule %s", path);
 			goto next;
 		}
+		if ((rc = check_sub_url(j, parent_kind, &u, path, err)) < 0)
+			goto next;
+		/* every path is filled, even two of one repository at one commit
+		 * (as git does); the total is capped so a .gitmodules pointing back
+		 * at itself cannot fan out without end */
+		if (++j->n_subs > MAX_SUBMODULES) {
+			rc = sp_error_set(err, SP_ECONFIG, "submodule %s: more than %d submodules "
+					  "in all", path, MAX_SUBMODULES);
+			goto next;
+		}
 		if (res->workspace) {
 			char *list = sp_xasprintf("%s/submodules", res->workspace);
 
@@ -862,7 +905,7 @@ static int do_submodules(struct job *j, const struct sublist *subs, const char *
 			goto next;
 		}
 		add_submodule_result(res, path, u.display, &s->oid);
-		rc = do_submodules(j, &nested, path, depth + 1, err);
+		rc = do_submodules(j, &nested, path, u.kind, depth + 1, err);
 next:
 		found_release(&f);
 		sublist_release(&nested);
@@ -888,6 +931,7 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 	memset(out, 0, sizeof(*out));
 	out->lock_fd = -1;
 	memset(&f, 0, sizeof(f));
+	memset(&u, 0, sizeof(u));  /* released even when job_init fails before parsing */
 	if ((rc = job_init(&j, &u, out, o, err)) < 0)
 		goto out;
 	if (ref && !strcmp(ref, "HEAD"))
@@ -927,7 +971,7 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 			goto out;
 	}
 	if (o->submodules)
-		rc = do_submodules(&j, &subs, "", 1, err);
+		rc = do_submodules(&j, &subs, "", u.kind, 1, err);
 out:
 	found_release(&f);
 	sublist_release(&subs);
@@ -955,6 +999,7 @@ int sp_checkout_submodules(struct sp_checkout_result *res, const struct sp_check
 
 	memset(&m, 0, sizeof(m));
 	m.lock_fd = -1;
+	memset(&u, 0, sizeof(u));  /* released even when job_init fails before parsing */
 	if ((rc = job_init(&j, &u, res, o, err)) < 0)
 		goto out;
 	if (!res->sha || !res->dir || git_oid_fromstr(&oid, res->sha) < 0) {
@@ -977,7 +1022,7 @@ int sp_checkout_submodules(struct sp_checkout_result *res, const struct sp_check
 	git_commit_free(commit);
 	commit = NULL;
 	sp_mirror_close(&m);  /* never hold one mirror's lock while taking another's */
-	rc = do_submodules(&j, &subs, "", 1, err);
+	rc = do_submodules(&j, &subs, "", u.kind, 1, err);
 out:
 	git_commit_free(commit);
 	sp_mirror_close(&m);

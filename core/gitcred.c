@@ -185,17 +185,26 @@ int sp_gitcred_list(struct sp_gitcred_list *list, const struct sp_giturl *u, con
 		    sp_vars_getenv_fn getenv, void *getenv_ud, struct sp_error *err)
 {
 	const char *only = env(getenv, getenv_ud, "STAGEPIPE_GIT_HOST");
+	const char *sep;
 	char *hp = NULL;
-	bool env_ok;
+	bool env_ok, top_http = !env_host || !strstr(env_host, "://");
 	int rc = 0;
 
 	if (u->kind != SP_GITURL_HTTPS && u->kind != SP_GITURL_HTTP && u->kind != SP_GITURL_SSH)
 		return 0;
 	sp_giturl_hostport(&hp, u);
+	/* env_host may carry the top-level repository's scheme ("https://host") */
+	if (env_host && (sep = strstr(env_host, "://")) != NULL) {
+		top_http = (size_t)(sep - env_host) == 4 && !strncasecmp(env_host, "http", 4);
+		env_host = sep + 3;
+	}
 	if (only)
 		env_ok = !strcasecmp(only, hp);
 	else
 		env_ok = !env_host || !strcasecmp(env_host, hp);
+	/* a token over plain http only when the repository itself was asked for over http */
+	if (u->kind == SP_GITURL_HTTP && !top_http)
+		env_ok = false;
 	if (u->kind == SP_GITURL_SSH)
 		rc = ssh_candidates(list, u, env_ok, getenv, getenv_ud, err);
 	else

@@ -72,7 +72,10 @@ struct sp_gitcred_list {
 /*
  * Fills list (which must be empty) with the candidates for u.  env_host
  * is "host[:port]" that the STAGEPIPE_GIT_* variables may go to (NULL:
- * u's own host).  getenv may be NULL (no environment).  Returns 0 (an
+ * u's own host), or the top-level repository's origin
+ * "scheme://host[:port]" (sp_giturl_origin): then, also, they go over
+ * plain http only when that scheme is http (an https repository's token
+ * never goes to an http submodule, even on the same host).  getenv may be NULL (no environment).  Returns 0 (an
  * empty list is fine: the server may not ask), or SP_ECONFIG for a
  * variable set wrongly or an unreadable STAGEPIPE_GIT_CREDENTIALS /
  * STAGEPIPE_GIT_SSH_KEY file (the message names the variable and the

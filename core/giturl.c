@@ -199,6 +199,20 @@ static int parse_hierarchical(struct sp_giturl *u, const char *rest, bool need_p
 	char *shown;
 	int rc;
 
+	/*
+	 * An '@' past the first '/' means a '/' inside the user part (a
+	 * password "s3cr/et" not written as %2F): the authority cannot be told
+	 * apart from a secret, so nothing of it is shown or used.
+	 */
+	for (p = auth_end; *p && *p != '?' && *p != '#'; p++) {
+		if (*p == '@') {
+			shown = sp_xasprintf("%s://...", scheme_name(u->kind));
+			rc = bad(u, err, shown, "'@' after the host (write a '/' in a user or "
+				 "password as %2F)");
+			free(shown);
+			return rc;
+		}
+	}
 	for (p = rest; p < auth_end; p++)
 		if (*p == '@')
 			at = p;
@@ -264,6 +278,13 @@ static int parse_scp(struct sp_giturl *u, const char *url, const char *colon, st
 	const char *hs = at ? at + 1 : url;
 
 	u->kind = SP_GITURL_SSH;
+	/*
+	 * "bob:hunter2@host/o/r.git" is an http-style user:password, not
+	 * host "bob": show none of it.
+	 */
+	if (strchr(colon, '@'))
+		return bad(u, err, "...", "'@' after the ':' (user:password@host is not a "
+			   "repository URL without a scheme)");
 	if (at && at > url)
 		u->user = sp_xstrndup(url, (size_t)(at - url));
 	u->host = lower_dup(hs, (size_t)(colon - hs));
@@ -377,7 +398,7 @@ int sp_giturl_parse(struct sp_giturl *u, const char *url, struct sp_error *err)
 			if (!strncmp(rest, "localhost/", 10))
 				rest += 9;
 			if (rest[0] != '/')
-				return bad(u, err, url,
+				return bad(u, err, "file://...",
 					   "a file URL needs an absolute path (file:///path)");
 			path = pct_decode(rest, strlen(rest));
 			if (!path)
@@ -486,6 +507,16 @@ void sp_giturl_hostport(char **out, const struct sp_giturl *u)
 {
 	struct sp_buf b = SP_BUF_INIT;
 
+	if (u->host)
+		set_hostport(&b, u);
+	*out = sp_buf_detach(&b, NULL);
+}
+
+void sp_giturl_origin(char **out, const struct sp_giturl *u)
+{
+	struct sp_buf b = SP_BUF_INIT;
+
+	sp_buf_addf(&b, "%s://", scheme_name(u->kind));
 	if (u->host)
 		set_hostport(&b, u);
 	*out = sp_buf_detach(&b, NULL);

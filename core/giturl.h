@@ -90,4 +90,11 @@ void sp_giturl_resolve(char **out, const char *base, const char *rel);
  */
 void sp_giturl_hostport(char **out, const struct sp_giturl *u);
 
+/*
+ * "scheme://host[:port]" of u (scheme and host lower case, the default
+ * port dropped; "file://" for FILE): the origin credentials are scoped
+ * to.  *out is a new string.
+ */
+void sp_giturl_origin(char **out, const struct sp_giturl *u);
+
 #endif

@@ -134,10 +134,21 @@ static char *git_msg(const struct sp_gitcred_list *creds, const struct sp_giturl
 int sp_mirror_git_error(const struct sp_mirror *m, int code, const char *what,
 			struct sp_error *err)
 {
-	char *msg = git_msg(NULL, m->url);
+	struct sp_gitcred_list creds = SP_GITCRED_LIST_INIT;
+	char *msg;
 
+	/*
+	 * The same scrub as a failed fetch: the candidates this repository
+	 * could have been offered (a lookup error only means fewer to scrub).
+	 * The lookup leaves libgit2's last error alone: it never calls libgit2.
+	 */
+	if (m->opts && sp_gitcred_list(&creds, m->url, m->env_host, m->opts->getenv,
+				       m->opts->getenv_ud, NULL) < 0)
+		sp_gitcred_list_release(&creds);
+	msg = git_msg(&creds, m->url);
 	sp_error_set(err, code, "%s %s: %s", what, m->url->display, msg);
 	free(msg);
+	sp_gitcred_list_release(&creds);
 	return code;
 }
 
@@ -480,17 +491,45 @@ struct fetch_ctx {
 	size_t next;
 	struct sp_buf tried;  /* labels of what was offered, for the error */
 	bool exhausted;
+	bool offsite;         /* credentials were asked for by another origin */
 	bool cancelled;
 	int64_t last_ms;
 	bool done_reported;
 };
+
+/* Whether url (as libgit2 asks for credentials) has u's scheme, host and port. */
+static bool same_origin(const char *url, const struct sp_giturl *u)
+{
+	struct sp_giturl asked;
+	char *a = NULL, *b = NULL;
+	bool same;
+
+	if (!url || sp_giturl_parse(&asked, url, NULL) < 0)
+		return false;
+	sp_giturl_origin(&a, &asked);
+	sp_giturl_origin(&b, u);
+	same = !strcmp(a, b);
+	free(a);
+	free(b);
+	sp_giturl_release(&asked);
+	return same;
+}
 
 static int on_credentials(git_credential **out, const char *url, const char *username_from_url,
 			  unsigned int allowed, void *payload)
 {
 	struct fetch_ctx *c = payload;
 
-	(void)url;
+	if (!same_origin(url, c->m->url)) {
+		/*
+		 * Every candidate was chosen for the repository's own scheme, host
+		 * and port; a server elsewhere (a redirect) gets none of them.
+		 */
+		c->exhausted = true;
+		c->offsite = true;
+		git_error_set_str(GIT_ERROR_NET, "credentials asked for by another host: refused");
+		return GIT_EUSER;
+	}
 	if (allowed == GIT_CREDENTIAL_USERNAME) {
 		const char *user = username_from_url ? username_from_url
 				   : c->m->url->user ? c->m->url->user : "git";
@@ -579,8 +618,15 @@ static int fetch_failed(struct fetch_ctx *c, int grc, struct sp_error *err)
 	char *msg;
 	int rc;
 
-	if (c->cancelled)
+	/*
+	 * The cancel callback first: a signal that interrupted a read shows up
+	 * as libgit2 "Interrupted system call" before any progress callback ran.
+	 */
+	if (c->cancelled || cancelled(c->m->opts))
 		return sp_error_set(err, SP_ECANCELLED, "cancelled while fetching %s", u->display);
+	if (c->offsite)
+		return sp_error_set(err, SP_EENGINE, "cannot fetch %s: another host asked for its "
+				    "credentials (a redirect?); none were sent", u->display);
 	if (c->exhausted || grc == GIT_EAUTH) {
 		if (c->tried.len)
 			return sp_error_set(err, SP_EENGINE, "authentication failed for %s (tried %s)",
@@ -860,6 +906,7 @@ int sp_mirror_fetch(struct sp_mirror *m, const char *const *extra, size_t n_extr
 	git_remote_create_options ro;
 	git_remote_callbacks cbs;
 	git_fetch_options fo;
+	git_remote_connect_options co;
 	git_proxy_options proxy;
 	git_strarray specs;
 	git_buf head = { NULL, 0, 0 };
@@ -904,6 +951,12 @@ int sp_mirror_fetch(struct sp_mirror *m, const char *const *extra, size_t n_extr
 	fo.prune = GIT_FETCH_PRUNE;
 	fo.update_fetchhead = 0;
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	/* never follow a redirect: libgit2 1.5 would take credentials off-site */
+	fo.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+	git_remote_connect_options_init(&co, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
+	co.callbacks = cbs;
+	co.proxy_opts = proxy;
+	co.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
 
 	progress(m, SP_CHECKOUT_FETCHING, NULL);
 	/*
@@ -916,7 +969,7 @@ int sp_mirror_fetch(struct sp_mirror *m, const char *const *extra, size_t n_extr
 	ro.repository = m->repo;
 	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	if ((grc = git_remote_create_with_opts(&remote, m->url->fetch, &ro)) < 0 ||
-	    (grc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, &proxy, NULL)) < 0) {
+	    (grc = git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &co)) < 0) {
 		rc = fetch_failed(&c, grc, err);
 		goto out;
 	}

@@ -679,7 +679,9 @@ int sp_image_push_auto(struct sp_engine *e, const char *ref, const struct sp_aut
 	memset(&auth, 0, sizeof(auth));
 	if ((rc = sp_imageref_parse(&r, ref, err)) < 0)
 		return sp_error_prefix(err, "invalid image reference \"%.200s\"", ref);
-	if ((rc = sp_auth_lookup(&auth, sp_imageref_registry(&r), ao, err)) < 0) {
+	/* a credential helper stops when the push would */
+	if ((rc = sp_auth_lookup_cancel(&auth, sp_imageref_registry(&r), ao, o->cancel,
+					o->cancel_ud, err)) < 0) {
 		sp_error_prefix(err, "pushing %s", ref);
 		goto out;
 	}

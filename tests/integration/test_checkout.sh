@@ -55,7 +55,8 @@ git -C "$T/srv/big.git" symbolic-ref HEAD refs/heads/main
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 git daemon --detach --pid-file="$T/daemon.pid" --reuseaddr --listen=127.0.0.1 --port="$PORT" \
 	--base-path="$T/srv" --export-all "$T/srv" || fail "git daemon did not start"
-trap 'kill "$(cat "$T/daemon.pid" 2>/dev/null)" "$(cat "$T/http.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$T"' EXIT
+trap 'kill "$(cat "$T/daemon.pid" 2>/dev/null)" "$(cat "$T/http.pid" 2>/dev/null)" \
+	"$(cat "$T/redir.pid" 2>/dev/null)" "$(cat "$T/other.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$T"' EXIT
 i=0
 until git ls-remote "git://127.0.0.1:$PORT/app.git" >/dev/null 2>&1; do
 	i=$((i + 1))
@@ -223,6 +224,50 @@ run env STAGEPIPE_GIT_TOKEN=$SECRET STAGEPIPE_GIT_USER=ci STAGEPIPE_GIT_HOST=exa
 	"$DRIVER" --cache "$T/c8" "$HTTP/app.git"
 expect_rc 3
 expect_in err "asks for credentials and none are set"
+
+# --- 4b. a redirect to another server never takes the token along -----------
+# "redir" answers every request with 302 to "other" (another port: another
+# origin); "other" asks for Basic credentials and logs any it is sent.
+cat >"$T/redirect_server.py" <<'PY'
+import http.server, sys
+mode, target, log = sys.argv[1], sys.argv[2], sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(log, "a") as f:
+            f.write("%s %s\n" % (self.path, self.headers.get("Authorization", "-")))
+        if mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", target + self.path)
+        else:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="other"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_POST = do_GET
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+python3 "$T/redirect_server.py" other - "$T/other.log" >"$T/other.port" 2>/dev/null &
+echo $! >"$T/other.pid"
+i=0
+until [ -s "$T/other.port" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "no server"; sleep 0.1; done
+python3 "$T/redirect_server.py" redirect "http://127.0.0.1:$(cat "$T/other.port")" \
+	"$T/redir.log" >"$T/redir.port" 2>/dev/null &
+echo $! >"$T/redir.pid"
+i=0
+until [ -s "$T/redir.port" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "no server"; sleep 0.1; done
+: >"$T/other.log"
+run env STAGEPIPE_GIT_TOKEN=$SECRET STAGEPIPE_GIT_USER=ci \
+	"$DRIVER" --cache "$T/c9" "http://127.0.0.1:$(cat "$T/redir.port")/app.git"
+expect_rc 3
+expect_not_in err "$SECRET"
+[ -s "$T/redir.log" ] || fail "the redirecting server was never asked"
+grep -q -- "Basic" "$T/other.log" && fail "credentials were sent to the redirect target"
+grep -rqa -- "$SECRET" "$T/c9" && fail "a secret was written into the cache"
+kill "$(cat "$T/redir.pid")" "$(cat "$T/other.pid")" 2>/dev/null
 
 # --- 5. submodules -----------------------------------------------------------
 git init -q -b main "$T/lib" && echo lib >"$T/lib/lib.c"

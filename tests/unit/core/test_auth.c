@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -441,6 +442,46 @@ static void test_helper_failures(void **state)
 	sp_auth_release(&a);
 }
 
+static int cancel_after_polls(void *ud)
+{
+	int *polls = ud;
+
+	return ++*polls > 4;
+}
+
+/* A helper that hangs is killed when the lookup is cancelled, well before its timeout. */
+static void test_helper_cancelled(void **state)
+{
+	struct fx *f = *state;
+	struct sp_auth_opts o;
+	struct sp_auth a;
+	struct sp_error err = SP_ERROR_INIT;
+	struct timespec t0, t1;
+	int polls = 0;
+
+	config(f, "{\"credsStore\":\"test\"}");
+	memset(&o, 0, sizeof(o));
+	o.getenv = table_env;
+	o.getenv_ud = f;
+	o.helper_timeout_ms = 30000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(sp_auth_lookup_cancel(&a, "slow.example", &o, cancel_after_polls, &polls,
+					       &err), SP_ECANCELLED);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 3);
+	assert_non_null(strstr(err.msg, "cancelled"));
+	assert_non_null(strstr(err.msg, "slow.example"));
+	assert_null(a.username);
+	sp_auth_release(&a);
+
+	/* a cancel that never fires changes nothing */
+	polls = -1000000;
+	assert_int_equal(sp_auth_lookup_cancel(&a, "creds.example", &o, cancel_after_polls,
+					       &polls, &err), 0);
+	assert_string_equal(a.username, "helper-user");
+	sp_auth_release(&a);
+}
+
 static void test_ci_variables(void **state)
 {
 	struct fx *f = *state;
@@ -604,6 +645,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_normalisation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_docker_hub, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_helpers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_cancelled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_helper_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ci_variables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_docker_auth_config, setup, teardown),

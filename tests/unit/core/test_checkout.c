@@ -882,6 +882,127 @@ static void test_submodules(void **state)
 	sh("mv '%s.away' '%s'", path("inner.git"), path("inner.git"));
 }
 
+/*
+ * A bare repository NAME.git whose one commit has .gitmodules entries
+ * "path url sha" (one per line of spec, gitlinks made with update-index).
+ */
+static void repo_with_gitlinks(const char *name, const char *spec)
+{
+	sh("set -e; cd '%s' && rm -rf '%s-gl' && git init -q -b main '%s-gl' && cd '%s-gl' && "
+	   "printf 'top\\n' > top.txt && git add top.txt && "
+	   "printf '%%s\\n' \"%s\" | while read p u h; do "
+	   "  printf '[submodule \"%%s\"]\\n\\tpath = %%s\\n\\turl = %%s\\n' \"$p\" \"$p\" \"$u\" "
+	   "    >> .gitmodules; "
+	   "  git update-index --add --cacheinfo 160000,\"$h\",\"$p\"; "
+	   "done && git add .gitmodules && git commit -qm gitlinks && cd .. && "
+	   "rm -rf '%s.git' && git clone -q --bare '%s-gl' '%s.git'",
+	   base, name, name, name, spec, name, name, name);
+}
+
+/* .gitmodules of a remote repository naming a local one: refused. */
+static void test_submodule_local_refused(void **state)
+{
+	struct sp_checkout_opts o;
+	struct sp_error err = SP_ERROR_INIT;
+	char spec[2048], want[2048];
+
+	(void)state;
+	snprintf(spec, sizeof(spec), "vendor/secret %s %s", path("inner.git"),
+		 rev(path("inner.git"), "main"));
+	repo_with_gitlinks("pulls-local", spec);
+	snprintf(spec, sizeof(spec), "vendor/secret file://%s %s", path("inner.git"),
+		 rev(path("inner.git"), "main"));
+	repo_with_gitlinks("pulls-file", spec);
+
+	/* from a local repository, a local submodule is fine */
+	opts_for(&o, path("cache-subpol"), path("pulls-local.git"), NULL);
+	o.submodules = true;
+	o.dest = path("subpol-ok");
+	{
+		struct sp_checkout_result r;
+
+		co_ok(&r, &o);
+		assert_int_equal(r.n_submodules, 1);
+		sp_checkout_result_release(&r);
+	}
+	/* over git:// (a remote repository): refused, one line naming path and URL */
+	opts_for(&o, path("cache-subpol"), daemon_url("pulls-local.git"), NULL);
+	o.submodules = true;
+	o.dest = path("subpol-1");
+	assert_int_equal(co_fail(&o, &err), SP_ECONFIG);
+	snprintf(want, sizeof(want), "submodule vendor/secret: %s is a local repository, "
+		 "refused for a remote repository", path("inner.git"));
+	assert_string_equal(err.msg, want);
+	assert_string_equal(out("ls -A '%s/vendor/secret' | wc -l", path("subpol-1")), "0");
+	opts_for(&o, path("cache-subpol"), daemon_url("pulls-file.git"), NULL);
+	o.submodules = true;
+	o.dest = path("subpol-2");
+	assert_int_equal(co_fail(&o, &err), SP_ECONFIG);
+	assert_non_null(strstr(err.msg, "submodule vendor/secret: "));
+	assert_non_null(strstr(err.msg, "is a local repository"));
+	assert_null(strchr(err.msg, '\n'));
+}
+
+/* Every submodule path is filled, even two of one commit; at most 256 in all. */
+static void test_submodule_fanout(void **state)
+{
+	struct sp_checkout_opts o;
+	struct sp_checkout_result r;
+	struct sp_error err = SP_ERROR_INIT;
+	char spec[1024], inner[64];
+
+	(void)state;
+	snprintf(inner, sizeof(inner), "%s", rev(path("inner.git"), "main"));
+	/* the same URL and commit at two paths: both filled, as git does */
+	snprintf(spec, sizeof(spec), "a ../inner.git %s\nb ../inner.git %s", inner, inner);
+	repo_with_gitlinks("twice", spec);
+	opts_for(&o, path("cache-fan"), path("twice.git"), NULL);
+	o.submodules = true;
+	o.dest = path("fan-1");
+	co_ok(&r, &o);
+	assert_int_equal(r.n_submodules, 2);
+	assert_string_equal(r.submodules[0].path, "a");
+	assert_string_equal(r.submodules[1].path, "b");
+	sp_checkout_result_release(&r);
+
+	/* 257 commits of one repository: more than the cap */
+	sh("set -e; cd '%s' && rm -rf many-wt && git init -q -b main many-wt && cd many-wt && "
+	   "for i in $(seq 1 257); do git commit -q --allow-empty -m c$i; done && cd .. && "
+	   "rm -rf many.git && git clone -q --bare many-wt many.git && "
+	   "rm -rf fan-gl && git init -q -b main fan-gl && cd fan-gl && i=0 && "
+	   "for h in $(git -C ../many.git rev-list main); do "
+	   "  printf '[submodule \"s%%d\"]\\n\\tpath = s%%d\\n\\turl = ../many.git\\n' $i $i "
+	   "    >> .gitmodules; "
+	   "  git update-index --add --cacheinfo 160000,$h,s$i; i=$((i+1)); "
+	   "done && git add .gitmodules && git commit -qm fan && cd .. && "
+	   "rm -rf fan.git && git clone -q --bare fan-gl fan.git", base);
+	opts_for(&o, path("cache-fan"), path("fan.git"), NULL);
+	o.submodules = true;
+	o.dest = path("fan-2");
+	assert_int_equal(co_fail(&o, &err), SP_ECONFIG);
+	assert_non_null(strstr(err.msg, "more than 256 submodules in all"));
+}
+
+/* No URL: an error, nothing released that was never set (ASan). */
+static void test_no_url(void **state)
+{
+	struct sp_checkout_opts o;
+	struct sp_checkout_result r;
+	struct sp_error err = SP_ERROR_INIT;
+
+	(void)state;
+	opts_for(&o, path("cache-nourl"), NULL, NULL);
+	assert_int_equal(co_fail(&o, &err), SP_ECONFIG);
+	assert_string_equal(err.msg, "no repository URL");
+	memset(&r, 0, sizeof(r));
+	r.lock_fd = -1;
+	r.sha = strdup("0123456789012345678901234567890123456789");
+	r.dir = strdup(base);
+	assert_int_equal(sp_checkout_submodules(&r, &o, &err), SP_ECONFIG);
+	assert_string_equal(err.msg, "no repository URL");
+	sp_checkout_result_release(&r);
+}
+
 /* ---- errors -------------------------------------------------------------- */
 
 static void test_errors(void **state)
@@ -1132,6 +1253,9 @@ int main(void)
 		cmocka_unit_test(test_damaged_object),
 		cmocka_unit_test(test_leftover_tmp),
 		cmocka_unit_test(test_submodules),
+		cmocka_unit_test(test_submodule_local_refused),
+		cmocka_unit_test(test_submodule_fanout),
+		cmocka_unit_test(test_no_url),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_progress),

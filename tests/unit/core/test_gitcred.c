@@ -118,6 +118,38 @@ static void test_env_scoped_to_host(void **state)
 	sp_gitcred_list_release(&l);
 }
 
+/* The token never goes over plain http unless the repository itself is http. */
+static void test_env_not_over_http(void **state)
+{
+	const char *env[] = { "STAGEPIPE_GIT_TOKEN=tok-123456", NULL };
+	const char *env2[] = { "STAGEPIPE_GIT_TOKEN=tok-123456", "STAGEPIPE_GIT_HOST=h", NULL };
+	struct sp_gitcred_list l;
+
+	(void)state;
+	/* an http submodule of an https repository, same host */
+	list_for(&l, "http://h/sub", "https://h", env);
+	assert_int_equal(l.n, 0);
+	list_for(&l, "http://h/sub", "https://h", env2);
+	assert_int_equal(l.n, 0);
+	list_for(&l, "http://h/sub", "ssh://h", env);
+	assert_int_equal(l.n, 0);
+	/* but the URL's own password still goes (it was written for that URL) */
+	list_for(&l, "http://u:pw-in-url@h/sub", "https://h", env);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].secret, "pw-in-url");
+	sp_gitcred_list_release(&l);
+	/* an https submodule of an https repository, and http under http */
+	list_for(&l, "https://h/sub", "https://h", env);
+	assert_int_equal(l.n, 1);
+	sp_gitcred_list_release(&l);
+	list_for(&l, "http://h/sub", "http://h", env);
+	assert_int_equal(l.n, 1);
+	sp_gitcred_list_release(&l);
+	/* the port still counts */
+	list_for(&l, "https://h:8443/sub", "https://h", env);
+	assert_int_equal(l.n, 0);
+}
+
 static void test_half_set(void **state)
 {
 	const char *env[] = { "STAGEPIPE_GIT_USER=ci", NULL };
@@ -257,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_https_order),
 		cmocka_unit_test(test_token_default_user),
 		cmocka_unit_test(test_env_scoped_to_host),
+		cmocka_unit_test(test_env_not_over_http),
 		cmocka_unit_test(test_half_set),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_file_missing),

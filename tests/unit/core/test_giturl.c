@@ -208,6 +208,92 @@ static void test_no_secret_in_errors(void **state)
 	assert_null(strstr(err.msg, "hunter2secret"));
 }
 
+/* A '/' in the user part: the URL is refused and nothing of the authority shown. */
+static void test_slash_in_password(void **state)
+{
+	static const char *const urls[] = {
+		"https://bob:s3cr/et@github.com/o/r.git",
+		"https://bob:1234/5678@github.com/o/r.git",
+		"http://bob:pass/word9@h/o/r.git",
+		"ssh://bob:pass/word9@h/o/r.git",
+		"git://bob:pass/word9@h/o/r.git",
+		"https://github.com/o/r@x.git",  /* no secret, still ambiguous */
+	};
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_giturl u;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		memset(&u, 0x5a, sizeof(u));
+		if (sp_giturl_parse(&u, urls[i], &err) != SP_ECONFIG)
+			fail_msg("%s was accepted", urls[i]);
+		assert_null(u.display);
+		assert_null(u.canonical);
+		assert_null(strstr(err.msg, "bob"));
+		assert_null(strstr(err.msg, "s3cr"));
+		assert_null(strstr(err.msg, "5678"));
+		assert_null(strstr(err.msg, "word9"));
+		assert_non_null(strstr(err.msg, "://...\""));
+	}
+	/* after '?' or '#' an '@' is not the authority's */
+	parse_ok(&u, "https://h/o/r.git?x=a@b");
+	sp_giturl_release(&u);
+	/* %2F is how a '/' goes in a password */
+	parse_ok(&u, "https://bob:s3cr%2Fet@github.com/o/r.git");
+	assert_string_equal(u.password, "s3cr/et");
+	assert_string_equal(u.host, "github.com");
+	assert_null(strstr(u.display, "s3cr"));
+	assert_null(strstr(u.canonical, "s3cr"));
+	assert_null(strstr(u.fetch, "s3cr"));
+	sp_giturl_release(&u);
+}
+
+/* "user:password@host/path" without a scheme is not scp form with host "user". */
+static void test_scp_with_password(void **state)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_giturl u;
+
+	(void)state;
+	assert_int_equal(sp_giturl_parse(&u, "bob:hunter2@github.com/o/r.git", &err),
+			 SP_ECONFIG);
+	assert_null(strstr(err.msg, "hunter2"));
+	assert_null(u.display);
+	assert_int_equal(sp_giturl_parse(&u, "git@h:o/x@hunter2.git", &err), SP_ECONFIG);
+	assert_null(strstr(err.msg, "hunter2"));
+	/* an ordinary scp form still parses */
+	parse_ok(&u, "git@github.com:o/r.git");
+	assert_string_equal(u.display, "git@github.com:o/r.git");
+	sp_giturl_release(&u);
+	/* a file URL with an authority shows no part of it */
+	assert_int_equal(sp_giturl_parse(&u, "file://bob:hunter2@h/x", &err), SP_ECONFIG);
+	assert_null(strstr(err.msg, "hunter2"));
+}
+
+static void test_origin(void **state)
+{
+	struct sp_giturl u;
+	char *o;
+
+	(void)state;
+	parse_ok(&u, "HTTPS://tok@GitHub.com:443/o/r.git");
+	sp_giturl_origin(&o, &u);
+	assert_string_equal(o, "https://github.com");
+	free(o);
+	sp_giturl_release(&u);
+	parse_ok(&u, "http://h:8080/o/r.git");
+	sp_giturl_origin(&o, &u);
+	assert_string_equal(o, "http://h:8080");
+	free(o);
+	sp_giturl_release(&u);
+	parse_ok(&u, "git@h:o/r.git");
+	sp_giturl_origin(&o, &u);
+	assert_string_equal(o, "ssh://h");
+	free(o);
+	sp_giturl_release(&u);
+}
+
 static void test_key(void **state)
 {
 	struct sp_giturl u, v;
@@ -293,6 +379,9 @@ int main(void)
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_no_secret_in_errors),
+		cmocka_unit_test(test_slash_in_password),
+		cmocka_unit_test(test_scp_with_password),
+		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_credential_line),
