@@ -17,6 +17,7 @@
 #include "cmd/signals.h"
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/executor.h"
 #include "core/pipeline.h"
 #include "core/vars.h"
 #include "core/xalloc.h"
@@ -83,14 +84,16 @@ static int run_build(int argc, char **argv)
 	const struct sp_stage *stage = NULL;
 	const struct sp_pipeline *p;
 	const char *file = NULL, *dir = NULL, *stage_name = NULL, *target = NULL, *host = NULL;
-	char **tags = NULL, **argvals = NULL, *context = NULL;
-	struct sp_build_kv *args = NULL, labels[3];
-	size_t ntags = 0, nargs = 0, i;
+	struct sp_build_settings bs;
+	char **tags = NULL;
+	struct sp_build_kv labels[3];
+	size_t ntags = 0, i;
 	int c, quiet = 0, no_cache = 0, pull = 0, status = SP_EXIT_OK;
 	char job[32];
 
 	memset(&src, 0, sizeof(src));
 	memset(&res, 0, sizeof(res));
+	memset(&bs, 0, sizeof(bs));
 	tags = sp_xcalloc((size_t)argc + 1, sizeof(*tags));
 	while ((c = getopt_long(argc, argv, "+f:C:t:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -149,24 +152,11 @@ static int run_build(int argc, char **argv)
 		tags[ntags++] = t;
 		tags[ntags] = NULL;
 	}
-	args = sp_xcalloc(p->build.args.n + 1, sizeof(*args));
-	argvals = sp_xcalloc(p->build.args.n + 1, sizeof(*argvals));
-	for (nargs = 0; nargs < p->build.args.n; nargs++) {
-		const struct sp_pvar *a = &p->build.args.items[nargs];
-		if (sp_pipeline_expand(p, a->value, a->pos, &vars, &argvals[nargs], &err) < 0) {
-			status = sp_cmd_fail("build", &err);
-			goto out;
-		}
-		args[nargs].name = a->name;
-		args[nargs].value = argvals[nargs];
-	}
 	memset(&bo, 0, sizeof(bo));
-	if (sp_pipeline_network(p, &vars, &bo.network, &err) < 0) {
+	if (sp_build_settings_expand(&bs, p, src.git.root, &vars, &err) < 0) {
 		status = sp_cmd_fail("build", &err);
 		goto out;
 	}
-	context = p->build.context[0] == '/' ? sp_xstrdup(p->build.context)
-					      : sp_xasprintf("%s/%s", src.git.root, p->build.context);
 	if ((status = sp_cmd_open_engine(&engine, "build", host)) != 0)
 		goto out;
 
@@ -177,13 +167,14 @@ static int run_build(int argc, char **argv)
 	labels[1].value = p->name;
 	labels[2].name = "io.stagepipe.stage";
 	labels[2].value = stage ? stage->name : "";
-	bo.context_dir = context;
+	bo.context_dir = bs.context_dir;
+	bo.network = bs.network;
 	bo.dockerfile = p->build.dockerfile;
 	bo.target = target;
 	bo.tags = (const char *const *)tags;
 	bo.ntags = ntags;
-	bo.args = args;
-	bo.nargs = nargs;
+	bo.args = bs.args;
+	bo.nargs = bs.nargs;
 	bo.labels = labels;
 	bo.nlabels = stage ? 3 : 2;
 	bo.no_cache = no_cache || p->build.no_cache;
@@ -192,7 +183,7 @@ static int run_build(int argc, char **argv)
 	if (!quiet) {
 		bo.log = print_line;
 		fprintf(stderr, "building target %s of %s (engine %s, API %s)\n", target,
-			context, sp_engine_host(engine), sp_engine_api_version(engine));
+			bs.context_dir, sp_engine_host(engine), sp_engine_api_version(engine));
 	}
 	if (sp_docker_build(engine, &bo, &res, &err) < 0) {
 		status = sp_cmd_fail("build", &err);
@@ -211,11 +202,7 @@ out:
 	for (i = 0; tags && i < ntags; i++)
 		free(tags[i]);
 	free(tags);
-	for (i = 0; i < nargs; i++)
-		free(argvals[i]);
-	free(argvals);
-	free(args);
-	free(context);
+	sp_build_settings_release(&bs);
 	sp_source_release(&src);
 	return status;
 }

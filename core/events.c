@@ -3,10 +3,13 @@
  */
 #include "core/events.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/sinks.h"
 #include "core/xalloc.h"
 
 const char *sp_stage_result_name(enum sp_stage_result r)
@@ -84,4 +87,20 @@ void sp_stage_report_release(struct sp_stage_report *r)
 		free(r->pushed[i]);
 	free(r->pushed);
 	memset(r, 0, sizeof(*r));
+}
+
+void sp_sink_out_check(struct sp_sink_out *o)
+{
+	if (ferror(o->f) && !o->write_errno)
+		o->write_errno = errno ? errno : EIO;
+}
+
+int sp_sink_out_finish(struct sp_sink_out *o, struct sp_error *err)
+{
+	if (fflush(o->f) != 0 && !o->write_errno)
+		o->write_errno = errno ? errno : EIO;
+	if (!ferror(o->f))
+		return 0;
+	return sp_error_set(err, SP_ERROR, "writing the output failed: %s",
+			    strerror(o->write_errno ? o->write_errno : EIO));
 }

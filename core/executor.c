@@ -39,10 +39,7 @@ struct run {
 	const struct sp_exec_opts *o;
 	struct sp_stage_report *reports;
 	struct plan *plans;
-	struct sp_build_kv *args;
-	char **argvals;
-	size_t nargs;
-	enum sp_network network;
+	struct sp_build_settings build;
 	const struct sp_stage *current;
 };
 
@@ -155,17 +152,7 @@ static int plan(struct run *r, struct sp_error *err)
 			r->plans[i].selected = true;
 	}
 	v.stage = NULL;
-	r->nargs = p->build.args.n;
-	r->args = sp_xcalloc(r->nargs + 1, sizeof(*r->args));
-	r->argvals = sp_xcalloc(r->nargs + 1, sizeof(*r->argvals));
-	for (i = 0; i < r->nargs; i++) {
-		const struct sp_pvar *a = &p->build.args.items[i];
-		if ((rc = sp_pipeline_expand(p, a->value, a->pos, &v, &r->argvals[i], err)) < 0)
-			return rc;
-		r->args[i].name = a->name;
-		r->args[i].value = r->argvals[i];
-	}
-	if ((rc = sp_pipeline_network(p, &v, &r->network, err)) < 0)
+	if ((rc = sp_build_settings_expand(&r->build, p, r->o->source_root, &v, err)) < 0)
 		return rc;
 	for (i = 0; i < p->nstages; i++) {
 		const struct sp_stage *st = &p->stages[i];
@@ -215,12 +202,47 @@ static int plan(struct run *r, struct sp_error *err)
 	return 0;
 }
 
-/* ---- one stage ---- */
-
-static char *join_path(const char *a, const char *b)
+int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipeline *p,
+			     const char *source_root, const struct sp_vars *vars,
+			     struct sp_error *err)
 {
-	return b[0] == '/' ? sp_xstrdup(b) : sp_xasprintf("%s/%s", a, b);
+	size_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->args = sp_xcalloc(p->build.args.n + 1, sizeof(*out->args));
+	out->values = sp_xcalloc(p->build.args.n + 1, sizeof(*out->values));
+	for (i = 0; i < p->build.args.n; i++) {
+		const struct sp_pvar *a = &p->build.args.items[i];
+		if ((rc = sp_pipeline_expand(p, a->value, a->pos, vars, &out->values[i], err)) < 0)
+			goto fail;
+		out->args[i].name = a->name;
+		out->args[i].value = out->values[i];
+		out->nargs++;
+	}
+	if ((rc = sp_pipeline_network(p, vars, &out->network, err)) < 0)
+		goto fail;
+	out->context_dir = p->build.context[0] == '/' ? sp_xstrdup(p->build.context) :
+			   sp_xasprintf("%s/%s", source_root, p->build.context);
+	return 0;
+fail:
+	sp_build_settings_release(out);
+	return rc;
 }
+
+void sp_build_settings_release(struct sp_build_settings *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nargs; i++)
+		free(s->values[i]);
+	free(s->values);
+	free(s->args);
+	free(s->context_dir);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- one stage ---- */
 
 /* Outcome of an interrupted operation: timeout (a failure) or a signal. */
 static enum sp_stage_result interrupted(struct run *r, struct sp_stage_report *rep,
@@ -379,7 +401,7 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 		ho.env = (const char *const *)pl->env;
 		ho.nenv = pl->nenv;
 		ho.user = st->user;
-		ho.network = r->network;
+		ho.network = r->build.network;
 		ho.labels = labels;
 		ho.nlabels = nlabels;
 		ho.port = st->health.port;
@@ -468,7 +490,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_run_opts ro;
 	struct sp_run_result res;
 	struct sp_build_kv labels[4];
-	char **cmd = NULL, *context = NULL, *reports = NULL, *stage_dir = NULL;
+	char **cmd = NULL, *reports = NULL, *stage_dir = NULL;
 	size_t ncmd = 0, i;
 	enum sp_stage_result result = SP_RESULT_PASSED;
 	int rc;
@@ -485,17 +507,16 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	labels[3].value = o->owner ? o->owner : "";
 
 	/* build */
-	context = join_path(o->source_root, p->build.context);
 	memset(&bo, 0, sizeof(bo));
-	bo.context_dir = context;
+	bo.context_dir = r->build.context_dir;
 	bo.dockerfile = p->build.dockerfile;
 	bo.target = st->target;
 	/* tagged only once tests and health check passed (promote) */
-	bo.args = r->args;
-	bo.nargs = r->nargs;
+	bo.args = r->build.args;
+	bo.nargs = r->build.nargs;
 	bo.labels = labels;
 	bo.nlabels = 3;  /* not the owner: images outlive the run */
-	bo.network = r->network;
+	bo.network = r->build.network;
 	bo.no_cache = p->build.no_cache;
 	bo.pull = p->build.pull;
 	bo.cancel = sp_cancel_check;
@@ -562,7 +583,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.ncmd = ncmd;
 	ro.env = (const char *const *)pl->env;
 	ro.nenv = pl->nenv;
-	ro.network = r->network;
+	ro.network = r->build.network;
 	ro.user = st->user;
 	ro.workdir = st->workdir;
 	ro.memory = st->memory;
@@ -610,7 +631,6 @@ out:
 	for (i = 0; cmd && i < ncmd; i++)
 		free(cmd[i]);
 	free(cmd);
-	free(context);
 	free(reports);
 	free(stage_dir);
 	sp_build_result_release(&br);
@@ -754,9 +774,6 @@ out:
 	}
 	free(r.plans);
 	free(r.reports);
-	for (i = 0; i < r.nargs; i++)
-		free(r.argvals[i]);
-	free(r.argvals);
-	free(r.args);
+	sp_build_settings_release(&r.build);
 	return rc;
 }

@@ -42,6 +42,25 @@ struct sp_exec_opts {
 	void *cancel_ud;
 };
 
+/* The pipeline's build section with variables filled in, for one job. */
+struct sp_build_settings {
+	struct sp_build_kv *args;   /* name/value pairs; values point into values[] */
+	char **values;
+	size_t nargs;
+	enum sp_network network;
+	char *context_dir;          /* build.context under the source root */
+};
+
+/*
+ * Expands p's build args and network with vars and places the context
+ * under source_root.  On success out holds new strings (release with
+ * sp_build_settings_release); SP_ECONFIG "FILE:LINE:COL: ..." otherwise.
+ */
+int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipeline *p,
+			     const char *source_root, const struct sp_vars *vars,
+			     struct sp_error *err);
+void sp_build_settings_release(struct sp_build_settings *s);
+
 /*
  * Runs the pipeline.  Returns 0 when every selected stage passed;
  * SP_EFAILED when one failed (its report says why); SP_ECANCELLED when

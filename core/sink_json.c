@@ -31,8 +31,7 @@
 
 struct json_sink {
 	struct sp_sink base;
-	FILE *out;
-	int write_errno;  /* errno of the first failed write; 0 while none */
+	struct sp_sink_out out;
 };
 
 /* A log line as a C string, each NUL byte replaced by U+FFFD; free() it. */
@@ -164,26 +163,18 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		break;
 	}
 	line = sp_xjson_print(o);
-	fputs(line, j->out);
-	fputc('\n', j->out);
+	fputs(line, j->out.f);
+	fputc('\n', j->out.f);
 	if (ev->kind != SP_EVENT_LOG)
-		fflush(j->out);
-	if (ferror(j->out) && !j->write_errno)
-		j->write_errno = errno ? errno : EIO;
+		fflush(j->out.f);
+	sp_sink_out_check(&j->out);
 	free(line);
 	cJSON_Delete(o);
 }
 
 static int json_finish(struct sp_sink *self, struct sp_error *err)
 {
-	struct json_sink *j = (struct json_sink *)self;
-
-	if (fflush(j->out) != 0 && !j->write_errno)
-		j->write_errno = errno ? errno : EIO;
-	if (!ferror(j->out))
-		return 0;
-	return sp_error_set(err, SP_ERROR, "writing the output failed: %s",
-			    strerror(j->write_errno ? j->write_errno : EIO));
+	return sp_sink_out_finish(&((struct json_sink *)self)->out, err);
 }
 
 static void json_free(struct sp_sink *self)
@@ -198,6 +189,6 @@ struct sp_sink *sp_sink_json_new(FILE *out)
 	j->base.event = json_event;
 	j->base.finish = json_finish;
 	j->base.free = json_free;
-	j->out = out;
+	j->out.f = out;
 	return &j->base;
 }

@@ -19,9 +19,8 @@
 
 struct term {
 	struct sp_sink base;
-	FILE *out;
+	struct sp_sink_out out;
 	bool color;
-	int write_errno;  /* errno of the first failed write; 0 while none */
 };
 
 #define C(t, code) ((t)->color ? "\033[" code "m" : "")
@@ -49,18 +48,18 @@ static void tests_line(struct term *t, const struct sp_stage_report *rep)
 	const struct sp_stage *st = rep->stage;
 
 	if (rep->has_tests) {
-		fprintf(t->out, "   %lu passed, %lu failed", rep->passed, rep->failed);
+		fprintf(t->out.f, "   %lu passed, %lu failed", rep->passed, rep->failed);
 		if (rep->errors)
-			fprintf(t->out, ", %lu errors", rep->errors);
-		fprintf(t->out, ", %lu skipped", rep->skipped);
+			fprintf(t->out.f, ", %lu errors", rep->errors);
+		fprintf(t->out.f, ", %lu skipped", rep->skipped);
 	}
 	if (rep->has_coverage) {
-		fprintf(t->out, "%s coverage %.1f%%", rep->has_tests ? " —" : "   ", rep->coverage);
+		fprintf(t->out.f, "%s coverage %.1f%%", rep->has_tests ? " —" : "   ", rep->coverage);
 		if (st->has_coverage_min)
-			fprintf(t->out, " (min %g%%)", st->coverage_min);
+			fprintf(t->out.f, " (min %g%%)", st->coverage_min);
 	}
 	if (rep->has_tests || rep->has_coverage)
-		fputc('\n', t->out);
+		fputc('\n', t->out.f);
 }
 
 static void stage_finished(struct term *t, const struct sp_stage_report *rep)
@@ -68,31 +67,31 @@ static void stage_finished(struct term *t, const struct sp_stage_report *rep)
 	size_t i;
 
 	if (rep->result == SP_RESULT_SKIPPED) {
-		fprintf(t->out, "%s-- %s skipped%s: %s\n", result_color(t, rep->result),
+		fprintf(t->out.f, "%s-- %s skipped%s: %s\n", result_color(t, rep->result),
 			rep->stage->name, RESET(t), rep->message ? rep->message : "");
 		return;
 	}
-	fprintf(t->out, "%s== %s %s%s in %.1fs", result_color(t, rep->result), rep->stage->name,
+	fprintf(t->out.f, "%s== %s %s%s in %.1fs", result_color(t, rep->result), rep->stage->name,
 		sp_stage_result_name(rep->result), RESET(t), rep->seconds);
 	if (rep->message) {
-		fputs(": ", t->out);
-		put_clean(t->out, rep->message);
+		fputs(": ", t->out.f);
+		put_clean(t->out.f, rep->message);
 	}
-	fputc('\n', t->out);
+	fputc('\n', t->out.f);
 	tests_line(t, rep);
 	for (i = 0; i < rep->nfailures; i++) {
-		fprintf(t->out, "   %sFAILED%s ", C(t, "31"), RESET(t));
-		put_clean(t->out, rep->failures[i].id);
+		fprintf(t->out.f, "   %sFAILED%s ", C(t, "31"), RESET(t));
+		put_clean(t->out.f, rep->failures[i].id);
 		if (*rep->failures[i].message) {
-			fputs(" — ", t->out);
-			put_clean(t->out, rep->failures[i].message);
+			fputs(" — ", t->out.f);
+			put_clean(t->out.f, rep->failures[i].message);
 		}
-		fputc('\n', t->out);
+		fputc('\n', t->out.f);
 	}
 	if (rep->failures_omitted)
-		fprintf(t->out, "   ... and %lu more\n", rep->failures_omitted);
+		fprintf(t->out.f, "   ... and %lu more\n", rep->failures_omitted);
 	for (i = 0; i < rep->npushed; i++)
-		fprintf(t->out, "   pushed %s\n", rep->pushed[i]);
+		fprintf(t->out.f, "   pushed %s\n", rep->pushed[i]);
 }
 
 /* "ref@sha256:<64 hex>" or "sha256:<64 hex>" with the digest cut to 12 hex */
@@ -113,7 +112,7 @@ static void summary(struct term *t, const struct sp_event *ev)
 	for (i = 0; i < ev->nreports; i++)
 		if (strlen(ev->reports[i].stage->name) > w)
 			w = strlen(ev->reports[i].stage->name);
-	fprintf(t->out, "\n%-*s  %-9s  %8s  %-22s  %-9s  %s\n", (int)w, "stage", "result",
+	fprintf(t->out.f, "\n%-*s  %-9s  %8s  %-22s  %-9s  %s\n", (int)w, "stage", "result",
 		"duration", "tests", "coverage", "image");
 	for (i = 0; i < ev->nreports; i++) {
 		const struct sp_stage_report *rep = &ev->reports[i];
@@ -127,19 +126,19 @@ static void summary(struct term *t, const struct sp_event *ev)
 			snprintf(cov, sizeof(cov), "%.1f%%", rep->coverage);
 		if (rep->result != SP_RESULT_SKIPPED)
 			snprintf(dur, sizeof(dur), "%.1fs", rep->seconds);
-		fprintf(t->out, "%-*s  %s%-9s%s  %8s  %-22s  %-9s  ", (int)w, rep->stage->name,
+		fprintf(t->out.f, "%-*s  %s%-9s%s  %8s  %-22s  %-9s  ", (int)w, rep->stage->name,
 			result_color(t, rep->result), sp_stage_result_name(rep->result), RESET(t),
 			dur, tests, cov);
-		short_image(t->out, image);
+		short_image(t->out.f, image);
 		for (size_t j = 1; j < rep->npushed; j++) {
-			fprintf(t->out, "%-*s  %-9s  %8s  %-22s  %-9s  ", (int)w, "", "", "", "", "");
-			short_image(t->out, rep->pushed[j]);
+			fprintf(t->out.f, "%-*s  %-9s  %8s  %-22s  %-9s  ", (int)w, "", "", "", "", "");
+			short_image(t->out.f, rep->pushed[j]);
 		}
 	}
-	fprintf(t->out, "\n%spipeline %s %s%s in %.1fs\n", result_color(t, ev->result),
+	fprintf(t->out.f, "\n%spipeline %s %s%s in %.1fs\n", result_color(t, ev->result),
 		ev->pipeline->name, sp_stage_result_name(ev->result), RESET(t), ev->seconds);
 	if (ev->message && ev->result != SP_RESULT_PASSED)
-		fprintf(t->out, "%s\n", ev->message);
+		fprintf(t->out.f, "%s\n", ev->message);
 }
 
 static void term_event(struct sp_sink *self, const struct sp_event *ev)
@@ -148,17 +147,17 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 
 	switch (ev->kind) {
 	case SP_EVENT_PIPELINE_STARTED:
-		fprintf(t->out, "%spipeline %s%s (job %s)\n", C(t, "1"), ev->pipeline->name,
+		fprintf(t->out.f, "%spipeline %s%s (job %s)\n", C(t, "1"), ev->pipeline->name,
 			RESET(t), ev->job_id);
 		break;
 	case SP_EVENT_STAGE_STARTED:
-		fprintf(t->out, "\n%s== %s%s (target %s)\n", C(t, "1"), ev->stage->name, RESET(t),
+		fprintf(t->out.f, "\n%s== %s%s (target %s)\n", C(t, "1"), ev->stage->name, RESET(t),
 			ev->stage->target);
 		break;
 	case SP_EVENT_LOG:
-		fputs(ev->stream == SP_LOG_INFO ? ":: " : "   ", t->out);
-		fwrite(ev->line, 1, ev->len, t->out);
-		fputc('\n', t->out);
+		fputs(ev->stream == SP_LOG_INFO ? ":: " : "   ", t->out.f);
+		fwrite(ev->line, 1, ev->len, t->out.f);
+		fputc('\n', t->out.f);
 		break;
 	case SP_EVENT_STAGE_FINISHED:
 		stage_finished(t, ev->report);
@@ -168,21 +167,13 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 		break;
 	}
 	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_LOG_BUILD)
-		fflush(t->out);
-	if (ferror(t->out) && !t->write_errno)
-		t->write_errno = errno ? errno : EIO;
+		fflush(t->out.f);
+	sp_sink_out_check(&t->out);
 }
 
 static int term_finish(struct sp_sink *self, struct sp_error *err)
 {
-	struct term *t = (struct term *)self;
-
-	if (fflush(t->out) != 0 && !t->write_errno)
-		t->write_errno = errno ? errno : EIO;
-	if (!ferror(t->out))
-		return 0;
-	return sp_error_set(err, SP_ERROR, "writing the output failed: %s",
-			    strerror(t->write_errno ? t->write_errno : EIO));
+	return sp_sink_out_finish(&((struct term *)self)->out, err);
 }
 
 static void term_free(struct sp_sink *self)
@@ -197,7 +188,7 @@ struct sp_sink *sp_sink_term_new(FILE *out, bool color)
 	t->base.event = term_event;
 	t->base.finish = term_finish;
 	t->base.free = term_free;
-	t->out = out;
+	t->out.f = out;
 	t->color = color;
 	return &t->base;
 }

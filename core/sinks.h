@@ -17,6 +17,20 @@
 
 #include "core/events.h"
 
+/*
+ * For sinks that write to a stream: remember the first failed write
+ * (call after each event) and report it at the end, so that a full disk
+ * or a closed pipe never passes for success.
+ */
+struct sp_sink_out {
+	FILE *f;          /* borrowed */
+	int write_errno;  /* errno of the first failed write; 0 while none */
+};
+
+void sp_sink_out_check(struct sp_sink_out *o);
+/* Flushes; 0, or SP_ERROR "writing the output failed: <reason>". */
+int sp_sink_out_finish(struct sp_sink_out *o, struct sp_error *err);
+
 /* out is borrowed (not closed). */
 struct sp_sink *sp_sink_term_new(FILE *out, bool color);
 struct sp_sink *sp_sink_json_new(FILE *out);

@@ -463,11 +463,12 @@ int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)
 {
 	char *path = sp_xasprintf("/containers/%s/kill?signal=SIGKILL", id);
 	struct sp_error local = SP_ERROR_INIT;
-	int rc = sp_engine_call(e, "POST", path, NULL, NULL, &local);
+	long status = 0;
+	int rc = sp_engine_call_status(e, "POST", path, NULL, NULL, &status, &local);
 
 	free(path);
 	/* 404 gone, 409 not running: both mean it is not running any more */
-	if (rc == SP_ENOTFOUND || (rc < 0 && strstr(local.msg, "HTTP 409")))
+	if (status == 404 || status == 409)
 		return 0;
 	if (rc < 0 && err)
 		*err = local;
@@ -478,10 +479,12 @@ int sp_container_remove(struct sp_engine *e, const char *id, struct sp_error *er
 {
 	char *path = sp_xasprintf("/containers/%s?force=1&v=1", id);
 	struct sp_error local = SP_ERROR_INIT;
-	int rc = sp_engine_call(e, "DELETE", path, NULL, NULL, &local);
+	long status = 0;
+	int rc = sp_engine_call_status(e, "DELETE", path, NULL, NULL, &status, &local);
 
 	free(path);
-	if (rc == SP_ENOTFOUND || (rc < 0 && strstr(local.msg, "is already in progress")))
+	/* 404 gone; 409 "removal already in progress": someone else finishes it */
+	if (status == 404 || status == 409)
 		return 0;
 	if (rc < 0 && err)
 		*err = local;
