@@ -57,14 +57,14 @@ PROTOS    := $(wildcard runners/docker/*.proto)
 PROTO_C   := $(patsubst runners/docker/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H   := $(PROTO_C:.c=.h)
 
-LIB_SRC   := $(wildcard core/*.c runners/*.c runners/docker/*.c)
+LIB_SRC   := $(wildcard core/*/*.c runners/*.c runners/docker/*.c)
 CMD_SRC   := $(wildcard cmd/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libstagepipe.a
 BIN       := $(BUILD)/stagepipe
 
-TEST_SRC  := $(wildcard tests/unit/*/test_*.c tests/unit/test_*.c)
+TEST_SRC  := $(wildcard tests/unit/*/*/test_*.c tests/unit/*/test_*.c tests/unit/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/obj/%.o)

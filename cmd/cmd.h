@@ -4,7 +4,7 @@
  * Each cmd/<verb>.c defines one `const struct sp_cmd sp_cmd_<verb>`; the
  * table in cmd/main.c lists them.  A command's run function gets argv with
  * argv[0] set to the command name (ready for getopt_long) and returns the
- * process exit status (see core/error.h: SP_EXIT_*).
+ * process exit status (see core/base/error.h: SP_EXIT_*).
  */
 #ifndef SP_CMD_H
 #define SP_CMD_H

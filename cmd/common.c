@@ -8,11 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/checkout.h"
-#include "core/diag.h"
-#include "core/ids.h"
+#include "core/git/checkout.h"
+#include "core/yaml/diag.h"
+#include "core/base/ids.h"
 #include "cmd/signals.h"
-#include "core/xalloc.h"
+#include "core/base/xalloc.h"
 
 int sp_cmd_fail(const char *cmd, const struct sp_error *err)
 {

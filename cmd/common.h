@@ -7,11 +7,11 @@
 
 #include <stddef.h>
 
-#include "core/checkout.h"
-#include "core/error.h"
-#include "core/gitinfo.h"
-#include "core/pipeline.h"
-#include "core/vars.h"
+#include "core/git/checkout.h"
+#include "core/base/error.h"
+#include "core/git/gitinfo.h"
+#include "core/pipeline/pipeline.h"
+#include "core/pipeline/vars.h"
 #include "runners/docker/engine.h"
 
 struct sp_source {
@@ -38,7 +38,7 @@ int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, cons
 /*
  * Like sp_source_load for a commit of any repository (run --repo): url
  * and ref (NULL: the default branch) checked out through the mirror cache
- * (core/checkout.c); file is relative to the repository.  Submodules are
+ * (core/git/checkout.c); file is relative to the repository.  Submodules are
  * checked out when the pipeline's checkout.submodules says so.
  */
 int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "core/error.h"
+#include "core/base/error.h"
 #include "runners/docker/context.h"
 
 static int run_context(int argc, char **argv);

@@ -15,7 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "cmd/cmd.h"
-#include "core/error.h"
+#include "core/base/error.h"
 
 static const struct sp_cmd *const commands[] = {
 	&sp_cmd_run,

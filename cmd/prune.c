@@ -18,7 +18,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/common.h"
-#include "core/error.h"
+#include "core/base/error.h"
 #include "runners/docker/container.h"
 
 static int run_prune(int argc, char **argv);

@@ -3,7 +3,7 @@
  *
  * The promote stage's last step on its own, so that registries and
  * credentials can be tried (and tested) without running a pipeline:
- * credentials are found as the docker CLI finds them (core/auth.h),
+ * credentials are found as the docker CLI finds them (core/registry/auth.h),
  * progress is one line per layer that moved, and each pushed reference
  * is printed with its digest on stdout, ready for a deploy script.
  */
@@ -15,9 +15,9 @@
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/signals.h"
-#include "core/auth.h"
-#include "core/error.h"
-#include "core/vars.h"
+#include "core/registry/auth.h"
+#include "core/base/error.h"
+#include "core/pipeline/vars.h"
 #include "runners/docker/engine.h"
 #include "runners/docker/image.h"
 

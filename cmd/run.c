@@ -14,12 +14,12 @@
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/signals.h"
-#include "core/error.h"
-#include "core/events.h"
-#include "core/executor.h"
-#include "core/fsutil.h"
-#include "core/sinks.h"
-#include "core/xalloc.h"
+#include "core/base/error.h"
+#include "core/exec/events.h"
+#include "core/exec/executor.h"
+#include "core/base/fsutil.h"
+#include "core/exec/sinks.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/runner.h"
 
 static int run_run(int argc, char **argv);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "cmd/cmd.h"
-#include "core/error.h"
+#include "core/base/error.h"
 
 static int run_serve(int argc, char **argv)
 {

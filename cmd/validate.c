@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "core/buf.h"
-#include "core/diag.h"
-#include "core/duration.h"
-#include "core/error.h"
-#include "core/pipeline.h"
-#include "core/vars.h"
+#include "core/base/buf.h"
+#include "core/yaml/diag.h"
+#include "core/base/duration.h"
+#include "core/base/error.h"
+#include "core/pipeline/pipeline.h"
+#include "core/pipeline/vars.h"
 
 static int run_validate(int argc, char **argv);
 

@@ -1,7 +1,7 @@
 /*
  * runner.h — the interface between the executor and an execution backend.
  *
- * The executor (core/executor.c) decides what runs, in which order, with
+ * The executor (core/exec/executor.c) decides what runs, in which order, with
  * which deadline, and reports it as events; a runner knows how to build an
  * image, run a command in a container of it, tag, push and health-check
  * it on one particular backend.  runners/docker/ is the backend; another
@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/cancel.h"
-#include "core/pipeline.h"
+#include "core/base/cancel.h"
+#include "core/pipeline/pipeline.h"
 
 struct sp_error;
 

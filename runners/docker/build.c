@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/buf.h"
-#include "core/cancel.h"
-#include "core/error.h"
-#include "core/ids.h"
-#include "core/xjson.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/cancel.h"
+#include "core/base/error.h"
+#include "core/base/ids.h"
+#include "core/base/xjson.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/context.h"
 #include "runners/docker/progress.h"
 

@@ -4,7 +4,7 @@
  * Request bodies are built with cJSON; streamed answers (logs, archives)
  * are consumed as they arrive: logs through the frame demultiplexer into
  * per-stream line splitters, archives into an unlinked temporary file
- * that the safe extractor (core/untar.c) then reads.
+ * that the safe extractor (core/report/untar.c) then reads.
  */
 #include "runners/docker/container.h"
 
@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/buf.h"
-#include "core/error.h"
-#include "core/lines.h"
-#include "core/untar.h"
-#include "core/xalloc.h"
-#include "core/xjson.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
+#include "core/base/lines.h"
+#include "core/report/untar.h"
+#include "core/base/xalloc.h"
+#include "core/base/xjson.h"
 #include "runners/docker/demux.h"
 
 #define LOG_LINE_MAX (64 * 1024)

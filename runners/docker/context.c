@@ -54,8 +54,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/buf.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/ignore.h"
 
 #define CONTEXT_CHUNK (64u * 1024u)

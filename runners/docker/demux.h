@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 /* Size of a frame header. */
 #define SP_DEMUX_HEADER_SIZE 8

@@ -22,9 +22,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "core/buf.h"
-#include "core/error.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
+#include "core/base/xalloc.h"
 
 #define CONNECT_TIMEOUT_SECS 10L
 #define ERROR_BODY_CAP (64 * 1024)

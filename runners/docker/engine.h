@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "core/vars.h"
+#include "core/pipeline/vars.h"
 
 struct sp_buf;
 struct sp_error;

@@ -44,8 +44,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/buf.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/xalloc.h"
 
 #define IGNORE_LINE_MAX 65536u        /* bufio.Scanner's token limit */
 #define IGNORE_FILE_MAX (16u << 20)

@@ -27,7 +27,7 @@
 
 #include <stddef.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 /* A compiled list of patterns; opaque. */
 struct sp_ignore;

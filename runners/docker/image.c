@@ -27,11 +27,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/auth.h"
-#include "core/buf.h"
-#include "core/error.h"
-#include "core/imageref.h"
-#include "core/xalloc.h"
+#include "core/registry/auth.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
+#include "core/registry/imageref.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/jsonmsg.h"
 
 /* ---- names in request paths ---- */

@@ -3,7 +3,7 @@
  * (docker-api.md §5).
  *
  * A push is POST /images/{repo}/push?tag=T with X-Registry-Auth always
- * sent (core/auth.h makes it).  The engine answers 200 at once and then
+ * sent (core/registry/auth.h makes it).  The engine answers 200 at once and then
  * streams JSON lines: per-layer statuses (Preparing, Waiting, Pushing
  * with byte counts, Pushed, Layer already exists, Mounted from R,
  * Retrying in N seconds), "T: digest: sha256:… size: N", and
@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/auth.h"
+#include "core/registry/auth.h"
 #include "runners/docker/engine.h"
 
 struct sp_error;
@@ -194,7 +194,7 @@ int sp_image_push(struct sp_engine *e, const char *ref, const struct sp_image_pu
 		  struct sp_image_push_result *res, struct sp_error *err);
 
 /*
- * sp_image_push with the credentials core/auth.h finds for ref's
+ * sp_image_push with the credentials core/registry/auth.h finds for ref's
  * registry (ao: the environment to look in); o->auth_header and
  * o->auth_desc are ignored.  Adds the errors of sp_auth_lookup
  * (SP_ECONFIG, SP_EENGINE), prefixed with "pushing REF".  Before the

@@ -31,8 +31,8 @@
 #include <cjson/cJSON.h>
 
 #include "buildkit.pb-c.h"
-#include "core/buf.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/jsonmsg.h"
 
 /* More vertices than any real build has; beyond is a hostile stream. */

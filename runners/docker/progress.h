@@ -53,7 +53,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 /* Longest JSON line accepted from the engine (SP_ETOOBIG beyond). */
 #define SP_PROGRESS_LINE_MAX (16u * 1024 * 1024)

@@ -16,11 +16,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/duration.h"
-#include "core/auth.h"
-#include "core/error.h"
-#include "core/vars.h"
-#include "core/xalloc.h"
+#include "core/base/duration.h"
+#include "core/registry/auth.h"
+#include "core/base/error.h"
+#include "core/pipeline/vars.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/build.h"
 #include "runners/docker/container.h"
 #include "runners/docker/image.h"

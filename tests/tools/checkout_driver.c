@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/checkout.h"
-#include "core/error.h"
+#include "core/git/checkout.h"
+#include "core/base/error.h"
 
 static void on_progress(const struct sp_checkout_progress *p, void *ud)
 {

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/buf.h"
-#include "core/error.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/demux.h"
 #include "tests/unit/support/testutil.h"
 

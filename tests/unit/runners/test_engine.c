@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-#include "core/buf.h"
-#include "core/error.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
 #include "runners/docker/engine.h"
 #include "tests/unit/support/testutil.h"
 

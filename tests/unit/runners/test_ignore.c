@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/error.h"
-#include "core/xalloc.h"
+#include "core/base/error.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/ignore.h"
 #include "tests/unit/support/testutil.h"
 

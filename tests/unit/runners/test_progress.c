@@ -21,9 +21,9 @@
 #include <openssl/evp.h>
 
 #include "buildkit.pb-c.h"
-#include "core/buf.h"
-#include "core/error.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
+#include "core/base/xalloc.h"
 #include "runners/docker/progress.h"
 #include "tests/unit/support/testutil.h"
 

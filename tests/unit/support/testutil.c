@@ -17,10 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/buf.h"
-#include "core/error.h"
-#include "core/fsutil.h"
-#include "core/xalloc.h"
+#include "core/base/buf.h"
+#include "core/base/error.h"
+#include "core/base/fsutil.h"
+#include "core/base/xalloc.h"
 
 char *sp_test_fixture_path(const char *set, const char *name)
 {

@@ -1,0 +1,779 @@
+/*
+ * executor.c — stages in order, gates, deadlines; see executor.h.
+ *
+ * The executor owns one sp_stage_report per stage and a "plan" holding
+ * each selected stage's strings with variables filled in.  It talks to
+ * the backend only through struct sp_runner and to the user only through
+ * events.
+ */
+#include "core/exec/executor.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/base/buf.h"
+#include "core/report/cobertura.h"
+#include "core/base/duration.h"
+#include "core/base/error.h"
+#include "core/registry/imageref.h"
+#include "core/report/junit.h"
+#include "core/base/xalloc.h"
+
+struct plan {
+	bool selected;
+	char **tags;
+	size_t ntags;
+	char **env;          /* "NAME=value" */
+	size_t nenv;
+	char **args;         /* pytest arguments or the run command, expanded */
+	size_t nargs;
+};
+
+struct run {
+	const struct sp_exec_opts *o;
+	struct sp_stage_report *reports;
+	struct plan *plans;
+	struct sp_build_settings build;
+	const struct sp_stage *current;
+};
+
+/* One decimal as usual, but a figure under the minimum never shows as
+ * reaching it: 79.96 against 80 reads "79.9% < 80%", not "80.0% < 80%". */
+static double shown_below(double percent, double min)
+{
+	double r = round(percent * 10.0) / 10.0;
+
+	return r >= min ? floor(percent * 10.0) / 10.0 : r;
+}
+
+const char *sp_executor_pytest_status(int code)
+{
+	switch (code) {
+	case 0: return "all tests passed";
+	case 1: return "tests failed";
+	case 2: return "test run interrupted";
+	case 3: return "pytest internal error";
+	case 4: return "pytest usage error (bad command-line arguments)";
+	case 5: return "no tests collected";
+	case 137: return "killed (SIGKILL)";
+	case 143: return "terminated (SIGTERM)";
+	default: return "pytest exited abnormally";
+	}
+}
+
+static double now_secs(void)
+{
+	return (double)sp_cancel_now_ms() / 1000.0;
+}
+
+static void emit(struct run *r, struct sp_event *ev)
+{
+	ev->pipeline = r->o->pipeline;
+	ev->job_id = r->o->job_id;
+	sp_events_emit(r->o->events, ev);
+}
+
+static void on_log(void *ud, enum sp_log_stream stream, const char *line, size_t len)
+{
+	struct run *r = ud;
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_LOG;
+	ev.stage = r->current;
+	ev.stream = stream;
+	ev.line = line;
+	ev.len = len;
+	emit(r, &ev);
+}
+
+static void note(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct run *r, const char *fmt, ...)
+{
+	struct sp_buf b = SP_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)sp_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	on_log(r, SP_LOG_INFO, b.data, b.len);
+	sp_buf_release(&b);
+}
+
+static void set_message(struct sp_stage_report *rep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_message(struct sp_stage_report *rep, const char *fmt, ...)
+{
+	struct sp_buf b = SP_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)sp_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	free(rep->message);
+	rep->message = sp_buf_detach(&b, NULL);
+}
+
+/* ---- planning: selection and variables, before anything runs ---- */
+
+static void select_with_needs(struct run *r, size_t idx)
+{
+	const struct sp_stage *st = &r->o->pipeline->stages[idx];
+	size_t i;
+
+	if (r->plans[idx].selected)
+		return;
+	r->plans[idx].selected = true;
+	for (i = 0; i < st->needs.n; i++)
+		select_with_needs(r, st->needs_idx[i]);
+}
+
+static int plan(struct run *r, struct sp_error *err)
+{
+	const struct sp_pipeline *p = r->o->pipeline;
+	struct sp_vars v = *r->o->vars;
+	size_t i, j;
+	int rc;
+
+	if (r->o->only_stage) {
+		const struct sp_stage *st = sp_pipeline_stage(p, r->o->only_stage);
+		if (!st)
+			return sp_error_set(err, SP_ECONFIG, "no stage \"%s\" in %s", r->o->only_stage,
+					    p->file);
+		select_with_needs(r, (size_t)(st - p->stages));
+	} else {
+		for (i = 0; i < p->nstages; i++)
+			r->plans[i].selected = true;
+	}
+	v.stage = NULL;
+	if ((rc = sp_build_settings_expand(&r->build, p, r->o->source_root, &v, err)) < 0)
+		return rc;
+	for (i = 0; i < p->nstages; i++) {
+		const struct sp_stage *st = &p->stages[i];
+		struct plan *pl = &r->plans[i];
+		if (!pl->selected)
+			continue;
+		v.stage = st->name;
+		pl->tags = sp_xcalloc(st->tags.n + 1, sizeof(*pl->tags));
+		for (j = 0; j < st->tags.n; j++) {
+			const struct sp_pstr *t = &st->tags.items[j];
+			struct sp_imageref ref;
+			struct sp_error why = SP_ERROR_INIT;
+			if ((rc = sp_pipeline_expand(p, t->s, t->pos, &v, &pl->tags[j], err)) < 0)
+				return rc;
+			pl->ntags++;
+			/* checked at load with sample values; now with the real ones */
+			if (sp_imageref_parse(&ref, pl->tags[j], &why) < 0)
+				return sp_error_set(err, SP_ECONFIG, "%s:%d:%d: tag \"%s\" is \"%s\" "
+						    "here, not a valid image reference: %s", p->file,
+						    t->pos.line, t->pos.col, t->s, pl->tags[j], why.msg);
+			if (*ref.digest) {
+				sp_imageref_release(&ref);
+				return sp_error_set(err, SP_ECONFIG, "%s:%d:%d: tag \"%s\" holds a digest; "
+						    "a tag names an image to push, like reg/app:v1",
+						    p->file, t->pos.line, t->pos.col, t->s);
+			}
+			sp_imageref_release(&ref);
+		}
+		pl->args = sp_xcalloc(st->args.n + 1, sizeof(*pl->args));
+		for (j = 0; j < st->args.n; j++) {
+			const struct sp_pstr *a = &st->args.items[j];
+			if ((rc = sp_pipeline_expand(p, a->s, a->pos, &v, &pl->args[j], err)) < 0)
+				return rc;
+			pl->nargs++;
+		}
+		pl->env = sp_xcalloc(st->env.n + 1, sizeof(*pl->env));
+		for (j = 0; j < st->env.n; j++) {
+			const struct sp_pvar *e = &st->env.items[j];
+			char *val;
+			if ((rc = sp_pipeline_expand(p, e->value, e->pos, &v, &val, err)) < 0)
+				return rc;
+			pl->env[j] = sp_xasprintf("%s=%s", e->name, val);
+			free(val);
+			pl->nenv++;
+		}
+	}
+	return 0;
+}
+
+int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipeline *p,
+			     const char *source_root, const struct sp_vars *vars,
+			     struct sp_error *err)
+{
+	size_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->args = sp_xcalloc(p->build.args.n + 1, sizeof(*out->args));
+	out->values = sp_xcalloc(p->build.args.n + 1, sizeof(*out->values));
+	for (i = 0; i < p->build.args.n; i++) {
+		const struct sp_pvar *a = &p->build.args.items[i];
+		if ((rc = sp_pipeline_expand(p, a->value, a->pos, vars, &out->values[i], err)) < 0)
+			goto fail;
+		out->args[i].name = a->name;
+		out->args[i].value = out->values[i];
+		out->nargs++;
+	}
+	if ((rc = sp_pipeline_network(p, vars, &out->network, err)) < 0)
+		goto fail;
+	out->context_dir = p->build.context[0] == '/' ? sp_xstrdup(p->build.context) :
+			   sp_xasprintf("%s/%s", source_root, p->build.context);
+	return 0;
+fail:
+	sp_build_settings_release(out);
+	return rc;
+}
+
+void sp_build_settings_release(struct sp_build_settings *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nargs; i++)
+		free(s->values[i]);
+	free(s->values);
+	free(s->args);
+	free(s->context_dir);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- one stage ---- */
+
+/* Outcome of an interrupted operation: timeout (a failure) or a signal. */
+static enum sp_stage_result interrupted(struct run *r, struct sp_stage_report *rep,
+					const struct sp_cancel *c, const char *what)
+{
+	char dur[32];
+
+	if (!c->reason) {
+		/* neither our deadline nor a signal: the engine gave up by itself */
+		set_message(rep, "the engine cancelled the job while %s (restarted, or cancelled "
+			    "from elsewhere)", what);
+		return SP_RESULT_ERROR;
+	}
+	if (c->reason == SP_ETIMEOUT) {
+		sp_duration_format(dur, sizeof(dur), rep->stage->timeout_ms);
+		set_message(rep, "timed out after %s while %s", dur, what);
+		note(r, "stage timeout (%s) reached while %s: stopped", dur, what);
+		return SP_RESULT_FAILED;
+	}
+	set_message(rep, "interrupted while %s", what);
+	return SP_RESULT_CANCELLED;
+}
+
+static void read_reports(struct run *r, struct sp_stage_report *rep, const char *dir)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_junit ju;
+	struct sp_cobertura co;
+	char *junit = sp_xasprintf("%s/junit.xml", dir);
+	char *cov = sp_xasprintf("%s/coverage.xml", dir);
+	struct stat sb;
+	size_t i;
+
+	sp_junit_init(&ju);
+	sp_cobertura_init(&co);
+	if (stat(junit, &sb) == 0) {
+		if (sp_junit_parse_file(&ju, junit, &err) == 0) {
+			rep->has_tests = true;
+			rep->tests = ju.tests;
+			rep->passed = ju.passed;
+			rep->failed = ju.failed;
+			rep->errors = ju.errors;
+			rep->skipped = ju.skipped + ju.xfailed;
+			rep->failures = sp_xcalloc(ju.ncases + 1, sizeof(*rep->failures));
+			for (i = 0; i < ju.ncases; i++) {
+				rep->failures[i].id = sp_xstrdup(ju.cases[i].id);
+				rep->failures[i].message = sp_xstrdup(ju.cases[i].message);
+				rep->failures[i].detail = sp_xstrdup(ju.cases[i].detail);
+			}
+			rep->nfailures = ju.ncases;
+			rep->failures_omitted = ju.cases_omitted;
+			rep->junit_path = junit;
+			junit = NULL;
+		} else {
+			note(r, "JUnit report unreadable: %s", err.msg);
+		}
+	}
+	if (stat(cov, &sb) == 0) {
+		if (sp_cobertura_parse_file(&co, cov, &err) == 0) {
+			rep->has_coverage = true;
+			rep->coverage = co.total_percent;
+			rep->coverage_path = cov;
+			cov = NULL;
+		} else {
+			note(r, "coverage report unreadable: %s", err.msg);
+		}
+	}
+	sp_junit_release(&ju);
+	sp_cobertura_release(&co);
+	free(junit);
+	free(cov);
+}
+
+/* Decides a pytest stage's result from its exit code, reports and gates. */
+static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const struct sp_stage *st,
+					 const struct sp_run_result *res)
+{
+	int code = res->exit_code;
+
+	if (res->oom_killed) {
+		set_message(rep, "the test container ran out of memory (exit %d)", code);
+		return SP_RESULT_FAILED;
+	}
+	if ((code == 137 || code == 143) && !rep->has_tests) {
+		/* killed from outside and no report: not a test result */
+		set_message(rep, "the test container was killed (exit %d) from outside, not for lack "
+			    "of memory: an engine restart or a docker kill?", code);
+		return SP_RESULT_ERROR;
+	}
+	if (rep->has_tests && rep->failed + rep->errors > 0) {
+		unsigned long bad = rep->failed + rep->errors;
+		const struct sp_test_failure *f = rep->nfailures ? &rep->failures[0] : NULL;
+		set_message(rep, "%lu test%s %s%s%s%s%s%s", bad, bad == 1 ? "" : "s",
+			    rep->failed ? "failed" : "had errors",
+			    f ? ": " : "", f ? f->id : "", f && *f->message ? " — " : "",
+			    f ? f->message : "", bad > 1 ? " (and more, see above)" : "");
+		return SP_RESULT_FAILED;
+	}
+	/* our gate first: its message has both numbers */
+	if (st->has_coverage_min && rep->has_coverage && rep->coverage + 1e-9 < st->coverage_min) {
+		set_message(rep, "coverage %.1f%% < %g%%", shown_below(rep->coverage, st->coverage_min),
+			    st->coverage_min);
+		return SP_RESULT_FAILED;
+	}
+	/* "no tests": exit 5, or 1 when a coverage fail_under also tripped */
+	if ((code == 5 || (code == 1 && rep->has_tests)) && rep->has_tests && rep->tests == 0) {
+		if (st->allow_no_tests)
+			return SP_RESULT_PASSED;
+		set_message(rep, "pytest exited %d: no tests collected (set allow_no_tests: true "
+			    "to accept)", code);
+		return SP_RESULT_FAILED;
+	}
+	if (code == 5 && st->allow_no_tests)
+		return SP_RESULT_PASSED;
+	if (code == 1 && rep->has_tests) {
+		set_message(rep, "pytest exited 1 although no test failed: a threshold in the "
+			    "project's own configuration (e.g. coverage fail_under) was not met");
+		return SP_RESULT_FAILED;
+	}
+	if (code != 0) {
+		set_message(rep, "pytest exited %d: %s%s", code, sp_executor_pytest_status(code),
+			    code == 5 ? " (set allow_no_tests: true to accept)" : "");
+		return SP_RESULT_FAILED;
+	}
+	if (st->has_coverage_min && !rep->has_coverage) {
+		set_message(rep, "coverage.min is %g%% but pytest wrote no coverage report",
+			    st->coverage_min);
+		return SP_RESULT_FAILED;
+	}
+	return SP_RESULT_PASSED;
+}
+
+/*
+ * After a stage's image is built (and its command passed): the health
+ * check, then the pushes.  Nothing is pushed unless the image is healthy.
+ */
+static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
+				    const struct plan *pl, struct sp_cancel *cancel,
+				    const struct sp_build_kv *labels, size_t nlabels,
+				    struct sp_error *err)
+{
+	const struct sp_stage *st = rep->stage;
+	struct sp_runner *runner = r->o->runner;
+	double t0;
+	size_t i;
+	int rc;
+
+	if (st->health.enabled && !runner->ops->health) {
+		set_message(rep, "the %s runner cannot run health checks", runner->ops->name);
+		return SP_RESULT_ERROR;
+	}
+	if (st->health.enabled) {
+		struct sp_health_opts ho;
+		memset(&ho, 0, sizeof(ho));
+		ho.image = rep->image_id;
+		ho.env = (const char *const *)pl->env;
+		ho.nenv = pl->nenv;
+		ho.user = st->user;
+		ho.network = r->build.network;
+		ho.labels = labels;
+		ho.nlabels = nlabels;
+		ho.port = st->health.port;
+		ho.path = st->health.path;
+		ho.timeout_ms = st->health.timeout_ms;
+		ho.cancel = sp_cancel_check;
+		ho.cancel_ud = cancel;
+		ho.log = on_log;
+		ho.log_ud = r;
+		note(r, "health check: starting the image, waiting for it to be healthy");
+		t0 = now_secs();
+		rc = runner->ops->health(runner, &ho, err);
+		if (rc == SP_ECANCELLED)
+			return interrupted(r, rep, cancel, "waiting for the health check");
+		if (rc == SP_EFAILED || rc == SP_ECONFIG) {
+			set_message(rep, "health check failed: %s%s", err->msg,
+				    st->push && pl->ntags ? "; nothing was pushed" : "");
+			return SP_RESULT_FAILED;
+		}
+		if (rc < 0) {
+			set_message(rep, "%s", err->msg);
+			return SP_RESULT_ERROR;
+		}
+		note(r, "healthy after %.1fs", now_secs() - t0);
+	}
+	for (i = 0; i < pl->ntags; i++) {
+		if ((rc = runner->ops->tag(runner, rep->image_id, pl->tags[i], err)) < 0) {
+			set_message(rep, "tagging %s: %s", pl->tags[i], err->msg);
+			return SP_RESULT_ERROR;
+		}
+		note(r, "tagged %s", pl->tags[i]);
+	}
+	if (!st->push || !pl->ntags)
+		return SP_RESULT_PASSED;
+	if (r->o->no_push) {
+		note(r, "--no-push: not pushing %zu tag%s", pl->ntags, pl->ntags == 1 ? "" : "s");
+		return SP_RESULT_PASSED;
+	}
+	if (!runner->ops->push) {
+		set_message(rep, "the %s runner cannot push", runner->ops->name);
+		return SP_RESULT_ERROR;
+	}
+	rep->pushed = sp_xcalloc(pl->ntags + 1, sizeof(*rep->pushed));
+	for (i = 0; i < pl->ntags; i++) {
+		struct sp_push_opts po;
+		struct sp_push_result pr;
+		memset(&po, 0, sizeof(po));
+		memset(&pr, 0, sizeof(pr));
+		po.ref = pl->tags[i];
+		po.cancel = sp_cancel_check;
+		po.cancel_ud = cancel;
+		po.log = on_log;
+		po.log_ud = r;
+		t0 = now_secs();
+		rc = runner->ops->push(runner, &po, &pr, err);
+		if (rc == SP_ECANCELLED)
+			return interrupted(r, rep, cancel, "pushing");
+		if (rc < 0) {
+			set_message(rep, "%s", err->msg);
+			return SP_RESULT_ERROR;
+		}
+		assert(pr.digest);  /* a runner's push returns the digest on success */
+		if (pr.layers_pushed == 0)
+			note(r, "pushed %s@%s in %.1fs: the registry already had every layer",
+			     pl->tags[i], pr.digest, now_secs() - t0);
+		else
+			note(r, "pushed %s@%s in %.1fs: %u layer%s sent, %u already there",
+			     pl->tags[i], pr.digest, now_secs() - t0, pr.layers_pushed,
+			     pr.layers_pushed == 1 ? "" : "s", pr.layers_present);
+		rep->pushed[rep->npushed++] = sp_xasprintf("%s@%s", pl->tags[i], pr.digest);
+		sp_push_result_release(&pr);
+	}
+	return SP_RESULT_PASSED;
+}
+
+static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error *err)
+{
+	const struct sp_exec_opts *o = r->o;
+	const struct sp_pipeline *p = o->pipeline;
+	const struct sp_stage *st = &p->stages[idx];
+	struct sp_stage_report *rep = &r->reports[idx];
+	struct plan *pl = &r->plans[idx];
+	struct sp_cancel cancel = { o->cancel, o->cancel_ud, 0, 0 };
+	struct sp_build_opts bo;
+	struct sp_build_result br;
+	struct sp_run_opts ro;
+	struct sp_run_result res;
+	struct sp_build_kv labels[4];
+	char **cmd = NULL, *reports = NULL, *stage_dir = NULL;
+	size_t ncmd = 0, i;
+	enum sp_stage_result result = SP_RESULT_PASSED;
+	int rc;
+
+	memset(&br, 0, sizeof(br));
+	cancel.deadline_ms = sp_cancel_now_ms() + st->timeout_ms;
+	labels[0].name = "io.stagepipe.job";
+	labels[0].value = o->job_id;
+	labels[1].name = "io.stagepipe.pipeline";
+	labels[1].value = p->name;
+	labels[2].name = "io.stagepipe.stage";
+	labels[2].value = st->name;
+	labels[3].name = "io.stagepipe.owner";
+	labels[3].value = o->owner ? o->owner : "";
+
+	/* build */
+	memset(&bo, 0, sizeof(bo));
+	bo.context_dir = r->build.context_dir;
+	bo.dockerfile = p->build.dockerfile;
+	bo.target = st->target;
+	/* tagged only once tests and health check passed (promote) */
+	bo.args = r->build.args;
+	bo.nargs = r->build.nargs;
+	bo.labels = labels;
+	bo.nlabels = 3;  /* not the owner: images outlive the run */
+	bo.network = r->build.network;
+	bo.no_cache = p->build.no_cache;
+	bo.pull = p->build.pull;
+	bo.cancel = sp_cancel_check;
+	bo.cancel_ud = &cancel;
+	bo.log = on_log;
+	bo.log_ud = r;
+	rc = o->runner->ops->build(o->runner, &bo, &br, err);
+	if (rc == SP_ECANCELLED) {
+		result = interrupted(r, rep, &cancel, "building");
+		goto out;
+	}
+	if (rc == SP_EFAILED || rc == SP_ECONFIG) {
+		set_message(rep, "%s", err->msg);
+		result = SP_RESULT_FAILED;
+		goto out;
+	}
+	if (rc < 0) {
+		set_message(rep, "%s", err->msg);
+		result = SP_RESULT_ERROR;
+		goto out;
+	}
+	assert(br.image_id);  /* a runner's build returns an image on success */
+	rep->image_id = sp_xstrdup(br.image_id);
+	note(r, "built %s: %.19s (%.1fs, context %llu files)", st->target, br.image_id,
+	     br.seconds, br.context_files);
+	rep->refs = sp_xcalloc(pl->ntags + 1, sizeof(*rep->refs));
+	for (i = 0; i < pl->ntags; i++)
+		rep->refs[rep->nrefs++] = sp_xstrdup(pl->tags[i]);
+	if (st->kind == SP_STAGE_BUILD) {
+		result = promote(r, rep, pl, &cancel, labels, 4, err);
+		goto out;
+	}
+
+	/* run the command */
+	cmd = sp_xcalloc(pl->nargs + 8, sizeof(*cmd));
+	if (st->kind == SP_STAGE_PYTEST) {
+		cmd[ncmd++] = sp_xstrdup("python");
+		cmd[ncmd++] = sp_xstrdup("-m");
+		cmd[ncmd++] = sp_xstrdup("pytest");
+		for (i = 0; i < pl->nargs; i++)
+			cmd[ncmd++] = sp_xstrdup(pl->args[i]);
+		cmd[ncmd++] = sp_xstrdup("--junitxml=" SP_REPORTS_DIR "/junit.xml");
+		if (sp_stage_measures_coverage(st))
+			cmd[ncmd++] = sp_xstrdup("--cov-report=xml:" SP_REPORTS_DIR "/coverage.xml");
+		stage_dir = sp_xasprintf("%s/%s", o->work_dir, st->name);
+		reports = sp_xasprintf("%s/reports", stage_dir);
+		if (mkdir(stage_dir, 0755) < 0 && errno != EEXIST) {
+			sp_error_set(err, SP_ERROR, "creating %s: %s", stage_dir, strerror(errno));
+			set_message(rep, "%s", err->msg);
+			result = SP_RESULT_ERROR;
+			goto out;
+		}
+	} else if (st->run_shell) {
+		cmd[ncmd++] = sp_xstrdup("/bin/sh");
+		cmd[ncmd++] = sp_xstrdup("-c");
+		cmd[ncmd++] = sp_xstrdup(pl->args[0]);
+	} else {
+		for (i = 0; i < pl->nargs; i++)
+			cmd[ncmd++] = sp_xstrdup(pl->args[i]);
+	}
+	memset(&ro, 0, sizeof(ro));
+	ro.image = br.image_id;
+	ro.cmd = (const char *const *)cmd;
+	ro.ncmd = ncmd;
+	ro.env = (const char *const *)pl->env;
+	ro.nenv = pl->nenv;
+	ro.network = r->build.network;
+	ro.user = st->user;
+	ro.workdir = st->workdir;
+	ro.memory = st->memory;
+	ro.nano_cpus = st->nano_cpus;
+	ro.labels = labels;
+	ro.nlabels = 4;
+	ro.reports_dir = reports ? SP_REPORTS_DIR : NULL;
+	ro.reports_dest = reports;
+	ro.cancel = sp_cancel_check;
+	ro.cancel_ud = &cancel;
+	ro.log = on_log;
+	ro.log_ud = r;
+	memset(&res, 0, sizeof(res));
+	rc = o->runner->ops->run(o->runner, &ro, &res, err);
+	if (rc == SP_EFAILED) {
+		/* the command could not even start: the stage's own fault */
+		set_message(rep, "%s", err->msg);
+		result = SP_RESULT_FAILED;
+		goto out;
+	}
+	if (rc == SP_ECANCELLED) {
+		result = interrupted(r, rep, &cancel, st->kind == SP_STAGE_PYTEST ?
+				     "running the tests" : "running the command");
+		goto out;
+	}
+	if (rc < 0) {
+		set_message(rep, "%s", err->msg);
+		result = SP_RESULT_ERROR;
+		goto out;
+	}
+	rep->has_exit_code = true;
+	rep->exit_code = res.exit_code;
+	if (st->kind == SP_STAGE_PYTEST) {
+		if (res.reports_copied)
+			read_reports(r, rep, reports);
+		result = judge_pytest(rep, st, &res);
+	} else if (res.exit_code != 0) {
+		set_message(rep, "command exited %d%s", res.exit_code,
+			    res.oom_killed ? " (out of memory)" : "");
+		result = SP_RESULT_FAILED;
+	}
+	if (result == SP_RESULT_PASSED)
+		result = promote(r, rep, pl, &cancel, labels, 4, err);
+out:
+	for (i = 0; cmd && i < ncmd; i++)
+		free(cmd[i]);
+	free(cmd);
+	free(reports);
+	free(stage_dir);
+	sp_build_result_release(&br);
+	return result;
+}
+
+/* ---- the pipeline ---- */
+
+static void finish_stage(struct run *r, size_t idx, enum sp_stage_result result, double start)
+{
+	struct sp_stage_report *rep = &r->reports[idx];
+	struct sp_event ev;
+
+	rep->result = result;
+	rep->seconds = start > 0 ? now_secs() - start : 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_STAGE_FINISHED;
+	ev.stage = rep->stage;
+	ev.report = rep;
+	emit(r, &ev);
+}
+
+int sp_executor_run(const struct sp_exec_opts *o, struct sp_error *err)
+{
+	const struct sp_pipeline *p = o->pipeline;
+	struct run r;
+	struct sp_event ev;
+	struct sp_error stage_err = SP_ERROR_INIT;
+	double start = now_secs();
+	bool stop = false;
+	enum sp_stage_result overall = SP_RESULT_PASSED;
+	const char *why = NULL;
+	size_t k, i, j;
+	int rc = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	r.reports = sp_xcalloc(p->nstages, sizeof(*r.reports));
+	r.plans = sp_xcalloc(p->nstages, sizeof(*r.plans));
+	for (i = 0; i < p->nstages; i++)
+		r.reports[i].stage = &p->stages[i];
+	if ((rc = plan(&r, err)) < 0)
+		goto out;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_PIPELINE_STARTED;
+	emit(&r, &ev);
+
+	for (k = 0; k < p->nstages; k++) {
+		size_t idx = p->order[k];
+		const struct sp_stage *st = &p->stages[idx];
+		struct sp_stage_report *rep = &r.reports[idx];
+		double t0;
+		enum sp_stage_result res;
+
+		r.current = st;
+		if (!r.plans[idx].selected) {
+			set_message(rep, "not selected (--stage %s)", o->only_stage);
+			finish_stage(&r, idx, SP_RESULT_SKIPPED, 0);
+			continue;
+		}
+		if (stop) {
+			set_message(rep, "not run: the pipeline stopped");
+			finish_stage(&r, idx, SP_RESULT_SKIPPED, 0);
+			continue;
+		}
+		for (j = 0; j < st->needs.n; j++) {
+			const struct sp_stage_report *dep = &r.reports[st->needs_idx[j]];
+			if (dep->result != SP_RESULT_PASSED) {
+				set_message(rep, "needs %s, which %s", dep->stage->name,
+					    dep->result == SP_RESULT_SKIPPED ? "was skipped" :
+					    dep->result == SP_RESULT_FAILED ? "failed" : "did not pass");
+				break;
+			}
+		}
+		if (j < st->needs.n) {
+			finish_stage(&r, idx, SP_RESULT_SKIPPED, 0);
+			continue;
+		}
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = SP_EVENT_STAGE_STARTED;
+		ev.stage = st;
+		emit(&r, &ev);
+		t0 = now_secs();
+		sp_error_clear(&stage_err);
+		res = run_stage(&r, idx, &stage_err);
+		finish_stage(&r, idx, res, t0);
+		if (res == SP_RESULT_CANCELLED || res == SP_RESULT_ERROR)
+			stop = true;
+	}
+	r.current = NULL;
+
+	/* the worst result decides: cancelled > error > failed > passed */
+	for (i = 0; i < p->nstages; i++) {
+		const struct sp_stage_report *rep = &r.reports[i];
+		if (rep->result == SP_RESULT_CANCELLED) {
+			overall = SP_RESULT_CANCELLED;
+			why = rep->message;
+		} else if (rep->result == SP_RESULT_ERROR && overall != SP_RESULT_CANCELLED) {
+			overall = SP_RESULT_ERROR;
+			why = rep->message;
+		} else if (rep->result == SP_RESULT_FAILED && overall == SP_RESULT_PASSED) {
+			overall = SP_RESULT_FAILED;
+			why = rep->message;
+		}
+	}
+	switch (overall) {
+	case SP_RESULT_CANCELLED:
+		rc = sp_error_set(err, SP_ECANCELLED, "interrupted");
+		break;
+	case SP_RESULT_ERROR:
+		rc = sp_error_set(err, SP_EENGINE, "%s", why ? why : "infrastructure error");
+		break;
+	case SP_RESULT_FAILED:
+		rc = sp_error_set(err, SP_EFAILED, "%s", why ? why : "a stage failed");
+		break;
+	default:
+		rc = 0;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_PIPELINE_FINISHED;
+	ev.result = overall;
+	ev.seconds = now_secs() - start;
+	ev.reports = r.reports;
+	ev.nreports = p->nstages;
+	ev.message = rc < 0 ? err->msg : NULL;
+	emit(&r, &ev);
+out:
+	for (i = 0; i < p->nstages; i++) {
+		struct plan *pl = &r.plans[i];
+		for (j = 0; j < pl->ntags; j++)
+			free(pl->tags[j]);
+		free(pl->tags);
+		for (j = 0; j < pl->nenv; j++)
+			free(pl->env[j]);
+		free(pl->env);
+		for (j = 0; j < pl->nargs; j++)
+			free(pl->args[j]);
+		free(pl->args);
+		sp_stage_report_release(&r.reports[i]);
+	}
+	free(r.plans);
+	free(r.reports);
+	sp_build_settings_release(&r.build);
+	return rc;
+}

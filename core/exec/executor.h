@@ -1,0 +1,75 @@
+/*
+ * executor.h — run a pipeline's stages in order, with deadlines, gates
+ * and cancel, reporting everything as events.
+ *
+ * For each selected stage in dependency order: skip it when a stage it
+ * needs did not pass; otherwise build its target, run its command (pytest
+ * with stagepipe's own report options, or run:), read the reports, apply
+ * the gates (exit code, coverage.min), and record the result.  Variables
+ * are expanded for every selected stage before anything runs, so a
+ * missing value fails the job before the first build.
+ *
+ * See docs/job-lifecycle.md.
+ */
+#ifndef SP_EXECUTOR_H
+#define SP_EXECUTOR_H
+
+#include <stdbool.h>
+
+#include "core/base/cancel.h"
+#include "core/exec/events.h"
+#include "core/pipeline/pipeline.h"
+#include "core/pipeline/vars.h"
+#include "runners/runner.h"
+
+struct sp_error;
+
+/* Where the pytest reports live inside the test container. */
+#define SP_REPORTS_DIR "/tmp/stagepipe-reports"
+
+struct sp_exec_opts {
+	const struct sp_pipeline *pipeline;
+	const struct sp_vars *vars;     /* GIT_*, PIPELINE, env; STAGE is set per stage */
+	const char *source_root;        /* build.context is relative to it */
+	const char *work_dir;           /* an existing folder for this job's files */
+	const char *job_id;             /* io.stagepipe.job label value */
+	const char *owner;              /* io.stagepipe.owner: "host:pid", for prune */
+	const char *only_stage;         /* NULL, or run this stage and what it needs */
+	bool no_push;
+	struct sp_runner *runner;
+	struct sp_events *events;
+	sp_cancel_fn cancel;            /* Ctrl-C */
+	void *cancel_ud;
+};
+
+/* The pipeline's build section with variables filled in, for one job. */
+struct sp_build_settings {
+	struct sp_build_kv *args;   /* name/value pairs; values point into values[] */
+	char **values;
+	size_t nargs;
+	enum sp_network network;
+	char *context_dir;          /* build.context under the source root */
+};
+
+/*
+ * Expands p's build args and network with vars and places the context
+ * under source_root.  On success out holds new strings (release with
+ * sp_build_settings_release); SP_ECONFIG "FILE:LINE:COL: ..." otherwise.
+ */
+int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipeline *p,
+			     const char *source_root, const struct sp_vars *vars,
+			     struct sp_error *err);
+void sp_build_settings_release(struct sp_build_settings *s);
+
+/*
+ * Runs the pipeline.  Returns 0 when every selected stage passed;
+ * SP_EFAILED when one failed (its report says why); SP_ECANCELLED when
+ * interrupted; SP_EENGINE for an infrastructure error; SP_ECONFIG when a
+ * variable has no value.  err holds the message for the non-zero cases.
+ */
+int sp_executor_run(const struct sp_exec_opts *o, struct sp_error *err);
+
+/* pytest's exit status in words ("tests failed", "no tests collected"). */
+const char *sp_executor_pytest_status(int code);
+
+#endif

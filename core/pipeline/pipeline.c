@@ -1,0 +1,1047 @@
+/*
+ * pipeline.c — load and check a pipeline file; see pipeline.h.
+ *
+ * Two passes over the YAML tree (core/yaml/ydoc.c): the first reads each
+ * mapping against its list of allowed keys into the model, reporting
+ * type errors where they are; the second checks what spans stages (names,
+ * needs, order).  Problems are collected, not fatal, so a user sees all of
+ * them at once; a YAML syntax error stops early because nothing after it
+ * can be trusted.
+ */
+#include "core/pipeline/pipeline.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/base/buf.h"
+#include "core/base/duration.h"
+#include "core/base/error.h"
+#include "core/registry/imageref.h"
+#include "core/base/suggest.h"
+#include "core/pipeline/vars.h"
+#include "core/base/xalloc.h"
+#include "core/yaml/ydoc.h"
+
+#define STAGE_NAME_MAX 63
+
+struct loader {
+	struct sp_diags *diags;
+	const struct sp_vars *env;
+	struct sp_pipeline *p;
+};
+
+static const char *const top_keys[] = {
+	"version", "name", "build", "checkout", "stages", "on", NULL,
+};
+static const char *const checkout_keys[] = { "submodules", NULL };
+static const char *const build_keys[] = {
+	"context", "dockerfile", "args", "network", "no_cache", "pull", NULL,
+};
+static const char *const stage_keys[] = {
+	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
+	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus", NULL,
+};
+static const char *const coverage_keys[] = { "min", NULL };
+static const char *const health_keys[] = { "port", "path", "timeout", NULL };
+static const char *const on_keys[] = { "push", "tag", "pull_request", NULL };
+static const char *const branch_keys[] = { "branches", NULL };
+
+#define AT(node) (node)->line, (node)->col
+
+static struct sp_pos pos_of(const struct sp_ynode *n)
+{
+	struct sp_pos p = { n->line, n->col };
+	return p;
+}
+
+static void strlist_release(struct sp_strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->items[i].s);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static void varlist_release(struct sp_varlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->items[i].name);
+		free(l->items[i].value);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/* ---- typed readers: each reports its own error and returns false ---- */
+
+static bool want_map(struct loader *L, const struct sp_ynode *n, const char *what)
+{
+	if (n->kind == SP_YMAP)
+		return true;
+	sp_diags_add(L->diags, AT(n), "%s must be a mapping, not %s", what, sp_ynode_kind_name(n));
+	return false;
+}
+
+static bool get_string(struct loader *L, const struct sp_ynode *n, const char *what, char **out)
+{
+	if (n->kind != SP_YSCALAR || sp_ynode_is_null(n)) {
+		sp_diags_add(L->diags, AT(n), "%s must be a string, not %s", what,
+			     sp_ynode_kind_name(n));
+		return false;
+	}
+	free(*out);
+	*out = sp_xstrdup(n->value);
+	return true;
+}
+
+static bool get_nonempty(struct loader *L, const struct sp_ynode *n, const char *what, char **out)
+{
+	if (!get_string(L, n, what, out))
+		return false;
+	if (**out)
+		return true;
+	sp_diags_add(L->diags, AT(n), "%s must not be empty", what);
+	return false;
+}
+
+static bool get_bool(struct loader *L, const struct sp_ynode *n, const char *what, bool *out)
+{
+	if (n->kind == SP_YSCALAR && n->plain) {
+		if (!strcasecmp(n->value, "true")) {
+			*out = true;
+			return true;
+		}
+		if (!strcasecmp(n->value, "false")) {
+			*out = false;
+			return true;
+		}
+	}
+	sp_diags_add(L->diags, AT(n), "%s must be true or false, not %s", what,
+		     sp_ynode_kind_name(n));
+	return false;
+}
+
+static bool get_number(struct loader *L, const struct sp_ynode *n, const char *what, double *out)
+{
+	char *end;
+	double v;
+
+	if (n->kind == SP_YSCALAR && n->plain && n->len) {
+		errno = 0;
+		v = strtod(n->value, &end);
+		if (!*end && !errno && isfinite(v)) {
+			*out = v;
+			return true;
+		}
+	}
+	sp_diags_add(L->diags, AT(n), "%s must be a number, not %s", what, sp_ynode_kind_name(n));
+	return false;
+}
+
+static bool get_duration(struct loader *L, const struct sp_ynode *n, const char *what, int64_t *out)
+{
+	char why[128];
+
+	if (n->kind != SP_YSCALAR || sp_ynode_is_null(n)) {
+		sp_diags_add(L->diags, AT(n), "%s must be a duration like 15m, 90s or 1h30m, not %s",
+			     what, sp_ynode_kind_name(n));
+		return false;
+	}
+	if (sp_duration_parse(out, n->value, why, sizeof(why)) < 0) {
+		sp_diags_add(L->diags, AT(n), "invalid %s \"%s\": %s", what, n->value, why);
+		return false;
+	}
+	return true;
+}
+
+/* A size like 512m, 2g, 1048576 (bytes); Docker needs at least 6 MiB. */
+static bool get_memory(struct loader *L, const struct sp_ynode *n, int64_t *out)
+{
+	const char *p;
+	int64_t v = 0, mult = 1;
+
+	if (n->kind != SP_YSCALAR || !n->len || !isdigit((unsigned char)n->value[0]))
+		goto bad;
+	for (p = n->value; isdigit((unsigned char)*p); p++) {
+		v = v * 10 + (*p - '0');
+		if (v > ((int64_t)1 << 50))
+			goto bad;
+	}
+	switch (tolower((unsigned char)*p)) {
+	case '\0': break;
+	case 'b': p++; break;
+	case 'k': mult = 1024; p++; break;
+	case 'm': mult = 1024 * 1024; p++; break;
+	case 'g': mult = 1024 * 1024 * 1024; p++; break;
+	default: goto bad;
+	}
+	if (*p)
+		goto bad;
+	/* the digit loop caps v at 2^50, which a g suffix can still overflow */
+	if (v > INT64_MAX / mult)
+		goto bad;
+	v *= mult;
+	if (v < 6 * 1024 * 1024) {
+		sp_diags_add(L->diags, AT(n), "memory must be at least 6m (Docker's minimum)");
+		return false;
+	}
+	*out = v;
+	return true;
+bad:
+	sp_diags_add(L->diags, AT(n), "memory must be a size like 512m or 2g, not \"%s\"",
+		     n->kind == SP_YSCALAR ? n->value : sp_ynode_kind_name(n));
+	return false;
+}
+
+/* Checks the ${...} in a scalar, pointing at the bad one. */
+static bool check_vars(struct loader *L, const struct sp_ynode *n)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	size_t off = 0;
+
+	if (sp_vars_check(n->value, &off, &err) == 0)
+		return true;
+	/* exact column when the value sits on one line as written */
+	if (!memchr(n->value, '\n', off))
+		sp_diags_add(L->diags, n->line, n->col + (n->plain ? 0 : 1) + (int)off, "%s", err.msg);
+	else
+		sp_diags_add(L->diags, AT(n), "%s", err.msg);
+	return false;
+}
+
+/* A string or a list of strings (a lone string becomes a list of one). */
+static bool get_strlist(struct loader *L, const struct sp_ynode *n, const char *what,
+			struct sp_strlist *out, bool allow_scalar, bool vars)
+{
+	const struct sp_ynode *const *items = &n;
+	size_t count = 1, i;
+	bool ok = true;
+
+	if (n->kind == SP_YSEQ) {
+		items = (const struct sp_ynode *const *)n->items;
+		count = n->n;
+	} else if (n->kind != SP_YSCALAR || !allow_scalar || sp_ynode_is_null(n)) {
+		sp_diags_add(L->diags, AT(n), "%s must be a list%s, not %s", what,
+			     allow_scalar ? " or a string" : "", sp_ynode_kind_name(n));
+		return false;
+	}
+	strlist_release(out);  /* "pytest" then "run": the last one is kept */
+	out->items = sp_xcalloc(count, sizeof(*out->items));
+	for (i = 0; i < count; i++) {
+		const struct sp_ynode *it = items[i];
+		if (it->kind != SP_YSCALAR || sp_ynode_is_null(it)) {
+			sp_diags_add(L->diags, AT(it), "each item of %s must be a string, not %s",
+				     what, sp_ynode_kind_name(it));
+			ok = false;
+			continue;
+		}
+		if (vars && !check_vars(L, it))
+			ok = false;
+		out->items[out->n].s = sp_xstrdup(it->value);
+		out->items[out->n].pos = pos_of(it);
+		out->n++;
+	}
+	return ok;
+}
+
+static bool env_name_ok(const char *s)
+{
+	if (!*s || isdigit((unsigned char)*s))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
+/* NAME: value mapping (env, build args); values may hold variables. */
+static bool get_varlist(struct loader *L, const struct sp_ynode *n, const char *what,
+			struct sp_varlist *out)
+{
+	size_t i;
+	bool ok = true;
+
+	if (!want_map(L, n, what))
+		return false;
+	varlist_release(out);
+	out->items = sp_xcalloc(n->n / 2 + 1, sizeof(*out->items));
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		struct sp_pvar *pv;
+		if (!env_name_ok(k->value)) {
+			sp_diags_add(L->diags, AT(k),
+				     "invalid name \"%s\" in %s (letters, digits and _; "
+				     "not starting with a digit)", k->value, what);
+			ok = false;
+			continue;
+		}
+		if (v->kind != SP_YSCALAR || sp_ynode_is_null(v)) {
+			sp_diags_add(L->diags, AT(v), "%s.%s must be a string, not %s", what,
+				     k->value, sp_ynode_kind_name(v));
+			ok = false;
+			continue;
+		}
+		if (!check_vars(L, v))
+			ok = false;
+		pv = &out->items[out->n++];
+		pv->name = sp_xstrdup(k->value);
+		pv->value = sp_xstrdup(v->value);
+		pv->pos = pos_of(v);
+	}
+	return ok;
+}
+
+static void unknown_key(struct loader *L, const struct sp_ynode *key, const char *where,
+			const char *const *allowed)
+{
+	const char *hint = sp_suggest(key->value, allowed);
+	struct sp_buf list = SP_BUF_INIT;
+	size_t i;
+
+	if (hint) {
+		sp_diags_add(L->diags, AT(key), "unknown key \"%s\" in %s; did you mean \"%s\"?",
+			     key->value, where, hint);
+		return;
+	}
+	for (i = 0; allowed[i]; i++)
+		sp_buf_addf(&list, "%s%s", i ? ", " : "", allowed[i]);
+	sp_diags_add(L->diags, AT(key), "unknown key \"%s\" in %s (expected one of: %s)",
+		     key->value, where, list.data);
+	sp_buf_release(&list);
+}
+
+/* ---- sections ---- */
+
+/* Variables for checks at load time: the real environment, sample values for the rest. */
+static void sample_vars(struct loader *L, struct sp_vars *v, const struct sp_stage *st)
+{
+	memset(v, 0, sizeof(*v));
+	if (L->env) {
+		v->getenv = L->env->getenv;
+		v->getenv_ud = L->env->getenv_ud;
+	}
+	v->pipeline = L->p->name ? L->p->name : "pipeline";
+	v->stage = st && st->name ? st->name : "stage";
+	v->sample = 1;
+}
+
+
+static void load_build(struct loader *L, const struct sp_ynode *n)
+{
+	struct sp_pipeline *p = L->p;
+	size_t i;
+
+	if (!want_map(L, n, "build"))
+		return;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		const char *key = k->value;
+	
+		if (!strcmp(key, "context")) {
+			get_nonempty(L, v, "build.context", &p->build.context);
+		} else if (!strcmp(key, "dockerfile")) {
+			get_nonempty(L, v, "build.dockerfile", &p->build.dockerfile);
+		} else if (!strcmp(key, "args")) {
+			get_varlist(L, v, "build.args", &p->build.args);
+		} else if (!strcmp(key, "network")) {
+			if (get_nonempty(L, v, "build.network", &p->build.network.s) && check_vars(L, v)) {
+				struct sp_error err = SP_ERROR_INIT;
+				struct sp_vars sv;
+				enum sp_network net;
+				p->build.network.pos = pos_of(v);
+				sample_vars(L, &sv, NULL);
+				if (sp_pipeline_network(p, &sv, &net, &err) < 0)
+					sp_diags_add(L->diags, AT(v), "%s", err.msg);
+			}
+		} else if (!strcmp(key, "no_cache")) {
+			get_bool(L, v, "build.no_cache", &p->build.no_cache);
+		} else if (!strcmp(key, "pull")) {
+			get_bool(L, v, "build.pull", &p->build.pull);
+		} else {
+			unknown_key(L, k, "build", build_keys);
+		}
+	}
+}
+
+static bool stage_name_ok(const char *s)
+{
+	size_t len = strlen(s), i;
+
+	if (!len || len > STAGE_NAME_MAX || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+		return false;
+	for (i = 0; i < len; i++)
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
+		    s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
+}
+
+static bool target_ok(const char *s)
+{
+	if (!isalpha((unsigned char)*s))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("-_.", *s))
+			return false;
+	return true;
+}
+
+static void load_coverage(struct loader *L, struct sp_stage *st, const struct sp_ynode *n,
+			  const char *where)
+{
+	size_t i;
+
+	if (!want_map(L, n, "coverage"))
+		return;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		if (!strcmp(k->value, "min")) {
+			double d;
+			if (!get_number(L, v, "coverage.min", &d))
+				continue;
+			if (d < 0 || d > 100) {
+				sp_diags_add(L->diags, AT(v),
+					     "coverage.min must be between 0 and 100, not %s", v->value);
+				continue;
+			}
+			st->coverage_min = d;
+			st->has_coverage_min = true;
+		} else {
+			unknown_key(L, k, where, coverage_keys);
+		}
+	}
+}
+
+static void load_health(struct loader *L, struct sp_stage *st, const struct sp_ynode *n,
+			const char *where)
+{
+	size_t i;
+
+	st->health.timeout_ms = SP_HEALTH_DEFAULT_TIMEOUT_MS;
+	if (n->kind == SP_YSCALAR) {
+		get_bool(L, n, "healthcheck", &st->health.enabled);
+		return;
+	}
+	if (n->kind != SP_YMAP) {
+		sp_diags_add(L->diags, AT(n), "healthcheck must be true, false or a mapping, not %s",
+			     sp_ynode_kind_name(n));
+		return;
+	}
+	st->health.enabled = true;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		if (!strcmp(k->value, "port")) {
+			double d;
+			if (!get_number(L, v, "healthcheck.port", &d))
+				continue;
+			if (d < 1 || d > 65535 || d != (int)d)
+				sp_diags_add(L->diags, AT(v),
+					     "healthcheck.port must be a port number (1-65535), not %s",
+					     v->value);
+			else
+				st->health.port = (int)d;
+		} else if (!strcmp(k->value, "path")) {
+			if (get_string(L, v, "healthcheck.path", &st->health.path) &&
+			    st->health.path[0] != '/')
+				sp_diags_add(L->diags, AT(v), "healthcheck.path must start with \"/\"");
+		} else if (!strcmp(k->value, "timeout")) {
+			get_duration(L, v, "healthcheck.timeout", &st->health.timeout_ms);
+		} else {
+			unknown_key(L, k, where, health_keys);
+		}
+	}
+	if (st->health.path && !st->health.port)
+		sp_diags_add(L->diags, AT(n), "healthcheck.path needs healthcheck.port");
+	if (st->health.port && !st->health.path)
+		st->health.path = sp_xstrdup("/health");
+}
+
+/* Checks that a tag is an image reference once variables are filled in. */
+static void check_tag(struct loader *L, const struct sp_stage *st, const struct sp_pstr *t)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_imageref ref;
+	struct sp_vars v;
+	char *expanded = NULL;
+
+	sample_vars(L, &v, st);
+	if (sp_vars_expand(&expanded, t->s, &v, NULL, &err) < 0)
+		return; /* already reported by check_vars */
+	if (sp_imageref_parse(&ref, expanded, &err) < 0) {
+		if (strcmp(expanded, t->s))
+			sp_diags_add(L->diags, t->pos.line, t->pos.col,
+				     "tag \"%s\" (\"%s\" once expanded) is not a valid image reference: %s",
+				     t->s, expanded, err.msg);
+		else
+			sp_diags_add(L->diags, t->pos.line, t->pos.col,
+				     "tag \"%s\" is not a valid image reference: %s", t->s, err.msg);
+	} else {
+		sp_imageref_release(&ref);
+	}
+	free(expanded);
+}
+
+bool sp_stage_measures_coverage(const struct sp_stage *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->args.n; i++)
+		if (!strcmp(st->args.items[i].s, "--cov") || !strncmp(st->args.items[i].s, "--cov=", 6))
+			return true;
+	return false;
+}
+
+static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_ynode *n, size_t idx)
+{
+	const struct sp_ynode *name = sp_ynode_get(n, "name");
+	const struct sp_ynode *pytest = NULL, *run = NULL, *coverage = NULL, *tags = NULL;
+	const struct sp_ynode *push = NULL, *allow_no_tests = NULL;
+	char where[STAGE_NAME_MAX + 32];
+	size_t i;
+
+	st->pos = pos_of(n);
+	st->timeout_ms = SP_STAGE_DEFAULT_TIMEOUT_MS;
+	if (name && name->kind == SP_YSCALAR && stage_name_ok(name->value))
+		snprintf(where, sizeof(where), "stage \"%s\"", name->value);
+	else
+		snprintf(where, sizeof(where), "stage %zu", idx + 1);
+
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		const char *key = k->value;
+
+		if (!strcmp(key, "name")) {
+			if (get_nonempty(L, v, "stage name", &st->name) && !stage_name_ok(st->name))
+				sp_diags_add(L->diags, AT(v),
+					     "stage name \"%s\" must be lower case letters, digits, "
+					     "'-' and '_', starting with a letter or digit, at most %d long",
+					     st->name, STAGE_NAME_MAX);
+		} else if (!strcmp(key, "target")) {
+			if (get_nonempty(L, v, "target", &st->target) && !target_ok(st->target))
+				sp_diags_add(L->diags, AT(v),
+					     "target \"%s\" is not a valid Dockerfile stage name", st->target);
+		} else if (!strcmp(key, "pytest")) {
+			pytest = v;
+			if (v->kind == SP_YSCALAR && !sp_ynode_is_null(v) && v->plain &&
+			    !strcmp(v->value, "true")) {
+				/* pytest: true — no extra arguments */
+			} else {
+				get_strlist(L, v, "pytest", &st->args, false, true);
+			}
+			st->kind = SP_STAGE_PYTEST;
+		} else if (!strcmp(key, "run")) {
+			run = v;
+			if (get_strlist(L, v, "run", &st->args, true, true))
+				st->run_shell = v->kind == SP_YSCALAR;
+			if (v->kind == SP_YSEQ && v->n == 0)
+				sp_diags_add(L->diags, AT(v), "run must not be empty");
+			st->kind = SP_STAGE_RUN;
+		} else if (!strcmp(key, "coverage")) {
+			coverage = v;
+			load_coverage(L, st, v, where);
+		} else if (!strcmp(key, "timeout")) {
+			get_duration(L, v, "timeout", &st->timeout_ms);
+		} else if (!strcmp(key, "env")) {
+			get_varlist(L, v, "env", &st->env);
+		} else if (!strcmp(key, "needs")) {
+			get_strlist(L, v, "needs", &st->needs, true, false);
+		} else if (!strcmp(key, "tags")) {
+			tags = v;
+			get_strlist(L, v, "tags", &st->tags, true, true);
+		} else if (!strcmp(key, "push")) {
+			push = v;
+			get_bool(L, v, "push", &st->push);
+		} else if (!strcmp(key, "healthcheck")) {
+			load_health(L, st, v, where);
+		} else if (!strcmp(key, "user")) {
+			get_nonempty(L, v, "user", &st->user);
+		} else if (!strcmp(key, "workdir")) {
+			if (get_nonempty(L, v, "workdir", &st->workdir) && st->workdir[0] != '/')
+				sp_diags_add(L->diags, AT(v), "workdir must be an absolute path");
+		} else if (!strcmp(key, "memory")) {
+			get_memory(L, v, &st->memory);
+		} else if (!strcmp(key, "cpus")) {
+			double d;
+			if (get_number(L, v, "cpus", &d)) {
+				if (d <= 0 || d > 1024)
+					sp_diags_add(L->diags, AT(v), "cpus must be more than 0 (e.g. 0.5 or 2)");
+				else
+					st->nano_cpus = (int64_t)(d * 1e9 + 0.5);
+			}
+		} else if (!strcmp(key, "allow_no_tests")) {
+			allow_no_tests = v;
+			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
+		} else {
+			unknown_key(L, k, where, stage_keys);
+		}
+	}
+
+	if (!name)
+		sp_diags_add(L->diags, AT(n), "%s is missing the required key \"name\"", where);
+	if (!sp_ynode_get(n, "target"))
+		sp_diags_add(L->diags, AT(n),
+			     "%s is missing the required key \"target\" (the Dockerfile stage to build)",
+			     where);
+	if (pytest && run)
+		sp_diags_add(L->diags, AT(run), "%s has both \"pytest\" and \"run\"; choose one", where);
+	if (coverage && !pytest)
+		sp_diags_add(L->diags, AT(coverage),
+			     "coverage needs a pytest stage (%s has no \"pytest\")", where);
+	if (allow_no_tests && !pytest)
+		sp_diags_add(L->diags, AT(allow_no_tests),
+			     "allow_no_tests needs a pytest stage (%s has no \"pytest\")", where);
+	if (coverage && pytest && st->has_coverage_min && !sp_stage_measures_coverage(st))
+		sp_diags_add(L->diags, AT(coverage),
+			     "coverage.min needs coverage measured: add --cov=PACKAGE to pytest");
+	if (push && st->push && !tags)
+		sp_diags_add(L->diags, AT(push), "push: true needs tags to push");
+	for (i = 0; i < st->tags.n; i++)
+		check_tag(L, st, &st->tags.items[i]);
+}
+
+static void load_trigger(struct loader *L, struct sp_trigger *t, const struct sp_ynode *n,
+			 const char *what, const char *list_key)
+{
+	size_t i;
+
+	if (n->kind == SP_YSCALAR) {
+		get_bool(L, n, what, &t->enabled);
+		return;
+	}
+	if (n->kind == SP_YSEQ) {
+		t->enabled = true;
+		get_strlist(L, n, what, &t->patterns, false, false);
+		return;
+	}
+	if (n->kind != SP_YMAP) {
+		sp_diags_add(L->diags, AT(n), "on.%s must be true, false, a list or a mapping", what);
+		return;
+	}
+	t->enabled = true;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		char where[64];
+		if (!strcmp(k->value, list_key)) {
+			get_strlist(L, v, list_key, &t->patterns, true, false);
+		} else {
+			static const char *const tag_keys[] = { "tags", NULL };
+			snprintf(where, sizeof(where), "on.%s", what);
+			unknown_key(L, k, where, strcmp(list_key, "tags") ? branch_keys : tag_keys);
+		}
+	}
+}
+
+static void load_on(struct loader *L, const struct sp_ynode *n)
+{
+	size_t i;
+
+	if (!want_map(L, n, "on"))
+		return;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		if (!strcmp(k->value, "push"))
+			load_trigger(L, &L->p->on.push, v, "push", "branches");
+		else if (!strcmp(k->value, "tag"))
+			load_trigger(L, &L->p->on.tag, v, "tag", "tags");
+		else if (!strcmp(k->value, "pull_request"))
+			load_trigger(L, &L->p->on.pull_request, v, "pull_request", "branches");
+		else
+			unknown_key(L, k, "on", on_keys);
+	}
+}
+
+/* ---- across stages ---- */
+
+static ssize_t stage_index(const struct sp_pipeline *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->nstages; i++)
+		if (p->stages[i].name && !strcmp(p->stages[i].name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Follows needs from start until it comes back; reports the cycle. */
+static void report_cycle(struct loader *L, const bool *placed, size_t start)
+{
+	struct sp_pipeline *p = L->p;
+	struct sp_buf path = SP_BUF_INIT;
+	size_t *seen = sp_xcalloc(p->nstages, sizeof(*seen));
+	size_t cur = start, step = 1, j, from = 0;
+	const struct sp_pstr *at = NULL;
+
+	/* walk unplaced needs until a stage repeats: that stage is on the cycle */
+	while (!seen[cur]) {
+		seen[cur] = step++;
+		for (j = 0; j < p->stages[cur].needs.n; j++) {
+			size_t nx = p->stages[cur].needs_idx[j];
+			if (!placed[nx]) {
+				cur = nx;
+				break;
+			}
+		}
+	}
+	from = cur;
+	sp_buf_addstr(&path, p->stages[from].name);
+	do {
+		for (j = 0; j < p->stages[cur].needs.n; j++) {
+			size_t nx = p->stages[cur].needs_idx[j];
+			if (!placed[nx]) {
+				if (!at)
+					at = &p->stages[cur].needs.items[j];
+				cur = nx;
+				break;
+			}
+		}
+		sp_buf_addf(&path, " -> %s", p->stages[cur].name);
+	} while (cur != from);
+	sp_diags_add(L->diags, at->pos.line, at->pos.col, "needs form a cycle: %s", path.data);
+	sp_buf_release(&path);
+	free(seen);
+}
+
+static void check_stages(struct loader *L)
+{
+	struct sp_pipeline *p = L->p;
+	bool *placed, ok = true;
+	size_t i, j, k, norder = 0;
+
+	for (i = 0; i < p->nstages; i++) {
+		struct sp_stage *st = &p->stages[i];
+		if (!st->name || !stage_name_ok(st->name)) {
+			ok = false;
+			continue;
+		}
+		for (j = 0; j < i; j++) {
+			if (p->stages[j].name && !strcmp(p->stages[j].name, st->name)) {
+				sp_diags_add(L->diags, st->pos.line, st->pos.col,
+					     "duplicate stage name \"%s\" (first at line %d)",
+					     st->name, p->stages[j].pos.line);
+				ok = false;
+			}
+		}
+	}
+	if (!ok)
+		return;  /* needs cannot be resolved reliably */
+	for (i = 0; i < p->nstages; i++) {
+		struct sp_stage *st = &p->stages[i];
+		st->needs_idx = sp_xcalloc(st->needs.n + 1, sizeof(*st->needs_idx));
+		for (j = 0; j < st->needs.n; j++) {
+			const struct sp_pstr *nd = &st->needs.items[j];
+			ssize_t idx = stage_index(p, nd->s);
+			if (idx < 0) {
+				const char **names = sp_xcalloc(p->nstages + 1, sizeof(*names));
+				const char *hint;
+				for (k = 0; k < p->nstages; k++)
+					names[k] = p->stages[k].name;
+				hint = sp_suggest(nd->s, names);
+				if (hint)
+					sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
+						     "stage \"%s\" needs unknown stage \"%s\"; did you mean \"%s\"?",
+						     st->name, nd->s, hint);
+				else
+					sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
+						     "stage \"%s\" needs unknown stage \"%s\"", st->name, nd->s);
+				free(names);
+				ok = false;
+			} else if ((size_t)idx == i) {
+				sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
+					     "stage \"%s\" needs itself", st->name);
+				ok = false;
+			}
+			st->needs_idx[j] = idx < 0 ? 0 : (size_t)idx;
+		}
+	}
+	if (!ok)
+		return;
+	/* Kahn's algorithm, always taking the earliest ready stage: stable order */
+	placed = sp_xcalloc(p->nstages, sizeof(*placed));
+	p->order = sp_xcalloc(p->nstages, sizeof(*p->order));
+	while (norder < p->nstages) {
+		bool progress = false;
+		for (i = 0; i < p->nstages; i++) {
+			bool ready = !placed[i];
+			for (j = 0; ready && j < p->stages[i].needs.n; j++)
+				ready = placed[p->stages[i].needs_idx[j]];
+			if (ready) {
+				placed[i] = true;
+				p->order[norder++] = i;
+				progress = true;
+				break;
+			}
+		}
+		if (!progress) {
+			for (i = 0; placed[i]; i++)
+				;
+			report_cycle(L, placed, i);
+			break;
+		}
+	}
+	free(placed);
+}
+
+static void load_root(struct loader *L, const struct sp_ynode *root)
+{
+	struct sp_pipeline *p = L->p;
+	const struct sp_ynode *stages = NULL, *version = NULL, *name = NULL;
+	size_t i;
+
+	if (root->kind != SP_YMAP) {
+		sp_diags_add(L->diags, AT(root), "a pipeline file must be a mapping (version, name, "
+			     "stages, ...), not %s", sp_ynode_kind_name(root));
+		return;
+	}
+	for (i = 0; i < root->n; i += 2) {
+		const struct sp_ynode *k = root->items[i], *v = root->items[i + 1];
+		const char *key = k->value;
+
+		if (!strcmp(key, "version")) {
+			version = v;
+			if (v->kind == SP_YSCALAR && v->plain && !strcmp(v->value, "1"))
+				p->version = 1;
+			else
+				sp_diags_add(L->diags, AT(v),
+					     "unsupported version %s; this stagepipe reads version: 1",
+					     v->kind == SP_YSCALAR ? v->value : sp_ynode_kind_name(v));
+		} else if (!strcmp(key, "name")) {
+			name = v;
+			get_nonempty(L, v, "name", &p->name);
+		} else if (!strcmp(key, "build")) {
+			load_build(L, v);
+		} else if (!strcmp(key, "checkout")) {
+			size_t j;
+			if (want_map(L, v, "checkout"))
+				for (j = 0; j < v->n; j += 2) {
+					if (!strcmp(v->items[j]->value, "submodules"))
+						get_bool(L, v->items[j + 1], "checkout.submodules",
+							 &p->checkout.submodules);
+					else
+						unknown_key(L, v->items[j], "checkout", checkout_keys);
+				}
+		} else if (!strcmp(key, "stages")) {
+			stages = v;
+		} else if (!strcmp(key, "on")) {
+			load_on(L, v);
+		} else if (!strncmp(key, "x-", 2)) {
+			/* extension fields: a place for YAML anchors, ignored */
+		} else {
+			unknown_key(L, k, "the pipeline", top_keys);
+		}
+	}
+	if (!version)
+		sp_diags_add(L->diags, AT(root), "missing required key \"version\" (add version: 1)");
+	if (!name)
+		sp_diags_add(L->diags, AT(root), "missing required key \"name\"");
+	if (!stages) {
+		sp_diags_add(L->diags, AT(root), "missing required key \"stages\"");
+		return;
+	}
+	if (stages->kind != SP_YSEQ) {
+		sp_diags_add(L->diags, AT(stages), "stages must be a list, not %s",
+			     sp_ynode_kind_name(stages));
+		return;
+	}
+	if (stages->n == 0) {
+		sp_diags_add(L->diags, AT(stages), "stages must not be empty");
+		return;
+	}
+	p->stages = sp_xcalloc(stages->n, sizeof(*p->stages));
+	p->nstages = stages->n;
+	for (i = 0; i < stages->n; i++) {
+		if (!want_map(L, stages->items[i], "each stage"))
+			continue;
+		load_stage(L, &p->stages[i], stages->items[i], i);
+	}
+	check_stages(L);
+	/* a port probe needs a network; known now only when it is written out */
+	if (!strcmp(p->build.network.s, "none"))
+		for (i = 0; i < p->nstages; i++)
+			if (p->stages[i].health.port)
+				sp_diags_add(L->diags, p->build.network.pos.line ? p->build.network.pos.line :
+					     p->stages[i].pos.line,
+					     p->build.network.pos.line ? p->build.network.pos.col :
+					     p->stages[i].pos.col,
+					     "stage \"%s\" probes healthcheck.port, which needs "
+					     "build.network host or default, not none",
+					     p->stages[i].name ? p->stages[i].name : "?");
+}
+
+int sp_pipeline_load_buffer(struct sp_pipeline **out, const char *name,
+			    const char *data, size_t len,
+			    const struct sp_vars *env, struct sp_diags *diags)
+{
+	struct sp_ydoc doc = SP_YDOC_INIT;
+	struct loader L;
+	size_t before = sp_diags_count(diags);
+	int rc;
+
+	*out = NULL;
+	if (len > SP_PIPELINE_MAX_FILE) {
+		sp_diags_add(diags, 0, 0, "file is larger than %d bytes; refusing it",
+			     SP_PIPELINE_MAX_FILE);
+		return SP_ECONFIG;
+	}
+	if ((rc = sp_ydoc_parse(&doc, data, len, NULL, diags)) < 0)
+		return rc;
+	L.diags = diags;
+	L.env = env;
+	L.p = sp_xcalloc(1, sizeof(*L.p));
+	L.p->file = sp_xstrdup(name);
+	L.p->build.context = sp_xstrdup(".");
+	L.p->build.dockerfile = sp_xstrdup("Dockerfile");
+	L.p->build.network.s = sp_xstrdup("default");
+	if (!doc.root || sp_ynode_is_null(doc.root))
+		sp_diags_add(diags, 1, 1, "the pipeline file is empty");
+	else
+		load_root(&L, doc.root);
+	sp_ydoc_release(&doc);
+	if (sp_diags_count(diags) > before) {
+		sp_pipeline_free(L.p);
+		return SP_ECONFIG;
+	}
+	*out = L.p;
+	return 0;
+}
+
+int sp_pipeline_load_file(struct sp_pipeline **out, const char *path,
+			  const struct sp_vars *env, struct sp_diags *diags)
+{
+	struct sp_buf b = SP_BUF_INIT;
+	struct stat st;
+	char chunk[65536];
+	ssize_t n;
+	int fd, rc;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		sp_diags_add(diags, 0, 0, "cannot open: %s", strerror(errno));
+		return SP_ECONFIG;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		sp_diags_add(diags, 0, 0, "is a directory, not a pipeline file");
+		return SP_ECONFIG;
+	}
+	sp_buf_init(&b, SP_PIPELINE_MAX_FILE);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sp_diags_add(diags, 0, 0, "cannot read: %s", strerror(errno));
+			rc = SP_ECONFIG;
+			goto out;
+		}
+		if (sp_buf_add(&b, chunk, (size_t)n) < 0) {
+			sp_diags_add(diags, 0, 0, "file is larger than %d bytes; refusing it",
+				     SP_PIPELINE_MAX_FILE);
+			rc = SP_ECONFIG;
+			goto out;
+		}
+	}
+	rc = sp_pipeline_load_buffer(out, path, b.data, b.len, env, diags);
+out:
+	close(fd);
+	sp_buf_release(&b);
+	return rc;
+}
+
+void sp_pipeline_free(struct sp_pipeline *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->nstages; i++) {
+		struct sp_stage *st = &p->stages[i];
+		free(st->name);
+		free(st->target);
+		strlist_release(&st->args);
+		varlist_release(&st->env);
+		strlist_release(&st->needs);
+		free(st->needs_idx);
+		strlist_release(&st->tags);
+		free(st->health.path);
+		free(st->user);
+		free(st->workdir);
+	}
+	free(p->stages);
+	free(p->order);
+	varlist_release(&p->build.args);
+	free(p->build.context);
+	free(p->build.dockerfile);
+	free(p->build.network.s);
+	strlist_release(&p->on.push.patterns);
+	strlist_release(&p->on.tag.patterns);
+	strlist_release(&p->on.pull_request.patterns);
+	free(p->file);
+	free(p->name);
+	free(p);
+}
+
+const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char *name)
+{
+	ssize_t i = stage_index(p, name);
+
+	return i < 0 ? NULL : &p->stages[i];
+}
+
+int sp_pipeline_network(const struct sp_pipeline *p, const struct sp_vars *vars,
+			enum sp_network *out, struct sp_error *err)
+{
+	char *s = NULL;
+	int rc;
+
+	if ((rc = sp_pipeline_expand(p, p->build.network.s, p->build.network.pos, vars, &s, err)) < 0)
+		return rc;
+	if (!strcmp(s, "default"))
+		*out = SP_NETWORK_DEFAULT;
+	else if (!strcmp(s, "host"))
+		*out = SP_NETWORK_HOST;
+	else if (!strcmp(s, "none"))
+		*out = SP_NETWORK_NONE;
+	else if (strcmp(s, p->build.network.s))
+		rc = sp_error_set(err, SP_ECONFIG,
+				  "build.network must be default, host or none, not \"%s\" "
+				  "(from \"%s\")", s, p->build.network.s);
+	else
+		rc = sp_error_set(err, SP_ECONFIG,
+				  "build.network must be default, host or none, not \"%s\"", s);
+	free(s);
+	return rc;
+}
+
+int sp_pipeline_expand(const struct sp_pipeline *p, const char *s, struct sp_pos pos,
+		       const struct sp_vars *vars, char **out, struct sp_error *err)
+{
+	struct sp_error e = SP_ERROR_INIT;
+	int rc;
+
+	if ((rc = sp_vars_expand(out, s, vars, NULL, &e)) < 0)
+		return sp_error_set(err, rc, "%s:%d:%d: %s", p->file, pos.line, pos.col, e.msg);
+	return 0;
+}
+
+const char *sp_network_name(enum sp_network n)
+{
+	switch (n) {
+	case SP_NETWORK_HOST: return "host";
+	case SP_NETWORK_NONE: return "none";
+	case SP_NETWORK_DEFAULT:
+	default: return "default";
+	}
+}

@@ -1,0 +1,172 @@
+/*
+ * pipeline.h — the pipeline file (v1): model and loader.
+ *
+ * A pipeline file is YAML (see README.md, "The pipeline file").  The loader
+ * checks everything that can be checked without running anything — types,
+ * unknown keys (with "did you mean"), required keys, stage names, needs
+ * (unknown stages, cycles), durations, coverage bounds, variable names and
+ * image references — and reports each problem with its line and column.
+ *
+ * Strings that may hold ${...} variables (tags, env, build args) are kept
+ * as written, with their position; they are expanded per job with
+ * sp_vars_expand() when the commit is known.
+ */
+#ifndef SP_PIPELINE_H
+#define SP_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/yaml/diag.h"
+
+struct sp_error;
+struct sp_vars;
+
+/* Largest pipeline file read, in bytes. */
+#define SP_PIPELINE_MAX_FILE (4 * 1024 * 1024)
+/* Timeout of a stage that sets none. */
+#define SP_STAGE_DEFAULT_TIMEOUT_MS ((int64_t)60 * 60 * 1000)
+/* How long a health check waits for "healthy" unless told otherwise. */
+#define SP_HEALTH_DEFAULT_TIMEOUT_MS ((int64_t)60 * 1000)
+
+struct sp_pos {
+	int line, col;  /* 1-based; 0 when not from the file */
+};
+
+/* A string from the file and where it was written. */
+struct sp_pstr {
+	char *s;
+	struct sp_pos pos;
+};
+
+/* NAME: value, with the position of the value. */
+struct sp_pvar {
+	char *name;
+	char *value;
+	struct sp_pos pos;
+};
+
+struct sp_strlist {
+	struct sp_pstr *items;
+	size_t n;
+};
+
+struct sp_varlist {
+	struct sp_pvar *items;
+	size_t n;
+};
+
+enum sp_stage_kind {
+	SP_STAGE_BUILD,   /* only build the target (e.g. promote) */
+	SP_STAGE_PYTEST,  /* python -m pytest ARGS in a container of the target */
+	SP_STAGE_RUN,     /* a command in a container of the target */
+};
+
+enum sp_network {
+	SP_NETWORK_DEFAULT,
+	SP_NETWORK_HOST,
+	SP_NETWORK_NONE,
+};
+
+struct sp_healthcheck {
+	bool enabled;
+	int port;            /* 0: use the image's HEALTHCHECK */
+	char *path;          /* HTTP path when port is set; "/health" by default */
+	int64_t timeout_ms;
+};
+
+struct sp_stage {
+	char *name;
+	struct sp_pos pos;          /* of the stage's mapping */
+	char *target;               /* Dockerfile target */
+	enum sp_stage_kind kind;
+	struct sp_strlist args;     /* pytest arguments, or the run command */
+	bool run_shell;             /* run: given as one string, run with sh -c */
+	bool allow_no_tests;        /* pytest exit 5 (no tests collected) passes */
+	bool has_coverage_min;
+	double coverage_min;        /* percent, 0..100 */
+	int64_t timeout_ms;
+	struct sp_varlist env;
+	char *user;                 /* container user; NULL: the image's */
+	char *workdir;              /* container working dir; NULL: the image's */
+	int64_t memory;             /* container memory limit in bytes; 0: none */
+	int64_t nano_cpus;          /* CPU limit in 1e-9 CPUs; 0: none */
+	struct sp_strlist needs;
+	size_t *needs_idx;          /* indexes into sp_pipeline.stages */
+	struct sp_strlist tags;
+	bool push;
+	struct sp_healthcheck health;
+};
+
+/* One "on:" trigger; no patterns means every branch (or tag). */
+struct sp_trigger {
+	bool enabled;
+	struct sp_strlist patterns;
+};
+
+struct sp_pipeline {
+	char *file;                 /* as given to the loader */
+	char *name;
+	int version;
+	struct {
+		char *context;          /* relative to the source root; "." default */
+		char *dockerfile;       /* relative to the context; "Dockerfile" default */
+		struct sp_varlist args;
+		struct sp_pstr network;  /* default|host|none, may use ${env.X:-...} */
+		bool no_cache;
+		bool pull;
+	} build;
+	struct {
+		bool submodules;        /* check submodules out (run --repo, serve) */
+	} checkout;
+	struct sp_stage *stages;    /* in file order */
+	size_t nstages;
+	size_t *order;              /* stage indexes in run order (needs first) */
+	struct {
+		struct sp_trigger push, tag, pull_request;
+	} on;
+};
+
+/*
+ * Loads and checks a pipeline.  On success *out is a new pipeline the
+ * caller frees with sp_pipeline_free.  On failure returns SP_ECONFIG with
+ * every problem found in diags (positions in the file; a missing or
+ * unreadable file has line 0), and *out is NULL.
+ *
+ * env (may be NULL) supplies environment values used only to check that
+ * tags are valid image references once variables are filled in; unset
+ * variables get sample values there.
+ */
+int sp_pipeline_load_file(struct sp_pipeline **out, const char *path,
+			  const struct sp_vars *env, struct sp_diags *diags);
+int sp_pipeline_load_buffer(struct sp_pipeline **out, const char *name,
+			    const char *data, size_t len,
+			    const struct sp_vars *env, struct sp_diags *diags);
+
+void sp_pipeline_free(struct sp_pipeline *p);
+
+/* The stage named name (borrowed), or NULL. */
+const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char *name);
+
+const char *sp_network_name(enum sp_network n);
+
+/* Whether a pytest stage's arguments turn coverage on (--cov, --cov=PKG). */
+bool sp_stage_measures_coverage(const struct sp_stage *st);
+
+/*
+ * Expands the variables of s, a value read from p's file at pos.  On
+ * success *out is a new string the caller frees.  Errors are SP_ECONFIG
+ * with a "FILE:LINE:COL: message" text in err.
+ */
+int sp_pipeline_expand(const struct sp_pipeline *p, const char *s, struct sp_pos pos,
+		       const struct sp_vars *vars, char **out, struct sp_error *err);
+
+/*
+ * The build network with variables filled in from vars.  Returns 0, or
+ * SP_ECONFIG when the result is not default, host or none.
+ */
+int sp_pipeline_network(const struct sp_pipeline *p, const struct sp_vars *vars,
+			enum sp_network *out, struct sp_error *err);
+
+#endif
