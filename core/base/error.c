@@ -71,6 +71,7 @@ const char *sp_error_name(int code)
 	case SP_ECANCELLED: return "cancelled";
 	case SP_ETOOBIG: return "too big";
 	case SP_EFAILED: return "failed";
+	case SP_ECONFLICT: return "conflict";
 	default: return "error";
 	}
 }

@@ -24,6 +24,7 @@ enum sp_errcode {
 	SP_ECANCELLED = -6, /* a signal or the user asked us to stop */
 	SP_ETOOBIG = -7,    /* input over a configured limit */
 	SP_EFAILED = -8,    /* the pipeline ran and a stage failed */
+	SP_ECONFLICT = -9,  /* a stale writer: the job's epoch moved on (HTTP 409) */
 };
 
 #define SP_ERROR_MSG_MAX 2048

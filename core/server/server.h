@@ -1,0 +1,169 @@
+/*
+ * server.h — the parts of `stagepipe serve`, and the one struct that ties
+ * them together.
+ *
+ *   http.c      libmicrohttpd daemon and router; hooks.c (ingest), api.c
+ *               (REST, logs, SSE), metrics.c (/metrics)
+ *   worker.c    local job slots: lease from the store, run each job as a
+ *               child `stagepipe run` (jobrun.c), apply its events
+ *               (jobevents.c); the lease keeper (expiry)
+ *   outbox.c    the commit-status sender thread (forge/status.c)
+ *   logs.c      log files DATA/logs/<job>/<stage>.log
+ *
+ * The struct is made by cmd/serve.c; each part gets a pointer to it and
+ * keeps no other globals.  Fields are set before any thread starts and
+ * not changed afterwards, except `draining` (atomic).
+ */
+#ifndef SP_SERVER_H
+#define SP_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/server/config.h"
+#include "core/store/store.h"
+
+struct sp_error;
+struct sp_buf;
+struct sp_metrics;
+struct sp_workers;
+struct sp_outbox;
+struct sp_http;
+
+struct sp_server {
+	const struct sp_server_config *cfg;
+	struct sp_store *store;
+	struct sp_metrics *metrics;
+	struct sp_workers *workers;   /* NULL when cfg->workers == 0 */
+	struct sp_outbox *outbox;
+	struct sp_http *http;
+	const char *self_exe;         /* the stagepipe binary jobs run */
+	atomic_bool draining;         /* SIGTERM: hooks answer 503, no new leases */
+};
+
+/* ---- metrics.c: Prometheus counters and histograms ---------------------- */
+
+struct sp_metrics *sp_metrics_new(void);
+void sp_metrics_free(struct sp_metrics *m);
+/* outcome: "accepted", "duplicate", "ignored", "unauthorized", "too_large",
+ * "bad_request", "unsupported_media_type", "unavailable", "not_found" */
+void sp_metrics_delivery(struct sp_metrics *m, const char *forge, const char *outcome);
+/* route: a fixed name ("hooks", "api_jobs", "api_job", "log", "metrics", ...) */
+void sp_metrics_http(struct sp_metrics *m, const char *route, int status, double seconds);
+void sp_metrics_job_finished(struct sp_metrics *m, const char *state, double seconds);
+void sp_metrics_stage_finished(struct sp_metrics *m, const char *result, double seconds);
+void sp_metrics_status_sent(struct sp_metrics *m, const char *forge, bool ok);
+void sp_metrics_leases_expired(struct sp_metrics *m, int n);
+/* Prometheus text format 0.0.4 into out: the above plus the store's counts
+ * (jobs by state, queue depth, outbox) and process RSS. */
+int sp_metrics_render(struct sp_metrics *m, struct sp_store *st, struct sp_buf *out,
+		      struct sp_error *err);
+
+/* ---- logs.c: one file per job and stage -------------------------------- */
+
+/*
+ * DATA/logs/<job>/<stage>.log into buf (always NUL-terminated).  Returns
+ * -1 when stage is not a safe file name ([A-Za-z0-9_.\-[\]] only, not
+ * starting with '.', at most 100 bytes).
+ */
+int sp_logs_path(char *buf, size_t len, const char *data, int64_t job, const char *stage);
+
+/* Appends lines to a job's stage logs, keeping one open fd per stage.  Not
+ * thread-safe: one per running job. */
+struct sp_joblog;
+int sp_joblog_open(struct sp_joblog **out, const char *data, int64_t job,
+		   struct sp_error *err);
+/* Appends line + '\n' (a line without its newline). */
+int sp_joblog_write(struct sp_joblog *l, const char *stage, const char *line, size_t len,
+		    struct sp_error *err);
+/* fsyncs and closes every file. */
+void sp_joblog_close(struct sp_joblog *l);
+
+/* ---- jobrun.c: a job is a child `stagepipe run` (shared with the agent) -- */
+
+struct sp_jobrun_opts {
+	const char *exe;            /* the stagepipe binary */
+	const char *repo_url;       /* what to clone (from the server config) */
+	const char *ref;            /* full ref to fetch */
+	const char *sha;            /* the exact commit */
+	const char *pipeline;       /* pipeline file in the repository */
+	const char *event;          /* push | tag | pull_request | manual */
+	const char *event_ref;      /* the ref the on: rules see (branch/tag/PR target) */
+	const char *job_label;      /* io.stagepipe.job of its containers ("srv-42") */
+	const char *const *env;     /* extra "NAME=value" for the child (may be NULL) */
+	long timeout_ms;            /* SIGTERM, then SIGKILL 10 s later; 0: none */
+	/* Polled about every 100 ms; non-zero: SIGTERM to the child (it removes its
+	 * containers and exits 130), SIGKILL after 30 s. */
+	int (*cancel)(void *ud);
+	/* Every stdout line (a JSON event), without its newline. */
+	void (*on_line)(void *ud, const char *line, size_t len);
+	/* A promote_request: answer *granted (and a reason when refused). */
+	void (*on_promote)(void *ud, const char *stage, bool *granted, char *reason,
+			   size_t reason_len);
+	void *ud;
+};
+
+struct sp_jobrun_result {
+	int exit_code;              /* -1 when killed */
+	int term_signal;
+	bool timed_out, cancelled;
+	char stderr_tail[2048];     /* the last lines of the child's stderr */
+	double seconds;
+};
+
+int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
+	      struct sp_error *err);
+
+/* ---- jobevents.c: a job's event lines into the store and its logs ----- */
+
+/*
+ * Applies one event line of job (fenced by epoch): stage_started and
+ * stage_finished update stage rows, log lines go to the job's log files,
+ * pipeline_finished is remembered for the finish.  Unknown events and
+ * lines that are not JSON are ignored (logged at debug).  SP_ECONFLICT when
+ * the epoch is stale.
+ */
+struct sp_jobevents;
+struct sp_jobevents *sp_jobevents_new(struct sp_server *srv, int64_t job, int64_t epoch,
+				      struct sp_joblog *log);
+int sp_jobevents_line(struct sp_jobevents *je, const char *line, size_t len,
+		      struct sp_error *err);
+/* The pipeline_finished event seen (borrowed), or NULL. */
+const cJSON *sp_jobevents_summary(const struct sp_jobevents *je);
+void sp_jobevents_free(struct sp_jobevents *je);
+
+/* ---- worker.c: local slots and the lease keeper -------------------------- */
+
+int sp_workers_start(struct sp_workers **out, struct sp_server *srv, struct sp_error *err);
+/* A job was queued: wake an idle slot. */
+void sp_workers_wake(struct sp_workers *w);
+/* Jobs running now. */
+int sp_workers_busy(struct sp_workers *w);
+/*
+ * Stops leasing, waits up to timeout_ms for running jobs to finish, then
+ * cancels the rest and gives them back to the queue (requeue).  Returns
+ * when every slot has stopped.
+ */
+void sp_workers_drain(struct sp_workers *w, long timeout_ms);
+/* Cancels running jobs at once (second signal). */
+void sp_workers_force(struct sp_workers *w);
+void sp_workers_free(struct sp_workers *w);
+
+/* ---- outbox.c: commit statuses ------------------------------------------ */
+
+int sp_outbox_start(struct sp_outbox **out, struct sp_server *srv, struct sp_error *err);
+void sp_outbox_wake(struct sp_outbox *o);
+/* Sends what is due (up to timeout_ms), then stops the thread. */
+void sp_outbox_stop(struct sp_outbox *o, long timeout_ms);
+void sp_outbox_free(struct sp_outbox *o);
+
+/* ---- http.c -------------------------------------------------------------- */
+
+int sp_http_start(struct sp_http **out, struct sp_server *srv, struct sp_error *err);
+/* Stops accepting; open SSE streams end. */
+void sp_http_stop(struct sp_http *h);
+void sp_http_free(struct sp_http *h);
+
+#endif
