@@ -21,7 +21,7 @@ CC        ?= cc
 PKG_CONFIG ?= pkg-config
 PROTOC_C  ?= protoc-c
 
-PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto
+PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto sqlite3 libmicrohttpd
 TEST_PKGS := cmocka
 
 CFLAGS    ?= -O2 -g
@@ -57,7 +57,7 @@ PROTOS    := $(wildcard runners/docker/*.proto)
 PROTO_C   := $(patsubst runners/docker/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H   := $(PROTO_C:.c=.h)
 
-LIB_SRC   := $(wildcard core/*/*.c runners/*.c runners/docker/*.c)
+LIB_SRC   := $(filter-out $(SP_EXCLUDE),$(wildcard core/*/*.c runners/*.c runners/docker/*.c))
 CMD_SRC   := $(wildcard cmd/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
