@@ -76,6 +76,13 @@ struct sp_job_spec {
 	 * request; nothing for tags and manual jobs), in the same transaction.
 	 */
 	bool supersede;
+	/*
+	 * Write commit-status outbox rows for this job (ingest: "stagepipe"
+	 * pending; lease: running; each finished stage: "stagepipe/<stage>";
+	 * finish: the final state).  False: no outbox row is ever written
+	 * for it (the repository sends no statuses).  Stored with the job.
+	 */
+	bool statuses;
 };
 
 /* One webhook delivery, for dedupe.  All borrowed. */
@@ -232,6 +239,18 @@ int sp_store_open_sqlite(struct sp_store **out, const struct sp_store_opts *o,
 /* The schema version this binary writes. */
 int sp_store_schema_version(void);
 
+/*
+ * For tests and debugging: what the SQLite store's writer has done since
+ * open — transactions committed, and write requests handed to it (so
+ * requests / commits is the group-commit batch size).  Zeros for a store
+ * of another backend.
+ */
+struct sp_store_sqlite_stats {
+	uint64_t commits;
+	uint64_t requests;
+};
+void sp_store_sqlite_stats(struct sp_store *st, struct sp_store_sqlite_stats *out);
+
 void sp_store_close(struct sp_store *st);
 
 /*
@@ -273,7 +292,9 @@ int sp_store_stage(struct sp_store *st, int64_t job, int64_t epoch,
  * The promote permit: granted once per job, to the first current epoch
  * that asks (UPDATE ... WHERE epoch = :e AND promote_epoch IS NULL).
  * Later asks get *granted = false and the reason ("already promoted by
- * attempt 1").  SP_ECONFLICT for a stale epoch.
+ * attempt 1").  SP_ECONFLICT for a stale epoch.  The epoch holding the
+ * permit is granted again if it asks again (a retried request, or a
+ * pipeline with several promoting stages).
  */
 int sp_store_promote(struct sp_store *st, int64_t job, int64_t epoch, bool *granted,
 		     char *reason, size_t reason_len, struct sp_error *err);
@@ -322,6 +343,8 @@ int sp_store_delivery_count(struct sp_store *st, const char *repo, int64_t *n,
  * Outbox: up to max rows due now, only the newest row per (repo, sha,
  * context) — older unsent ones for the same key are marked superseded and
  * never returned.  *rows is a new array (sp_status_rows_release).
+ * Returned rows are claimed: they are not returned again for 60 s, unless
+ * sp_store_outbox_done schedules them sooner.
  */
 int sp_store_outbox_next(struct sp_store *st, int max, struct sp_status_row **rows,
 			 size_t *n, struct sp_error *err);

@@ -1,0 +1,1328 @@
+/*
+ * test_store.c — the job store's SQLite backend (core/store/sqlite.c,
+ * core/store/store.c): migrations, dedupe, group commit under many
+ * threads, leases and labels, fencing, the promote permit, expiry,
+ * cancel, supersede, the status outbox, the JSON of job detail and lists,
+ * and close with requests in flight.  Each test has its own database in a
+ * temporary folder; rows are counted through a separate SQLite connection.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/base/error.h"
+#include "core/base/xalloc.h"
+#include "core/store/store.h"
+#include "tests/unit/support/testutil.h"
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define SHA_C "cccccccccccccccccccccccccccccccccccccccc"
+
+struct fx {
+	char *dir;
+	char *path;
+	struct sp_store *st;
+};
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static struct sp_store *open_store(const char *path)
+{
+	struct sp_store_opts o = { .path = path };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *st = NULL;
+	int rc = sp_store_open_sqlite(&st, &o, &err);
+
+	if (rc)
+		fail_msg("open %s: %s", path, err.msg);
+	assert_non_null(st);
+	return st;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = sp_xcalloc(1, sizeof(*f));
+
+	f->dir = sp_test_tempdir("sp-store-");
+	f->path = sp_xasprintf("%s/data/db/stagepipe.db", f->dir);
+	f->st = open_store(f->path);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	sp_store_close(f->st);
+	sp_test_rmtree(f->dir);
+	free(f->dir);
+	free(f->path);
+	free(f);
+	return 0;
+}
+
+/* The first column of the first row of sql, through a connection of our own. */
+static int64_t query_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static void query_text(const char *path, const char *sql, char *buf, size_t len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+
+	buf[0] = '\0';
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+		snprintf(buf, len, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
+static struct sp_job_spec push_spec(const char *branch, const char *sha)
+{
+	struct sp_job_spec j = {
+		.repo = "app", .event = "push", .ref = "refs/heads/main", .branch = branch,
+		.sha = sha, .title = "Fix the thing", .author = "Ann", .sender = "ann",
+	};
+
+	return j;
+}
+
+static int64_t create(struct sp_store *st, const struct sp_job_spec *j)
+{
+	struct sp_ingest_result res;
+	struct sp_error err = SP_ERROR_INIT;
+
+	if (sp_store_job_create(st, j, &res, &err))
+		fail_msg("job_create: %s", err.msg);
+	assert_true(res.job_id > 0);
+	return res.job_id;
+}
+
+static int64_t create_simple(struct sp_store *st, const char *labels)
+{
+	struct sp_job_spec j = push_spec("main", SHA_A);
+
+	j.labels = labels;
+	return create(st, &j);
+}
+
+/* Leases one job; returns it (fails the test when none). */
+static struct sp_lease lease(struct sp_store *st, const char *labels, int ttl_ms)
+{
+	struct sp_lease_req q = { .agent = "local-1", .labels = labels, .ttl_ms = ttl_ms };
+	struct sp_lease l;
+	struct sp_error err = SP_ERROR_INIT;
+
+	memset(&l, 0, sizeof(l));
+	if (sp_store_lease(st, &q, &l, &err))
+		fail_msg("lease: %s", err.msg);
+	return l;
+}
+
+static int lease_rc(struct sp_store *st, const char *labels)
+{
+	struct sp_lease_req q = { .agent = "agent-9", .labels = labels, .ttl_ms = 30000 };
+	struct sp_lease l;
+	struct sp_error err = SP_ERROR_INIT;
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	rc = sp_store_lease(st, &q, &l, &err);
+	sp_lease_release(&l);
+	return rc;
+}
+
+static cJSON *job_get(struct sp_store *st, int64_t id)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	cJSON *j = NULL;
+
+	if (sp_store_job_get(st, id, &j, &err))
+		fail_msg("job_get %lld: %s", (long long)id, err.msg);
+	return j;
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsNumber(v))
+		fail_msg("%s is not a number", name);
+	return v->valuedouble;
+}
+
+static void assert_job_state(struct sp_store *st, int64_t id, const char *state)
+{
+	cJSON *j = job_get(st, id);
+
+	assert_string_equal(jstr(j, "state"), state);
+	cJSON_Delete(j);
+}
+
+static void expire_all(struct sp_store *st, int max, int *requeued, int *failed)
+{
+	struct sp_error err = SP_ERROR_INIT;
+
+	sleep_ms(5);  /* past the 1 ms leases the tests take */
+	if (sp_store_expire(st, max, requeued, failed, &err))
+		fail_msg("expire: %s", err.msg);
+}
+
+/* ---------------------------------------------------------------- */
+
+static void test_names(void **state)
+{
+	(void)state;
+	for (int i = 0; i < SP_JOB_NSTATES; i++)
+		assert_int_equal(sp_job_state_parse(sp_job_state_name((enum sp_job_state)i)), i);
+	assert_int_equal(sp_job_state_parse("nope"), -1);
+	assert_int_equal(sp_job_state_parse(NULL), -1);
+	assert_false(sp_job_state_final(SP_JOB_QUEUED));
+	assert_false(sp_job_state_final(SP_JOB_RUNNING));
+	assert_true(sp_job_state_final(SP_JOB_SKIPPED));
+	assert_string_equal(sp_status_state_name(SP_STATUS_FAILURE), "failure");
+	assert_string_equal(sp_status_state_name(SP_STATUS_CANCELLED), "cancelled");
+}
+
+static void test_open_migrates_and_reopens(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct stat sb;
+	char *folder = sp_xasprintf("%s/data/db", f->dir);
+	char mode[16];
+
+	assert_int_equal(stat(folder, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), sp_store_schema_version());
+	query_text(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
+	assert_string_equal(mode, "wal");
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM sqlite_master WHERE"
+				   " name IN ('jobs', 'deliveries', 'stages', 'outbox')"), 4);
+
+	create_simple(f->st, NULL);
+	sp_store_close(f->st);
+	f->st = open_store(f->path);  /* nothing to migrate; the job is there */
+	assert_job_state(f->st, 1, "queued");
+	assert_int_equal(sp_store_ping(f->st, &err), 0);
+	free(folder);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store_opts o = { .path = f->path };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *st = NULL;
+	sqlite3 *db;
+
+	sp_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(sp_store_open_sqlite(&st, &o, &err), SP_ECONFIG);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "999"));
+	assert_non_null(strstr(err.msg, "newer"));
+	f->st = NULL;
+}
+
+static void test_open_errors(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store_opts o = { .path = NULL };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *st = NULL;
+	char *file = sp_xasprintf("%s/plain", f->dir);
+	char *under = sp_xasprintf("%s/plain/x.db", f->dir);
+
+	assert_int_equal(sp_store_open_sqlite(&st, &o, &err), SP_ECONFIG);
+	assert_null(st);
+	sp_test_write_file(file, "not a folder");
+	o.path = under;
+	assert_int_not_equal(sp_store_open_sqlite(&st, &o, &err), 0);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "plain"));
+	free(file);
+	free(under);
+}
+
+static void test_ingest_and_duplicate(void **state)
+{
+	struct fx *f = *state;
+	struct sp_delivery d = { .repo = "app", .id = "d-1", .forge = "github",
+				 .event = "push", .outcome = "job" };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_job_spec other = push_spec("dev", SHA_B);
+	struct sp_ingest_result res;
+	struct sp_error err = SP_ERROR_INIT;
+	int64_t n;
+
+	j.statuses = true;
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), 0);
+	assert_false(res.duplicate);
+	assert_int_equal(res.job_id, 1);
+	assert_int_equal(res.nsuperseded, 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(query_int(f->path, "SELECT job_id FROM deliveries"), 1);
+
+	/* the same delivery again, even with another job: nothing written */
+	assert_int_equal(sp_store_ingest(f->st, &d, &other, &res, &err), 0);
+	assert_true(res.duplicate);
+	assert_int_equal(res.job_id, 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox"), 1);
+
+	/* the same id for another repo is another delivery */
+	d.repo = "lib";
+	assert_int_equal(sp_store_ingest(f->st, &d, &other, &res, &err), 0);
+	assert_false(res.duplicate);
+	assert_int_equal(res.job_id, 2);
+	assert_int_equal(sp_store_delivery_count(f->st, "app", &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sp_store_delivery_count(f->st, NULL, &n, &err), 0);
+	assert_int_equal(n, 2);
+
+	/* a job without a sha is refused, and writes nothing */
+	d.id = "d-2";
+	j.sha = NULL;
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), SP_ERROR);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 2);
+}
+
+static void test_ingest_without_job(void **state)
+{
+	struct fx *f = *state;
+	struct sp_delivery d = { .repo = "app", .id = "ping-1", .forge = "github",
+				 .event = "ping", .outcome = "ignored: ping" };
+	struct sp_ingest_result res;
+	struct sp_error err = SP_ERROR_INIT;
+	char outcome[64];
+
+	assert_int_equal(sp_store_ingest(f->st, &d, NULL, &res, &err), 0);
+	assert_false(res.duplicate);
+	assert_int_equal(res.job_id, 0);
+	assert_int_equal(sp_store_ingest(f->st, &d, NULL, &res, &err), 0);
+	assert_true(res.duplicate);
+	assert_int_equal(res.job_id, 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
+	query_text(f->path, "SELECT outcome FROM deliveries", outcome, sizeof(outcome));
+	assert_string_equal(outcome, "ignored: ping");
+}
+
+/* ---- many threads ---------------------------------------------- */
+
+#define THREADS 8
+#define PER_THREAD 500
+
+struct ingester {
+	struct sp_store *st;
+	int index, count;
+	int64_t *jobs;
+	int failures;
+	char msg[256];
+};
+
+static void *ingest_thread(void *arg)
+{
+	struct ingester *in = arg;
+
+	for (int i = 0; i < in->count; i++) {
+		char id[64];
+		struct sp_delivery d = { .repo = "app", .id = id, .forge = "gitea",
+					 .event = "push", .outcome = "job" };
+		struct sp_job_spec j = push_spec("main", SHA_A);
+		struct sp_ingest_result res;
+		struct sp_error err = SP_ERROR_INIT;
+
+		snprintf(id, sizeof(id), "t%d-%d", in->index, i);
+		j.statuses = i % 2;
+		if (sp_store_ingest(in->st, &d, &j, &res, &err) || res.duplicate) {
+			in->failures++;
+			snprintf(in->msg, sizeof(in->msg), "%.200s", err.msg);
+		}
+		in->jobs[i] = res.job_id;
+	}
+	return NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void test_concurrent_ingest(void **state)
+{
+	struct fx *f = *state;
+	struct ingester in[THREADS];
+	pthread_t th[THREADS];
+	int64_t *all = sp_xcalloc(THREADS * PER_THREAD, sizeof(*all));
+	struct sp_store_sqlite_stats stats;
+	struct sp_store_counts counts;
+	struct sp_error err = SP_ERROR_INIT;
+	int64_t n;
+
+	for (int t = 0; t < THREADS; t++) {
+		in[t] = (struct ingester){ .st = f->st, .index = t, .count = PER_THREAD,
+					   .jobs = all + t * PER_THREAD };
+		assert_int_equal(pthread_create(&th[t], NULL, ingest_thread, &in[t]), 0);
+	}
+	for (int t = 0; t < THREADS; t++) {
+		pthread_join(th[t], NULL);
+		if (in[t].failures)
+			fail_msg("thread %d: %d failures: %s", t, in[t].failures, in[t].msg);
+	}
+	qsort(all, THREADS * PER_THREAD, sizeof(*all), cmp_id);
+	for (int i = 0; i < THREADS * PER_THREAD; i++)
+		assert_int_equal(all[i], i + 1);  /* distinct, and none lost */
+	sp_store_sqlite_stats(f->st, &stats);
+	assert_int_equal(stats.requests, THREADS * PER_THREAD);
+	assert_true(stats.commits >= 1 && stats.commits <= stats.requests);
+
+	sp_store_close(f->st);
+	f->st = open_store(f->path);
+	assert_int_equal(sp_store_delivery_count(f->st, "app", &n, &err), 0);
+	assert_int_equal(n, THREADS * PER_THREAD);
+	assert_int_equal(sp_store_counts(f->st, &counts, &err), 0);
+	assert_int_equal(counts.jobs[SP_JOB_QUEUED], THREADS * PER_THREAD);
+	assert_int_equal(counts.deliveries, THREADS * PER_THREAD);
+	assert_int_equal(counts.outbox_pending, THREADS * PER_THREAD / 2);
+	free(all);
+}
+
+/* A connection of the test's own that holds the write lock. */
+static sqlite3 *hold_write_lock(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	return db;
+}
+
+static void release_write_lock(sqlite3 *db)
+{
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Waits until the writer has been handed `requests` requests in all. */
+static void wait_requests(struct sp_store *st, uint64_t requests)
+{
+	struct sp_store_sqlite_stats stats;
+
+	for (int i = 0; i < 5000; i++) {
+		sp_store_sqlite_stats(st, &stats);
+		if (stats.requests >= requests)
+			return;
+		sleep_ms(1);
+	}
+	fail_msg("the writer got %llu requests, not %llu", (unsigned long long)stats.requests,
+		 (unsigned long long)requests);
+}
+
+struct one_write {
+	struct sp_store *st;
+	int kind;      /* 0: ingest, 1: a renew of an unknown job, 2: a job without sha */
+	int index;
+	int rc;
+	int64_t job;
+};
+
+static void *one_write_thread(void *arg)
+{
+	struct one_write *w = arg;
+	struct sp_error err = SP_ERROR_INIT;
+	char id[32];
+	struct sp_delivery d = { .repo = "app", .id = id };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_ingest_result res = { 0 };
+	bool cancel;
+
+	snprintf(id, sizeof(id), "w-%d", w->index);
+	switch (w->kind) {
+	case 0:
+		w->rc = sp_store_ingest(w->st, &d, &j, &res, &err);
+		w->job = res.job_id;
+		break;
+	case 1:
+		w->rc = sp_store_renew(w->st, 999, 1, 1000, &cancel, &err);
+		break;
+	default:
+		j.sha = NULL;
+		w->rc = sp_store_ingest(w->st, &d, &j, &res, &err);
+		break;
+	}
+	return NULL;
+}
+
+static void start_writes(struct sp_store *st, struct one_write *w, pthread_t *th, int n)
+{
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct one_write){ .st = st, .index = i,
+					   .kind = i == 3 ? 1 : i == 5 ? 2 : 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, one_write_thread, &w[i]), 0);
+	}
+}
+
+static void check_writes(struct one_write *w, pthread_t *th, int n)
+{
+	for (int i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].kind == 0) {
+			assert_int_equal(w[i].rc, 0);
+			assert_true(w[i].job > 0);
+		} else {
+			assert_int_equal(w[i].rc, w[i].kind == 1 ? SP_ENOTFOUND : SP_ERROR);
+		}
+	}
+}
+
+static void test_group_commit(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store_sqlite_stats before, after;
+	struct one_write w[THREADS];
+	pthread_t th[THREADS];
+	sqlite3 *lock;
+
+	sp_store_sqlite_stats(f->st, &before);
+	lock = hold_write_lock(f->path);
+	start_writes(f->st, w, th, THREADS);
+	wait_requests(f->st, before.requests + THREADS);
+	release_write_lock(lock);
+	check_writes(w, th, THREADS);
+	sp_store_sqlite_stats(f->st, &after);
+	/* the writer took one request before the lock let it go; then the rest at once */
+	assert_true(after.commits - before.commits <= 2);
+	/* the two failing requests undid only themselves */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), THREADS - 2);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), THREADS - 2);
+}
+
+struct closer {
+	struct sp_store *st;
+};
+
+static void *close_thread(void *arg)
+{
+	sp_store_close(((struct closer *)arg)->st);
+	return NULL;
+}
+
+static void test_close_with_requests_in_flight(void **state)
+{
+	struct fx *f = *state;
+	struct one_write w[THREADS];
+	pthread_t th[THREADS], ct;
+	struct closer c = { f->st };
+	struct sp_error err = SP_ERROR_INIT;
+	int64_t n;
+	sqlite3 *lock;
+
+	lock = hold_write_lock(f->path);
+	start_writes(f->st, w, th, THREADS);
+	wait_requests(f->st, THREADS);
+	assert_int_equal(pthread_create(&ct, NULL, close_thread, &c), 0);
+	sleep_ms(20);  /* let close start waiting for the writer */
+	release_write_lock(lock);
+	pthread_join(ct, NULL);
+	f->st = NULL;
+	check_writes(w, th, THREADS);  /* every caller got its own answer */
+	f->st = open_store(f->path);
+	assert_int_equal(sp_store_delivery_count(f->st, NULL, &n, &err), 0);
+	assert_int_equal(n, THREADS - 2);
+}
+
+/* ---- leases ----------------------------------------------------- */
+
+static void test_lease_order_and_labels(void **state)
+{
+	struct fx *f = *state;
+	struct sp_job_spec pr = {
+		.repo = "app", .event = "pull_request", .ref = "refs/pull/12/head",
+		.branch = "main", .sha = SHA_B, .pr = 12, .labels = " linux , arm ",
+	};
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	cJSON *j;
+	int64_t gpu, any, arm;
+
+	gpu = create_simple(f->st, "gpu");
+	any = create_simple(f->st, NULL);
+	arm = create(f->st, &pr);
+
+	l = lease(f->st, "linux", 30000);  /* the gpu job is older but needs gpu */
+	assert_int_equal(l.job_id, any);
+	assert_int_equal(l.epoch, 1);
+	assert_int_equal(l.attempt, 1);
+	assert_string_equal(l.repo, "app");
+	assert_string_equal(l.event, "push");
+	assert_string_equal(l.ref, "refs/heads/main");
+	assert_string_equal(l.branch, "main");
+	assert_null(l.tag);
+	assert_string_equal(l.sha, SHA_A);
+	sp_lease_release(&l);
+	assert_int_equal(lease_rc(f->st, "linux"), SP_ENOTFOUND);
+	assert_int_equal(lease_rc(f->st, NULL), SP_ENOTFOUND);
+
+	l = lease(f->st, "x,arm,linux", 30000);
+	assert_int_equal(l.job_id, arm);
+	assert_int_equal(l.pr, 12);
+	assert_string_equal(l.event, "pull_request");
+	sp_lease_release(&l);
+
+	l = lease(f->st, "gpu", 30000);
+	assert_int_equal(l.job_id, gpu);
+	sp_lease_release(&l);
+	assert_int_equal(sp_store_lease(f->st, &(struct sp_lease_req){ .agent = "a" }, &l, &err),
+			 SP_ENOTFOUND);
+
+	j = job_get(f->st, any);
+	assert_string_equal(jstr(j, "state"), "running");
+	assert_string_equal(jstr(j, "agent"), "local-1");
+	assert_int_equal((int)jnum(j, "attempt"), 1);
+	assert_int_equal((int)jnum(j, "epoch"), 1);
+	assert_non_null(jstr(j, "started"));
+	cJSON_Delete(j);
+}
+
+static void test_fencing(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_stage_update u = { .name = "test", .pos = 0, .state = "running" };
+	struct sp_finish fin = { .state = SP_JOB_PASSED, .exit_code = 0 };
+	struct sp_lease l;
+	char reason[128];
+	bool cancel = true, granted;
+	int64_t id = create_simple(f->st, NULL);
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.job_id, id);
+
+	assert_int_equal(sp_store_renew(f->st, id, l.epoch + 1, 1000, &cancel, &err), SP_ECONFLICT);
+	assert_non_null(strstr(err.msg, "not current"));
+	assert_int_equal(sp_store_renew(f->st, 4242, 1, 1000, &cancel, &err), SP_ENOTFOUND);
+	assert_int_equal(sp_store_stage(f->st, id, 0, &u, &err), SP_ECONFLICT);
+	assert_int_equal(sp_store_stage(f->st, 4242, 1, &u, &err), SP_ENOTFOUND);
+	assert_int_equal(sp_store_promote(f->st, id, 7, &granted, reason, sizeof(reason), &err),
+			 SP_ECONFLICT);
+	assert_int_equal(sp_store_promote(f->st, 4242, 1, &granted, reason, sizeof(reason), &err),
+			 SP_ENOTFOUND);
+	assert_int_equal(sp_store_finish(f->st, id, 0, &fin, &err), SP_ECONFLICT);
+	assert_int_equal(sp_store_finish(f->st, 4242, 1, &fin, &err), SP_ENOTFOUND);
+	assert_int_equal(sp_store_requeue(f->st, id, 2, "x", 3, &err), SP_ECONFLICT);
+	assert_job_state(f->st, id, "running");  /* none of those changed it */
+
+	/* the current epoch is heard */
+	assert_int_equal(sp_store_renew(f->st, id, l.epoch, 1000, &cancel, &err), 0);
+	assert_false(cancel);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &u, &err), 0);
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), 0);
+	assert_job_state(f->st, id, "passed");
+	/* and a finished job takes no more writes, whatever the epoch */
+	assert_int_equal(sp_store_renew(f->st, id, l.epoch, 1000, &cancel, &err), SP_ECONFLICT);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &u, &err), SP_ECONFLICT);
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), SP_ECONFLICT);
+	/* a finish must be final */
+	sp_lease_release(&l);
+	id = create_simple(f->st, NULL);
+	l = lease(f->st, NULL, 30000);
+	fin.state = SP_JOB_RUNNING;
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), SP_ERROR);
+	sp_lease_release(&l);
+}
+
+static void test_promote_permit(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l1, l2;
+	char reason[128];
+	bool granted = false;
+	int requeued = 0, failed = 0;
+	int64_t id = create_simple(f->st, NULL);
+	cJSON *j;
+
+	l1 = lease(f->st, NULL, 1);
+	assert_int_equal(sp_store_promote(f->st, id, l1.epoch, &granted, reason, sizeof(reason),
+					  &err), 0);
+	assert_true(granted);
+	/* the same attempt asking again keeps its permit */
+	assert_int_equal(sp_store_promote(f->st, id, l1.epoch, &granted, reason, sizeof(reason),
+					  &err), 0);
+	assert_true(granted);
+
+	expire_all(f->st, 3, &requeued, &failed);
+	assert_int_equal(requeued, 1);
+	assert_int_equal(failed, 0);
+	l2 = lease(f->st, NULL, 30000);
+	assert_int_equal(l2.job_id, id);
+	assert_int_equal(l2.epoch, 2);
+	assert_int_equal(l2.attempt, 2);
+	assert_int_equal(sp_store_promote(f->st, id, l2.epoch, &granted, reason, sizeof(reason),
+					  &err), 0);
+	assert_false(granted);
+	assert_string_equal(reason, "already promoted by attempt 1");
+	/* the first attempt is stale now */
+	assert_int_equal(sp_store_promote(f->st, id, l1.epoch, &granted, reason, sizeof(reason),
+					  &err), SP_ECONFLICT);
+	j = job_get(f->st, id);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "promoted")));
+	cJSON_Delete(j);
+	sp_lease_release(&l1);
+	sp_lease_release(&l2);
+}
+
+static void test_expire_requeue_then_error(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	int requeued = -1, failed = -1;
+	int64_t id = create_simple(f->st, NULL);
+	int64_t fresh;
+	cJSON *j;
+
+	/* a lease that is not expired is left alone */
+	fresh = create_simple(f->st, NULL);
+	l = lease(f->st, NULL, 1);
+	assert_int_equal(l.job_id, id);
+	sp_lease_release(&l);
+	l = lease(f->st, NULL, 60000);
+	assert_int_equal(l.job_id, fresh);
+	sp_lease_release(&l);
+
+	expire_all(f->st, 2, &requeued, &failed);
+	assert_int_equal(requeued, 1);
+	assert_int_equal(failed, 0);
+	j = job_get(f->st, id);
+	assert_string_equal(jstr(j, "state"), "queued");
+	assert_non_null(strstr(jstr(j, "reason"), "lost its worker"));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "agent")));
+	cJSON_Delete(j);
+	assert_job_state(f->st, fresh, "running");
+
+	l = lease(f->st, NULL, 1);
+	assert_int_equal(l.job_id, id);
+	assert_int_equal(l.attempt, 2);
+	sp_lease_release(&l);
+	expire_all(f->st, 2, &requeued, &failed);
+	assert_int_equal(requeued, 0);
+	assert_int_equal(failed, 1);
+	j = job_get(f->st, id);
+	assert_string_equal(jstr(j, "state"), "error");
+	assert_non_null(strstr(jstr(j, "reason"), "lost its worker"));
+	assert_non_null(strstr(jstr(j, "reason"), "2"));
+	assert_non_null(jstr(j, "finished"));
+	cJSON_Delete(j);
+
+	/* nothing expired: nothing done */
+	assert_int_equal(sp_store_expire(f->st, 2, &requeued, &failed, &err), 0);
+	assert_int_equal(requeued + failed, 0);
+}
+
+static void test_requeue(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	int64_t id = create_simple(f->st, NULL);
+	cJSON *j;
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(sp_store_requeue(f->st, id, l.epoch, "server draining", 2, &err), 0);
+	sp_lease_release(&l);
+	j = job_get(f->st, id);
+	assert_string_equal(jstr(j, "state"), "queued");
+	assert_non_null(strstr(jstr(j, "reason"), "server draining"));
+	cJSON_Delete(j);
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.attempt, 2);
+	assert_int_equal(sp_store_requeue(f->st, id, l.epoch - 1, "stale", 2, &err), SP_ECONFLICT);
+	assert_int_equal(sp_store_requeue(f->st, id, l.epoch, "engine gone", 2, &err), 0);
+	sp_lease_release(&l);
+	assert_job_state(f->st, id, "error");
+}
+
+static void test_cancel(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_finish fin = { .state = SP_JOB_CANCELLED, .exit_code = 130 };
+	enum sp_job_state after;
+	struct sp_lease l;
+	bool cancel = false;
+	int64_t running = create_simple(f->st, NULL);
+	int64_t queued = create_simple(f->st, NULL);
+	int64_t lost = create_simple(f->st, NULL);
+	int requeued, failed;
+	cJSON *j;
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.job_id, running);
+
+	assert_int_equal(sp_store_cancel(f->st, queued, "by alice", &after, &err), 0);
+	assert_int_equal(after, SP_JOB_CANCELLED);
+	j = job_get(f->st, queued);
+	assert_string_equal(jstr(j, "state"), "cancelled");
+	assert_string_equal(jstr(j, "reason"), "by alice");
+	assert_non_null(jstr(j, "finished"));
+	cJSON_Delete(j);
+
+	assert_int_equal(sp_store_cancel(f->st, running, "by bob", &after, &err), 0);
+	assert_int_equal(after, SP_JOB_RUNNING);
+	assert_int_equal(sp_store_renew(f->st, running, l.epoch, 30000, &cancel, &err), 0);
+	assert_true(cancel);
+	assert_int_equal(sp_store_finish(f->st, running, l.epoch, &fin, &err), 0);
+	j = job_get(f->st, running);
+	assert_string_equal(jstr(j, "state"), "cancelled");
+	assert_string_equal(jstr(j, "reason"), "by bob");  /* kept: the finish gave none */
+	assert_int_equal((int)jnum(j, "exit_code"), 130);
+	cJSON_Delete(j);
+	sp_lease_release(&l);
+
+	/* finished: left as it is */
+	assert_int_equal(sp_store_cancel(f->st, running, NULL, &after, &err), 0);
+	assert_int_equal(after, SP_JOB_CANCELLED);
+	assert_int_equal(sp_store_cancel(f->st, 999, NULL, &after, &err), SP_ENOTFOUND);
+
+	/* a running job asked to stop whose worker is lost ends cancelled, not queued */
+	l = lease(f->st, NULL, 1);
+	assert_int_equal(l.job_id, lost);
+	sp_lease_release(&l);
+	assert_int_equal(sp_store_cancel(f->st, lost, NULL, &after, &err), 0);
+	expire_all(f->st, 3, &requeued, &failed);
+	assert_int_equal(requeued, 0);
+	assert_int_equal(failed, 1);
+	assert_job_state(f->st, lost, "cancelled");
+}
+
+static void test_supersede(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_spec a = push_spec("main", SHA_A), b = push_spec("main", SHA_B);
+	struct sp_job_spec c = push_spec("main", SHA_C), dev = push_spec("dev", SHA_A);
+	struct sp_job_spec tag = { .repo = "app", .event = "tag", .ref = "refs/tags/v1",
+				   .tag = "v1", .sha = SHA_A, .supersede = true };
+	struct sp_job_spec pr1 = { .repo = "app", .event = "pull_request",
+				   .ref = "refs/pull/7/head", .branch = "main", .sha = SHA_A,
+				   .pr = 7, .supersede = true };
+	struct sp_job_spec pr2 = pr1;
+	struct sp_ingest_result res;
+	struct sp_lease l;
+	bool cancel = false;
+	int64_t ja, jb, jdev, jtag, jp1;
+
+	a.supersede = b.supersede = c.supersede = dev.supersede = true;
+	ja = create(f->st, &a);
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.job_id, ja);
+	assert_int_equal(sp_store_job_create(f->st, &b, &res, &err), 0);
+	jb = res.job_id;          /* supersedes a (running): asked to stop */
+	assert_int_equal(res.nsuperseded, 1);
+	assert_int_equal(res.superseded[0], ja);
+	jdev = create(f->st, &dev);
+	jtag = create(f->st, &tag);
+	jp1 = create(f->st, &pr1);
+
+	assert_int_equal(sp_store_renew(f->st, ja, l.epoch, 30000, &cancel, &err), 0);
+	assert_true(cancel);
+
+	assert_int_equal(sp_store_job_create(f->st, &c, &res, &err), 0);
+	assert_int_equal(res.nsuperseded, 1);  /* a was asked already */
+	assert_int_equal(res.superseded[0], jb);
+	assert_job_state(f->st, jb, "cancelled");
+	assert_job_state(f->st, ja, "running");  /* until its worker reports */
+	assert_job_state(f->st, jdev, "queued");
+	assert_job_state(f->st, jtag, "queued");
+	assert_job_state(f->st, jp1, "queued");
+
+	/* the same commit again does not cancel its own build */
+	c.supersede = true;
+	assert_int_equal(sp_store_job_create(f->st, &c, &res, &err), 0);
+	assert_int_equal(res.nsuperseded, 0);
+
+	/* a new push to the pull request cancels the older one; supersede off: nothing */
+	pr2.sha = SHA_B;
+	pr2.supersede = false;
+	assert_int_equal(sp_store_job_create(f->st, &pr2, &res, &err), 0);
+	assert_int_equal(res.nsuperseded, 0);
+	pr2.supersede = true;
+	assert_int_equal(sp_store_job_create(f->st, &pr2, &res, &err), 0);
+	assert_int_equal(res.nsuperseded, 1);
+	assert_int_equal(res.superseded[0], jp1);
+	assert_job_state(f->st, jp1, "cancelled");
+	sp_lease_release(&l);
+}
+
+/* ---- the outbox ------------------------------------------------- */
+
+static void outbox_next(struct sp_store *st, struct sp_status_row **rows, size_t *n)
+{
+	struct sp_error err = SP_ERROR_INIT;
+
+	if (sp_store_outbox_next(st, 50, rows, n, &err))
+		fail_msg("outbox_next: %s", err.msg);
+}
+
+static const struct sp_status_row *find_row(const struct sp_status_row *rows, size_t n,
+					    const char *context)
+{
+	static const struct sp_status_row none = { .context = (char *)"" };
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(rows[i].context, context))
+			return &rows[i];
+	fail_msg("no outbox row for %s", context);
+	return &none;
+}
+
+static void test_outbox(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_spec spec = push_spec("main", SHA_A);
+	struct sp_job_spec quiet = push_spec("dev", SHA_B);
+	struct sp_stage_update u = { .name = "test", .pos = 0, .state = "passed",
+				     .seconds = 3.1 };
+	struct sp_finish fin = { .state = SP_JOB_PASSED, .exit_code = 0, .pipeline = "app" };
+	struct sp_status_row *rows;
+	const struct sp_status_row *r, *top;
+	struct sp_store_counts counts;
+	struct sp_lease l;
+	size_t n;
+	int64_t id, qid, top_id, stage_id;
+
+	spec.statuses = true;
+	id = create(f->st, &spec);
+	qid = create(f->st, &quiet);  /* statuses off: never a row */
+
+	outbox_next(f->st, &rows, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].job_id, id);
+	assert_string_equal(rows[0].context, "stagepipe");
+	assert_string_equal(rows[0].repo, "app");
+	assert_string_equal(rows[0].sha, SHA_A);
+	assert_int_equal(rows[0].state, SP_STATUS_PENDING);
+	assert_string_equal(rows[0].description, "queued");
+	assert_int_equal(rows[0].attempts, 0);
+	sp_status_rows_release(rows, n);
+	/* claimed: not returned again until done */
+	outbox_next(f->st, &rows, &n);
+	assert_int_equal(n, 0);
+	sp_status_rows_release(rows, n);
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.job_id, id);
+	u.report = cJSON_Parse("{\"event\":\"stage_finished\",\"stage\":\"test\","
+			       "\"result\":\"passed\",\"seconds\":3.1,\"tests\":{\"total\":17,"
+			       "\"passed\":17,\"failed\":0,\"errors\":0,\"skipped\":0},"
+			       "\"coverage\":100,\"coverage_min\":80}");
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &u, &err), 0);
+	cJSON_Delete((cJSON *)u.report);
+	fin.summary = cJSON_Parse("{\"event\":\"pipeline_finished\",\"result\":\"passed\","
+				  "\"seconds\":14.2}");
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), 0);
+	cJSON_Delete((cJSON *)fin.summary);
+	fin.summary = NULL;
+	sp_lease_release(&l);
+	l = lease(f->st, NULL, 30000);  /* the quiet job: no rows for its lease or finish */
+	assert_int_equal(l.job_id, qid);
+	assert_int_equal(sp_store_finish(f->st, qid, l.epoch, &fin, &err), 0);
+	sp_lease_release(&l);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox WHERE job_id = 2"), 0);
+
+	/* running was superseded by the final one: only the newest per context */
+	outbox_next(f->st, &rows, &n);
+	assert_int_equal(n, 2);
+	top = find_row(rows, n, "stagepipe");
+	r = find_row(rows, n, "stagepipe/test");
+	assert_non_null(top);
+	assert_non_null(r);
+	assert_int_equal(top->state, SP_STATUS_SUCCESS);
+	assert_string_equal(top->description, "passed in 14.2 s");
+	assert_int_equal(r->state, SP_STATUS_SUCCESS);
+	assert_string_equal(r->description, "17 passed, coverage 100%");
+	top_id = top->id;
+	stage_id = r->id;
+	sp_status_rows_release(rows, n);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox WHERE superseded = 1"), 2);
+
+	/* the stage row is sent; the final one fails and is due again at once */
+	assert_int_equal(sp_store_outbox_done(f->st, stage_id, true, NULL, 0, &err), 0);
+	assert_int_equal(sp_store_outbox_done(f->st, top_id, false, "HTTP 502", 0, &err), 0);
+	assert_int_equal(sp_store_counts(f->st, &counts, &err), 0);
+	assert_int_equal(counts.outbox_pending, 1);
+	assert_int_equal(counts.outbox_failing, 1);
+	outbox_next(f->st, &rows, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, top_id);
+	assert_int_equal(rows[0].attempts, 1);
+	sp_status_rows_release(rows, n);
+	/* given up: never again, but its error shows in the job */
+	assert_int_equal(sp_store_outbox_done(f->st, top_id, false, "HTTP 401", -1, &err), 0);
+	outbox_next(f->st, &rows, &n);
+	assert_int_equal(n, 0);
+	sp_status_rows_release(rows, n);
+	assert_int_equal(sp_store_counts(f->st, &counts, &err), 0);
+	assert_int_equal(counts.outbox_pending, 0);
+	{
+		cJSON *j = job_get(f->st, id);
+		cJSON *st = cJSON_GetObjectItem(j, "status");
+		assert_int_equal((int)jnum(st, "pending"), 0);
+		assert_int_equal((int)jnum(st, "failing"), 1);
+		assert_string_equal(jstr(st, "last_error"), "HTTP 401");
+		cJSON_Delete(j);
+	}
+	assert_int_equal(sp_store_outbox_done(f->st, 999, true, NULL, 0, &err), SP_ENOTFOUND);
+	assert_int_equal(sp_store_outbox_next(f->st, 0, &rows, &n, &err), 0);
+	assert_int_equal(n, 0);
+	sp_status_rows_release(rows, n);
+}
+
+static void test_outbox_descriptions(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_spec spec = push_spec("main", SHA_A);
+	struct sp_stage_update lint = { .name = "lint", .pos = 0, .state = "failed",
+					.seconds = 1 };
+	struct sp_stage_update build = { .name = "build", .pos = 1, .state = "running" };
+	struct sp_finish fin = { .state = SP_JOB_FAILED, .reason = "stage lint failed",
+				 .exit_code = 1 };
+	struct sp_status_row *rows;
+	const struct sp_status_row *r;
+	struct sp_lease l;
+	size_t n;
+	int64_t id;
+
+	spec.statuses = true;
+	id = create(f->st, &spec);
+	l = lease(f->st, NULL, 30000);
+	lint.report = cJSON_Parse("{\"result\":\"failed\",\"message\":\"3 files need"
+				  " formatting\",\"tests\":{\"passed\":2,\"failed\":1}}");
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &lint, &err), 0);
+	cJSON_Delete((cJSON *)lint.report);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &build, &err), 0);  /* no row */
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), 0);
+	sp_lease_release(&l);
+	outbox_next(f->st, &rows, &n);
+	assert_int_equal(n, 2);
+	r = find_row(rows, n, "stagepipe/lint");
+	assert_non_null(r);
+	assert_int_equal(r->state, SP_STATUS_FAILURE);
+	assert_string_equal(r->description, "3 files need formatting");
+	r = find_row(rows, n, "stagepipe");
+	assert_non_null(r);
+	assert_int_equal(r->state, SP_STATUS_FAILURE);
+	assert_string_equal(r->description, "stage lint failed");
+	sp_status_rows_release(rows, n);
+}
+
+/* ---- JSON ------------------------------------------------------- */
+
+static void assert_rfc3339(const char *t)
+{
+	assert_non_null(t);
+	assert_int_equal(strlen(t), 24);  /* 2026-12-04T05:01:02.123Z */
+	assert_int_equal(t[4], '-');
+	assert_int_equal(t[10], 'T');
+	assert_int_equal(t[19], '.');
+	assert_int_equal(t[23], 'Z');
+}
+
+static void test_job_json(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_spec spec = push_spec("main", SHA_A);
+	struct sp_stage_update run = { .name = "test", .pos = 1, .state = "running" };
+	struct sp_stage_update done = { .name = "test", .pos = 1, .state = "passed",
+					.seconds = 2.5 };
+	struct sp_stage_update build = { .name = "build", .pos = 0, .state = "passed",
+					 .seconds = 1 };
+	struct sp_finish fin = { .state = SP_JOB_PASSED, .exit_code = 0, .pipeline = "app" };
+	struct sp_lease l;
+	cJSON *j, *stages, *s0, *s1, *summary, *status;
+	int64_t id;
+
+	spec.labels = "linux";
+	spec.retry_of = 0;
+	id = create(f->st, &spec);
+	j = job_get(f->st, id);
+	assert_int_equal((int)jnum(j, "id"), id);
+	assert_string_equal(jstr(j, "repo"), "app");
+	assert_string_equal(jstr(j, "event"), "push");
+	assert_string_equal(jstr(j, "ref"), "refs/heads/main");
+	assert_string_equal(jstr(j, "branch"), "main");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "tag")));
+	assert_string_equal(jstr(j, "sha"), SHA_A);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "pr")));
+	assert_string_equal(jstr(j, "title"), "Fix the thing");
+	assert_string_equal(jstr(j, "author"), "Ann");
+	assert_string_equal(jstr(j, "sender"), "ann");
+	assert_string_equal(jstr(j, "state"), "queued");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "reason")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "pipeline")));
+	assert_rfc3339(jstr(j, "created"));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "started")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "finished")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "seconds")));
+	assert_int_equal((int)jnum(j, "attempt"), 0);
+	assert_int_equal((int)jnum(j, "epoch"), 0);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "agent")));
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "promoted")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "exit_code")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "retry_of")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "summary")));
+	status = cJSON_GetObjectItem(j, "status");
+	assert_true(cJSON_IsObject(status));
+	assert_int_equal((int)jnum(status, "pending"), 0);
+	assert_int_equal((int)jnum(status, "failing"), 0);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(status, "last_error")));
+	stages = cJSON_GetObjectItem(j, "stages");
+	assert_true(cJSON_IsArray(stages));
+	assert_int_equal(cJSON_GetArraySize(stages), 0);
+	cJSON_Delete(j);
+
+	l = lease(f->st, "linux", 30000);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &run, &err), 0);
+	done.report = cJSON_Parse("{\"result\":\"passed\",\"tests\":{\"passed\":3}}");
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &done, &err), 0);
+	cJSON_Delete((cJSON *)done.report);
+	done.report = NULL;
+	/* a later update without a report keeps the one stored */
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &done, &err), 0);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &build, &err), 0);
+	fin.summary = cJSON_Parse("{\"event\":\"pipeline_finished\",\"result\":\"passed\"}");
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), 0);
+	cJSON_Delete((cJSON *)fin.summary);
+	sp_lease_release(&l);
+
+	j = job_get(f->st, id);
+	assert_string_equal(jstr(j, "state"), "passed");
+	assert_string_equal(jstr(j, "pipeline"), "app");
+	assert_rfc3339(jstr(j, "started"));
+	assert_rfc3339(jstr(j, "finished"));
+	assert_true(jnum(j, "seconds") >= 0);
+	assert_int_equal((int)jnum(j, "exit_code"), 0);
+	summary = cJSON_GetObjectItem(j, "summary");
+	assert_string_equal(jstr(summary, "event"), "pipeline_finished");
+	stages = cJSON_GetObjectItem(j, "stages");
+	assert_int_equal(cJSON_GetArraySize(stages), 2);
+	s0 = cJSON_GetArrayItem(stages, 0);
+	s1 = cJSON_GetArrayItem(stages, 1);
+	assert_string_equal(jstr(s0, "name"), "build");
+	assert_int_equal((int)jnum(s0, "pos"), 0);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(s0, "report")));
+	assert_string_equal(jstr(s1, "name"), "test");
+	assert_string_equal(jstr(s1, "state"), "passed");
+	assert_true(jnum(s1, "seconds") > 2.4);
+	assert_true(cJSON_IsObject(cJSON_GetObjectItem(s1, "report")));
+	assert_string_equal(jstr(cJSON_GetObjectItem(s1, "report"), "result"), "passed");
+	cJSON_Delete(j);
+
+	assert_int_equal(sp_store_job_get(f->st, 999, &j, &err), SP_ENOTFOUND);
+	assert_null(j);
+}
+
+static int64_t list_ids(struct sp_store *st, const struct sp_job_filter *flt, int64_t *ids,
+			int *n)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	cJSON *o = NULL, *jobs, *next, *it;
+	int64_t cursor;
+
+	if (sp_store_job_list(st, flt, &o, &err))
+		fail_msg("job_list: %s", err.msg);
+	jobs = cJSON_GetObjectItem(o, "jobs");
+	assert_true(cJSON_IsArray(jobs));
+	*n = 0;
+	cJSON_ArrayForEach(it, jobs) {
+		assert_null(cJSON_GetObjectItem(it, "stages"));
+		assert_non_null(cJSON_GetObjectItem(it, "status"));
+		ids[(*n)++] = (int64_t)jnum(it, "id");
+	}
+	next = cJSON_GetObjectItem(o, "next");
+	assert_non_null(next);
+	cursor = cJSON_IsNull(next) ? 0 : (int64_t)next->valuedouble;
+	cJSON_Delete(o);
+	return cursor;
+}
+
+static void test_job_list(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_spec lib = push_spec("dev", SHA_B);
+	struct sp_job_filter flt = { .limit = 2 };
+	struct sp_lease l;
+	int64_t ids[16], next;
+	enum sp_job_state after;
+	cJSON *o;
+	int n;
+
+	for (int i = 0; i < 5; i++)
+		create_simple(f->st, NULL);  /* 1..5, app, main */
+	lib.repo = "lib";
+	lib.ref = "refs/heads/dev";
+	create(f->st, &lib);             /* 6 */
+	assert_int_equal(sp_store_cancel(f->st, 2, NULL, &after, &err), 0);
+
+	next = list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], 6);
+	assert_int_equal(ids[1], 5);
+	assert_int_equal(next, 5);
+	flt.before = next;
+	next = list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], 4);
+	assert_int_equal(next, 3);
+	flt.before = next;
+	next = list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[1], 1);
+	assert_int_equal(next, 0);  /* null: no more */
+
+	memset(&flt, 0, sizeof(flt));
+	flt.repo = "lib";
+	list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 6);
+	flt.repo = NULL;
+	flt.state = "cancelled";
+	list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 2);
+	flt.state = NULL;
+	flt.ref = "dev";  /* a branch name matches */
+	list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 1);
+	flt.ref = "refs/heads/main";
+	flt.repo = "app";
+	flt.state = "queued";
+	list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 4);
+	l = lease(f->st, NULL, 30000);
+	list_ids(f->st, &flt, ids, &n);
+	assert_int_equal(n, 3);
+	sp_lease_release(&l);
+
+	flt.state = "bogus";
+	assert_int_equal(sp_store_job_list(f->st, &flt, &o, &err), SP_ECONFIG);
+	assert_null(o);
+	assert_int_equal(sp_store_job_list(f->st, NULL, &o, &err), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "jobs")), 6);
+	cJSON_Delete(o);
+}
+
+static void test_counts_and_ping(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store_counts c;
+	struct sp_store_sqlite_stats before, after;
+	struct sp_lease l;
+
+	create_simple(f->st, NULL);
+	create_simple(f->st, NULL);
+	l = lease(f->st, NULL, 30000);
+	sp_lease_release(&l);
+	sp_store_sqlite_stats(f->st, &before);
+	assert_int_equal(sp_store_ping(f->st, &err), 0);
+	sp_store_sqlite_stats(f->st, &after);
+	assert_int_equal(after.commits, before.commits + 1);
+	assert_int_equal(sp_store_counts(f->st, &c, &err), 0);
+	assert_int_equal(c.jobs[SP_JOB_QUEUED], 1);
+	assert_int_equal(c.jobs[SP_JOB_RUNNING], 1);
+	assert_int_equal(c.jobs[SP_JOB_PASSED], 0);
+	assert_int_equal(c.deliveries, 0);
+	assert_int_equal(c.outbox_pending, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_open_migrates_and_reopens),
+		T(test_newer_schema_refused),
+		T(test_open_errors),
+		T(test_ingest_and_duplicate),
+		T(test_ingest_without_job),
+		T(test_concurrent_ingest),
+		T(test_group_commit),
+		T(test_close_with_requests_in_flight),
+		T(test_lease_order_and_labels),
+		T(test_fencing),
+		T(test_promote_permit),
+		T(test_expire_requeue_then_error),
+		T(test_requeue),
+		T(test_cancel),
+		T(test_supersede),
+		T(test_outbox),
+		T(test_outbox_descriptions),
+		T(test_job_json),
+		T(test_job_list),
+		T(test_counts_and_ping),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
