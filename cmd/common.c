@@ -82,7 +82,7 @@ static void checkout_progress(const struct sp_checkout_progress *p, void *ud)
 }
 
 int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
-			const char *ref, const char *file)
+			const char *ref, const char *sha, const char *file)
 {
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_checkout_opts o;
@@ -93,6 +93,7 @@ int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
 	memset(&o, 0, sizeof(o));
 	o.url = url;
 	o.ref = ref;
+	o.sha = sha;
 	o.getenv = sp_vars_process_env;
 	o.progress = isatty(STDERR_FILENO) ? checkout_progress : NULL;
 	o.progress_ud = stderr;
@@ -140,6 +141,14 @@ int sp_cmd_open_engine(struct sp_engine **out, const char *cmd, const char *host
 void sp_cmd_job_id(char *out, size_t len, const char *prefix)
 {
 	sp_id_random(out, len, prefix, 6);
+}
+
+bool sp_cmd_job_id_valid(const char *id)
+{
+	size_t n = strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789_.-");
+
+	return n >= 1 && n <= 64 && id[n] == '\0';
 }
 
 void sp_cmd_owner(char *out, size_t len)

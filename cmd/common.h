@@ -5,6 +5,7 @@
 #ifndef SP_CMD_COMMON_H
 #define SP_CMD_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/git/checkout.h"
@@ -38,11 +39,14 @@ int sp_source_load(struct sp_source *src, const char *cmd, const char *dir, cons
 /*
  * Like sp_source_load for a commit of any repository (run --repo): url
  * and ref (NULL: the default branch) checked out through the mirror cache
- * (core/git/checkout.c); file is relative to the repository.  Submodules are
- * checked out when the pipeline's checkout.submodules says so.
+ * (core/git/checkout.c); file is relative to the repository.  sha (NULL,
+ * or 40 hex) is the exact commit to build: ref then says what to fetch to
+ * get it and which branch or tag to report (sp_checkout_opts.sha).
+ * Submodules are checked out when the pipeline's checkout.submodules says
+ * so.
  */
 int sp_source_load_repo(struct sp_source *src, const char *cmd, const char *url,
-			const char *ref, const char *file);
+			const char *ref, const char *sha, const char *file);
 void sp_source_release(struct sp_source *src);
 
 /* Opens the engine at host (NULL: the environment's).  0, or prints and returns 3. */
@@ -50,6 +54,10 @@ int sp_cmd_open_engine(struct sp_engine **out, const char *cmd, const char *host
 
 /* "local-3f9a1c2b7d10" */
 void sp_cmd_job_id(char *out, size_t len, const char *prefix);
+
+/* Whether id can be a job id given on the command line: [A-Za-z0-9_.-]{1,64}
+ * (it becomes a container label value and a file name elsewhere). */
+bool sp_cmd_job_id_valid(const char *id);
 
 /* "hostname:pid" of this process, the io.stagepipe.owner label. */
 void sp_cmd_owner(char *out, size_t len);

@@ -2,10 +2,24 @@
  * run.c — `stagepipe run`: the whole pipeline on this machine's engine.
  *
  * Source: the working tree around the current folder as it is
- * (uncommitted changes included).  Output: the terminal view on stdout,
- * or JSON lines with --json; --junit/--coverage write report files.
+ * (uncommitted changes included), or a commit of a repository (--repo,
+ * --ref, --sha).  Output: the terminal view on stdout, or JSON lines with
+ * --json; --junit/--coverage write report files.
+ *
+ * It is also the job process of serve and agent (/work/shared/docs/SERVER.md):
+ * they run `stagepipe run --repo URL --ref REF --sha SHA --job-id ID
+ * --event KIND --event-ref NAME --permit-stdin --json` as a child and read
+ * its event lines live.  --event applies the pipeline's on: rules (a job
+ * they exclude ends skipped, exit 0); --permit-stdin asks the parent for
+ * the promote permit before a stage tags or pushes (a promote_request
+ * line on stdout, the answer read from stdin).
  */
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +34,7 @@
 #include "core/base/fsutil.h"
 #include "core/exec/sinks.h"
 #include "core/base/xalloc.h"
+#include "core/base/xjson.h"
 #include "runners/docker/runner.h"
 
 static int run_run(int argc, char **argv);
@@ -27,9 +42,10 @@ static int run_run(int argc, char **argv);
 const struct sp_cmd sp_cmd_run = {
 	"run",
 	"run the pipeline on the working tree with this machine's engine",
-	"usage: stagepipe run [-f FILE] [-C DIR | --clean | --repo URL [--ref REF]]\n"
+	"usage: stagepipe run [-f FILE] [-C DIR | --clean | --repo URL [--ref REF] [--sha SHA]]\n"
 	"                     [--stage NAME] [--no-push] [--json]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
+	"                     [--job-id ID] [--event KIND --event-ref NAME] [--permit-stdin]\n"
 	"\n"
 	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
 	"stage's target, runs its tests, applies its gates.\n"
@@ -43,6 +59,9 @@ const struct sp_cmd sp_cmd_run = {
 	"                         a path) through the mirror cache; FILE is relative to it\n"
 	"      --ref REF          with --repo: a branch, tag, SHA or refs/pull/N/head\n"
 	"                         (default: the remote's default branch)\n"
+	"      --sha SHA          with --repo: build exactly this commit (40 hex); --ref\n"
+	"                         then says what to fetch to get it and which branch or\n"
+	"                         tag to report\n"
 	"      --stage NAME       run only this stage and the stages it needs\n"
 	"      --no-push          build and check, but push nothing\n"
 	"      --json             one JSON event per line on stdout instead of the\n"
@@ -52,8 +71,25 @@ const struct sp_cmd sp_cmd_run = {
 	"      --docker-host HOST engine address (default: $DOCKER_HOST or\n"
 	"                         unix:///var/run/docker.sock)\n"
 	"\n"
-	"Exit status: 0 passed, 1 a stage failed, 2 usage or pipeline-file error,\n"
-	"3 engine/registry/infrastructure error, 130 interrupted.\n",
+	"Used by serve and agent (a job is this command in a child process):\n"
+	"      --job-id ID        the job id ([A-Za-z0-9_.-], at most 64) instead of a\n"
+	"                         random local-...: every container's io.stagepipe.job\n"
+	"                         label, and the job of pipeline_started\n"
+	"      --event KIND       push, tag, pull_request or manual: apply the pipeline's\n"
+	"                         on: rules (ignored otherwise); an event they exclude\n"
+	"                         builds nothing and ends skipped, with the reason (exit 0)\n"
+	"      --event-ref NAME   the branch (push), the tag (tag) or the target branch\n"
+	"                         (pull_request); not needed for manual\n"
+	"      --permit-stdin     before a stage tags or pushes, ask the parent: write\n"
+	"                         {\"event\":\"promote_request\",\"stage\":S} on stdout, read\n"
+	"                         {\"granted\":true} or {\"granted\":false,\"reason\":R}\n"
+	"                         from stdin; refused or no answer: nothing is tagged or\n"
+	"                         pushed and the stage ends error (exit 3)\n"
+	"\n"
+	"Exit status: 0 passed (or skipped by on:), 1 a stage failed, 2 usage or\n"
+	"pipeline-file error, 3 engine/registry/infrastructure error (a refused\n"
+	"promotion included), 130 interrupted (SIGINT, SIGTERM, SIGHUP: containers\n"
+	"are removed first).\n",
 	run_run,
 };
 
@@ -67,10 +103,147 @@ static int measures_coverage(const struct sp_pipeline *p)
 	return 0;
 }
 
+/* ---- the promote permit through the parent (--permit-stdin) ---- */
+
+/* Longest answer line read; a longer one is refused as unparseable. */
+#define PERMIT_LINE_MAX 4096
+
+struct permit {
+	FILE *out;  /* stdout: the event stream, borrowed */
+	int in_fd;  /* stdin */
+};
+
+static void permit_reason(char *reason, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void permit_reason(char *reason, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Reads one line from fd into buf (without the newline), a byte at a
+ * time so that nothing after it is consumed (the next stage's answer).
+ * Polls cancel every 200 ms.  Returns the length, SP_ENOTFOUND at EOF
+ * before any byte, SP_ETOOBIG over the cap, SP_ECANCELLED, or SP_ERROR
+ * (errno kept).
+ */
+static ssize_t read_answer(int fd, char *buf, size_t cap, sp_cancel_fn cancel, void *cancel_ud)
+{
+	size_t n = 0;
+	struct pollfd pfd;
+	ssize_t got;
+	char c;
+
+	for (;;) {
+		if (cancel && cancel(cancel_ud))
+			return SP_ECANCELLED;
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 200) < 0) {
+			if (errno == EINTR)
+				continue;
+			return SP_ERROR;
+		}
+		if (!pfd.revents)
+			continue;
+		got = read(fd, &c, 1);
+		if (got < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return SP_ERROR;
+		}
+		if (got == 0)
+			break;
+		if (c == '\n')
+			break;
+		if (n + 1 >= cap)
+			return SP_ETOOBIG;
+		buf[n++] = c;
+	}
+	if (got == 0 && n == 0)
+		return SP_ENOTFOUND;
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+/* An sp_promote_permit_fn: one request line out, one answer line in. */
+static int permit_stdin(void *ud, const char *stage, sp_cancel_fn cancel, void *cancel_ud,
+			char *reason, size_t len)
+{
+	struct permit *pm = ud;
+	cJSON *req = cJSON_CreateObject(), *ans = NULL;
+	const cJSON *granted, *why;
+	char *line, *buf = sp_xmalloc(PERMIT_LINE_MAX);
+	ssize_t n;
+	int rc = SP_ERROR;
+
+	cJSON_AddStringToObject(req, "event", "promote_request");
+	cJSON_AddStringToObject(req, "stage", stage);
+	line = sp_xjson_print(req);
+
+	/* the sink flushes each line it writes, so this line never lands
+	 * inside another one */
+	errno = 0;
+	if (fflush(pm->out) != 0 || fputs(line, pm->out) == EOF || fputc('\n', pm->out) == EOF ||
+	    fflush(pm->out) != 0) {
+		permit_reason(reason, len, "cannot ask the server: writing the request failed: %s",
+			      strerror(errno ? errno : EIO));
+		goto out;
+	}
+	n = read_answer(pm->in_fd, buf, PERMIT_LINE_MAX, cancel, cancel_ud);
+	if (n == SP_ECANCELLED) {
+		rc = SP_ECANCELLED;
+		goto out;
+	}
+	if (n == SP_ENOTFOUND) {
+		permit_reason(reason, len, "no answer from the server");
+		goto out;
+	}
+	if (n == SP_ETOOBIG) {
+		permit_reason(reason, len, "unparseable answer from the server (a line over %d "
+			      "bytes)", PERMIT_LINE_MAX);
+		goto out;
+	}
+	if (n < 0) {
+		permit_reason(reason, len, "reading the answer: %s", strerror(errno));
+		goto out;
+	}
+	ans = cJSON_ParseWithLength(buf, (size_t)n);
+	granted = cJSON_GetObjectItemCaseSensitive(ans, "granted");
+	if (!cJSON_IsObject(ans) || !cJSON_IsBool(granted)) {
+		permit_reason(reason, len, "unparseable answer from the server (want "
+			      "{\"granted\":true} or {\"granted\":false,\"reason\":\"...\"})");
+		goto out;
+	}
+	if (cJSON_IsTrue(granted)) {
+		rc = 0;
+		goto out;
+	}
+	why = cJSON_GetObjectItemCaseSensitive(ans, "reason");
+	permit_reason(reason, len, "%s", cJSON_IsString(why) && *why->valuestring ?
+		      why->valuestring : "the server said no");
+out:
+	cJSON_Delete(ans);
+	cJSON_Delete(req);
+	free(line);
+	free(buf);
+	return rc;
+}
+
+static bool is_sha(const char *s)
+{
+	return strlen(s) == 40 && strspn(s, "0123456789abcdefABCDEF") == 40;
+}
+
 static int run_run(int argc, char **argv)
 {
 	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN,
-	       OPT_REPO, OPT_REF };
+	       OPT_REPO, OPT_REF, OPT_SHA, OPT_JOB_ID, OPT_EVENT, OPT_EVENT_REF, OPT_PERMIT_STDIN };
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -82,6 +255,11 @@ static int run_run(int argc, char **argv)
 		{ "clean", no_argument, NULL, OPT_CLEAN },
 		{ "repo", required_argument, NULL, OPT_REPO },
 		{ "ref", required_argument, NULL, OPT_REF },
+		{ "sha", required_argument, NULL, OPT_SHA },
+		{ "job-id", required_argument, NULL, OPT_JOB_ID },
+		{ "event", required_argument, NULL, OPT_EVENT },
+		{ "event-ref", required_argument, NULL, OPT_EVENT_REF },
+		{ "permit-stdin", no_argument, NULL, OPT_PERMIT_STDIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -91,10 +269,12 @@ static int run_run(int argc, char **argv)
 	struct sp_exec_opts eo;
 	struct sp_engine *engine = NULL;
 	struct sp_runner *runner = NULL;
+	struct permit permit = { stdout, STDIN_FILENO };
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
-	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL;
-	char job[32], owner[300], *work = NULL, *clean_dir = NULL;
-	int c, json = 0, no_push = 0, clean = 0, status, rc;
+	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL, *sha = NULL;
+	const char *job_id = NULL, *event = NULL, *event_ref = NULL;
+	char job[72], owner[300], why[512], *work = NULL, *clean_dir = NULL;
+	int c, json = 0, no_push = 0, clean = 0, permit_stdin_opt = 0, status, rc;
 
 	memset(&src, 0, sizeof(src));
 	while ((c = getopt_long(argc, argv, "+f:C:h", opts, NULL)) != -1) {
@@ -110,6 +290,11 @@ static int run_run(int argc, char **argv)
 		case OPT_CLEAN: clean = 1; break;
 		case OPT_REPO: repo = optarg; break;
 		case OPT_REF: ref = optarg; break;
+		case OPT_SHA: sha = optarg; break;
+		case OPT_JOB_ID: job_id = optarg; break;
+		case OPT_EVENT: event = optarg; break;
+		case OPT_EVENT_REF: event_ref = optarg; break;
+		case OPT_PERMIT_STDIN: permit_stdin_opt = 1; break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
 			return SP_EXIT_OK;
@@ -121,8 +306,26 @@ static int run_run(int argc, char **argv)
 		return sp_cmd_usage_error(&sp_cmd_run, "unexpected argument \"%s\"", argv[optind]);
 	if (ref && !repo)
 		return sp_cmd_usage_error(&sp_cmd_run, "--ref needs --repo");
+	if (sha && !repo)
+		return sp_cmd_usage_error(&sp_cmd_run, "--sha needs --repo");
+	if (sha && !is_sha(sha))
+		return sp_cmd_usage_error(&sp_cmd_run, "--sha \"%s\" is not a full commit id "
+					  "(40 hex digits)", sha);
 	if (repo && (dir || clean))
 		return sp_cmd_usage_error(&sp_cmd_run, "--repo excludes -C and --clean");
+	if (job_id && !sp_cmd_job_id_valid(job_id))
+		return sp_cmd_usage_error(&sp_cmd_run, "--job-id \"%s\": use 1 to 64 letters, digits, "
+					  "'_', '.' or '-'", job_id);
+	if (event && strcmp(event, "push") && strcmp(event, "tag") &&
+	    strcmp(event, "pull_request") && strcmp(event, "manual"))
+		return sp_cmd_usage_error(&sp_cmd_run, "--event \"%s\": use push, tag, pull_request "
+					  "or manual", event);
+	if (event_ref && !event)
+		return sp_cmd_usage_error(&sp_cmd_run, "--event-ref needs --event");
+	if (event && strcmp(event, "manual") && (!event_ref || !*event_ref))
+		return sp_cmd_usage_error(&sp_cmd_run, "--event %s needs --event-ref (the %s)", event,
+					  !strcmp(event, "tag") ? "tag" :
+					  !strcmp(event, "push") ? "branch" : "target branch");
 	sp_signals_install();
 
 	if (sp_fs_tempdir(&work, "stagepipe-job-", &err) < 0) {
@@ -131,7 +334,7 @@ static int run_run(int argc, char **argv)
 	}
 	if (clean)
 		clean_dir = sp_xasprintf("%s/src", work);
-	status = repo ? sp_source_load_repo(&src, "run", repo, ref, file)
+	status = repo ? sp_source_load_repo(&src, "run", repo, ref, sha, file)
 		      : sp_source_load(&src, "run", dir, file, clean_dir);
 	if (status != 0)
 		goto out;
@@ -145,11 +348,10 @@ static int run_run(int argc, char **argv)
 					    src.file);
 		goto out;
 	}
-	if ((status = sp_cmd_open_engine(&engine, "run", host)) != 0)
-		goto out;
-	runner = sp_docker_runner_new(engine);
-	engine = NULL;  /* owned by the runner now */
-	sp_cmd_job_id(job, sizeof(job), "local");
+	if (job_id)
+		snprintf(job, sizeof(job), "%s", job_id);
+	else
+		sp_cmd_job_id(job, sizeof(job), "local");
 	sp_cmd_owner(owner, sizeof(owner));
 
 	if (json)
@@ -157,8 +359,6 @@ static int run_run(int argc, char **argv)
 	else
 		sp_events_add(&events, sp_sink_term_new(stdout, isatty(STDOUT_FILENO) &&
 							!getenv("NO_COLOR")));
-	if (junit || coverage)
-		sp_events_add(&events, sp_sink_reports_new(junit, coverage));
 
 	memset(&eo, 0, sizeof(eo));
 	eo.pipeline = src.pipeline;
@@ -169,15 +369,36 @@ static int run_run(int argc, char **argv)
 	eo.owner = owner;
 	eo.only_stage = stage;
 	eo.no_push = no_push;
-	eo.runner = runner;
 	eo.events = &events;
 	eo.cancel = sp_signals_cancel;
+	if (permit_stdin_opt) {
+		eo.promote_permit = permit_stdin;
+		eo.promote_ud = &permit;
+	}
+
+	/* on: decides before the engine is even opened: a skipped job needs none */
+	if (event) {
+		if (!sp_pipeline_on_match(src.pipeline, event, event_ref, why, sizeof(why))) {
+			sp_executor_skip(&eo, why);
+			status = SP_EXIT_OK;
+			goto finish;
+		}
+		fprintf(stderr, ":: %s\n", why);
+	}
+	if (junit || coverage)
+		sp_events_add(&events, sp_sink_reports_new(junit, coverage));
+	if ((status = sp_cmd_open_engine(&engine, "run", host)) != 0)
+		goto out;
+	runner = sp_docker_runner_new(engine);
+	engine = NULL;  /* owned by the runner now */
+	eo.runner = runner;
 	rc = sp_executor_run(&eo, &err);
 	/* the terminal view's summary already says why; JSON readers and a job
 	 * that ended before its first stage (SP_ECONFIG) get it on stderr */
 	if (rc == SP_ECONFIG || (json && rc < 0))
 		fprintf(stderr, "stagepipe run: %s\n", err.msg);
 	status = sp_error_exit_status(rc);
+finish:
 	if (sp_events_finish(&events, &err) < 0) {
 		fprintf(stderr, "stagepipe run: %s\n", err.msg);
 		if (status == SP_EXIT_OK)

@@ -427,6 +427,25 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 		}
 		note(r, "healthy after %.1fs", now_secs() - t0);
 	}
+	if (pl->ntags && r->o->promote_permit) {
+		char reason[512] = "";
+		rc = r->o->promote_permit(r->o->promote_ud, st->name, sp_cancel_check, cancel,
+					  reason, sizeof(reason));
+		if (rc < 0) {
+			/* the tags were never given: do not report them */
+			for (i = 0; i < rep->nrefs; i++)
+				free(rep->refs[i]);
+			rep->nrefs = 0;
+		}
+		if (rc == SP_ECANCELLED && cancel->reason)
+			return interrupted(r, rep, cancel, "waiting for the promote permit");
+		if (rc < 0) {
+			set_message(rep, "promote refused: %s", *reason ? reason : "no reason given");
+			note(r, "promote permit refused: nothing was tagged or pushed");
+			return SP_RESULT_ERROR;
+		}
+		note(r, "promote permit granted");
+	}
 	for (i = 0; i < pl->ntags; i++) {
 		if ((rc = runner->ops->tag(runner, rep->image_id, pl->tags[i], err)) < 0) {
 			set_message(rep, "tagging %s: %s", pl->tags[i], err->msg);
@@ -776,4 +795,35 @@ out:
 	free(r.reports);
 	sp_build_settings_release(&r.build);
 	return rc;
+}
+
+void sp_executor_skip(const struct sp_exec_opts *o, const char *why)
+{
+	const struct sp_pipeline *p = o->pipeline;
+	struct sp_stage_report *reports = sp_xcalloc(p->nstages + 1, sizeof(*reports));
+	struct run r;
+	struct sp_event ev;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	for (i = 0; i < p->nstages; i++) {
+		reports[i].stage = &p->stages[i];
+		reports[i].result = SP_RESULT_SKIPPED;
+		set_message(&reports[i], "%s", why);
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_PIPELINE_STARTED;
+	emit(&r, &ev);
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_PIPELINE_FINISHED;
+	ev.result = SP_RESULT_SKIPPED;
+	ev.seconds = 0;
+	ev.reports = reports;
+	ev.nreports = p->nstages;
+	ev.message = why;
+	emit(&r, &ev);
+	for (i = 0; i < p->nstages; i++)
+		sp_stage_report_release(&reports[i]);
+	free(reports);
 }

@@ -27,6 +27,18 @@ struct sp_error;
 /* Where the pytest reports live inside the test container. */
 #define SP_REPORTS_DIR "/tmp/stagepipe-reports"
 
+/*
+ * The promote permit (see docs/job-lifecycle.md): asked once for each
+ * stage that has tags, after its command, gates and health check passed
+ * and before anything is tagged or pushed.  stage is the stage's name;
+ * cancel(cancel_ud) is the stage's own check (a signal or its timeout),
+ * to be polled while waiting for an answer.  Returns 0 to grant;
+ * SP_ECANCELLED when cancel fired; any other negative code refuses, with
+ * one line in reason[0..len) saying why (NUL-terminated).
+ */
+typedef int (*sp_promote_permit_fn)(void *ud, const char *stage, sp_cancel_fn cancel,
+				    void *cancel_ud, char *reason, size_t len);
+
 struct sp_exec_opts {
 	const struct sp_pipeline *pipeline;
 	const struct sp_vars *vars;     /* GIT_*, PIPELINE, env; STAGE is set per stage */
@@ -40,6 +52,10 @@ struct sp_exec_opts {
 	struct sp_events *events;
 	sp_cancel_fn cancel;            /* Ctrl-C */
 	void *cancel_ud;
+	/* NULL: every promotion is granted (plain `stagepipe run`); a job of
+	 * serve or agent asks its parent (run --permit-stdin) */
+	sp_promote_permit_fn promote_permit;
+	void *promote_ud;
 };
 
 /* The pipeline's build section with variables filled in, for one job. */
@@ -68,6 +84,15 @@ void sp_build_settings_release(struct sp_build_settings *s);
  * variable has no value.  err holds the message for the non-zero cases.
  */
 int sp_executor_run(const struct sp_exec_opts *o, struct sp_error *err);
+
+/*
+ * A job whose pipeline's on: rules exclude its event: nothing is built.
+ * Emits pipeline_started, then pipeline_finished with result skipped,
+ * seconds 0 and message why, every stage's report skipped with the same
+ * message (no stage events).  Uses only o->pipeline, o->job_id and
+ * o->events.
+ */
+void sp_executor_skip(const struct sp_exec_opts *o, const char *why);
 
 /* pytest's exit status in words ("tests failed", "no tests collected"). */
 const char *sp_executor_pytest_status(int code);

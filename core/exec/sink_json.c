@@ -10,7 +10,11 @@
  *    "tests":{"total","passed","failed","errors","skipped"}?,
  *    "failures":[{"id","message"}]?,"coverage":N?,"coverage_min":N?}
  *   {"event":"pipeline_finished","result":R,"seconds":N,"message":M?}
- * R is passed, failed, skipped, cancelled or error.  A NUL byte in a log
+ * R is passed, failed, skipped, cancelled or error (a pipeline is skipped
+ * when `run --event` names an event its on: rules do not build).  Each
+ * line is flushed as it is written.  `run --permit-stdin` adds its own
+ * {"event":"promote_request","stage":S} lines to the same stream (cmd/run.c),
+ * between whole lines of this sink.  A NUL byte in a log
  * line becomes U+FFFD (a C string would end there); other invalid UTF-8
  * is cJSON's to pass on as it is.
  *
@@ -165,8 +169,9 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 	line = sp_xjson_print(o);
 	fputs(line, j->out.f);
 	fputc('\n', j->out.f);
-	if (ev->kind != SP_EVENT_LOG)
-		fflush(j->out.f);
+	/* every line, logs included: a parent (serve, agent) reads the
+	 * stream live through a pipe, where stdio would hold 4 KiB back */
+	fflush(j->out.f);
 	sp_sink_out_check(&j->out);
 	free(line);
 	cJSON_Delete(o);

@@ -13,7 +13,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1044,4 +1046,65 @@ const char *sp_network_name(enum sp_network n)
 	case SP_NETWORK_DEFAULT:
 	default: return "default";
 	}
+}
+
+/* Writes one line into why (when given); returns ok, for a tail call. */
+static bool on_verdict(bool ok, char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static bool on_verdict(bool ok, char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return ok;
+}
+
+bool sp_pipeline_on_match(const struct sp_pipeline *p, const char *event, const char *name,
+			  char *why, size_t whylen)
+{
+	const struct sp_trigger *t;
+	const char *what, *prefix, *noun, *plural;
+	size_t i;
+
+	if (!strcmp(event, "manual"))
+		return on_verdict(true, why, whylen, "a manual run is always built");
+	if (!strcmp(event, "push")) {
+		t = &p->on.push;
+		what = "push";
+		prefix = "refs/heads/";
+		noun = "branch";
+		plural = "pushes";
+	} else if (!strcmp(event, "tag")) {
+		t = &p->on.tag;
+		what = "tag";
+		prefix = "refs/tags/";
+		noun = "tag";
+		plural = "tags";
+	} else if (!strcmp(event, "pull_request")) {
+		t = &p->on.pull_request;
+		what = "pull_request";
+		prefix = "refs/heads/";
+		noun = "target branch";
+		plural = "pull requests";
+	} else {
+		return on_verdict(false, why, whylen, "unknown event \"%s\" (push, tag, "
+				  "pull_request or manual)", event);
+	}
+	if (!name)
+		name = "";
+	if (!strncmp(name, prefix, strlen(prefix)))
+		name += strlen(prefix);
+	if (!t->enabled)
+		return on_verdict(false, why, whylen, "on.%s is off: %s are not built", what, plural);
+	if (!t->patterns.n)
+		return on_verdict(true, why, whylen, "on.%s builds every %s", what, noun);
+	for (i = 0; i < t->patterns.n; i++)
+		if (*name && fnmatch(t->patterns.items[i].s, name, 0) == 0)
+			return on_verdict(true, why, whylen, "on.%s matches %s \"%s\" (\"%s\")", what,
+					  noun, name, t->patterns.items[i].s);
+	return on_verdict(false, why, whylen, "on.%s does not list %s \"%s\"", what, noun, name);
 }

@@ -151,6 +151,25 @@ const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char
 
 const char *sp_network_name(enum sp_network n);
 
+/*
+ * Whether the pipeline's on: rules build an event (serve and agent; plain
+ * `run` ignores on:).  event is "push" (name: the branch), "tag" (name:
+ * the tag), "pull_request" (name: the target branch) or "manual" (always
+ * built; name unused).  A name may also be written as a full ref
+ * ("refs/heads/main", "refs/tags/v1").  A trigger that is off (or absent)
+ * builds nothing; one without patterns builds every name; patterns are
+ * shell globs matched with fnmatch(3) without flags, so a star also
+ * matches a slash: "release/" followed by a star matches "release/1.0"
+ * and "release/a/b".  Pure: no I/O.
+ *
+ * why (may be NULL) receives one line saying why, e.g.
+ * `on.push does not list branch "dev"` or `on.push matches branch "main"
+ * ("main")`.
+ * An unknown event is not built ("unknown event ...").
+ */
+bool sp_pipeline_on_match(const struct sp_pipeline *p, const char *event, const char *name,
+			  char *why, size_t whylen);
+
 /* Whether a pytest stage's arguments turn coverage on (--cov, --cov=PKG). */
 bool sp_stage_measures_coverage(const struct sp_stage *st);
 

@@ -1979,6 +1979,230 @@ static void test_runner_without_push(void **state)
 	h_free(h);
 }
 
+/* ---- the promote permit (serve/agent: run --permit-stdin) ---- */
+
+struct permit_fake {
+	struct fake *fake;
+	int rc;                 /* the answer: 0 grants, a negative code refuses */
+	const char *reason;     /* written into reason when refusing */
+	enum interrupt wait;    /* INT_HANG: wait for the stage's cancel; INT_SIGNAL: Ctrl-C too */
+	struct strv asked;      /* stage names, in order */
+	size_t calls_before;    /* runner calls made before the (last) question */
+	bool cancel_is_check;
+};
+
+static int fake_permit(void *ud, const char *stage, sp_cancel_fn cancel, void *cancel_ud,
+		       char *reason, size_t len)
+{
+	struct permit_fake *pf = ud;
+	struct sp_error e = SP_ERROR_INIT;
+
+	strv_push(&pf->asked, stage);
+	pf->calls_before = pf->fake->ncalls;
+	pf->cancel_is_check = cancel == sp_cancel_check;
+	assert_non_null(reason);
+	assert_true(len >= 64);
+	if (pf->wait != INT_NONE)
+		return hang(pf->fake, pf->wait, cancel, cancel_ud, &e);
+	if (pf->rc < 0 && pf->reason)
+		snprintf(reason, len, "%s", pf->reason);
+	return pf->rc;
+}
+
+static struct harness *h_new_permit(struct permit_fake *pf, const struct step *s, size_t n)
+{
+	struct harness *h = h_new(PROMOTE, s, n);
+
+	pf->fake = &h->fake;
+	h->o.promote_permit = fake_permit;
+	h->o.promote_ud = pf;
+	return h;
+}
+
+static void test_permit_granted(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml" } };
+	struct permit_fake pf;
+	struct harness *h;
+	const struct rec_report *rep;
+	size_t i, health_at = 0, first_tag = 0;
+
+	(void)state;
+	memset(&pf, 0, sizeof(pf));
+	h = h_new_permit(&pf, s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	/* asked once, for the stage with tags only, after its health check and
+	 * before the first tag */
+	assert_int_equal(pf.asked.n, 1);
+	assert_string_equal(pf.asked.v[0], "promote");
+	assert_true(pf.cancel_is_check);
+	for (i = 0; i < h->fake.ncalls; i++) {
+		if (h->fake.calls[i].op == OP_HEALTH)
+			health_at = i;
+		if (h->fake.calls[i].op == OP_TAG && !first_tag)
+			first_tag = i;
+	}
+	assert_true(health_at < pf.calls_before);
+	assert_int_equal(first_tag, pf.calls_before);
+	assert_int_equal(count_calls(&h->fake, OP_TAG, NULL), 2);
+	assert_int_equal(count_calls(&h->fake, OP_PUSH, NULL), 2);
+	rep = finished(h->rec, "promote");
+	assert_int_equal(rep->result, SP_RESULT_PASSED);
+	assert_int_equal(rep->pushed.n, 2);
+	assert_true(logged(h->rec, "promote", SP_LOG_INFO, "promote permit granted"));
+	strv_release(&pf.asked);
+	h_free(h);
+}
+
+static void test_permit_refused(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml" } };
+	struct permit_fake pf;
+	struct harness *h;
+	const struct rec_report *rep;
+	const struct rec_event *fin;
+
+	(void)state;
+	memset(&pf, 0, sizeof(pf));
+	pf.rc = SP_ECONFLICT;
+	pf.reason = "job 41 already promoted this commit (epoch 2)";
+	h = h_new_permit(&pf, s, NSTEPS(s));
+	assert_int_equal(h_run(h), SP_EENGINE);  /* exit status 3 */
+	assert_int_equal(pf.asked.n, 1);
+	/* nothing tagged, nothing pushed, nothing claimed */
+	assert_int_equal(count_calls(&h->fake, OP_TAG, NULL), 0);
+	assert_int_equal(count_calls(&h->fake, OP_PUSH, NULL), 0);
+	assert_int_equal(count_calls(&h->fake, OP_HEALTH, "promote"), 1);
+	rep = finished(h->rec, "promote");
+	assert_int_equal(rep->result, SP_RESULT_ERROR);
+	assert_string_equal(rep->message,
+			    "promote refused: job 41 already promoted this commit (epoch 2)");
+	assert_int_equal(rep->refs.n, 0);
+	assert_int_equal(rep->pushed.n, 0);
+	assert_non_null(rep->image_id);  /* built, just not promoted */
+	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_PASSED);
+	fin = pipeline_finished(h->rec);
+	assert_int_equal(fin->result, SP_RESULT_ERROR);
+	assert_string_equal(fin->message,
+			    "promote refused: job 41 already promoted this commit (epoch 2)");
+	assert_contains(h->err.msg, "promote refused");
+	strv_release(&pf.asked);
+	h_free(h);
+
+	/* a refusal without a reason still says it was refused */
+	memset(&pf, 0, sizeof(pf));
+	pf.rc = SP_ERROR;
+	h = h_new_permit(&pf, s, NSTEPS(s));
+	assert_int_equal(h_run(h), SP_EENGINE);
+	assert_string_equal(finished(h->rec, "promote")->message, "promote refused: no reason given");
+	assert_int_equal(count_calls(&h->fake, OP_TAG, NULL), 0);
+	strv_release(&pf.asked);
+	h_free(h);
+}
+
+static void test_permit_not_asked(void **state)
+{
+	static const struct step unhealthy[] = {
+		{ .stage = "test", .junit = "pass-junit.xml" },
+		{ .stage = "promote", .health_rc = SP_EFAILED, .health_msg = "exited (1)" },
+	};
+	static const struct step failing[] = {
+		{ .stage = "test", .exit_code = 1, .junit = "fail-junit.xml" },
+	};
+	struct permit_fake pf;
+	struct harness *h;
+
+	(void)state;
+	/* an unhealthy image is not promoted: no question */
+	memset(&pf, 0, sizeof(pf));
+	h = h_new_permit(&pf, unhealthy, NSTEPS(unhealthy));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_int_equal(pf.asked.n, 0);
+	h_free(h);
+	/* nor one whose tests failed (promote is skipped) */
+	memset(&pf, 0, sizeof(pf));
+	h = h_new_permit(&pf, failing, NSTEPS(failing));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_int_equal(pf.asked.n, 0);
+	h_free(h);
+	/* nor a stage without tags */
+	memset(&pf, 0, sizeof(pf));
+	h = h_new(HEAD "stages:\n  - name: image\n    target: runtime\n", NULL, 0);
+	pf.fake = &h->fake;
+	h->o.promote_permit = fake_permit;
+	h->o.promote_ud = &pf;
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(pf.asked.n, 0);
+	h_free(h);
+}
+
+static void test_permit_wait_interrupted(void **state)
+{
+	struct permit_fake pf;
+	struct harness *h;
+	const struct rec_report *rep;
+
+	(void)state;
+	/* the stage's timeout runs while waiting for the answer */
+	memset(&pf, 0, sizeof(pf));
+	h = h_new(HEAD "stages:\n  - name: promote\n    target: runtime\n    timeout: 100ms\n"
+		  "    tags: [\"127.0.0.1:5000/app:latest\"]\n    push: true\n", NULL, 0);
+	pf.fake = &h->fake;
+	pf.wait = INT_HANG;
+	h->o.promote_permit = fake_permit;
+	h->o.promote_ud = &pf;
+	assert_int_equal(h_run(h), SP_EFAILED);
+	rep = finished(h->rec, "promote");
+	assert_int_equal(rep->result, SP_RESULT_FAILED);
+	assert_contains(rep->message, "timed out after 100ms while waiting for the promote permit");
+	assert_int_equal(count_calls(&h->fake, OP_TAG, NULL), 0);
+	assert_int_equal(count_calls(&h->fake, OP_PUSH, NULL), 0);
+	strv_release(&pf.asked);
+	h_free(h);
+
+	/* SIGTERM / Ctrl-C while waiting: cancelled, nothing tagged */
+	memset(&pf, 0, sizeof(pf));
+	pf.wait = INT_SIGNAL;
+	h = h_new_permit(&pf, NULL, 0);
+	assert_int_equal(h_run(h), SP_ECANCELLED);
+	rep = finished(h->rec, "promote");
+	assert_int_equal(rep->result, SP_RESULT_CANCELLED);
+	assert_contains(rep->message, "interrupted while waiting for the promote permit");
+	assert_int_equal(count_calls(&h->fake, OP_TAG, NULL), 0);
+	assert_int_equal(rep->refs.n, 0);
+	strv_release(&pf.asked);
+	h_free(h);
+}
+
+/* ---- a job its pipeline's on: rules exclude ---- */
+
+static void test_skip(void **state)
+{
+	struct harness *h;
+	const struct rec_event *fin;
+	size_t i;
+
+	(void)state;
+	h = h_new(PROMOTE, NULL, 0);
+	sp_executor_skip(&h->o, "on.push does not list branch \"dev\"");
+	assert_int_equal(h->rec->foreign, 0);
+	assert_int_equal(h->fake.ncalls, 0);
+	assert_int_equal(h->rec->n, 2);
+	assert_int_equal(h->rec->ev[0].kind, SP_EVENT_PIPELINE_STARTED);
+	assert_int_equal(count_events(h->rec, SP_EVENT_STAGE_STARTED), 0);
+	assert_int_equal(count_events(h->rec, SP_EVENT_STAGE_FINISHED), 0);
+	fin = pipeline_finished(h->rec);
+	assert_int_equal(fin->result, SP_RESULT_SKIPPED);
+	assert_string_equal(fin->message, "on.push does not list branch \"dev\"");
+	assert_int_equal(fin->nreports, 2);
+	for (i = 0; i < fin->nreports; i++) {
+		assert_int_equal(fin->reports[i].result, SP_RESULT_SKIPPED);
+		assert_string_equal(fin->reports[i].message, "on.push does not list branch \"dev\"");
+	}
+	assert_string_equal(sp_stage_result_name(SP_RESULT_SKIPPED), "skipped");
+	h_free(h);
+}
+
 /* The reports folder cannot be made: an infrastructure error, before any container. */
 static void test_work_dir_missing(void **state)
 {
@@ -2132,6 +2356,11 @@ int main(void)
 		cmocka_unit_test(test_push_error),
 		cmocka_unit_test(test_push_only_when_asked),
 		cmocka_unit_test(test_runner_without_push),
+		cmocka_unit_test(test_permit_granted),
+		cmocka_unit_test(test_permit_refused),
+		cmocka_unit_test(test_permit_not_asked),
+		cmocka_unit_test(test_permit_wait_interrupted),
+		cmocka_unit_test(test_skip),
 		cmocka_unit_test(test_work_dir_missing),
 		cmocka_unit_test(test_pipeline_finished_carries_every_report),
 		cmocka_unit_test_teardown(test_coverage_message_rounds_down, free_harness),

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,74 @@ static void test_alias_bomb(void **state)
 	sp_diags_release(&d);
 }
 
+/* ---- on: rules (sp_pipeline_on_match) ---- */
+
+static bool on_match(const struct sp_pipeline *p, const char *event, const char *name,
+		     const char *want_why)
+{
+	char why[256] = "unset";
+	bool ok = sp_pipeline_on_match(p, event, name, why, sizeof(why));
+
+	if (want_why && !strstr(why, want_why))
+		fail_msg("why is \"%s\", wanted \"%s\" in it", why, want_why);
+	return ok;
+}
+
+static void test_on_match(void **state)
+{
+	struct sp_pipeline *p;
+	char tiny[8];
+
+	(void)state;
+	p = load_ok(HEAD STAGE1
+		    "on:\n  push: {branches: [main, \"release/*\"]}\n  tag: [\"v*\"]\n"
+		    "  pull_request: true\n");
+	/* push: the patterns are globs over the branch name */
+	assert_true(on_match(p, "push", "main", "on.push matches branch \"main\" (\"main\")"));
+	assert_true(on_match(p, "push", "release/1.0", "(\"release/*\")"));
+	assert_true(on_match(p, "push", "release/a/b", NULL));  /* fnmatch: * crosses / */
+	assert_true(on_match(p, "push", "refs/heads/main", NULL));  /* a full ref works too */
+	assert_false(on_match(p, "push", "dev", "on.push does not list branch \"dev\""));
+	assert_false(on_match(p, "push", "mainline", NULL));
+	assert_false(on_match(p, "push", "release", NULL));
+	assert_false(on_match(p, "push", "", NULL));
+	assert_false(on_match(p, "push", NULL, NULL));
+	/* tag */
+	assert_true(on_match(p, "tag", "v1.2.3", "on.tag matches tag \"v1.2.3\""));
+	assert_true(on_match(p, "tag", "refs/tags/v2", NULL));
+	assert_false(on_match(p, "tag", "nightly", "on.tag does not list tag \"nightly\""));
+	/* pull_request: true builds every target branch */
+	assert_true(on_match(p, "pull_request", "anything/at-all",
+			     "on.pull_request builds every target branch"));
+	/* manual: always */
+	assert_true(on_match(p, "manual", NULL, "manual"));
+	assert_false(on_match(p, "merge", "main", "unknown event \"merge\""));
+	/* why may be NULL or small */
+	assert_true(sp_pipeline_on_match(p, "push", "main", NULL, 0));
+	assert_false(sp_pipeline_on_match(p, "push", "dev", tiny, sizeof(tiny)));
+	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	sp_pipeline_free(p);
+
+	/* no on: at all: only manual runs are built */
+	p = load_ok(HEAD STAGE1);
+	assert_false(on_match(p, "push", "main", "on.push is off: pushes are not built"));
+	assert_false(on_match(p, "tag", "v1", "on.tag is off: tags are not built"));
+	assert_false(on_match(p, "pull_request", "main",
+			      "on.pull_request is off: pull requests are not built"));
+	assert_true(on_match(p, "manual", "whatever", NULL));
+	sp_pipeline_free(p);
+
+	/* explicit false, and a list form for pull_request */
+	p = load_ok(HEAD STAGE1 "on:\n  push: false\n  pull_request: [main]\n  tag: {tags: [\"v[0-9]*\"]}\n");
+	assert_false(on_match(p, "push", "main", "on.push is off"));
+	assert_true(on_match(p, "pull_request", "main", NULL));
+	assert_false(on_match(p, "pull_request", "dev",
+			      "on.pull_request does not list target branch \"dev\""));
+	assert_true(on_match(p, "tag", "v1", NULL));
+	assert_false(on_match(p, "tag", "vx", NULL));
+	sp_pipeline_free(p);
+}
+
 static void test_huge_scalar(void **state)
 {
 	size_t n = 300 * 1024;
@@ -427,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_alias_bomb),
 		cmocka_unit_test(test_huge_scalar),
+		cmocka_unit_test(test_on_match),
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct CMUnitTest *tests = calloc(nbad + nfixed, sizeof(*tests));
