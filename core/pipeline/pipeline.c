@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "core/base/buf.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
+#include "core/base/glob.h"
 #include "core/registry/imageref.h"
 #include "core/base/suggest.h"
 #include "core/pipeline/vars.h"
@@ -837,6 +837,7 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 		} else if (!strcmp(key, "stages")) {
 			stages = v;
 		} else if (!strcmp(key, "on")) {
+			p->on.present = true;
 			load_on(L, v);
 		} else if (!strncmp(key, "x-", 2)) {
 			/* extension fields: a place for YAML anchors, ignored */
@@ -1098,12 +1099,15 @@ bool sp_pipeline_on_match(const struct sp_pipeline *p, const char *event, const 
 		name = "";
 	if (!strncmp(name, prefix, strlen(prefix)))
 		name += strlen(prefix);
+	if (!p->on.present)
+		return on_verdict(true, why, whylen, "the pipeline has no on: section: every "
+				  "push, tag and pull request is built");
 	if (!t->enabled)
 		return on_verdict(false, why, whylen, "on.%s is off: %s are not built", what, plural);
 	if (!t->patterns.n)
 		return on_verdict(true, why, whylen, "on.%s builds every %s", what, noun);
 	for (i = 0; i < t->patterns.n; i++)
-		if (*name && fnmatch(t->patterns.items[i].s, name, 0) == 0)
+		if (*name && sp_glob_match(t->patterns.items[i].s, name))
 			return on_verdict(true, why, whylen, "on.%s matches %s \"%s\" (\"%s\")", what,
 					  noun, name, t->patterns.items[i].s);
 	return on_verdict(false, why, whylen, "on.%s does not list %s \"%s\"", what, noun, name);

@@ -124,6 +124,9 @@ struct sp_pipeline {
 	size_t nstages;
 	size_t *order;              /* stage indexes in run order (needs first) */
 	struct {
+		/* false when the file has no on: section: serve and agents then
+		 * build every push, tag and pull request */
+		bool present;
 		struct sp_trigger push, tag, pull_request;
 	} on;
 };

@@ -420,7 +420,7 @@ static void test_on_match(void **state)
 	/* push: the patterns are globs over the branch name */
 	assert_true(on_match(p, "push", "main", "on.push matches branch \"main\" (\"main\")"));
 	assert_true(on_match(p, "push", "release/1.0", "(\"release/*\")"));
-	assert_true(on_match(p, "push", "release/a/b", NULL));  /* fnmatch: * crosses / */
+	assert_false(on_match(p, "push", "release/a/b", NULL));  /* * stays within a segment */
 	assert_true(on_match(p, "push", "refs/heads/main", NULL));  /* a full ref works too */
 	assert_false(on_match(p, "push", "dev", "on.push does not list branch \"dev\""));
 	assert_false(on_match(p, "push", "mainline", NULL));
@@ -443,13 +443,26 @@ static void test_on_match(void **state)
 	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
 	sp_pipeline_free(p);
 
-	/* no on: at all: only manual runs are built */
+	/* no on: at all: every event is built */
 	p = load_ok(HEAD STAGE1);
+	assert_true(on_match(p, "push", "main", "no on: section"));
+	assert_true(on_match(p, "tag", "v1", NULL));
+	assert_true(on_match(p, "pull_request", "main", NULL));
+	assert_true(on_match(p, "manual", "whatever", NULL));
+	sp_pipeline_free(p);
+
+	/* an on: section with one key: the others are off */
+	p = load_ok(HEAD STAGE1 "on:\n  tag: true\n");
 	assert_false(on_match(p, "push", "main", "on.push is off: pushes are not built"));
-	assert_false(on_match(p, "tag", "v1", "on.tag is off: tags are not built"));
 	assert_false(on_match(p, "pull_request", "main",
 			      "on.pull_request is off: pull requests are not built"));
-	assert_true(on_match(p, "manual", "whatever", NULL));
+	assert_true(on_match(p, "tag", "v1", NULL));
+	sp_pipeline_free(p);
+
+	/* ** crosses segments */
+	p = load_ok(HEAD STAGE1 "on:\n  push: [\"feature/**\"]\n");
+	assert_true(on_match(p, "push", "feature/a/b", NULL));
+	assert_false(on_match(p, "push", "feat/a", NULL));
 	sp_pipeline_free(p);
 
 	/* explicit false, and a list form for pull_request */
