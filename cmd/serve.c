@@ -1,24 +1,255 @@
 /*
- * serve.c — `stagepipe serve`: run a webhook-triggered build server.
+ * serve.c — `stagepipe serve`: the webhook-triggered build server.
  *
- * Not implemented yet: this entry keeps the command table and help honest.
+ * Thin: load the config (core/server/config.c), open the store, start the
+ * parts of core/server/server.h in order, then wait for a signal.  The
+ * signals are blocked in every thread (the mask is set before the first
+ * thread starts and inherited) and taken synchronously with sigwait(2), so
+ * no part ever runs in a signal handler.
+ *
+ * SIGTERM, SIGINT or SIGHUP: drain — hooks answer 503, no new leases,
+ * running jobs get drain_timeout, the outbox 5 s, then the HTTP daemons
+ * stop and the store closes: exit 0.  A second signal during the drain
+ * cancels the running jobs at once (they are requeued): exit 130.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "core/base/error.h"
+#include "core/base/log.h"
+#include "core/base/xalloc.h"
+#include "core/server/config.h"
+#include "core/server/server.h"
+#include "core/store/store.h"
+#include "core/yaml/diag.h"
 
-static int run_serve(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "stagepipe serve: not yet implemented\n");
-	return SP_EXIT_USAGE;
-}
+#define DEFAULT_CONFIG "/etc/stagepipe/serve.yml"
+#define OUTBOX_STOP_MS 5000
+
+static int run_serve(int argc, char **argv);
 
 const struct sp_cmd sp_cmd_serve = {
 	"serve",
-	"run a webhook-triggered build server (not yet)",
-	"usage: stagepipe serve\n\nNot implemented yet.\n",
+	"run the webhook-triggered build server",
+	"usage: stagepipe serve [-c FILE] [--check]\n"
+	"\n"
+	"Runs the build server: forge webhooks (POST /hooks/REPO) queue jobs in a\n"
+	"durable store, local workers run them, commit statuses go back to the\n"
+	"forge, and a JSON API, live logs and /metrics are served.  The config\n"
+	"file's keys are described in contrib/serve.example.yml.\n"
+	"\n"
+	"  -c, --config FILE  config file (default: " DEFAULT_CONFIG ")\n"
+	"      --check        load and check the config (secrets included), print a\n"
+	"                     summary and exit\n"
+	"\n"
+	"SIGTERM (or SIGINT, SIGHUP) drains: hooks answer 503, running jobs get the\n"
+	"config's drain_timeout, then are requeued; a second signal stops at once.\n"
+	"Log lines (logfmt) go to stderr; SP_LOG_LEVEL=debug|info|warn|error.\n"
+	"\n"
+	"Exit status: 0 after a drain, 2 config error, 3 cannot listen or open the\n"
+	"store, 130 stopped by a second signal.\n",
 	run_serve,
 };
+
+/* mkdir -p path (mode for the folders it makes). */
+static int mkdirs(const char *path, mode_t mode, struct sp_error *err)
+{
+	char *p = sp_xstrdup(path), *s;
+	int rc = 0;
+
+	for (s = p + 1;; s++) {
+		if (*s != '/' && *s)
+			continue;
+		{
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, mode) < 0 && errno != EEXIST) {
+				rc = sp_error_set(err, SP_ERROR, "cannot create the folder %s: %s", p,
+						  strerror(errno));
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+struct forcer {
+	sigset_t set;
+	struct sp_server *srv;
+	atomic_bool forced;
+};
+
+/* Waits for the second signal of a drain: stop the running jobs at once. */
+static void *force_thread(void *arg)
+{
+	struct forcer *f = arg;
+	int sig = 0;
+
+	if (sigwait(&f->set, &sig) != 0)
+		return NULL;
+	sp_log_warn("serve.force", "signal=%s", strsignal(sig));
+	atomic_store(&f->forced, true);
+	if (f->srv->workers)
+		sp_workers_force(f->srv->workers);
+	return NULL;
+}
+
+static const char *self_exe(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+
+	if (n <= 0)
+		return "stagepipe";
+	buf[n] = '\0';
+	return buf;
+}
+
+static int check_only(const struct sp_server_config *cfg)
+{
+	size_t i;
+
+	printf("%s: ok (%zu repo%s, listening on ", cfg->file, cfg->nrepos,
+	       cfg->nrepos == 1 ? "" : "s");
+	for (i = 0; i < cfg->nlisten; i++)
+		printf("%s%s", i ? ", " : "", cfg->listen[i]);
+	printf("%s, %d worker%s)\n", cfg->tls_cert ? " with TLS" : "", cfg->workers,
+	       cfg->workers == 1 ? "" : "s");
+	return SP_EXIT_OK;
+}
+
+static int run_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sp_diags diags = SP_DIAGS_INIT;
+	struct sp_server_config *cfg = NULL;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store_opts sopts;
+	struct sp_server srv;
+	struct forcer forcer;
+	pthread_t force_tid;
+	sigset_t set;
+	const char *file = DEFAULT_CONFIG;
+	char exe[PATH_MAX], q[600], *dbpath = NULL, *logs = NULL;
+	bool check = false, forced;
+	int c, sig = 0, status = SP_EXIT_OK;
+
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': file = optarg; break;
+		case 'C': check = true; break;
+		case 'h': sp_cmd_print_usage(&sp_cmd_serve, stdout); return SP_EXIT_OK;
+		default: return sp_cmd_usage_error(&sp_cmd_serve, "bad option");
+		}
+	}
+	if (optind < argc)
+		return sp_cmd_usage_error(&sp_cmd_serve, "unexpected argument \"%s\"", argv[optind]);
+
+	if (sp_server_config_load(&cfg, file, NULL, &diags) < 0) {
+		sp_diags_print(&diags, file, stderr);
+		sp_diags_release(&diags);
+		return SP_EXIT_USAGE;
+	}
+	sp_diags_release(&diags);
+	if (check) {
+		status = check_only(cfg);
+		sp_server_config_free(cfg);
+		return status;
+	}
+
+	/* Before any thread exists: every thread inherits this mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	sp_log_init(2);
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	srv.self_exe = cfg->stagepipe ? cfg->stagepipe : self_exe(exe, sizeof(exe));
+	atomic_init(&srv.draining, false);
+	sp_log_info("serve.start", "version=%s config=%s data=%s workers=%d repos=%zu pid=%ld",
+		    SP_VERSION, sp_log_quote(file, q, sizeof(q)), cfg->data, cfg->workers,
+		    cfg->nrepos, (long)getpid());
+
+	logs = sp_xasprintf("%s/logs", cfg->data);
+	if (mkdirs(cfg->data, 0750, &err) < 0 || mkdirs(logs, 0750, &err) < 0)
+		goto infra;
+	dbpath = sp_xasprintf("%s/stagepipe.db", cfg->data);
+	memset(&sopts, 0, sizeof(sopts));
+	sopts.path = dbpath;
+	if (sp_store_open_sqlite(&srv.store, &sopts, &err) < 0)
+		goto infra;
+	srv.metrics = sp_metrics_new();
+	if (sp_outbox_start(&srv.outbox, &srv, &err) < 0)
+		goto infra;
+	if (cfg->workers > 0 && sp_workers_start(&srv.workers, &srv, &err) < 0)
+		goto infra;
+	if (sp_http_start(&srv.http, &srv, &err) < 0)
+		goto infra;
+	sp_log_info("serve.ready", "listen=%s public_url=%s", cfg->listen[0], cfg->public_url);
+
+	while (sigwait(&set, &sig) != 0)
+		;
+	/* the drain */
+	atomic_store(&srv.draining, true);
+	sp_log_info("serve.drain", "signal=%s timeout_ms=%ld busy=%d", strsignal(sig),
+		    cfg->drain_timeout_ms, srv.workers ? sp_workers_busy(srv.workers) : 0);
+	memset(&forcer, 0, sizeof(forcer));
+	forcer.set = set;
+	forcer.srv = &srv;
+	atomic_init(&forcer.forced, false);
+	if (pthread_create(&force_tid, NULL, force_thread, &forcer) == 0)
+		pthread_detach(force_tid);
+	if (srv.workers)
+		sp_workers_drain(srv.workers, cfg->drain_timeout_ms);
+	forced = atomic_load(&forcer.forced);
+	sp_outbox_stop(srv.outbox, forced ? 0 : OUTBOX_STOP_MS);
+	sp_http_stop(srv.http);
+	forced = atomic_load(&forcer.forced);
+	status = forced ? SP_EXIT_INTERRUPTED : SP_EXIT_OK;
+	goto out;
+
+infra:
+	sp_log_error("serve.failed", "error=%s", sp_log_quote(err.msg, q, sizeof(q)));
+	fprintf(stderr, "stagepipe serve: %s\n", err.msg);
+	status = SP_EXIT_INFRA;
+	atomic_store(&srv.draining, true);
+	if (srv.workers)
+		sp_workers_drain(srv.workers, 0);
+	if (srv.outbox)
+		sp_outbox_stop(srv.outbox, 0);
+	sp_http_stop(srv.http);
+out:
+	sp_http_free(srv.http);
+	sp_workers_free(srv.workers);
+	sp_outbox_free(srv.outbox);
+	if (srv.store)
+		sp_store_close(srv.store);
+	sp_metrics_free(srv.metrics);
+	sp_log_info("serve.stop", "status=%d", status);
+	free(dbpath);
+	free(logs);
+	sp_server_config_free(cfg);
+	return status;
+}

@@ -28,7 +28,7 @@
  *       forge: github                         # github | gitea (forgejo) | gitlab
  *       secret_env: APP_HOOK_SECRET           # or secret_file (required)
  *       pipeline: stagepipe.yml               # default
- *       branches: [main, "release/*"]         # optional: only these branches make jobs
+ *       branches: [main, "release/v*"]        # optional: only these branches make jobs
  *       cancel_superseded: true               # default: a newer push cancels older jobs
  *       labels: [linux]                       # optional: agents must have these
  *       status:                               # optional: commit statuses

@@ -139,6 +139,9 @@ void sp_jobevents_free(struct sp_jobevents *je);
 int sp_workers_start(struct sp_workers **out, struct sp_server *srv, struct sp_error *err);
 /* A job was queued: wake an idle slot. */
 void sp_workers_wake(struct sp_workers *w);
+/* A cancel was asked for job (API, superseded): the slot running it, if
+ * any, renews its lease at once and so learns it within ~100 ms. */
+void sp_workers_poke(struct sp_workers *w, int64_t job);
 /* Jobs running now. */
 int sp_workers_busy(struct sp_workers *w);
 /*

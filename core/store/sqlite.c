@@ -184,6 +184,7 @@ enum wsql {
 	W_STAGE_PUT,
 	W_PROMOTE,
 	W_FINISH,
+	W_STAGES_CLOSE,
 	W_EXPIRE_SCAN,
 	W_OUTBOX_SUPERSEDE,
 	W_OUTBOX_DUE,
@@ -226,8 +227,8 @@ static const char *const wsql_text[W_COUNT] = {
 		"SELECT repo, sha, statuses, attempt, cancel_requested FROM jobs"
 		" WHERE id = ?1 AND epoch = ?2 AND state = 'running'",
 	[W_JOB_PEEK] =
-		"SELECT state, epoch, promote_epoch, promote_attempt, repo, sha, statuses"
-		" FROM jobs WHERE id = ?1",
+		"SELECT state, epoch, promote_epoch, promote_attempt, repo, sha, statuses,"
+		" cancel_requested FROM jobs WHERE id = ?1",
 	[W_OUTBOX_ADD] =
 		"INSERT INTO outbox (job_id, repo, sha, context, state, description,"
 		" created_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -249,7 +250,8 @@ static const char *const wsql_text[W_COUNT] = {
 		" updated_at = excluded.updated_at",
 	[W_PROMOTE] =
 		"UPDATE jobs SET promote_epoch = ?2, promote_attempt = attempt"
-		" WHERE id = ?1 AND epoch = ?2 AND state = 'running' AND promote_epoch IS NULL",
+		" WHERE id = ?1 AND epoch = ?2 AND state = 'running' AND promote_epoch IS NULL"
+		" AND cancel_requested = 0",
 	[W_FINISH] =
 		"UPDATE jobs SET state = ?3,"
 		" reason = CASE WHEN ?4 IS NOT NULL THEN ?4 WHEN ?3 = 'cancelled' THEN reason END,"
@@ -257,6 +259,9 @@ static const char *const wsql_text[W_COUNT] = {
 		" finished_at = ?8, lease_expires_at = NULL"
 		" WHERE id = ?1 AND epoch = ?2 AND state = 'running'"
 		" RETURNING repo, sha, statuses",
+	[W_STAGES_CLOSE] =
+		"UPDATE stages SET state = CASE WHEN state = 'running' THEN ?2 ELSE 'skipped' END,"
+		" updated_at = ?3 WHERE job_id = ?1 AND state IN ('running', 'pending')",
 	[W_EXPIRE_SCAN] =
 		"SELECT id, attempt, cancel_requested FROM jobs"
 		" WHERE state = 'running' AND lease_expires_at < ?1 ORDER BY id",
@@ -852,6 +857,21 @@ static int job_changed(struct sqlite_store *st, sqlite3_stmt *s, int64_t job,
 }
 
 /* Ends job in final state s; reason NULL keeps the one it has. */
+/*
+ * A job ended: stages it left running end with it (cancelled, or error:
+ * whoever ran them is gone), stages that never started are skipped.
+ */
+static int close_stages(struct sqlite_store *st, int64_t job, enum sp_job_state s,
+			int64_t now, struct sp_error *err)
+{
+	sqlite3_stmt *q = st->w[W_STAGES_CLOSE];
+
+	sqlite3_bind_int64(q, 1, job);
+	bind_str(q, 2, s == SP_JOB_CANCELLED ? "cancelled" : "error");
+	sqlite3_bind_int64(q, 3, now);
+	return run(q, err);
+}
+
 static int end_job(struct sqlite_store *st, int64_t job, enum sp_job_state s,
 		   const char *reason, int64_t now, struct sp_error *err)
 {
@@ -865,6 +885,8 @@ static int end_job(struct sqlite_store *st, int64_t job, enum sp_job_state s,
 	sqlite3_bind_int64(q, 4, now);
 	rc = job_changed(st, q, job, status_of(s), desc, now, err);
 	free(desc);
+	if (rc == 0)
+		rc = close_stages(st, job, s, now, err);
 	return rc;
 }
 
@@ -1200,7 +1222,10 @@ static int do_promote(struct sqlite_store *st, struct wreq *r)
 		} else {
 			/* a current epoch that does not hold the permit: someone has it */
 			r->flag = sqlite3_column_int64(s, 2) == r->epoch;
-			if (!r->flag)
+			if (!r->flag && sqlite3_column_type(s, 2) == SQLITE_NULL &&
+			    sqlite3_column_int(s, 7))
+				snprintf(r->reason, sizeof(r->reason), "the job was cancelled");
+			else if (!r->flag)
 				snprintf(r->reason, sizeof(r->reason),
 					 "already promoted by attempt %d", sqlite3_column_int(s, 3));
 			rc = 0;
@@ -1234,6 +1259,8 @@ static int do_finish(struct sqlite_store *st, struct wreq *r)
 	rc = job_changed(st, s, r->id, status_of(f->state), desc, now_ms(), &r->e);
 	if (rc == SP_ENOTFOUND)
 		rc = fence_error(st, r->id, r->epoch, &r->e);
+	else if (rc == 0)
+		rc = close_stages(st, r->id, f->state, now_ms(), &r->e);
 	cJSON_free(summary);
 	free(desc);
 	return rc;

@@ -727,6 +727,55 @@ static void test_promote_permit(void **state)
 	sp_lease_release(&l2);
 }
 
+/* A cancel asked before the permit: the permit is refused. */
+static void test_promote_after_cancel(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	enum sp_job_state after;
+	char reason[128];
+	bool granted = true;
+	int64_t id = create_simple(f->st, NULL);
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(sp_store_cancel(f->st, id, "test", &after, &err), 0);
+	assert_int_equal(after, SP_JOB_RUNNING);
+	assert_int_equal(sp_store_promote(f->st, id, l.epoch, &granted, reason, sizeof(reason),
+					  &err), 0);
+	assert_false(granted);
+	assert_string_equal(reason, "the job was cancelled");
+	sp_lease_release(&l);
+}
+
+/* A job that ends leaves no stage running or pending. */
+static void test_finish_closes_stages(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_stage_update u = { "test", 0, "running", 0, NULL };
+	struct sp_stage_update u2 = { "promote", 1, "pending", 0, NULL };
+	struct sp_finish fin = { SP_JOB_CANCELLED, "cancelled", 130, NULL, NULL };
+	struct sp_lease l;
+	const cJSON *st;
+	int64_t id = create_simple(f->st, NULL);
+	cJSON *j;
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &u, &err), 0);
+	assert_int_equal(sp_store_stage(f->st, id, l.epoch, &u2, &err), 0);
+	assert_int_equal(sp_store_finish(f->st, id, l.epoch, &fin, &err), 0);
+	j = job_get(f->st, id);
+	st = cJSON_GetObjectItem(j, "stages");
+	assert_int_equal(cJSON_GetArraySize(st), 2);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(st, 0), "state")->valuestring,
+			    "cancelled");
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(st, 1), "state")->valuestring,
+			    "skipped");
+	cJSON_Delete(j);
+	sp_lease_release(&l);
+}
+
 static void test_expire_requeue_then_error(void **state)
 {
 	struct fx *f = *state;
@@ -1312,6 +1361,8 @@ int main(void)
 		T(test_lease_order_and_labels),
 		T(test_fencing),
 		T(test_promote_permit),
+		T(test_promote_after_cancel),
+		T(test_finish_closes_stages),
 		T(test_expire_requeue_then_error),
 		T(test_requeue),
 		T(test_cancel),

@@ -1,0 +1,345 @@
+/*
+ * http.c — the libmicrohttpd daemons and the request life cycle; see
+ * server.h and http_internal.h.
+ *
+ * One daemon per listen address, each with a thread per connection: a
+ * handler may block (the store's group commit, an SSE stream waiting for
+ * log lines) without holding anyone else up, and the connection limit
+ * bounds the threads.  A request is routed on its first call, before any
+ * body byte is read, so that an unknown repository, a wrong method or a
+ * Content-Length over the cap is answered at once; the body is then
+ * accumulated under the route's cap, and the route answers once it is
+ * complete.
+ */
+#include "core/server/http_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/base/error.h"
+#include "core/base/fsutil.h"
+#include "core/base/log.h"
+#include "core/base/xalloc.h"
+#include "core/base/xjson.h"
+
+#define CONNECTION_LIMIT 1024
+#define CONNECTION_TIMEOUT_S 30
+#define THREAD_STACK (512 * 1024)
+
+/* ---- answers ------------------------------------------------------------- */
+
+double sp_http_elapsed(const struct sp_req *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - r->t0.tv_sec) + (double)(now.tv_nsec - r->t0.tv_nsec) / 1e9;
+}
+
+enum MHD_Result sp_http_reply(struct sp_req *r, unsigned int status, struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES) {
+		r->answered = true;
+		sp_metrics_http(r->h->srv->metrics, r->route, (int)status, sp_http_elapsed(r));
+	}
+	return ret;
+}
+
+static struct MHD_Response *buffer_response(const char *data, size_t len, const char *ctype)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		abort();  /* out of memory, as xalloc */
+	if (ctype)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	return resp;
+}
+
+enum MHD_Result sp_http_reply_json(struct sp_req *r, unsigned int status, cJSON *j)
+{
+	struct MHD_Response *resp;
+	char *text;
+
+	if (!j)
+		return sp_http_reply(r, status, buffer_response("", 0, NULL));
+	text = sp_xjson_print(j);
+	cJSON_Delete(j);
+	resp = buffer_response(text, strlen(text), "application/json");
+	free(text);
+	return sp_http_reply(r, status, resp);
+}
+
+enum MHD_Result sp_http_reply_error(struct sp_req *r, unsigned int status, const char *fmt, ...)
+{
+	cJSON *j = cJSON_CreateObject();
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddStringToObject(j, "error", msg);
+	return sp_http_reply_json(r, status, j);
+}
+
+enum MHD_Result sp_http_reply_text(struct sp_req *r, unsigned int status, const char *text)
+{
+	return sp_http_reply(r, status,
+			     buffer_response(text, strlen(text), "text/plain; charset=utf-8"));
+}
+
+const char *sp_http_header(struct sp_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sp_http_arg(struct sp_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- the request life cycle ---------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct sp_http *h = cls;
+	struct sp_req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = sp_xcalloc(1, sizeof(*r));
+		clock_gettime(CLOCK_MONOTONIC, &r->t0);
+		r->h = h;
+		r->conn = conn;
+		r->method = method;
+		r->url = sp_xstrdup(url);
+		r->route = "other";
+		sp_buf_init(&r->body, 0);
+		*con_cls = r;
+		if (!strncmp(url, "/hooks/", 7) || !strcmp(url, "/hooks")) {
+			r->kind = SP_ROUTE_HOOK;
+			r->route = "hooks";
+			return sp_hooks_begin(r);
+		}
+		r->kind = SP_ROUTE_API;
+		return sp_api_begin(r);
+	}
+	if (r->answered) {
+		/* refused early: the rest of the body is dropped by libmicrohttpd */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!r->too_large && r->body.len + *upload_data_size > r->body_max) {
+			r->too_large = true;
+			sp_buf_release(&r->body);
+		}
+		if (!r->too_large)
+			sp_buf_add(&r->body, upload_data, *upload_data_size);
+		/*
+		 * libmicrohttpd (0.9.75) cannot queue an answer while upload data
+		 * is being handed over, so a chunked body over the cap is read to
+		 * its end and dropped (the connection timeout bounds a slow one),
+		 * then answered 413.  Nothing of it is kept.
+		 */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->too_large) {
+		if (r->kind == SP_ROUTE_HOOK)
+			return sp_hooks_too_large(r);
+		return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes",
+					   r->body_max);
+	}
+	if (r->kind == SP_ROUTE_HOOK)
+		return sp_hooks_finish(r);
+	return sp_api_finish(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct sp_req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	sp_buf_release(&r->body);
+	free(r->url);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512], q[600];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	sp_log_debug("http.mhd", "msg=%s", sp_log_quote(msg, q, sizeof(q)));
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+/* "host:port" / "[v6]:port" into a socket address (names resolved). */
+static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+		   bool *v6, struct sp_error *err)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256];
+	const char *port;
+	size_t hl;
+	int rc;
+
+	if (listen[0] == '[') {
+		const char *rb = strchr(listen, ']');
+		if (!rb)
+			return sp_error_set(err, SP_ECONFIG, "bad listen address %s", listen);
+		hl = (size_t)(rb - listen - 1);
+		port = rb + 2;
+		if (hl >= sizeof(host))
+			return sp_error_set(err, SP_ECONFIG, "bad listen address %s", listen);
+		memcpy(host, listen + 1, hl);
+	} else {
+		const char *colon = strrchr(listen, ':');
+		if (!colon)
+			return sp_error_set(err, SP_ECONFIG, "bad listen address %s", listen);
+		hl = (size_t)(colon - listen);
+		port = colon + 1;
+		if (hl >= sizeof(host))
+			return sp_error_set(err, SP_ECONFIG, "bad listen address %s", listen);
+		memcpy(host, listen, hl);
+	}
+	host[hl] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0)
+		return sp_error_set(err, SP_EENGINE, "cannot resolve %s: %s", listen,
+				    gai_strerror(rc));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	*v6 = res->ai_family == AF_INET6;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int sp_http_start(struct sp_http **out, struct sp_server *srv, struct sp_error *err)
+{
+	const struct sp_server_config *cfg = srv->cfg;
+	struct sp_http *h = sp_xcalloc(1, sizeof(*h));
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	h->srv = srv;
+	atomic_init(&h->stopping, false);
+	if (cfg->tls_cert) {
+		h->tls_cert = sp_fs_read_small(cfg->tls_cert);
+		h->tls_key = sp_fs_read_small(cfg->tls_key);
+		if (!h->tls_cert || !h->tls_key) {
+			rc = sp_error_set(err, SP_ECONFIG, "cannot read the TLS %s file %s",
+					  h->tls_cert ? "key" : "certificate",
+					  h->tls_cert ? cfg->tls_key : cfg->tls_cert);
+			goto fail;
+		}
+	}
+	for (i = 0; i < cfg->nlisten && i < SP_HTTP_MAX_DAEMONS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = 0;
+		unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
+				     MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+		bool v6 = false;
+		struct MHD_Daemon *d;
+
+		if ((rc = resolve(cfg->listen[i], &ss, &sslen, &v6, err)) < 0)
+			goto fail;
+		if (v6)
+			flags |= MHD_USE_DUAL_STACK;
+		if (h->tls_cert)
+			flags |= MHD_USE_TLS;
+		if (h->tls_cert)
+			d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+					     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+					     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+					     MHD_OPTION_CONNECTION_TIMEOUT,
+					     (unsigned int)CONNECTION_TIMEOUT_S,
+					     MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
+					     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+					     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+					     MHD_OPTION_HTTPS_MEM_CERT, h->tls_cert,
+					     MHD_OPTION_HTTPS_MEM_KEY, h->tls_key,
+					     MHD_OPTION_END);
+		else
+			d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+					     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+					     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+					     MHD_OPTION_CONNECTION_TIMEOUT,
+					     (unsigned int)CONNECTION_TIMEOUT_S,
+					     MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
+					     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+					     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+					     MHD_OPTION_END);
+		if (!d) {
+			rc = sp_error_set(err, SP_EENGINE, "cannot listen on %s%s%s", cfg->listen[i],
+					  errno ? ": " : "", errno ? strerror(errno) : "");
+			goto fail;
+		}
+		h->daemons[h->ndaemons++] = d;
+		sp_log_info("serve.listen", "addr=%s tls=%s", cfg->listen[i],
+			    h->tls_cert ? "true" : "false");
+	}
+	*out = h;
+	return 0;
+fail:
+	sp_http_stop(h);
+	sp_http_free(h);
+	return rc;
+}
+
+void sp_http_stop(struct sp_http *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	atomic_store(&h->stopping, true);
+	for (i = 0; i < h->ndaemons; i++)
+		MHD_stop_daemon(h->daemons[i]);
+	h->ndaemons = 0;
+}
+
+void sp_http_free(struct sp_http *h)
+{
+	if (!h)
+		return;
+	sp_http_stop(h);
+	if (h->tls_key)
+		memset(h->tls_key, 0, strlen(h->tls_key));
+	free(h->tls_key);
+	free(h->tls_cert);
+	free(h);
+}

@@ -1,0 +1,209 @@
+/*
+ * jobevents.c — a job's event lines (docs/events.md) into the store and
+ * its log files; see server.h.
+ *
+ *   pipeline_started   remembers the stages in run order (their pos) and
+ *                      writes a "pending" row for each, so a job's detail
+ *                      shows its whole plan from the start
+ *   stage_started      the stage row: running
+ *   log                the line into DATA/logs/<job>/<stage>.log; a line
+ *                      without a stage (checkout, the pipeline as a whole)
+ *                      into the job log "_job" (logs.c)
+ *   stage_finished     the stage row: its result, seconds, and the event
+ *                      itself as the report; the stage metric
+ *   pipeline_finished  kept (a copy) for the job's finish
+ *   promote_request    nothing: jobrun.c answers it
+ *
+ * Every store write carries the lease's epoch: SP_ECONFLICT (the job is no
+ * longer ours) goes back to the caller, which stops the child.  Other
+ * errors also go back, with the message; the caller decides (the worker
+ * logs them and carries on: a lost log line must not kill a build).
+ * Lines that are not JSON objects, and unknown events, are ignored
+ * (debug log).
+ */
+#include "core/server/server.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/error.h"
+#include "core/base/log.h"
+#include "core/base/xalloc.h"
+
+/* The log of lines that belong to no stage. */
+#define JOB_LOG "_job"
+/* Stages remembered from pipeline_started (more get pos = their order of
+ * appearance after these). */
+#define MAX_STAGES 256
+
+struct sp_jobevents {
+	struct sp_server *srv;
+	int64_t job, epoch;
+	struct sp_joblog *log;
+	cJSON *summary;            /* pipeline_finished, owned */
+	char **stages;             /* run order from pipeline_started */
+	size_t nstages, alloc;
+};
+
+struct sp_jobevents *sp_jobevents_new(struct sp_server *srv, int64_t job, int64_t epoch,
+				      struct sp_joblog *log)
+{
+	struct sp_jobevents *je = sp_xcalloc(1, sizeof(*je));
+
+	je->srv = srv;
+	je->job = job;
+	je->epoch = epoch;
+	je->log = log;
+	return je;
+}
+
+static const char *str_of(const cJSON *ev, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double num_of(const cJSON *ev, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+/* The stage's index in the run order; a stage not announced gets the next
+ * free one (and is remembered). */
+static int stage_pos(struct sp_jobevents *je, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < je->nstages; i++)
+		if (!strcmp(je->stages[i], name))
+			return (int)i;
+	if (je->nstages >= MAX_STAGES)
+		return (int)je->nstages;
+	SP_GROW(je->stages, je->alloc, je->nstages + 1);
+	je->stages[je->nstages] = sp_xstrdup(name);
+	return (int)je->nstages++;
+}
+
+static int put_stage(struct sp_jobevents *je, const char *name, const char *state,
+		     double seconds, const cJSON *report, struct sp_error *err)
+{
+	struct sp_stage_update u;
+
+	memset(&u, 0, sizeof(u));
+	u.name = name;
+	u.pos = stage_pos(je, name);
+	u.state = state;
+	u.seconds = seconds;
+	u.report = report;
+	return sp_store_stage(je->srv->store, je->job, je->epoch, &u, err);
+}
+
+static int on_pipeline_started(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err)
+{
+	const cJSON *stages = cJSON_GetObjectItemCaseSensitive(ev, "stages"), *s;
+	int rc;
+
+	cJSON_ArrayForEach(s, stages) {
+		if (!cJSON_IsString(s))
+			continue;
+		if ((rc = put_stage(je, s->valuestring, "pending", 0, NULL, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int on_log(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err)
+{
+	const char *stage = str_of(ev, "stage"), *line = str_of(ev, "line");
+	struct sp_error e2 = SP_ERROR_INIT;
+	int rc;
+
+	if (!line || !je->log)
+		return 0;
+	if (!stage || !*stage)
+		return sp_joblog_write(je->log, JOB_LOG, line, strlen(line), err);
+	rc = sp_joblog_write(je->log, stage, line, strlen(line), &e2);
+	if (rc < 0) {
+		/* a stage name no file can have (or its file failed): keep the
+		 * line in the job log */
+		char *l = sp_xasprintf("[%.100s] %s", stage, line);
+		rc = sp_joblog_write(je->log, JOB_LOG, l, strlen(l), err);
+		free(l);
+		if (rc < 0)
+			sp_error_prefix(err, "%s; then", e2.msg);
+	}
+	return rc;
+}
+
+static int on_stage_finished(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err)
+{
+	const char *stage = str_of(ev, "stage"), *result = str_of(ev, "result");
+	double seconds = num_of(ev, "seconds");
+	int rc;
+
+	if (!stage)
+		return 0;
+	if (!result)
+		result = "error";
+	if ((rc = put_stage(je, stage, result, seconds, ev, err)) < 0)
+		return rc;
+	if (je->srv->metrics)
+		sp_metrics_stage_finished(je->srv->metrics, result, seconds);
+	return 0;
+}
+
+int sp_jobevents_line(struct sp_jobevents *je, const char *line, size_t len,
+		      struct sp_error *err)
+{
+	cJSON *ev = cJSON_ParseWithLength(line, len);
+	const char *kind = str_of(ev, "event"), *stage;
+	int rc = 0;
+
+	if (!cJSON_IsObject(ev) || !kind) {
+		sp_log_debug("job.line", "job=%" PRId64 " ignored=%s bytes=%zu", je->job,
+			      ev ? "no_event" : "not_json", len);
+		goto cleanup;
+	}
+	if (!strcmp(kind, "log")) {
+		rc = on_log(je, ev, err);
+	} else if (!strcmp(kind, "stage_started")) {
+		if ((stage = str_of(ev, "stage")))
+			rc = put_stage(je, stage, "running", 0, NULL, err);
+	} else if (!strcmp(kind, "stage_finished")) {
+		rc = on_stage_finished(je, ev, err);
+	} else if (!strcmp(kind, "pipeline_started")) {
+		rc = on_pipeline_started(je, ev, err);
+	} else if (!strcmp(kind, "pipeline_finished")) {
+		cJSON_Delete(je->summary);
+		/* the parsed line itself: no copy needed */
+		je->summary = ev;
+		ev = NULL;
+	} else if (strcmp(kind, "promote_request") != 0) {
+		sp_log_debug("job.line", "job=%" PRId64 " ignored=unknown_event", je->job);
+	}
+cleanup:
+	cJSON_Delete(ev);
+	return rc;
+}
+
+const cJSON *sp_jobevents_summary(const struct sp_jobevents *je)
+{
+	return je ? je->summary : NULL;
+}
+
+void sp_jobevents_free(struct sp_jobevents *je)
+{
+	size_t i;
+
+	if (!je)
+		return;
+	for (i = 0; i < je->nstages; i++)
+		free(je->stages[i]);
+	free(je->stages);
+	cJSON_Delete(je->summary);
+	free(je);
+}

@@ -1,0 +1,565 @@
+/*
+ * jobrun.c — a job is a child `stagepipe run`; see server.h.
+ *
+ * The child is started the way core/base/child.c starts one (read its
+ * header for why): the program is found before the fork; fork happens
+ * with every signal blocked; the child puts every signal back to its
+ * default, becomes leader of its own process group, keeps only its three
+ * pipes (closefrom) and execs; an exec failure comes back through a
+ * close-on-exec pipe as its errno.  Two things child.c does not do:
+ *
+ *   - PR_SET_PDEATHSIG(SIGTERM): when the thread that started it dies
+ *     (the server was killed), the job is told to stop; it removes its
+ *     containers and exits 130.  Its stdin (the permit channel) then
+ *     reads EOF too, so it can never be granted a promotion.
+ *   - it runs for hours and talks: stdout is cut into event lines as it
+ *     arrives (core/base/lines.c, bounded), a promote_request is answered
+ *     on its stdin, stderr keeps only its last 2 KiB of lines.
+ *
+ * Stopping (cancel or timeout) is SIGTERM to the group, so that the job
+ * can clean up; SIGKILL follows after a grace (30 s for a cancel, 10 s
+ * for a timeout).  While it stops, its output is still read (the last
+ * stage_finished and pipeline_finished events come then) and the cancel
+ * callback is still polled every 100 ms, its answer ignored: the worker's
+ * heartbeat lives there.
+ *
+ * sp_jobrun returns 0 when the child ran and was reaped, whatever its
+ * exit (res says how it ended; cancelled/timed_out tell that we stopped
+ * it); SP_ENOTFOUND when exe does not exist; SP_ERROR when it could not be
+ * started or watched.  The child's environment and argv are never put in
+ * an error message or a log line.
+ */
+#define _GNU_SOURCE
+#include "core/server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/base/buf.h"
+#include "core/base/child.h"
+#include "core/base/error.h"
+#include "core/base/lines.h"
+#include "core/base/xalloc.h"
+#include "core/base/xjson.h"
+
+#define TICK_MS 100
+#define CANCEL_GRACE_MS 30000
+#define TIMEOUT_GRACE_MS 10000
+#define EXIT_GRACE_MS 1000
+/* Longest stdout line handed over whole; a longer one comes in pieces
+ * (which are not JSON, and so are ignored). */
+#define LINE_MAX_BYTES (1024 * 1024)
+#define TAIL_MAX (sizeof(((struct sp_jobrun_result *)0)->stderr_tail))
+#define IO_CHUNK 65536
+#define EXEC_REPORT_FD 3
+
+extern char **environ;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		(void)close(*fd);
+		*fd = -1;
+	}
+}
+
+/* ---- argv and environment, built before the fork (they allocate) ---- */
+
+struct strv {
+	const char **v;
+	size_t n, alloc;
+};
+
+static void strv_add(struct strv *s, const char *str)
+{
+	SP_GROW(s->v, s->alloc, s->n + 2);
+	s->v[s->n++] = str;
+	s->v[s->n] = NULL;
+}
+
+static void build_argv(struct strv *a, const struct sp_jobrun_opts *o)
+{
+	strv_add(a, o->exe);
+	strv_add(a, "run");
+	strv_add(a, "--repo");
+	strv_add(a, o->repo_url);
+	strv_add(a, "--ref");
+	strv_add(a, o->ref);
+	if (o->sha) {
+		strv_add(a, "--sha");
+		strv_add(a, o->sha);
+	}
+	if (o->pipeline) {
+		strv_add(a, "-f");
+		strv_add(a, o->pipeline);
+	}
+	strv_add(a, "--json");
+	if (o->job_label) {
+		strv_add(a, "--job-id");
+		strv_add(a, o->job_label);
+	}
+	if (o->event) {
+		strv_add(a, "--event");
+		strv_add(a, o->event);
+		if (o->event_ref) {
+			strv_add(a, "--event-ref");
+			strv_add(a, o->event_ref);
+		}
+	}
+	strv_add(a, "--permit-stdin");
+}
+
+static bool env_overridden(const char *entry, const char *const *extra)
+{
+	size_t n = strcspn(entry, "=");
+
+	for (; extra && *extra; extra++)
+		if (!strncmp(*extra, entry, n) && (*extra)[n] == '=')
+			return true;
+	return false;
+}
+
+/* environ, minus the names extra sets, plus extra.  Entries borrowed. */
+static void build_env(struct strv *e, const char *const *extra)
+{
+	char **p;
+
+	SP_GROW(e->v, e->alloc, 1);
+	e->v[0] = NULL;
+	for (p = environ; p && *p; p++)
+		if (!env_overridden(*p, extra))
+			strv_add(e, *p);
+	for (; extra && *extra; extra++)
+		strv_add(e, *extra);
+}
+
+/* ---- the child side: async-signal-safe calls only ---- */
+
+__attribute__((noreturn))
+static void child_exec(const char *prog, const char *const *argv, const char *const *envp,
+		       int in_fd, int out_fd, int err_fd, int report_fd, pid_t parent)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig, e;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	(void)setpgid(0, 0);
+	/* the server dying (its thread, precisely) stops the job; a server
+	 * that died before this line is caught by the getppid test */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		goto fail;
+	if (getppid() != parent) {
+		errno = ESRCH;
+		goto fail;
+	}
+	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+		goto fail;
+	if (report_fd != EXEC_REPORT_FD && dup2(report_fd, EXEC_REPORT_FD) < 0)
+		goto fail;
+	if (fcntl(EXEC_REPORT_FD, F_SETFD, FD_CLOEXEC) < 0)
+		goto fail;
+	report_fd = EXEC_REPORT_FD;
+	closefrom(EXEC_REPORT_FD + 1);
+
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(prog, (char *const *)argv, (char *const *)envp);
+fail:
+	e = errno;
+	(void)!write(report_fd, &e, sizeof(e));
+	_exit(127);
+}
+
+/* ---- the parent side ---- */
+
+static int move_high(int *fd)
+{
+	int nfd;
+
+	if (*fd >= 3)
+		return 0;
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+	if (nfd < 0)
+		return -1;
+	close_fd(fd);
+	*fd = nfd;
+	return 0;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+struct run {
+	const struct sp_jobrun_opts *o;
+	struct sp_jobrun_result *res;
+	int in_fd;                 /* the child's stdin (permit answers) */
+	struct sp_lines out_lines, err_lines;
+	struct sp_buf tail;        /* last lines of stderr, '\n'-separated */
+};
+
+/* Writes one answer line to the child's stdin; on trouble closes it (the
+ * child then reads EOF: "no answer", refused). */
+static void answer(struct run *r, const char *line)
+{
+	size_t len = strlen(line), off = 0;
+
+	while (r->in_fd >= 0 && off <= len) {
+		const char *p = off < len ? line + off : "\n";
+		size_t n = off < len ? len - off : 1;
+		ssize_t w = write(r->in_fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			/* EAGAIN cannot happen for one short line to a child that
+			 * waits for it; EPIPE: it is gone */
+			close_fd(&r->in_fd);
+			return;
+		}
+		off += (size_t)w;
+	}
+}
+
+static void promote(struct run *r, const char *line, size_t len)
+{
+	cJSON *ev = cJSON_ParseWithLength(line, len), *ans;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(ev, "event");
+	const cJSON *stage = cJSON_GetObjectItemCaseSensitive(ev, "stage");
+	char reason[512] = "", *out;
+	bool granted = false;
+
+	if (!cJSON_IsString(e) || strcmp(e->valuestring, "promote_request")) {
+		cJSON_Delete(ev);
+		return;
+	}
+	if (!cJSON_IsString(stage))
+		snprintf(reason, sizeof(reason), "promote_request without a stage");
+	else if (!r->o->on_promote)
+		snprintf(reason, sizeof(reason), "no promote permit here");
+	else
+		r->o->on_promote(r->o->ud, stage->valuestring, &granted, reason, sizeof(reason));
+	ans = cJSON_CreateObject();
+	cJSON_AddBoolToObject(ans, "granted", granted);
+	if (!granted)
+		cJSON_AddStringToObject(ans, "reason", *reason ? reason : "refused");
+	out = sp_xjson_print(ans);
+	answer(r, out);
+	cJSON_free(out);
+	cJSON_Delete(ans);
+	cJSON_Delete(ev);
+}
+
+static void on_out_line(void *ud, const char *line, size_t len)
+{
+	struct run *r = ud;
+
+	if (r->o->on_line)
+		r->o->on_line(r->o->ud, line, len);
+	/* cheap test first: only a promote_request is parsed here */
+	if (len < 4096 && memmem(line, len, "promote_request", 15))
+		promote(r, line, len);
+}
+
+static void on_err_line(void *ud, const char *line, size_t len)
+{
+	struct run *r = ud;
+
+	(void)sp_buf_add(&r->tail, line, len);
+	(void)sp_buf_addch(&r->tail, '\n');
+	/* keep whole lines, the newest, in TAIL_MAX - 1 bytes */
+	while (r->tail.len > TAIL_MAX - 1) {
+		const char *nl = memchr(r->tail.data, '\n', r->tail.len);
+
+		sp_buf_consume(&r->tail, (size_t)(nl - r->tail.data) + 1);
+	}
+}
+
+/* Reads once; closes *fd at EOF or on a real error. */
+static void read_once(int *fd, struct sp_lines *l)
+{
+	char chunk[IO_CHUNK];
+	ssize_t n = read(*fd, chunk, sizeof(chunk));
+
+	if (n > 0)
+		sp_lines_feed(l, chunk, (size_t)n);
+	else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+		close_fd(fd);
+}
+
+static int wait_blocking(pid_t pid, int *status)
+{
+	pid_t r;
+
+	while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
+		;
+	return r == pid ? 0 : -1;
+}
+
+/*
+ * One signal to the child's process group (it leads its own).  Only once:
+ * `stagepipe run` takes a second SIGTERM as "quit at once, skip the
+ * cleanup", so the same signal must not reach it twice.  The pid alone
+ * only when the group is not there yet (between fork and setpgid).
+ */
+static void signal_group(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) < 0 && errno == ESRCH)
+		(void)kill(pid, sig);
+}
+
+int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
+	      struct sp_error *err)
+{
+	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	int report[2] = { -1, -1 };
+	struct strv argv = { NULL, 0, 0 }, envp = { NULL, 0, 0 };
+	struct run r;
+	sigset_t all, old, pipeset, pending;
+	bool mask_set = false, sigpipe_pending_before = false, reaped = false;
+	int64_t start = now_ms(), deadline = 0, kill_at = 0, exited_at = 0, next_tick;
+	char *prog = NULL;
+	pid_t pid = -1;
+	int rc = 0, status = 0, e;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	r.res = res;
+	r.in_fd = -1;
+	sp_lines_init(&r.out_lines, LINE_MAX_BYTES, on_out_line, &r);
+	sp_lines_init(&r.err_lines, TAIL_MAX - 2, on_err_line, &r);
+	sp_buf_init(&r.tail, 0);
+
+	if (!o->exe || !o->repo_url || !o->ref) {
+		rc = sp_error_set(err, SP_ERROR, "a job needs a program, a repository and a ref");
+		goto out;
+	}
+	if ((rc = sp_child_which(&prog, o->exe, NULL, err)) < 0)
+		goto out;
+	build_argv(&argv, o);
+	build_env(&envp, o->env);
+
+	if (pipe2(in_pipe, O_CLOEXEC) < 0 || pipe2(out_pipe, O_CLOEXEC) < 0 ||
+	    pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run the job: pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (move_high(&in_pipe[0]) < 0 || move_high(&out_pipe[1]) < 0 ||
+	    move_high(&err_pipe[1]) < 0 || move_high(&report[1]) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run the job: %s", strerror(errno));
+		goto out;
+	}
+
+	/* SIGPIPE stays blocked in this thread while the job runs (a write to
+	 * a job that went away is EPIPE); a pending one is consumed at the end */
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	sigemptyset(&pending);
+	if (sigpending(&pending) == 0)
+		sigpipe_pending_before = sigismember(&pending, SIGPIPE) == 1;
+	sigfillset(&all);
+	if ((e = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run the job: sigmask: %s", strerror(e));
+		goto out;
+	}
+	mask_set = true;
+	{
+		pid_t parent = getpid();
+
+		start = now_ms();
+		pid = fork();
+		if (pid == 0)
+			child_exec(prog, argv.v, envp.v, in_pipe[0], out_pipe[1], err_pipe[1],
+				   report[1], parent);
+	}
+	e = errno;
+	{
+		sigset_t keep = old;
+		sigaddset(&keep, SIGPIPE);
+		(void)pthread_sigmask(SIG_SETMASK, &keep, NULL);
+	}
+	if (pid < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run the job: fork: %s", strerror(e));
+		goto out;
+	}
+	(void)setpgid(pid, pid);
+	close_fd(&in_pipe[0]);
+	close_fd(&out_pipe[1]);
+	close_fd(&err_pipe[1]);
+	close_fd(&report[1]);
+
+	{
+		ssize_t n;
+		e = 0;
+		while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
+			;
+		close_fd(&report[0]);
+		if (n == (ssize_t)sizeof(e)) {
+			(void)wait_blocking(pid, &status);
+			pid = -1;
+			rc = sp_error_set(err, e == ENOENT ? SP_ENOTFOUND : SP_ERROR,
+					  "cannot run %s: %s", o->exe, strerror(e));
+			goto out;
+		}
+	}
+	r.in_fd = in_pipe[1];
+	in_pipe[1] = -1;
+	(void)set_nonblock(r.in_fd);
+	if (o->timeout_ms > 0)
+		deadline = start + o->timeout_ms;
+	next_tick = now_ms();
+
+	for (;;) {
+		struct pollfd pfd[2];
+		int nfd = 0, wait_ms = TICK_MS, i;
+		int64_t t;
+
+		if (!reaped) {
+			pid_t w = waitpid(pid, &status, WNOHANG);
+			if (w == pid) {
+				reaped = true;
+				exited_at = now_ms();
+			} else if (w < 0 && errno != EINTR) {
+				rc = sp_error_set(err, SP_ERROR, "lost track of the job: waitpid: %s "
+						  "(is SIGCHLD ignored?)", strerror(errno));
+				signal_group(pid, SIGKILL);
+				pid = -1;
+				goto out;
+			}
+		}
+		if (reaped && out_pipe[0] < 0 && err_pipe[0] < 0)
+			break;
+		t = now_ms();
+		if (reaped && t - exited_at >= EXIT_GRACE_MS)
+			break;  /* something it started still holds the pipes */
+		if (!reaped && t >= next_tick) {
+			next_tick = t + TICK_MS;
+			/* polled while it stops too: the caller's heartbeat goes on */
+			bool cancel = o->cancel && o->cancel(o->ud);
+
+			if (!kill_at && deadline && t >= deadline) {
+				res->timed_out = true;
+				kill_at = t + TIMEOUT_GRACE_MS;
+				signal_group(pid, SIGTERM);
+			} else if (!kill_at && cancel) {
+				res->cancelled = true;
+				kill_at = t + CANCEL_GRACE_MS;
+				signal_group(pid, SIGTERM);
+			} else if (kill_at && t >= kill_at) {
+				signal_group(pid, SIGKILL);
+				kill_at = INT64_MAX;  /* once */
+			}
+			t = now_ms();
+		}
+		if (!reaped)
+			wait_ms = next_tick > t ? (int)(next_tick - t) : 0;
+		else
+			wait_ms = (int)(EXIT_GRACE_MS - (t - exited_at));
+		if (wait_ms < 0)
+			wait_ms = 0;
+		if (wait_ms > TICK_MS)
+			wait_ms = TICK_MS;
+
+		if (out_pipe[0] >= 0) {
+			pfd[nfd].fd = out_pipe[0];
+			pfd[nfd++].events = POLLIN;
+		}
+		if (err_pipe[0] >= 0) {
+			pfd[nfd].fd = err_pipe[0];
+			pfd[nfd++].events = POLLIN;
+		}
+		if (poll(nfd ? pfd : NULL, (nfds_t)nfd, wait_ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = sp_error_set(err, SP_ERROR, "watching the job: poll: %s", strerror(errno));
+			signal_group(pid, SIGKILL);
+			(void)wait_blocking(pid, &status);
+			pid = -1;
+			goto out;
+		}
+		for (i = 0; i < nfd; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (pfd[i].fd == out_pipe[0])
+				read_once(&out_pipe[0], &r.out_lines);
+			else
+				read_once(&err_pipe[0], &r.err_lines);
+		}
+	}
+	pid = -1;
+	sp_lines_flush(&r.out_lines);
+	sp_lines_flush(&r.err_lines);
+	res->seconds = (double)(now_ms() - start) / 1000.0;
+	if (WIFEXITED(status))
+		res->exit_code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		res->term_signal = WTERMSIG(status);
+out:
+	if (pid > 0) {
+		signal_group(pid, SIGKILL);
+		(void)wait_blocking(pid, &status);
+	}
+	{
+		/* the tail holds whole lines, each ending in '\n', in TAIL_MAX - 1 */
+		size_t n = r.tail.len;
+		if (n && r.tail.data[n - 1] == '\n')
+			n--;
+		memcpy(res->stderr_tail, r.tail.data, n);
+		res->stderr_tail[n] = '\0';
+	}
+	close_fd(&r.in_fd);
+	close_fd(&in_pipe[0]);
+	close_fd(&in_pipe[1]);
+	close_fd(&out_pipe[0]);
+	close_fd(&out_pipe[1]);
+	close_fd(&err_pipe[0]);
+	close_fd(&err_pipe[1]);
+	close_fd(&report[0]);
+	close_fd(&report[1]);
+	if (mask_set) {
+		if (!sigpipe_pending_before && sigpending(&pending) == 0 &&
+		    sigismember(&pending, SIGPIPE) == 1) {
+			struct timespec zero = { 0, 0 };
+			(void)sigtimedwait(&pipeset, NULL, &zero);
+		}
+		(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	sp_lines_release(&r.out_lines);
+	sp_lines_release(&r.err_lines);
+	sp_buf_release(&r.tail);
+	free(argv.v);
+	free(envp.v);
+	free(prog);
+	return rc;
+}

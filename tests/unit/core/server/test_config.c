@@ -1,0 +1,401 @@
+/*
+ * test_config.c — the server's config loader: a full and a minimal file
+ * with their defaults, every class of error with its position, all at
+ * once, secrets never in a message, and the branches filter.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/error.h"
+#include "core/base/xalloc.h"
+#include "core/server/config.h"
+#include "core/yaml/diag.h"
+#include "tests/unit/support/testutil.h"
+
+static const char *test_getenv(const char *name)
+{
+	static const char *const env[] = {
+		"TEST_ADMIN=admin-token-value",
+		"APP_SECRET=app-secret-value",
+		"APP_STATUS=status-token-value",
+		"WEB_SECRET=web-secret-value",
+		"EMPTY_SECRET=",
+		NULL,
+	};
+	return sp_test_env(name, (void *)env);
+}
+
+static struct sp_server_config *load_fixture_ok(const char *name)
+{
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+	char *path = sp_test_fixture_path("server", name);
+	size_t i;
+	int rc = sp_server_config_load(&c, path, test_getenv, &d);
+
+	for (i = 0; i < d.n; i++)
+		fprintf(stderr, "unexpected: %d:%d: %s\n", d.items[i].line, d.items[i].col,
+			d.items[i].msg);
+	assert_int_equal(rc, 0);
+	assert_non_null(c);
+	sp_diags_release(&d);
+	free(path);
+	return c;
+}
+
+static void test_good(void **state)
+{
+	struct sp_server_config *c = load_fixture_ok("good.yml");
+	const struct sp_repo_config *r;
+	size_t dl;
+
+	(void)state;
+	assert_int_equal(c->nlisten, 3);
+	assert_string_equal(c->listen[0], "127.0.0.1:8080");
+	assert_string_equal(c->listen[1], "[::1]:8081");
+	assert_string_equal(c->listen[2], "ci.example.com:443");
+	assert_null(c->listen[3]);
+	/* relative to the config file's folder */
+	dl = strlen(c->data);
+	assert_true(c->data[0] == '/');
+	assert_true(dl > 12 && !strcmp(c->data + dl - 12, "/server/data"));
+	assert_string_equal(c->public_url, "https://ci.example.com");
+	assert_int_equal(c->workers, 4);
+	assert_string_equal(c->admin_token, "admin-token-value");
+	assert_null(c->tls_cert);
+	assert_int_equal(c->body_max, 512 * 1024);
+	assert_int_equal(c->drain_timeout_ms, 60 * 1000);
+	assert_int_equal(c->lease_ttl_ms, 45 * 1000);
+	assert_int_equal(c->max_attempts, 5);
+	assert_int_equal(c->job_timeout_ms, 90L * 60 * 1000);
+	assert_null(c->stagepipe);
+	assert_string_equal(c->env[0], "DOCKER_HOST=unix:///run/docker.sock");
+	assert_string_equal(c->env[1], "EMPTY=");
+	assert_null(c->env[2]);
+	assert_int_equal(c->nrepos, 3);
+
+	r = sp_server_config_repo(c, "app");
+	assert_non_null(r);
+	assert_int_equal(r->forge, SP_FORGE_GITHUB);
+	assert_string_equal(r->secret, "app-secret-value");
+	assert_int_equal(r->secret_len, strlen("app-secret-value"));
+	assert_string_equal(r->pipeline, "ci/stagepipe.yml");
+	assert_false(r->cancel_superseded);
+	assert_string_equal(r->labels, "linux,amd64");
+	assert_true(r->status.enabled);
+	assert_null(r->status.api);
+	assert_string_equal(r->status.project, "team/app");
+	assert_string_equal(r->status.token, "status-token-value");
+	assert_string_equal(r->status.context, "stagepipe");
+
+	r = sp_server_config_repo(c, "tools.v2");
+	assert_non_null(r);
+	assert_int_equal(r->forge, SP_FORGE_GITEA);
+	assert_string_equal(r->secret, "file-secret-value");  /* newline dropped */
+	assert_int_equal(r->secret_len, strlen("file-secret-value"));
+	assert_string_equal(r->pipeline, "stagepipe.yml");
+	assert_true(r->cancel_superseded);
+	assert_null(r->branches);
+	assert_null(r->labels);
+	assert_string_equal(r->status.api, "https://git.example.com/api/v1");
+	assert_string_equal(r->status.project, "other/tools");
+	assert_string_equal(r->status.token, "file-secret-value");
+	assert_string_equal(r->status.context, "ci");
+
+	r = sp_server_config_repo(c, "web_1");
+	assert_non_null(r);
+	assert_int_equal(r->forge, SP_FORGE_GITLAB);
+	assert_false(r->status.enabled);
+	assert_null(sp_server_config_repo(c, "nope"));
+	assert_null(sp_server_config_repo(c, "App"));
+	sp_server_config_free(c);
+}
+
+static void test_minimal_defaults(void **state)
+{
+	struct sp_server_config *c = load_fixture_ok("minimal.yml");
+
+	(void)state;
+	assert_int_equal(c->nlisten, 1);
+	assert_string_equal(c->listen[0], "127.0.0.1:8080");
+	assert_string_equal(c->data, "/var/lib/stagepipe");
+	assert_string_equal(c->public_url, "http://127.0.0.1:8080");
+	assert_int_equal(c->workers, 1);
+	assert_null(c->admin_token);
+	assert_int_equal(c->body_max, 25 * 1024 * 1024);
+	assert_int_equal(c->drain_timeout_ms, 10L * 60 * 1000);
+	assert_int_equal(c->lease_ttl_ms, 30L * 1000);
+	assert_int_equal(c->max_attempts, 3);
+	assert_int_equal(c->job_timeout_ms, 2L * 3600 * 1000);
+	assert_null(c->env);
+	assert_int_equal(c->nrepos, 1);
+	assert_true(c->repos[0].cancel_superseded);
+	assert_false(c->repos[0].status.enabled);
+	sp_server_config_free(c);
+}
+
+struct want {
+	int line, col;
+	const char *msg;
+};
+
+static bool has(const struct sp_diags *d, int line, int col, const char *msg)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		if (d->items[i].line == line && d->items[i].col == col &&
+		    strstr(d->items[i].msg, msg))
+			return true;
+	return false;
+}
+
+/* Every problem of bad.yml, at once and at its place. */
+static void test_bad_all_at_once(void **state)
+{
+	static const struct want wants[] = {
+		{ 1, 10, "invalid listen address \"127.0.0.1:0\": the port must be" },
+		{ 1, 25, "an IPv6 address is written [addr]:port" },
+		{ 1, 35, "not an IPv4 address or host name" },
+		{ 2, 7, "data must not be empty" },
+		{ 3, 1, "unknown key \"wrokers\" in the config file; did you mean \"workers\"?" },
+		{ 4, 10, "workers must be a whole number from 0 to 64" },
+		{ 5, 18, "environment variable UNSET_ADMIN (admin_token_env) is not set" },
+		{ 6, 14, "tls.cert \"missing.pem\": cannot read" },
+		{ 6, 6, "tls needs both cert and key" },
+		{ 7, 11, "body_max must be a size like 512k or 25m" },
+		{ 8, 16, "invalid drain_timeout" },
+		{ 10, 11, "invalid repository name \"App\"" },
+		{ 11, 10, "url must not be empty" },
+		{ 12, 12, "unknown forge \"bitbucket\"" },
+		{ 14, 18, "give secret_env or secret_file, not both" },
+		{ 16, 10, "ext::" },
+		{ 18, 17, "environment variable EMPTY_SECRET (secret_env) is empty" },
+		{ 19, 5, "unknown key \"brnaches\" in repository \"dup\"; did you mean \"branches\"?" },
+		{ 21, 7, "status.api is required for a gitea repository" },
+		{ 22, 5, "repository \"dup\": missing required key \"url\"" },
+		{ 22, 5, "repository name \"dup\" is used twice" },
+		{ 25, 13, "missing token_env or token_file" },
+	};
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+	char *path = sp_test_fixture_path("server", "bad.yml");
+	size_t i;
+	bool ok = true;
+
+	(void)state;
+	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), SP_ECONFIG);
+	assert_null(c);
+	for (i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
+		if (!has(&d, wants[i].line, wants[i].col, wants[i].msg)) {
+			fprintf(stderr, "missing: %d:%d: %s\n", wants[i].line, wants[i].col,
+				wants[i].msg);
+			ok = false;
+		}
+	/* no secret in any message */
+	for (i = 0; i < d.n; i++) {
+		if (!ok)
+			fprintf(stderr, "  got %d:%d: %s\n", d.items[i].line, d.items[i].col,
+				d.items[i].msg);
+		assert_null(strstr(d.items[i].msg, "secret-value"));
+		assert_null(strstr(d.items[i].msg, "token-value"));
+	}
+	assert_true(ok);
+	sp_diags_release(&d);
+	free(path);
+}
+
+/* A config written to a temporary folder; returns the diagnostics' count. */
+static size_t load_text(const char *text, struct sp_diags *d, struct sp_server_config **c)
+{
+	char *dir = sp_test_tempdir("sp-config-");
+	char *path = sp_xasprintf("%s/serve.yml", dir);
+
+	sp_test_write_file(path, text);
+	*c = NULL;
+	sp_server_config_load(c, path, test_getenv, d);
+	free(path);
+	sp_test_rmtree(dir);
+	free(dir);
+	return d->n;
+}
+
+#define REPO "repos:\n  - name: a\n    url: /srv/a.git\n    forge: github\n    secret_env: APP_SECRET\n"
+
+static void test_small_cases(void **state)
+{
+	static const struct {
+		const char *yaml;
+		int line, col;
+		const char *msg;
+	} cases[] = {
+		{ "", 1, 1, "the config file is empty" },
+		{ "- a\n", 1, 1, "the config file must be a mapping" },
+		{ REPO, 1, 1, "missing required key \"data\"" },
+		{ "data: /d\n", 1, 1, "missing required key \"repos\"" },
+		{ "data: /d\nrepos: []\n", 2, 8, "repos must not be empty" },
+		{ "data: /d\nlisten: 8080\n" REPO, 2, 9, "expected host:port" },
+		{ "data: /d\nlisten: \"[::1]\"\n" REPO, 2, 9, "[addr]:port" },
+		{ "data: /d\nlisten: \"[fe80::zz]:80\"\n" REPO, 2, 9, "not an IPv6 address" },
+		{ "data: /d\nlisten: \"1.2.3.4:65536\"\n" REPO, 2, 9, "1 to 65535" },
+		{ "data: /d\nlisten: [\"a:1\", \"a:1\"]\n" REPO, 2, 17, "given twice" },
+		{ "data: /d\nlisten: []\n" REPO, 2, 9, "listen must not be empty" },
+		{ "data: /d\nworkers: -1\n" REPO, 2, 10, "from 0 to 64" },
+		{ "data: /d\nworkers: 1.5\n" REPO, 2, 10, "from 0 to 64" },
+		{ "data: /d\nmax_attempts: 0\n" REPO, 2, 15, "from 1 to 100" },
+		{ "data: /d\nlease_ttl: 10ms\n" REPO, 2, 12, "lease_ttl must be at least 1s" },
+		{ "data: /d\nbody_max: 2g\n" REPO, 2, 11, "between 1k and 1g" },
+		{ "data: /d\npublic_url: ci.example.com\n" REPO, 2, 13, "http:// or https://" },
+		{ "data: /d\nadmin_token_env: A\nadmin_token_file: /x\n" REPO, 3, 19, "not both" },
+		{ "data: /d\nadmin_token_file: /nonexistent/token\n" REPO, 2, 19, "cannot open" },
+		{ "data: /d\nadmin_token_env: \"1BAD\"\n" REPO, 2, 18, "not a valid environment" },
+		{ "data: /d\ntls: { key: /etc/hostname }\n" REPO, 2, 6, "both cert and key" },
+		{ "data: /d\ntls: { cert: /etc/hostname, kye: x }\n" REPO, 2, 29, "did you mean \"key\"" },
+		{ "data: /d\nstagepipe: /nonexistent/stagepipe\n" REPO, 2, 12, "not an executable" },
+		{ "data: /d\nenv: { 9X: a }\n" REPO, 2, 8, "invalid name \"9X\"" },
+		{ "data: /d\nenv: [a]\n" REPO, 2, 6, "env must be a mapping" },
+		{ "data: /d\n" REPO "    status: { token_env: APP_STATUS, projet: x }\n", 7, 38,
+		  "did you mean \"project\"" },
+		{ "data: /d\n" REPO "    status: { token_env: APP_STATUS, api: ftp://x }\n", 7, 43,
+		  "http:// or https://" },
+		{ "data: /d\n" REPO "    status: { token_env: NOPE_STATUS }\n", 7, 26,
+		  "NOPE_STATUS (token_env) is not set" },
+		{ "data: /d\n" REPO "    labels: [\"a b\"]\n", 7, 13, "invalid label" },
+		{ "data: /d\n" REPO "    branches: []\n", 7, 15, "branches must not be empty" },
+		{ "data: /d\n" REPO "    cancel_superseded: yes\n", 7, 24, "true or false" },
+		{ "data: /d\nrepos:\n  - name: .x\n    url: /a\n    forge: github\n"
+		  "    secret_env: APP_SECRET\n", 3, 11, "invalid repository name" },
+		{ "data: /d\nrepos:\n  - name: a/b\n    url: /a\n    forge: github\n"
+		  "    secret_env: APP_SECRET\n", 3, 11, "invalid repository name" },
+		{ "data: /d\nrepos:\n  - name: a\n    url: /a\n    secret_env: APP_SECRET\n", 3, 5,
+		  "missing required key \"forge\"" },
+		{ "data: /d\nrepos:\n  - name: a\n    url: /a\n    forge: github\n", 3, 5,
+		  "missing secret_env or secret_file" },
+		{ "data: /d\nrepos:\n  - a\n", 3, 5, "each repository must be a mapping" },
+		{ "data: /d\nrepos:\n  - name: a\n    url: /a\n    forge: github\n"
+		  "    secret_file: /etc\n", 6, 18, "not a regular file" },
+	};
+	size_t i, j;
+	int failed = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sp_diags d = SP_DIAGS_INIT;
+		struct sp_server_config *c = NULL;
+		bool found;
+
+		load_text(cases[i].yaml, &d, &c);
+		found = has(&d, cases[i].line, cases[i].col, cases[i].msg);
+		if (!found || c) {
+			fprintf(stderr, "case %zu: wanted %d:%d: ...%s...\n", i, cases[i].line,
+				cases[i].col, cases[i].msg);
+			for (j = 0; j < d.n; j++)
+				fprintf(stderr, "  got %d:%d: %s\n", d.items[j].line, d.items[j].col,
+					d.items[j].msg);
+		}
+		if (!found || c)
+			failed++;
+		sp_server_config_free(c);
+		sp_diags_release(&d);
+	}
+	assert_int_equal(failed, 0);
+}
+
+static void test_secret_file_and_tls(void **state)
+{
+	char *dir = sp_test_tempdir("sp-config-");
+	char *path = sp_xasprintf("%s/serve.yml", dir);
+	char *sec = sp_xasprintf("%s/s.secret", dir);
+	char *pem = sp_xasprintf("%s/c.pem", dir);
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+
+	(void)state;
+	sp_test_write_file(sec, "line-one\r\n");
+	sp_test_write_file(pem, "-----BEGIN-----\n");
+	sp_test_write_file(path, "data: d\nlisten: \"0.0.0.0:443\"\n"
+			   "tls: { cert: c.pem, key: c.pem }\n"
+			   "admin_token_file: s.secret\n"
+			   "repos:\n  - name: a\n    url: ../a.git\n    forge: gitlab\n"
+			   "    secret_file: s.secret\n");
+	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), 0);
+	assert_string_equal(c->admin_token, "line-one");
+	assert_string_equal(c->repos[0].secret, "line-one");
+	assert_int_equal(c->repos[0].secret_len, 8);
+	assert_non_null(strstr(c->tls_cert, "/c.pem"));
+	assert_true(c->tls_cert[0] == '/');
+	assert_string_equal(c->public_url, "https://0.0.0.0:443");
+	sp_server_config_free(c);
+	sp_diags_release(&d);
+	sp_test_rmtree(dir);
+	free(dir);
+	free(path);
+	free(sec);
+	free(pem);
+}
+
+static void test_missing_file(void **state)
+{
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+
+	(void)state;
+	assert_int_equal(sp_server_config_load(&c, "/nonexistent/serve.yml", NULL, &d),
+			 SP_ECONFIG);
+	assert_null(c);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.items[0].line, 0);
+	assert_non_null(strstr(d.items[0].msg, "cannot open"));
+	sp_diags_release(&d);
+}
+
+static void test_branches(void **state)
+{
+	static char p0[] = "main", p1[] = "release/*", p2[] = "feature/**", p3[] = "hot*fix",
+		    p4[] = "**/wip";
+	char *pats[] = { p0, p1, p2, p3, p4, NULL };
+	struct sp_repo_config r;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_true(sp_repo_branch_allowed(&r, "anything/at/all"));
+	r.branches = pats;
+	assert_true(sp_repo_branch_allowed(&r, "main"));
+	assert_false(sp_repo_branch_allowed(&r, "main2"));
+	assert_false(sp_repo_branch_allowed(&r, "mai"));
+	assert_true(sp_repo_branch_allowed(&r, "release/2.0"));
+	assert_true(sp_repo_branch_allowed(&r, "release/"));
+	assert_false(sp_repo_branch_allowed(&r, "release/2.0/x"));
+	assert_false(sp_repo_branch_allowed(&r, "release"));
+	assert_true(sp_repo_branch_allowed(&r, "feature/a"));
+	assert_true(sp_repo_branch_allowed(&r, "feature/a/b/c"));
+	assert_false(sp_repo_branch_allowed(&r, "features/a"));
+	assert_true(sp_repo_branch_allowed(&r, "hotfix"));
+	assert_true(sp_repo_branch_allowed(&r, "hot-big-fix"));
+	assert_false(sp_repo_branch_allowed(&r, "hot/fix"));
+	assert_true(sp_repo_branch_allowed(&r, "wip"));
+	assert_true(sp_repo_branch_allowed(&r, "a/b/wip"));
+	assert_false(sp_repo_branch_allowed(&r, "a/b/wipe"));
+	assert_false(sp_repo_branch_allowed(&r, NULL));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_bad_all_at_once),
+		cmocka_unit_test(test_small_cases),
+		cmocka_unit_test(test_secret_file_and_tls),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_branches),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
