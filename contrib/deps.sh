@@ -13,7 +13,7 @@ BUILD_PKGS="gcc make pkg-config libc6-dev
 libyaml-dev libgit2-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
 libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev
 libsqlite3-dev libmicrohttpd-dev"
-ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3"
+ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do

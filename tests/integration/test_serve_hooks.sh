@@ -633,6 +633,38 @@ srv_pid=
 for pid in $(sed -n 's/^start .* \([0-9]*\)$/\1/p' "$T/fake.log"); do
 	kill -0 "$pid" 2>/dev/null && fail "a job child (pid $pid) outlived the server"
 done
+# ---- TLS (libmicrohttpd + GnuTLS), IPv4 and IPv6 -------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 2 \
+	-subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1,IP:::1" >/dev/null 2>&1 ||
+	fail "openssl could not make a test certificate"
+TPORT=$(free_port)
+cat >"$T/tls.yml" <<EOF
+listen: ["127.0.0.1:$TPORT", "[::1]:$TPORT"]
+data: $T/tlsdata
+workers: 0
+tls: { cert: $T/tls.crt, key: $T/tls.key }
+repos:
+  - name: gh
+    url: file://$T/app.git
+    forge: github
+    secret_env: SP_GH_SECRET
+EOF
+"$BIN" serve -c "$T/tls.yml" >>"$T/serve.out" 2>>"$T/serve.log" &
+srv_pid=$!
+i=0
+until [ "$(curl -s --cacert "$T/tls.crt" "https://127.0.0.1:$TPORT/readyz")" = ready ]; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || { tail -5 "$T/serve.log"; fail "serve with tls: did not answer on https"; }
+	sleep 0.1
+done
+if ip -6 addr show lo 2>/dev/null | grep -q '::1'; then
+	[ "$(curl -s -g --cacert "$T/tls.crt" "https://[::1]:$TPORT/healthz")" = ok ] ||
+		fail "serve with tls: no answer on [::1]"
+fi
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$TPORT/healthz" || true)
+[ "$code" != 200 ] || fail "serve with tls answered plain http"
+stop_serve
+
 # a sanitizer build (make asan) reports here
 if grep -E 'runtime error:|AddressSanitizer|LeakSanitizer' "$T/serve.log" >/dev/null 2>&1; then
 	grep -E -A20 'runtime error:|AddressSanitizer|LeakSanitizer' "$T/serve.log" | head -60
