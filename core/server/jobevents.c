@@ -24,6 +24,7 @@
 #include "core/server/server.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,8 @@
 /* Stages remembered from pipeline_started (more get pos = their order of
  * appearance after these). */
 #define MAX_STAGES 256
+#define MAX_STAGE_NAME 100
+#define MAX_SECONDS (10.0 * 365 * 24 * 3600)
 
 struct sp_jobevents {
 	struct sp_server *srv;
@@ -65,11 +68,38 @@ static const char *str_of(const cJSON *ev, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static double num_of(const cJSON *ev, const char *key)
+/* A duration in seconds: 0 unless a finite number in [0, 10 years]. */
+static double seconds_of(const cJSON *ev, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, key);
+	double d = cJSON_IsNumber(v) ? v->valuedouble : 0.0;
 
-	return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+	return d >= 0 && d <= MAX_SECONDS ? d : 0.0;  /* NaN fails both */
+}
+
+/*
+ * A stage name as a pipeline can write it (pipeline.c: lower case letters,
+ * digits, '-' and '_', at most 100 bytes, not starting with '-' or '_').  The
+ * child runs a pipeline that comes from the repository, so what it says is
+ * checked before it becomes a row or a file name.
+ */
+static bool stage_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_");
+
+	return n > 0 && n <= MAX_STAGE_NAME && s[n] == '\0' && s[0] != '-' && s[0] != '_';
+}
+
+/* A stage result of docs/events.md; anything else is "error". */
+static const char *result_of(const char *r)
+{
+	static const char *const known[] = { "passed", "failed", "skipped", "cancelled",
+					     "error" };
+
+	for (size_t i = 0; r && i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(r, known[i]))
+			return known[i];
+	return "error";
 }
 
 /* The stage's index in the run order; a stage not announced gets the next
@@ -92,10 +122,19 @@ static int put_stage(struct sp_jobevents *je, const char *name, const char *stat
 		     double seconds, const cJSON *report, struct sp_error *err)
 {
 	struct sp_stage_update u;
+	int pos;
 
+	if (!stage_ok(name)) {
+		sp_log_debug("job.line", "job=%" PRId64 " ignored=bad_stage_name", je->job);
+		return 0;
+	}
+	pos = stage_pos(je, name);
+	if (pos >= MAX_STAGES)
+		return sp_error_set(err, SP_ETOOBIG, "job %" PRId64 ": more than %d stages",
+				    je->job, MAX_STAGES);
 	memset(&u, 0, sizeof(u));
 	u.name = name;
-	u.pos = stage_pos(je, name);
+	u.pos = pos;
 	u.state = state;
 	u.seconds = seconds;
 	u.report = report;
@@ -141,14 +180,12 @@ static int on_log(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err
 
 static int on_stage_finished(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err)
 {
-	const char *stage = str_of(ev, "stage"), *result = str_of(ev, "result");
-	double seconds = num_of(ev, "seconds");
+	const char *stage = str_of(ev, "stage"), *result = result_of(str_of(ev, "result"));
+	double seconds = seconds_of(ev, "seconds");
 	int rc;
 
-	if (!stage)
+	if (!stage || !stage_ok(stage))
 		return 0;
-	if (!result)
-		result = "error";
 	if ((rc = put_stage(je, stage, result, seconds, ev, err)) < 0)
 		return rc;
 	if (je->srv->metrics)

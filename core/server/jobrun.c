@@ -16,6 +16,10 @@
  *     arrives (core/base/lines.c, bounded), a promote_request is answered
  *     on its stdin, stderr keeps only its last 2 KiB of lines.
  *
+ * When the child has exited, whatever it left in its process group gets
+ * SIGKILL (it is still a zombie then, so the group id cannot have been
+ * reused), and only then is it reaped: nothing a job started outlives it.
+ *
  * Stopping (cancel or timeout) is SIGTERM to the group, so that the job
  * can clean up; SIGKILL follows after a grace (30 s for a cancel, 10 s
  * for a timeout).  While it stops, its output is still read (the last
@@ -345,7 +349,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	struct strv argv = { NULL, 0, 0 }, envp = { NULL, 0, 0 };
 	struct run r;
 	sigset_t all, old, pipeset, pending;
-	bool mask_set = false, sigpipe_pending_before = false, reaped = false;
+	bool mask_set = false, sigpipe_pending_before = false, exited = false;
 	int64_t start = now_ms(), deadline = 0, kill_at = 0, exited_at = 0, next_tick;
 	char *prog = NULL;
 	pid_t pid = -1;
@@ -445,10 +449,16 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 		int nfd = 0, wait_ms = TICK_MS, i;
 		int64_t t;
 
-		if (!reaped) {
-			pid_t w = waitpid(pid, &status, WNOHANG);
-			if (w == pid) {
-				reaped = true;
+		if (!exited) {
+			/* WNOWAIT: it stays a zombie, so its pid (and the group id)
+			 * cannot be reused until we reap it below */
+			siginfo_t si;
+			int w;
+
+			memset(&si, 0, sizeof(si));
+			w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+			if (w == 0 && si.si_pid == pid) {
+				exited = true;
 				exited_at = now_ms();
 			} else if (w < 0 && errno != EINTR) {
 				rc = sp_error_set(err, SP_ERROR, "lost track of the job: waitpid: %s "
@@ -458,12 +468,12 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 				goto out;
 			}
 		}
-		if (reaped && out_pipe[0] < 0 && err_pipe[0] < 0)
+		if (exited && out_pipe[0] < 0 && err_pipe[0] < 0)
 			break;
 		t = now_ms();
-		if (reaped && t - exited_at >= EXIT_GRACE_MS)
+		if (exited && t - exited_at >= EXIT_GRACE_MS)
 			break;  /* something it started still holds the pipes */
-		if (!reaped && t >= next_tick) {
+		if (!exited && t >= next_tick) {
 			next_tick = t + TICK_MS;
 			/* polled while it stops too: the caller's heartbeat goes on */
 			bool cancel = o->cancel && o->cancel(o->ud);
@@ -482,7 +492,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 			}
 			t = now_ms();
 		}
-		if (!reaped)
+		if (!exited)
 			wait_ms = next_tick > t ? (int)(next_tick - t) : 0;
 		else
 			wait_ms = (int)(EXIT_GRACE_MS - (t - exited_at));
@@ -516,6 +526,15 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 			else
 				read_once(&err_pipe[0], &r.err_lines);
 		}
+	}
+	/* what it left behind in its group (still holding the pipes, or not)
+	 * goes with it; then the zombie is exited */
+	(void)kill(-pid, SIGKILL);
+	if (wait_blocking(pid, &status) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "lost track of the job: waitpid: %s",
+				  strerror(errno));
+		pid = -1;
+		goto out;
 	}
 	pid = -1;
 	sp_lines_flush(&r.out_lines);

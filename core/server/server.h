@@ -36,7 +36,7 @@ struct sp_server {
 	const struct sp_server_config *cfg;
 	struct sp_store *store;
 	struct sp_metrics *metrics;
-	struct sp_workers *workers;   /* NULL when cfg->workers == 0 */
+	struct sp_workers *workers;   /* cfg->workers slots (maybe 0) and the lease keeper */
 	struct sp_outbox *outbox;
 	struct sp_http *http;
 	const char *self_exe;         /* the stagepipe binary jobs run */

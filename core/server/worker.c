@@ -47,7 +47,8 @@
 
 #define IDLE_WAIT_MS 2000
 #define KEEPER_EVERY_MS 1000
-#define FINISH_TRIES 3
+/* Tries of the final store write, a second apart. */
+#define FINISH_TRIES 10
 /* Event-write failures logged per job (the rest are counted). */
 #define EVENT_WARN_MAX 5
 
@@ -75,6 +76,7 @@ struct sp_workers {
 	pthread_t keeper;
 	bool keeper_started;
 	bool joined;
+	char **child_env;       /* cfg->env plus the secrets blanked (secret_env) */
 };
 
 /* One running job. */
@@ -335,11 +337,16 @@ static enum sp_job_state decide(const struct job *j, const struct sp_jobrun_resu
 			(void)last_line(res->stderr_tail, reason, len);
 		return SP_JOB_ERROR;
 	case 130:
-		snprintf(reason, len, "%s", j->api_cancel ? "cancelled" : "interrupted");
+		/* asked to stop: no reason of ours, the store keeps the cancel's
+		 * ("cancelled through the API", "superseded by job N") */
+		if (j->api_cancel)
+			reason[0] = '\0';
+		else
+			snprintf(reason, len, "interrupted");
 		return SP_JOB_CANCELLED;
 	case -1:
 		if (res->cancelled && j->api_cancel) {
-			snprintf(reason, len, "cancelled");
+			reason[0] = '\0';
 			return SP_JOB_CANCELLED;
 		}
 		snprintf(reason, len, "the job process was killed by signal %d (%s)",
@@ -359,22 +366,45 @@ static enum sp_job_state decide(const struct job *j, const struct sp_jobrun_resu
 	}
 }
 
-static void finish(struct sp_workers *w, const struct sp_lease *l, const struct sp_finish *f)
+/*
+ * Ends the job in the store; true when that was applied.  A store in
+ * trouble is tried again for a while, the lease renewed in between so that
+ * the keeper does not take back a job that is over; when it stays in
+ * trouble the lease runs out and the keeper puts the job back in the
+ * queue (or ends it `error`): it is never left `running`.  A conflict (the
+ * lease was taken back meanwhile) is final: someone else owns the job.
+ */
+static bool finish(struct sp_workers *w, struct job *j, const struct sp_finish *f)
 {
+	const struct sp_lease *l = j->lease;
 	struct sp_error err = SP_ERROR_INIT;
 	char q[600];
 	int i, rc = 0;
 
 	for (i = 0; i < FINISH_TRIES; i++) {
+		if (i) {
+			sleep(1);
+			if (!j->conflict)
+				heartbeat(j);
+			if (j->conflict) {
+				rc = SP_ECONFLICT;
+				break;
+			}
+		}
 		sp_error_clear(&err);
 		rc = sp_store_finish(w->srv->store, l->job_id, l->epoch, f, &err);
 		if (rc == 0 || rc == SP_ECONFLICT)
 			break;
-		sleep(1);
+		if (atomic_load(&w->kill))
+			break;  /* forced: the keeper of the next start takes it back */
 	}
-	if (rc < 0)
+	if (rc == SP_ECONFLICT)
+		sp_log_warn("job.stale", "job=%" PRId64 " epoch=%" PRId64 " error=%s", l->job_id,
+			    l->epoch, sp_log_quote(err.msg, q, sizeof(q)));
+	else if (rc < 0)
 		sp_log_error("job.finish_failed", "job=%" PRId64 " epoch=%" PRId64 " error=%s",
 			     l->job_id, l->epoch, sp_log_quote(err.msg, q, sizeof(q)));
+	return rc == 0;
 }
 
 static void requeue(struct sp_workers *w, const struct sp_lease *l, const char *why)
@@ -443,8 +473,8 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	if (!repo) {
 		f.state = SP_JOB_ERROR;
 		f.reason = "repository no longer configured";
-		finish(w, l, &f);
-		finished(w, l, f.state, f.reason, 0);
+		if (finish(w, &j, &f))
+			finished(w, l, f.state, f.reason, 0);
 		goto cleanup;
 	}
 	if (sp_joblog_open(&j.log, cfg->data, l->job_id, &err) < 0) {
@@ -467,7 +497,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	o.event = l->event;
 	o.event_ref = event_ref_of(l);
 	o.job_label = label;
-	o.env = (const char *const *)cfg->env;
+	o.env = (const char *const *)w->child_env;
 	o.timeout_ms = cfg->job_timeout_ms;
 	o.cancel = job_cancel;
 	o.on_line = job_line;
@@ -496,7 +526,9 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 			 l->attempt);
 		goto cleanup;
 	}
-	if (j.drained) {
+	/* stopped by the drain, unless it ended on its own meanwhile (it was
+	 * finishing as the SIGTERM came: a result stands, it is not run again) */
+	if (j.drained && (res.exit_code == 130 || res.exit_code < 0)) {
 		job_note(&j, "stagepipe serve: attempt %d stopped: the server is shutting down",
 			 l->attempt);
 		requeue(w, l, "the server stopped while it ran");
@@ -510,13 +542,75 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	f.pipeline = summary_str(f.summary, "pipeline");
 	job_note(&j, "stagepipe serve: %s%s%s", sp_job_state_name(state), *reason ? ": " : "",
 		 reason);
-	finish(w, l, &f);
-	finished(w, l, state, reason, res.seconds);
+	if (finish(w, &j, &f))
+		finished(w, l, state, reason, res.seconds);
 cleanup:
 	if (w->srv->outbox)
 		sp_outbox_wake(w->srv->outbox);
 	sp_jobevents_free(j.je);
 	sp_joblog_close(j.log);
+}
+
+/* ---- the children's environment ---- */
+
+extern char **environ;
+
+static bool is_secret(const struct sp_server_config *cfg, const char *v)
+{
+	size_t n = strlen(v), i;
+
+	if (!n)
+		return false;
+	if (cfg->admin_token && !strcmp(cfg->admin_token, v))
+		return true;
+	for (i = 0; i < cfg->nrepos; i++) {
+		const struct sp_repo_config *r = &cfg->repos[i];
+
+		if (r->secret && r->secret_len == n && !memcmp(r->secret, v, n))
+			return true;
+		if (r->status.token && !strcmp(r->status.token, v))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A job child runs the repository's pipeline, which can read any variable
+ * of its environment (${env.NAME}): the server's own secrets taken from its
+ * environment (admin_token_env, secret_env, token_env) must not be there.
+ * They are blanked ("NAME=", which replaces the inherited entry), found by
+ * value so that every way of naming them is covered.  cfg->env comes after
+ * and wins (the operator asked for it).  Nothing here is ever logged.
+ */
+static char **child_env(const struct sp_server_config *cfg)
+{
+	char **out = NULL, **p;
+	size_t n = 0, alloc = 0;
+
+	for (p = environ; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+
+		if (!eq || !is_secret(cfg, eq + 1))
+			continue;
+		SP_GROW(out, alloc, n + 2);
+		out[n++] = sp_xasprintf("%.*s=", (int)(eq - *p), *p);
+	}
+	for (p = cfg->env; p && *p; p++) {
+		SP_GROW(out, alloc, n + 2);
+		out[n++] = sp_xstrdup(*p);
+	}
+	if (out)
+		out[n] = NULL;
+	return out;
+}
+
+static void env_free(char **env)
+{
+	char **p;
+
+	for (p = env; p && *p; p++)
+		free(*p);
+	free(env);
 }
 
 /* ---- threads ---- */
@@ -673,6 +767,7 @@ int sp_workers_start(struct sp_workers **out, struct sp_server *srv, struct sp_e
 	cond_init_mono(&w->tick);
 	atomic_init(&w->kill, false);
 	w->nslots = srv->cfg->workers > 0 ? srv->cfg->workers : 0;
+	w->child_env = child_env(srv->cfg);
 	w->slots = sp_xcalloc((size_t)(w->nslots ? w->nslots : 1), sizeof(*w->slots));
 	for (i = 0; i < w->nslots; i++) {
 		w->slots[i].w = w;
@@ -767,5 +862,6 @@ void sp_workers_free(struct sp_workers *w)
 	pthread_cond_destroy(&w->idle);
 	pthread_cond_destroy(&w->tick);
 	free(w->slots);
+	env_free(w->child_env);
 	free(w);
 }

@@ -2129,13 +2129,15 @@ static void destroy(struct sqlite_store *st)
 {
 	struct rconn *c, *next;
 
-	for (int i = 0; i < W_COUNT; i++)
-		sqlite3_finalize(st->w[i]);
-	sqlite3_close(st->db);
+	/* readers first, the writer's connection last: the last connection
+	 * to close checkpoints and removes the WAL file */
 	for (c = st->free_readers; c; c = next) {
 		next = c->next;
 		rconn_close(c);
 	}
+	for (int i = 0; i < W_COUNT; i++)
+		sqlite3_finalize(st->w[i]);
+	sqlite3_close(st->db);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->pool_cv);

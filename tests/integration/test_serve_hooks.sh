@@ -596,6 +596,22 @@ dt=$(($(now_ms) - t0))
 grep -q "^term srv-$cj " "$T/fake.log" || fail "the child of job $cj got no SIGTERM"
 [ "$dt" -le 5000 ] || fail "a cancelled running job took $dt ms to stop (wanted <= 5000 ms)"
 
+# a newer push to the same branch supersedes: the running job is stopped
+whook sleepy-3
+want 202 "push sleepy-3"
+oj=$wj
+wait_child "$oj"
+whook sleepy-3
+want 202 "a newer push to sleepy-3"
+nj=$wj
+wait_state "$oj" cancelled 10 ||
+	fail "job $oj not cancelled by the newer push: $(sql "SELECT state, reason FROM jobs WHERE id = $oj")"
+sql "SELECT reason FROM jobs WHERE id = $oj" | grep -q "superseded by job $nj" ||
+	fail "superseded job $oj: reason $(sql "SELECT reason FROM jobs WHERE id = $oj")"
+wait_child "$nj"
+api POST "/api/jobs/$nj/cancel"
+wait_state "$nj" cancelled 10 || fail "job $nj not cancelled"
+
 # SIGTERM drains: hooks 503, /readyz 503, after drain_timeout the job is
 # cancelled and queued again, exit 0
 whook sleepy-2

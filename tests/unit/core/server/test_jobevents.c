@@ -249,6 +249,61 @@ static void test_odd_stage_name_goes_to_job_log(void **state)
 	sp_lease_release(&l);
 }
 
+/* The child's JSON is checked, not trusted: wrong types, missing fields,
+ * huge or negative numbers, unknown results, names no pipeline can have,
+ * too many stages. */
+static void test_hostile_events(void **state)
+{
+	struct fix *f = *state;
+	struct sp_lease l = new_leased_job(f->st);
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_joblog *log = NULL;
+	struct sp_jobevents *je;
+	const cJSON *st;
+	cJSON *job = NULL;
+	char line[256];
+	int i, rc = 0;
+
+	assert_int_equal(sp_joblog_open(&log, f->dir, l.job_id, &err), 0);
+	je = sp_jobevents_new(&f->srv, l.job_id, l.epoch, log);
+	assert_int_equal(feed(je, "{\"event\":\"stage_finished\",\"stage\":\"a\","
+			      "\"result\":\"pwned\\\"}\",\"seconds\":1e999}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_finished\",\"stage\":\"b\","
+			      "\"result\":7,\"seconds\":-5}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_finished\",\"stage\":\"c\","
+			      "\"result\":\"passed\",\"seconds\":\"soon\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"../../etc\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"_job\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":12}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"pipeline_started\",\"stages\":\"abc\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"pipeline_started\",\"stages\":[1,null,{}]}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"log\",\"stage\":\"a\",\"line\":5}"), 0);
+	assert_int_equal(feed(je, "[\"event\",\"log\"]"), 0);
+	assert_int_equal(feed(je, "{\"event\":null}"), 0);
+
+	assert_int_equal(sp_store_job_get(f->st, l.job_id, &job, &err), 0);
+	st = cJSON_GetObjectItemCaseSensitive(job, "stages");
+	assert_int_equal(cJSON_GetArraySize(st), 3);  /* a, b, c: nothing else */
+	assert_string_equal(jstr(stage_of(job, "a"), "state"), "error");
+	assert_true(jnum(stage_of(job, "a"), "seconds") == 0);
+	assert_string_equal(jstr(stage_of(job, "b"), "state"), "error");
+	assert_true(jnum(stage_of(job, "b"), "seconds") == 0);
+	assert_string_equal(jstr(stage_of(job, "c"), "state"), "passed");
+	cJSON_Delete(job);
+
+	/* a child announcing stage after stage: bounded */
+	for (i = 0; i < 300 && rc == 0; i++) {
+		snprintf(line, sizeof(line), "{\"event\":\"stage_started\",\"stage\":\"s%d\"}", i);
+		rc = feed(je, line);
+	}
+	assert_int_equal(rc, SP_ETOOBIG);
+	assert_true(i <= 256);
+	sp_jobevents_free(je);
+	sp_joblog_close(log);
+	sp_lease_release(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +311,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_stage_name_goes_to_job_log, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_events, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,9 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +399,98 @@ static void test_missing_program(void **state)
 	seen_release(&s);
 }
 
+/* A script of our own (fake_run.sh has no such mode), made executable. */
+static char *write_script(const char *dir, const char *name, const char *body)
+{
+	char *path = sp_xasprintf("%s/%s", dir, name);
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fprintf(fp, "#!/bin/sh\n%s", body);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0755), 0);
+	return path;
+}
+
+/* What a job starts in its process group does not outlive it, even when
+ * it holds the job's pipes. */
+static void test_leftovers_killed(void **state)
+{
+	char *dir = sp_test_tempdir("sp-jobrun-");
+	char *pidfile = sp_xasprintf("%s/pid", dir);
+	char *body = sp_xasprintf("sleep 60 &\necho $! > %s\nexit 0\n", pidfile);
+	char *exe = write_script(dir, "leftover.sh", body);
+	struct sp_jobrun_opts o;
+	struct sp_jobrun_result res;
+	struct sp_error err = SP_ERROR_INIT;
+	struct seen s;
+	char *text;
+	pid_t left;
+	int i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	opts_init(&o, exe, NULL, &s);
+	assert_int_equal(sp_jobrun(&o, &res, &err), 0);
+	assert_int_equal(res.exit_code, 0);
+	text = sp_test_read_file(pidfile, NULL);
+	left = (pid_t)atoi(text);
+	assert_true(left > 0);
+	/* gone (its parent, init, reaps it soon after the SIGKILL) */
+	for (i = 0; i < 200 && kill(left, 0) == 0; i++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (kill(left, 0) == 0) {
+		(void)kill(left, SIGKILL);
+		fail_msg("the job's background process %d outlived it", (int)left);
+	}
+	free(text);
+	seen_release(&s);
+	sp_test_rmtree(dir);
+	free(exe);
+	free(body);
+	free(pidfile);
+	free(dir);
+}
+
+/* A job that closed its stdin and then asks for the permit: the answer
+ * meets EPIPE, no SIGPIPE reaches us, and our signal mask is as before. */
+static void test_closed_stdin_no_sigpipe(void **state)
+{
+	char *dir = sp_test_tempdir("sp-jobrun-");
+	char *exe = write_script(dir, "nostdin.sh",
+				 "exec 0<&-\n"
+				 "echo '{\"event\":\"promote_request\",\"stage\":\"release\"}'\n"
+				 "sleep 0.3\n"
+				 "echo '{\"event\":\"promote_request\",\"stage\":\"release\"}'\n"
+				 "exit 0\n");
+	struct sp_jobrun_opts o;
+	struct sp_jobrun_result res;
+	struct sp_error err = SP_ERROR_INIT;
+	struct seen s;
+	sigset_t before, after, pending;
+
+	(void)state;
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
+	memset(&s, 0, sizeof(s));
+	s.grant = true;
+	opts_init(&o, exe, NULL, &s);
+	assert_int_equal(sp_jobrun(&o, &res, &err), 0);
+	assert_int_equal(res.exit_code, 0);
+	assert_string_equal(s.promoted_stage, "release");
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+	assert_int_equal(sigismember(&before, SIGPIPE), sigismember(&after, SIGPIPE));
+	assert_int_equal(sigismember(&before, SIGTERM), sigismember(&after, SIGTERM));
+	sigemptyset(&pending);
+	assert_int_equal(sigpending(&pending), 0);
+	assert_int_equal(sigismember(&pending, SIGPIPE), 0);
+	seen_release(&s);
+	sp_test_rmtree(dir);
+	free(exe);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +504,8 @@ int main(void)
 		cmocka_unit_test(test_long_line_is_cut),
 		cmocka_unit_test(test_descriptors),
 		cmocka_unit_test(test_missing_program),
+		cmocka_unit_test(test_leftovers_killed),
+		cmocka_unit_test(test_closed_stdin_no_sigpipe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

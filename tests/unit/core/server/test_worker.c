@@ -380,6 +380,28 @@ static void test_outbox(void **state)
 	sp_outbox_stop(f->srv.outbox, 100);
 }
 
+/* The server's secrets from its environment never reach a job, whose
+ * pipeline could print them (${env.NAME}). */
+static void test_secrets_not_in_job_env(void **state)
+{
+	struct fix *f = *state;
+	int64_t id;
+	cJSON *j;
+	char *text;
+
+	setenv("FAKE_VAR", "status-token-secret", 1);  /* repo web's status token */
+	start(f, "env", NULL);
+	id = create(f, "app");
+	j = wait_state(f, id, "passed|failed|error|cancelled|skipped");
+	assert_string_equal(jstr(j, "state"), "passed");
+	cJSON_Delete(j);
+	unsetenv("FAKE_VAR");
+	text = log_text(f, id, "test");
+	assert_null(strstr(text, "status-token-secret"));
+	assert_non_null(strstr(text, "FAKE_VAR=unset"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +415,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_keeper_takes_back_a_lost_lease, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_not_in_job_env, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1345,6 +1347,145 @@ static void test_counts_and_ping(void **state)
 	assert_int_equal(c.outbox_pending, 0);
 }
 
+
+/*
+ * The permit and fencing under every interleaving we can provoke: agent
+ * threads lease with 1-3 ms leases, ask for the permit, write stages, and
+ * finish or requeue, while an expirer thread takes leases back as fast as
+ * it can.  Whatever happens: at most one epoch of a job is ever granted
+ * the permit (the one the job records), and a job is finished at most once.
+ */
+#define HAMMER_JOBS 24
+#define HAMMER_AGENTS 6
+#define HAMMER_ROUNDS 400
+
+struct hammer {
+	struct sp_store *st;
+	pthread_mutex_t mu;
+	int64_t granted_epoch[HAMMER_JOBS + 1];   /* by job id (ids are 1..N) */
+	int double_grants;
+	int finishes[HAMMER_JOBS + 1];
+	atomic_bool stop;
+	int errors;
+};
+
+static void *hammer_agent(void *arg)
+{
+	struct hammer *h = arg;
+	unsigned seed = (unsigned)(uintptr_t)pthread_self();
+
+	for (int round = 0; round < HAMMER_ROUNDS; round++) {
+		struct sp_lease_req q = { .agent = "hammer", .ttl_ms = 1 + (int)(rand_r(&seed) % 3) };
+		struct sp_error err = SP_ERROR_INIT;
+		struct sp_lease l;
+		int rc;
+
+		memset(&l, 0, sizeof(l));
+		rc = sp_store_lease(h->st, &q, &l, &err);
+		if (rc == SP_ENOTFOUND) {
+			sleep_ms(1);
+			continue;
+		}
+		if (rc) {
+			pthread_mutex_lock(&h->mu);
+			h->errors++;
+			pthread_mutex_unlock(&h->mu);
+			continue;
+		}
+		for (int k = 0; k < 3; k++) {
+			struct sp_stage_update u = { "build", 0, "running", 0, NULL };
+			char reason[128];
+			bool granted = false;
+
+			if (sp_store_promote(h->st, l.job_id, l.epoch, &granted, reason, sizeof(reason),
+					     &err) == 0 && granted) {
+				pthread_mutex_lock(&h->mu);
+				if (h->granted_epoch[l.job_id] && h->granted_epoch[l.job_id] != l.epoch)
+					h->double_grants++;
+				h->granted_epoch[l.job_id] = l.epoch;
+				pthread_mutex_unlock(&h->mu);
+			}
+			(void)sp_store_stage(h->st, l.job_id, l.epoch, &u, &err);
+		}
+		switch (rand_r(&seed) % 3) {
+		case 0: {
+			struct sp_finish fin = { SP_JOB_PASSED, NULL, 0, NULL, NULL };
+
+			if (sp_store_finish(h->st, l.job_id, l.epoch, &fin, &err) == 0) {
+				pthread_mutex_lock(&h->mu);
+				h->finishes[l.job_id]++;
+				pthread_mutex_unlock(&h->mu);
+			}
+			break;
+		}
+		case 1:
+			(void)sp_store_requeue(h->st, l.job_id, l.epoch, "hammer", 1000000, &err);
+			break;
+		default:
+			break;  /* walk away: the expirer takes it back */
+		}
+		sp_lease_release(&l);
+	}
+	return NULL;
+}
+
+static void *hammer_expirer(void *arg)
+{
+	struct hammer *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		struct sp_error err = SP_ERROR_INIT;
+		int requeued = 0, failed = 0;
+
+		(void)sp_store_expire(h->st, 1000000, &requeued, &failed, &err);
+	}
+	return NULL;
+}
+
+static void test_promote_fencing_hammer(void **state)
+{
+	struct fx *f = *state;
+	struct hammer *h = sp_xcalloc(1, sizeof(*h));
+	pthread_t agents[HAMMER_AGENTS], expirer;
+	int promoted = 0;
+
+	h->st = f->st;
+	pthread_mutex_init(&h->mu, NULL);
+	atomic_init(&h->stop, false);
+	for (int i = 0; i < HAMMER_JOBS; i++)
+		assert_int_equal(create_simple(f->st, NULL), i + 1);
+	assert_int_equal(pthread_create(&expirer, NULL, hammer_expirer, h), 0);
+	for (int i = 0; i < HAMMER_AGENTS; i++)
+		assert_int_equal(pthread_create(&agents[i], NULL, hammer_agent, h), 0);
+	for (int i = 0; i < HAMMER_AGENTS; i++)
+		pthread_join(agents[i], NULL);
+	atomic_store(&h->stop, true);
+	pthread_join(expirer, NULL);
+
+	assert_int_equal(h->errors, 0);
+	assert_int_equal(h->double_grants, 0);
+	for (int64_t id = 1; id <= HAMMER_JOBS; id++) {
+		char sql[128];
+		int64_t pe;
+
+		assert_in_range(h->finishes[id], 0, 1);
+		snprintf(sql, sizeof(sql), "SELECT coalesce(promote_epoch, 0) FROM jobs WHERE id = %lld",
+			 (long long)id);
+		pe = query_int(f->path, sql);
+		/* the permit the store records is the one the agents were granted */
+		assert_int_equal(pe, h->granted_epoch[id]);
+		promoted += pe != 0;
+		if (h->finishes[id]) {
+			cJSON *j = job_get(f->st, id);
+			assert_string_equal(jstr(j, "state"), "passed");
+			cJSON_Delete(j);
+		}
+	}
+	assert_true(promoted > 0);  /* the test did exercise the permit */
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1362,6 +1503,7 @@ int main(void)
 		T(test_fencing),
 		T(test_promote_permit),
 		T(test_promote_after_cancel),
+		T(test_promote_fencing_hammer),
 		T(test_finish_closes_stages),
 		T(test_expire_requeue_then_error),
 		T(test_requeue),
