@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,21 +92,50 @@ struct forcer {
 	sigset_t set;
 	struct sp_server *srv;
 	atomic_bool forced;
+	atomic_bool done;     /* the drain is over: the thread ends */
 };
 
-/* Waits for the second signal of a drain: stop the running jobs at once. */
+/*
+ * Waits for the second signal of a drain: stop the running jobs at once.
+ * Polls done every 200 ms and is joined before the parts it touches (and
+ * the forcer, on run_serve's stack) go away.  Not pthread_cancel: a
+ * cancelled thread unwinds past ASan's stack bookkeeping.
+ */
 static void *force_thread(void *arg)
 {
 	struct forcer *f = arg;
-	int sig = 0;
+	const struct timespec tick = { 0, 200 * 1000 * 1000 };
+	siginfo_t si;
+	int sig;
 
-	if (sigwait(&f->set, &sig) != 0)
-		return NULL;
-	sp_log_warn("serve.force", "signal=%s", strsignal(sig));
-	atomic_store(&f->forced, true);
-	if (f->srv->workers)
-		sp_workers_force(f->srv->workers);
+	while (!atomic_load(&f->done)) {
+		sig = sigtimedwait(&f->set, &si, &tick);
+		if (sig < 0)
+			continue;  /* EAGAIN (tick) or EINTR */
+		sp_log_warn("serve.force", "signal=%s", strsignal(sig));
+		atomic_store(&f->forced, true);
+		if (f->srv->workers)
+			sp_workers_force(f->srv->workers);
+		break;
+	}
 	return NULL;
+}
+
+/*
+ * Every connection is a socket and a log stream one more file: with the
+ * usual soft limit of 1024 descriptors the connection limit (1024 per
+ * listen address) could never be reached.  Raised towards the hard limit,
+ * not past FD_MAX (job children inherit it, and some tools loop over it).
+ */
+#define FD_MAX 8192
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= FD_MAX)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_MAX ? FD_MAX : rl.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static const char *self_exe(char *buf, size_t len)
@@ -149,7 +179,7 @@ static int run_serve(int argc, char **argv)
 	sigset_t set;
 	const char *file = DEFAULT_CONFIG;
 	char exe[PATH_MAX], q[600], *dbpath = NULL, *logs = NULL;
-	bool check = false, forced;
+	bool check = false, forced, force_started;
 	int c, sig = 0, status = SP_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
@@ -184,6 +214,7 @@ static int run_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	sp_log_init(2);
+	raise_fd_limit();
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
 	srv.self_exe = cfg->stagepipe ? cfg->stagepipe : self_exe(exe, sizeof(exe));
@@ -203,7 +234,9 @@ static int run_serve(int argc, char **argv)
 	srv.metrics = sp_metrics_new();
 	if (sp_outbox_start(&srv.outbox, &srv, &err) < 0)
 		goto infra;
-	if (cfg->workers > 0 && sp_workers_start(&srv.workers, &srv, &err) < 0)
+	/* always: with workers 0 there is no slot, but the lease keeper must
+	 * still take back the jobs of agents (or an earlier run) that died */
+	if (sp_workers_start(&srv.workers, &srv, &err) < 0)
 		goto infra;
 	if (sp_http_start(&srv.http, &srv, &err) < 0)
 		goto infra;
@@ -219,13 +252,19 @@ static int run_serve(int argc, char **argv)
 	forcer.set = set;
 	forcer.srv = &srv;
 	atomic_init(&forcer.forced, false);
-	if (pthread_create(&force_tid, NULL, force_thread, &forcer) == 0)
-		pthread_detach(force_tid);
+	atomic_init(&forcer.done, false);
+	force_started = pthread_create(&force_tid, NULL, force_thread, &forcer) == 0;
 	if (srv.workers)
 		sp_workers_drain(srv.workers, cfg->drain_timeout_ms);
 	forced = atomic_load(&forcer.forced);
 	sp_outbox_stop(srv.outbox, forced ? 0 : OUTBOX_STOP_MS);
 	sp_http_stop(srv.http);
+	/* the force thread uses srv.workers and forcer (this stack frame):
+	 * it ends before either goes */
+	if (force_started) {
+		atomic_store(&forcer.done, true);
+		pthread_join(force_tid, NULL);
+	}
 	forced = atomic_load(&forcer.forced);
 	status = forced ? SP_EXIT_INTERRUPTED : SP_EXIT_OK;
 	goto out;

@@ -11,7 +11,9 @@
  * ends with `event: end` once the job is final and every byte is sent.
  * Readers in thread-per-connection mode may block: an SSE reader waits at
  * most 250 ms between looks at the file and at the server's stop flag, so
- * sp_http_stop never waits on an open stream for long.
+ * sp_http_stop never waits on an open stream for long.  At most
+ * SP_HTTP_SSE_MAX streams are open at once (503 past that), and a client
+ * that stops reading is dropped by the idle timeout.
  *
  * Mutating calls need the admin token, compared as SHA-256 digests with
  * CRYPTO_memcmp: constant time whatever the lengths.
@@ -214,15 +216,34 @@ static enum MHD_Result store_error(struct sp_req *r, int rc, const struct sp_err
 	return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store unavailable");
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * A ping is a committed (fsynced) write, and /healthz is public: a success
+ * is trusted for HEALTH_CACHE_MS so that a client polling it in a loop
+ * cannot keep the disk busy under the hooks' commits.  A failure is not
+ * cached.
+ */
+#define HEALTH_CACHE_MS 1000
 static enum MHD_Result do_healthz(struct sp_req *r)
 {
 	struct sp_error err = SP_ERROR_INIT;
+	int64_t now = now_ms();
 	char q[600];
 
+	if (now - atomic_load(&r->h->health_ok_ms) < HEALTH_CACHE_MS)
+		return sp_http_reply_text(r, MHD_HTTP_OK, "ok\n");
 	if (sp_store_ping(r->h->srv->store, &err) < 0) {
 		sp_log_warn("health.failed", "error=%s", sp_log_quote(err.msg, q, sizeof(q)));
 		return sp_http_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store unavailable\n");
 	}
+	atomic_store(&r->h->health_ok_ms, now_ms());
 	return sp_http_reply_text(r, MHD_HTTP_OK, "ok\n");
 }
 
@@ -622,6 +643,21 @@ static void file_free(void *cls)
 	free(fs);
 }
 
+/* A byte offset: digits only, at most 2^50; -1 otherwise. */
+static int64_t offset_parse(const char *s)
+{
+	int64_t v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		v = v * 10 + (*s - '0');
+		if (v > ((int64_t)1 << 50))
+			return -1;
+	}
+	return *s ? -1 : v;
+}
+
 /* "bytes=N-" → N; -1 when absent, -2 when not of that form. */
 static int64_t range_start(const char *h)
 {
@@ -802,7 +838,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (s->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (atomic_load(&s->h->stopping) || atomic_load(&s->h->srv->draining))
+		/* not on draining: the jobs that finish during the drain can be
+		 * followed to their end; sp_http_stop ends the rest */
+		if (atomic_load(&s->h->stopping))
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (sse_pump(s))
 			continue;
@@ -834,6 +872,7 @@ static void sse_free(void *cls)
 {
 	struct sse *s = cls;
 
+	atomic_fetch_sub(&s->h->sse_streams, 1);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->path);
@@ -848,15 +887,27 @@ static enum MHD_Result log_sse(struct sp_req *r, int64_t job, const char *path)
 	struct MHD_Response *resp;
 	struct sse *s;
 	const char *from = sp_http_header(r, "Last-Event-ID");
+	int64_t off = 0;
 	int rc, st;
 
 	if (!from || !*from)
 		from = sp_http_arg(r, "from");
+	if (from && *from && (off = offset_parse(from)) < 0)
+		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST,
+					   "Last-Event-ID (or from) must be a byte offset");
 	st = job_state(r->h->srv->store, job, &rc, &err);
 	if (st < 0)
 		return store_error(r, rc, &err);
 	if (sp_job_state_final((enum sp_job_state)st) && access(path, F_OK) != 0)
 		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for this stage");
+	/* a stream lives as long as its job: public readers get a share of the
+	 * connections, not all of them (the hooks must still get in) */
+	if (atomic_fetch_add(&r->h->sse_streams, 1) >= SP_HTTP_SSE_MAX) {
+		atomic_fetch_sub(&r->h->sse_streams, 1);
+		sp_log_warn("http.busy", "route=sse streams=%d", SP_HTTP_SSE_MAX);
+		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+					   "too many live log streams");
+	}
 	s = sp_xcalloc(1, sizeof(*s));
 	s->h = r->h;
 	s->job = job;
@@ -864,12 +915,7 @@ static enum MHD_Result log_sse(struct sp_req *r, int64_t job, const char *path)
 	s->fd = -1;
 	sp_buf_init(&s->line, 0);
 	sp_buf_init(&s->out, 0);
-	if (from && *from) {
-		char *end;
-		unsigned long long v = strtoull(from, &end, 10);
-		if (!*end)
-			s->off = v;
-	}
+	s->off = (uint64_t)off;
 	clock_gettime(CLOCK_MONOTONIC, &s->last_out);
 	s->last_state = s->last_out;
 	if (sp_job_state_final((enum sp_job_state)st)) {
@@ -881,8 +927,12 @@ static enum MHD_Result log_sse(struct sp_req *r, int64_t job, const char *path)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-	/* kept alive by the keepalive comments, not by the idle timeout */
-	MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
+	/*
+	 * The idle timeout stays: the keepalive comment (every 15 s) is
+	 * activity enough for a client that reads, and a client that stops
+	 * reading is dropped after 30 s instead of holding the stream's
+	 * thread, file and connection for ever.
+	 */
 	r->route = "sse";
 	return sp_http_reply(r, MHD_HTTP_OK, resp);
 }

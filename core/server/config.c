@@ -43,6 +43,9 @@
 #define DEFAULT_DRAIN_MS (10L * 60 * 1000)
 #define DEFAULT_LEASE_TTL_MS (30L * 1000)
 #define DEFAULT_JOB_TIMEOUT_MS (2L * 3600 * 1000)
+#define DRAIN_MAX_MS ((int64_t)24 * 3600 * 1000)
+#define LEASE_TTL_MAX_MS ((int64_t)3600 * 1000)
+#define JOB_TIMEOUT_MAX_MS ((int64_t)7 * 24 * 3600 * 1000)
 
 struct loader {
 	struct sp_diags *diags;
@@ -133,8 +136,9 @@ static bool get_int(struct loader *L, const struct sp_ynode *n, const char *what
 	return false;
 }
 
+/* max_ms: lease_ttl becomes an int of milliseconds; nothing waits for weeks */
 static bool get_duration(struct loader *L, const struct sp_ynode *n, const char *what,
-			 int64_t min_ms, long *out)
+			 int64_t min_ms, int64_t max_ms, long *out)
 {
 	char why[128];
 	int64_t ms;
@@ -152,6 +156,12 @@ static bool get_duration(struct loader *L, const struct sp_ynode *n, const char 
 		char m[32];
 		sp_duration_format(m, sizeof(m), min_ms);
 		sp_diags_add(L->diags, AT(n), "%s must be at least %s", what, m);
+		return false;
+	}
+	if (ms > max_ms) {
+		char m[32];
+		sp_duration_format(m, sizeof(m), max_ms);
+		sp_diags_add(L->diags, AT(n), "%s must be at most %s", what, m);
 		return false;
 	}
 	*out = (long)ms;
@@ -181,12 +191,12 @@ static bool get_size(struct loader *L, const struct sp_ynode *n, const char *wha
 	}
 	if (*p)
 		goto bad;
-	v *= mult;
-	if (v < 1024 || v > ((uint64_t)1 << 30)) {
+	/* checked before the multiplication: 17179869185g must not wrap to 1g */
+	if (v > ((uint64_t)1 << 30) / mult || v * mult < 1024) {
 		sp_diags_add(L->diags, AT(n), "%s must be between 1k and 1g, not %s", what, n->value);
 		return false;
 	}
-	*out = (size_t)v;
+	*out = (size_t)(v * mult);
 	return true;
 bad:
 	sp_diags_add(L->diags, AT(n), "%s must be a size like 512k or 25m, not \"%s\"", what,
@@ -340,7 +350,7 @@ static void read_secret(struct loader *L, const char *what, const struct sp_ynod
 				     strerror(errno));
 			goto out;
 		}
-		if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 			sp_diags_add(L->diags, AT(kfile), "%s \"%s\" is not a regular file", fkey, name);
 			close(fd);
 			goto out;
@@ -810,13 +820,14 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 		} else if (!strcmp(key, "body_max")) {
 			get_size(L, v, "body_max", &c->body_max);
 		} else if (!strcmp(key, "drain_timeout")) {
-			get_duration(L, v, "drain_timeout", 0, &c->drain_timeout_ms);
+			get_duration(L, v, "drain_timeout", 0, DRAIN_MAX_MS, &c->drain_timeout_ms);
 		} else if (!strcmp(key, "lease_ttl")) {
-			get_duration(L, v, "lease_ttl", 1000, &c->lease_ttl_ms);
+			get_duration(L, v, "lease_ttl", 1000, LEASE_TTL_MAX_MS, &c->lease_ttl_ms);
 		} else if (!strcmp(key, "max_attempts")) {
 			get_int(L, v, "max_attempts", 1, 100, &c->max_attempts);
 		} else if (!strcmp(key, "job_timeout")) {
-			get_duration(L, v, "job_timeout", 1000, &c->job_timeout_ms);
+			get_duration(L, v, "job_timeout", 1000, JOB_TIMEOUT_MAX_MS,
+				     &c->job_timeout_ms);
 		} else if (!strcmp(key, "stagepipe")) {
 			char *p = NULL;
 			if (get_string(L, v, "stagepipe", &p)) {

@@ -4,13 +4,16 @@
  *
  * In order: the repository from the URL (404), the method (405), the
  * draining server (503), Content-Length over the cap (413, before a byte
- * of the body is read), the content type (415); then, on the whole raw
+ * of the body is read), the content type (415), the server's body budget
+ * (503 "server busy": http.c, sp_http_reserve); then, on the whole raw
  * body, the signature (401, nothing stored), the delivery id, the parse
  * (400), the branches filter, and one store call that records the
  * delivery and its job in one transaction.  The answer is sent after that
  * call returns, i.e. after the commit: never a 2xx for something not on
  * disk.  Every outcome is counted (sp_metrics_delivery) and logged.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +61,7 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	const char *cl, *ct;
 	char q[400], mt[128];
 	struct MHD_Response *resp;
+	size_t content_length = 0;
 
 	r->repo = strchr(name, '/') ? NULL : sp_server_config_repo(srv->cfg, name);
 	if (!r->repo) {
@@ -81,16 +85,19 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl) {
 		char *end;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (end == cl || *end || v > r->body_max) {
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(cl, &end, 10);
+		if (end == cl || *end || errno || !isdigit((unsigned char)cl[0]) ||
+		    v > r->body_max) {
 			count(r, "too_large");
 			sp_log_info("hook.refused", "status=413 repo=%s content_length=%s",
 				    r->repo->name, sp_log_quote(cl, q, sizeof(q)));
 			return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
 						   "body over %zu bytes", r->body_max);
 		}
-		/* one allocation for the whole body */
-		sp_buf_grow(&r->body, (size_t)v);
+		content_length = (size_t)v;
 	}
 	ct = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
 	media_type(ct ? ct : "", mt, sizeof(mt));
@@ -101,6 +108,18 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 		return sp_http_reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 					   "content type must be application/json or "
 					   "application/x-www-form-urlencoded");
+	}
+	if (content_length) {
+		/* the bytes are held from now on: take them from the server's
+		 * budget (every unauthenticated connection may ask for body_max) */
+		if (!sp_http_reserve(r, content_length)) {
+			count(r, "unavailable");
+			sp_log_warn("hook.refused", "status=503 repo=%s reason=\"body budget spent\" "
+				    "content_length=%zu", r->repo->name, content_length);
+			return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy");
+		}
+		/* one allocation for the whole body */
+		sp_buf_grow(&r->body, content_length);
 	}
 	return MHD_YES;
 }

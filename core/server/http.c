@@ -10,6 +10,15 @@
  * Content-Length over the cap is answered at once; the body is then
  * accumulated under the route's cap, and the route answers once it is
  * complete.
+ *
+ * What a client that is not trusted yet can hold is bounded: headers by
+ * libmicrohttpd's per-connection memory (CONNECTION_MEMORY), connections
+ * by CONNECTION_LIMIT (PER_IP_LIMIT of them from one address), the bytes
+ * of all bodies being received by the body budget (sp_http_reserve), the
+ * time to send a body by BODY_DEADLINE_S (the idle timeout alone lets a
+ * byte every 29 s hold a thread for ever), and a body over the cap is read
+ * and dropped only up to DRAIN_MAX more bytes before the connection is
+ * closed.
  */
 #include "core/server/http_internal.h"
 
@@ -30,8 +39,13 @@
 #include "core/base/xjson.h"
 
 #define CONNECTION_LIMIT 1024
+#define PER_IP_LIMIT 256
 #define CONNECTION_TIMEOUT_S 30
+#define CONNECTION_MEMORY (32 * 1024)   /* request line + headers, per connection */
 #define THREAD_STACK (512 * 1024)
+#define BODY_BUDGET_MIN ((size_t)128 * 1024 * 1024)
+#define BODY_DEADLINE_S 60.0            /* forges themselves give up after 10 s */
+#define DRAIN_MIN ((size_t)1024 * 1024)
 
 /* ---- answers ------------------------------------------------------------- */
 
@@ -101,6 +115,23 @@ enum MHD_Result sp_http_reply_text(struct sp_req *r, unsigned int status, const 
 			     buffer_response(text, strlen(text), "text/plain; charset=utf-8"));
 }
 
+bool sp_http_reserve(struct sp_req *r, size_t total)
+{
+	struct sp_http *h = r->h;
+	size_t more, cur;
+
+	if (total <= r->reserved)
+		return true;
+	more = total - r->reserved;
+	cur = atomic_load(&h->body_bytes);
+	do {
+		if (cur > h->body_budget || more > h->body_budget - cur)
+			return false;
+	} while (!atomic_compare_exchange_weak(&h->body_bytes, &cur, cur + more));
+	r->reserved = total;
+	return true;
+}
+
 const char *sp_http_header(struct sp_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
@@ -146,20 +177,49 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		if (!r->too_large && r->body.len + *upload_data_size > r->body_max) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		/* a body trickled in to hold a thread: close the connection */
+		if (sp_http_elapsed(r) > BODY_DEADLINE_S) {
+			sp_log_info("http.refused", "route=%s reason=\"body not received within %.0f s\"",
+				    r->route, BODY_DEADLINE_S);
+			return MHD_NO;
+		}
+		if (!r->too_large && !r->busy && r->body.len + n > r->body_max) {
 			r->too_large = true;
 			sp_buf_release(&r->body);
 		}
-		if (!r->too_large)
-			sp_buf_add(&r->body, upload_data, *upload_data_size);
+		if (!r->too_large && !r->busy && !sp_http_reserve(r, r->body.len + n)) {
+			r->busy = true;
+			sp_buf_release(&r->body);
+		}
+		if (!r->too_large && !r->busy) {
+			sp_buf_add(&r->body, upload_data, n);
+			return MHD_YES;
+		}
 		/*
 		 * libmicrohttpd (0.9.75) cannot queue an answer while upload data
-		 * is being handed over, so a chunked body over the cap is read to
-		 * its end and dropped (the connection timeout bounds a slow one),
-		 * then answered 413.  Nothing of it is kept.
+		 * is being handed over, so a chunked body over the cap is read on
+		 * and dropped, then answered 413 — but only so far: past DRAIN_MAX
+		 * more bytes the client is not sending a webhook, and the
+		 * connection is closed without an answer.  Nothing of it is kept.
 		 */
-		*upload_data_size = 0;
+		r->dropped += n;
+		if (r->dropped > (r->body_max > DRAIN_MIN ? r->body_max : DRAIN_MIN)) {
+			sp_log_info("http.refused", "route=%s reason=\"body far over the cap\"",
+				    r->route);
+			return MHD_NO;
+		}
 		return MHD_YES;
+	}
+	if (r->busy) {
+		if (r->kind == SP_ROUTE_HOOK)
+			sp_metrics_delivery(h->srv->metrics,
+					    r->repo ? sp_forge_name(r->repo->forge) : "unknown",
+					    "unavailable");
+		sp_log_warn("http.busy", "route=%s budget=%zu", r->route, h->body_budget);
+		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy");
 	}
 	if (r->too_large) {
 		if (r->kind == SP_ROUTE_HOOK)
@@ -182,6 +242,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!r)
 		return;
+	if (r->reserved)
+		atomic_fetch_sub(&r->h->body_bytes, r->reserved);
 	sp_buf_release(&r->body);
 	free(r->url);
 	free(r);
@@ -257,6 +319,10 @@ int sp_http_start(struct sp_http **out, struct sp_server *srv, struct sp_error *
 	*out = NULL;
 	h->srv = srv;
 	atomic_init(&h->stopping, false);
+	h->body_budget = cfg->body_max > BODY_BUDGET_MIN / 2 ? 2 * cfg->body_max : BODY_BUDGET_MIN;
+	atomic_init(&h->body_bytes, 0);
+	atomic_init(&h->sse_streams, 0);
+	atomic_init(&h->health_ok_ms, (long long)-1000000);
 	if (cfg->tls_cert) {
 		h->tls_cert = sp_fs_read_small(cfg->tls_cert);
 		h->tls_key = sp_fs_read_small(cfg->tls_key);
@@ -270,21 +336,27 @@ int sp_http_start(struct sp_http **out, struct sp_server *srv, struct sp_error *
 	for (i = 0; i < cfg->nlisten && i < SP_HTTP_MAX_DAEMONS; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sslen = 0;
-		unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
+		/* poll(2), not select(2): descriptors past FD_SETSIZE (log files,
+		 * the store, streams) must not make connections fail */
+		unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
 				     MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 		bool v6 = false;
 		struct MHD_Daemon *d;
 
 		if ((rc = resolve(cfg->listen[i], &ss, &sslen, &v6, err)) < 0)
 			goto fail;
+		/* IPv6 only (IPV6_V6ONLY), as nginx: "[::]:8080" and
+		 * "0.0.0.0:8080" can both be listed */
 		if (v6)
-			flags |= MHD_USE_DUAL_STACK;
+			flags |= MHD_USE_IPv6;
 		if (h->tls_cert)
 			flags |= MHD_USE_TLS;
 		if (h->tls_cert)
 			d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 					     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 					     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+					     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_LIMIT,
+					     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 					     MHD_OPTION_CONNECTION_TIMEOUT,
 					     (unsigned int)CONNECTION_TIMEOUT_S,
 					     MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
@@ -297,6 +369,8 @@ int sp_http_start(struct sp_http **out, struct sp_server *srv, struct sp_error *
 			d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 					     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 					     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+					     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_LIMIT,
+					     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 					     MHD_OPTION_CONNECTION_TIMEOUT,
 					     (unsigned int)CONNECTION_TIMEOUT_S,
 					     MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,

@@ -26,6 +26,10 @@
 
 #define SP_HTTP_MAX_DAEMONS 8
 #define SP_HTTP_API_BODY_MAX (64 * 1024)
+/* Live log streams (SSE) open at once, over every daemon: a stream holds a
+ * connection, a thread and a file for as long as its job runs (read access
+ * is public), so they get a share of the connection limit, not all of it. */
+#define SP_HTTP_SSE_MAX 256
 
 struct sp_http {
 	struct sp_server *srv;
@@ -33,6 +37,16 @@ struct sp_http {
 	size_t ndaemons;
 	char *tls_cert, *tls_key;  /* PEM contents, for libmicrohttpd */
 	atomic_bool stopping;      /* sp_http_stop: streams end */
+	/*
+	 * Request bodies are buffered whole before anything is verified, so
+	 * every unauthenticated connection could hold body_max bytes: their sum
+	 * is capped at body_budget (bytes reserved by sp_http_reserve, given
+	 * back when the request completes); past it a request answers 503.
+	 */
+	size_t body_budget;
+	atomic_size_t body_bytes;
+	atomic_int sse_streams;    /* open SSE streams (api.c) */
+	atomic_llong health_ok_ms; /* last good /healthz ping, monotonic ms (api.c) */
 };
 
 enum sp_route_kind {
@@ -52,7 +66,10 @@ struct sp_req {
 	struct timespec t0;
 	bool answered;             /* a response is queued */
 	bool too_large;            /* the body passed the cap */
+	bool busy;                 /* the body did not fit in the server's budget */
 	size_t body_max;
+	size_t reserved;           /* bytes of h->body_bytes held by this request */
+	size_t dropped;            /* body bytes read and dropped (too_large, busy) */
 	struct sp_buf body;
 	const struct sp_repo_config *repo;   /* hooks: the repository of the URL */
 };
@@ -76,6 +93,9 @@ const char *sp_http_header(struct sp_req *r, const char *name);
 const char *sp_http_arg(struct sp_req *r, const char *name);
 /* Seconds since the request started. */
 double sp_http_elapsed(const struct sp_req *r);
+/* Makes sure r holds at least total bytes of the server's body budget;
+ * false when the budget cannot give them (answer 503). */
+bool sp_http_reserve(struct sp_req *r, size_t total);
 
 /* ---- hooks.c ------------------------------------------------------------- */
 
