@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/base/buf.h"
@@ -68,7 +69,21 @@ struct sp_metrics {
 	struct hists stage_seconds;    /* result */
 	struct counters status_sends;  /* forge, result */
 	uint64_t lease_expiries;
+	/* the store's counts, kept for a second: /metrics is public and each
+	 * count is a query over the jobs table */
+	struct sp_store_counts counts;
+	int64_t counts_at_ms;          /* monotonic; 0: never read */
 };
+
+#define COUNTS_TTL_MS 1000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct sp_metrics *sp_metrics_new(void)
 {
@@ -293,8 +308,19 @@ int sp_metrics_render(struct sp_metrics *m, struct sp_store *st, struct sp_buf *
 
 	(void)err;
 	memset(&counts, 0, sizeof(counts));
-	if (st && sp_store_counts(st, &counts, &serr) == 0)
+	pthread_mutex_lock(&m->mu);
+	if (m->counts_at_ms && mono_ms() - m->counts_at_ms < COUNTS_TTL_MS) {
+		counts = m->counts;
 		have_counts = true;
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (!have_counts && st && sp_store_counts(st, &counts, &serr) == 0) {
+		have_counts = true;
+		pthread_mutex_lock(&m->mu);
+		m->counts = counts;
+		m->counts_at_ms = mono_ms();
+		pthread_mutex_unlock(&m->mu);
+	}
 
 	pthread_mutex_lock(&m->mu);
 	head(out, "stagepipe_deliveries_total", "counter",
