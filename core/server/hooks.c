@@ -37,6 +37,34 @@ static void count(struct sp_req *r, const char *outcome)
 	sp_metrics_delivery(r->h->srv->metrics, forge_of(r), outcome);
 }
 
+#define SP_HOOK_REFUSED_LOG_MAX 20
+
+/*
+ * Whether one more hook.refused line may be logged this second.  Every
+ * refusal is still counted in the metrics; the lines past the limit are
+ * summed up once the second is over (hook.refused_suppressed).
+ */
+static bool refused_log_ok(struct sp_http *h)
+{
+	struct timespec ts;
+	long long sec, old;
+	int dropped;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sec = (long long)ts.tv_sec;
+	old = atomic_load(&h->refused_sec);
+	if (old != sec && atomic_compare_exchange_strong(&h->refused_sec, &old, sec)) {
+		atomic_store(&h->refused_n, 0);
+		dropped = atomic_exchange(&h->refused_dropped, 0);
+		if (dropped)
+			sp_log_warn("hook.refused_suppressed", "count=%d", dropped);
+	}
+	if (atomic_fetch_add(&h->refused_n, 1) < SP_HOOK_REFUSED_LOG_MAX)
+		return true;
+	atomic_fetch_add(&h->refused_dropped, 1);
+	return false;
+}
+
 static const char *header_fn(void *ud, const char *name)
 {
 	return sp_http_header(ud, name);
@@ -66,8 +94,9 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	r->repo = strchr(name, '/') ? NULL : sp_server_config_repo(srv->cfg, name);
 	if (!r->repo) {
 		count(r, "not_found");
-		sp_log_info("hook.refused", "status=404 repo=%s reason=\"unknown repository\"",
-			    sp_log_quote(name, q, sizeof(q)));
+		if (refused_log_ok(r->h))
+			sp_log_info("hook.refused", "status=404 repo=%s reason=\"unknown repository\"",
+				    sp_log_quote(name, q, sizeof(q)));
 		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "unknown repository");
 	}
 	if (strcmp(r->method, MHD_HTTP_METHOD_POST)) {
@@ -78,7 +107,8 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	}
 	if (atomic_load(&r->h->srv->draining)) {
 		count(r, "unavailable");
-		sp_log_info("hook.refused", "status=503 repo=%s reason=draining", r->repo->name);
+		if (refused_log_ok(r->h))
+			sp_log_info("hook.refused", "status=503 repo=%s reason=draining", r->repo->name);
 		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining");
 	}
 	r->body_max = srv->cfg->body_max;
@@ -92,8 +122,9 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 		if (end == cl || *end || errno || !isdigit((unsigned char)cl[0]) ||
 		    v > r->body_max) {
 			count(r, "too_large");
-			sp_log_info("hook.refused", "status=413 repo=%s content_length=%s",
-				    r->repo->name, sp_log_quote(cl, q, sizeof(q)));
+			if (refused_log_ok(r->h))
+				sp_log_info("hook.refused", "status=413 repo=%s content_length=%s",
+					    r->repo->name, sp_log_quote(cl, q, sizeof(q)));
 			return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
 						   "body over %zu bytes", r->body_max);
 		}
@@ -103,8 +134,9 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	media_type(ct ? ct : "", mt, sizeof(mt));
 	if (strcmp(mt, "application/json") && strcmp(mt, "application/x-www-form-urlencoded")) {
 		count(r, "unsupported_media_type");
-		sp_log_info("hook.refused", "status=415 repo=%s content_type=%s", r->repo->name,
-			    sp_log_quote(ct ? ct : "", q, sizeof(q)));
+		if (refused_log_ok(r->h))
+			sp_log_info("hook.refused", "status=415 repo=%s content_type=%s", r->repo->name,
+				    sp_log_quote(ct ? ct : "", q, sizeof(q)));
 		return sp_http_reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 					   "content type must be application/json or "
 					   "application/x-www-form-urlencoded");
@@ -114,8 +146,9 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 		 * budget (every unauthenticated connection may ask for body_max) */
 		if (!sp_http_reserve(r, content_length)) {
 			count(r, "unavailable");
-			sp_log_warn("hook.refused", "status=503 repo=%s reason=\"body budget spent\" "
-				    "content_length=%zu", r->repo->name, content_length);
+			if (refused_log_ok(r->h))
+				sp_log_warn("hook.refused", "status=503 repo=%s reason=\"body budget spent\" "
+					    "content_length=%zu", r->repo->name, content_length);
 			return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy");
 		}
 		/* one allocation for the whole body */
@@ -127,8 +160,9 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 enum MHD_Result sp_hooks_too_large(struct sp_req *r)
 {
 	count(r, "too_large");
-	sp_log_info("hook.refused", "status=413 repo=%s reason=\"chunked body over the cap\"",
-		    r->repo->name);
+	if (refused_log_ok(r->h))
+		sp_log_info("hook.refused", "status=413 repo=%s reason=\"chunked body over the cap\"",
+			    r->repo->name);
 	return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes",
 				   r->body_max);
 }
@@ -188,8 +222,9 @@ enum MHD_Result sp_hooks_finish(struct sp_req *r)
 	if (!sp_webhook_verify(repo->forge, repo->secret, repo->secret_len, header_fn, r,
 			       (const unsigned char *)r->body.data, r->body.len, time(NULL), &why)) {
 		count(r, "unauthorized");
-		sp_log_warn("hook.refused", "status=401 repo=%s reason=%s", repo->name,
-			    sp_log_quote(why ? why : "bad signature", q, sizeof(q)));
+		if (refused_log_ok(r->h))
+			sp_log_warn("hook.refused", "status=401 repo=%s reason=%s", repo->name,
+				    sp_log_quote(why ? why : "bad signature", q, sizeof(q)));
 		return sp_http_reply_json(r, MHD_HTTP_UNAUTHORIZED, NULL);
 	}
 	delivery = sp_webhook_delivery_id(repo->forge, header_fn, r);
@@ -205,8 +240,9 @@ enum MHD_Result sp_hooks_finish(struct sp_req *r)
 	if (sp_webhook_parse(repo->forge, event_name, ct ? ct : "application/json",
 			     (const unsigned char *)r->body.data, r->body.len, &hook, &err) < 0) {
 		count(r, "bad_request");
-		sp_log_info("hook.refused", "status=400 repo=%s delivery=%s reason=%s", repo->name,
-			    sp_log_quote(delivery, q, sizeof(q)), sp_log_quote(err.msg, q2, sizeof(q2)));
+		if (refused_log_ok(r->h))
+			sp_log_info("hook.refused", "status=400 repo=%s delivery=%s reason=%s", repo->name,
+				    sp_log_quote(delivery, q, sizeof(q)), sp_log_quote(err.msg, q2, sizeof(q2)));
 		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
 	}
 

@@ -47,6 +47,11 @@ struct sp_http {
 	atomic_size_t body_bytes;
 	atomic_int sse_streams;    /* open SSE streams (api.c) */
 	atomic_llong health_ok_ms; /* last good /healthz ping, monotonic ms (api.c) */
+	/* refused hooks are logged at most SP_HOOK_REFUSED_LOG_MAX a second, so
+	 * that unauthenticated noise cannot fill the disk (hooks.c) */
+	atomic_llong refused_sec;
+	atomic_int refused_n;
+	atomic_int refused_dropped;
 };
 
 enum sp_route_kind {
