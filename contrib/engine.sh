@@ -4,6 +4,8 @@
 #
 #   eval "$(contrib/engine.sh up)"   reuse or start engine + registry, build the
 #                                    base image once; stdout is only export lines
+#                                    (BUILD_NETWORK=none too when the engine
+#                                    has no bridge network)
 #   contrib/engine.sh status         what is running, and who started it
 #   contrib/engine.sh down           stop only what `up` started
 #
@@ -590,6 +592,16 @@ cmd_up() {
 	printf 'export DOCKER_HOST=%s\n' "$DOCKER_HOST"
 	printf 'export BASE_IMAGE=%s\n' "$BASE_IMAGE"
 	printf 'export REGISTRY=%s\n' "$REGISTRY_ADDR"
+	# An engine without a bridge network (like the private one) builds and
+	# tests with no network: pipelines read BUILD_NETWORK as build.network
+	# (${env.BUILD_NETWORK:-default}); a value already set is kept.
+	if [ -z "${BUILD_NETWORK:-}" ]; then
+		s=$(sock_of_host "$DOCKER_HOST")
+		if [ -n "$s" ] && ! curl -fsS -m 5 --unix-socket "$s" \
+			http://localhost/networks/bridge >/dev/null 2>&1; then
+			printf 'export BUILD_NETWORK=none\n'
+		fi
+	fi
 	if [ "$TLS_UP" = 1 ]; then
 		printf 'export STAGEPIPE_TLS_HOST=%s\n' "$TLS_HOST"
 		printf 'export STAGEPIPE_TLS_CERTS=%s\n' "$TLS"

@@ -29,11 +29,15 @@ if [ "$need_engine" = 1 ]; then
 		echo "run.sh: contrib/engine.sh is missing" >&2
 		exit 1
 	fi
+	# An engine already up (from `make demo`, or started by hand) is
+	# someone else's: reuse it and leave it running afterwards.
+	already_up=0
+	"$top/contrib/engine.sh" status >/dev/null 2>&1 && already_up=1
 	exports=$("$top/contrib/engine.sh" up) || {
 		echo "run.sh: could not start a Docker engine (contrib/engine.sh up failed)" >&2
 		exit 1
 	}
-	started_engine=1
+	[ "$already_up" = 1 ] || started_engine=1
 	eval "$exports"
 fi
 
