@@ -146,6 +146,81 @@ analyze:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/analyze \
 		CFLAGS='-O1 -fanalyzer -Wno-analyzer-malloc-leak' all
 
+# ---- fuzzing: libFuzzer targets in tests/fuzz/ (clang) ---------------------
+#
+#   make fuzz            every target for FUZZ_SECONDS (default 60) on its corpus
+#   make fuzz-smoke      every target for FUZZ_SMOKE_SECONDS (default 5), after
+#                        replaying its seed corpus and tests/fuzz/regressions/
+#   make fuzz FUZZ_TARGETS='pipeline untar'   only these
+#
+# The library is compiled again with clang under FUZZ_BUILD (build/fuzz) with
+# -fsanitize=fuzzer-no-link,address,undefined; each tests/fuzz/fuzz_NAME.c is
+# linked with -fsanitize=fuzzer,address,undefined into FUZZ_BUILD/fuzz_NAME.
+# New inputs go to FUZZ_BUILD/corpus/NAME (the seeds in tests/fuzz/corpus/NAME
+# are only read), crashes to FUZZ_BUILD/artifacts/NAME/.  A crash is kept as a
+# regression case in tests/fuzz/regressions/NAME/ once fixed.
+# clang -Wformat=2 also warns about vsnprintf(fmt) in libmicrohttpd's log
+# callback (core/server/http.c), which cannot carry a format attribute.
+FUZZ_CC       ?= clang
+FUZZ_BUILD    ?= $(BUILD)/fuzz
+FUZZ_SAN      := address,undefined
+FUZZ_CFLAGS   ?= -O1 -g -Wno-format-nonliteral
+FUZZ_SECONDS  ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_OPTS     ?= -timeout=20 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_TARGETS  ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+# corpus folders of target NAME that exist: seeds, then regression cases
+fuzz_dirs      = $(wildcard tests/fuzz/corpus/$(1) tests/fuzz/regressions/$(1))
+fuzz_dict      = $(addprefix -dict=,$(wildcard tests/fuzz/dict/$(1).dict))
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins
+
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) FUZZ_BUILD=$(FUZZ_BUILD) \
+		CC=$(FUZZ_CC) SANITIZE=fuzzer-no-link,$(FUZZ_SAN) CFLAGS='$(FUZZ_CFLAGS)' \
+		FUZZ_TARGETS='$(FUZZ_TARGETS)' fuzz-bins
+
+# Only meaningful inside the sub-make above (BUILD = FUZZ_BUILD).
+fuzz-bins: $(FUZZ_BIN)
+	@:
+
+$(FUZZ_BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIB)
+	$(QP) LINK $@
+	$(Q)$(CC) $(filter-out -fsanitize=%,$(LDFLAGS)) -fsanitize=fuzzer,$(FUZZ_SAN) \
+		-o $@ $< $(LIB) $(PKG_LIBS) $(SP_LIBS)
+
+# -k: one target failing does not stop the others.
+fuzz: fuzz-build
+	$(Q)$(MAKE) --no-print-directory -k $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-run-%: fuzz-build
+	$(Q)n=$*; o=$(FUZZ_BUILD); mkdir -p $$o/corpus/$$n $$o/artifacts/$$n; \
+	echo "== fuzz_$$n for $(FUZZ_SECONDS)s"; \
+	if $$o/fuzz_$$n $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$$o/artifacts/$$n/ $(call fuzz_dict,$*) \
+		$$o/corpus/$$n $(call fuzz_dirs,$*) >$$o/fuzz_$$n.log 2>&1; then \
+		grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' $$o/fuzz_$$n.log; \
+	else \
+		printf '  FAIL   fuzz_%s (log: %s)\n' "$$n" "$$o/fuzz_$$n.log"; \
+		tail -n 60 $$o/fuzz_$$n.log; exit 1; \
+	fi
+
+# Each target is its own rule, so `make -j fuzz-smoke` runs them side by side
+# (every one is a process bound to one CPU).
+fuzz-smoke: fuzz-build
+	$(Q)$(MAKE) --no-print-directory -k $(FUZZ_TARGETS:%=fuzz-smoke-%)
+
+fuzz-smoke-%: fuzz-build
+	$(Q)n=$*; s=$(FUZZ_BUILD)/smoke/$$n; rm -rf $$s; mkdir -p $$s/new $$s/artifacts; \
+	if $(FUZZ_BUILD)/fuzz_$$n $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+		-artifact_prefix=$$s/artifacts/ $(call fuzz_dict,$*) \
+		$$s/new $(call fuzz_dirs,$*) >$$s.log 2>&1; then \
+		printf '  PASS   fuzz_%s (%s)\n' "$$n" "$$(grep -o 'stat::number_of_executed_units: [0-9]*' $$s.log | sed 's/.*: /runs: /')"; \
+	else \
+		printf '  FAIL   fuzz_%s (log: %s)\n' "$$n" "$$s.log"; tail -n 60 $$s.log; exit 1; \
+	fi
+
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/stagepipe

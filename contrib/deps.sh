@@ -4,6 +4,8 @@
 #   contrib/deps.sh            build + unit-test dependencies
 #   contrib/deps.sh --engine   also what the integration tests need
 #                              (dockerd, a registry, debootstrap for the base image)
+#   contrib/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes
+#                              (make fuzz, make fuzz-smoke)
 #
 # Installs only what is missing, so a second run costs one dpkg query.
 # Needs root (or sudo) only when something is missing.
@@ -13,13 +15,15 @@ BUILD_PKGS="gcc make pkg-config libc6-dev
 libyaml-dev libgit2-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
 libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev
 libsqlite3-dev libmicrohttpd-dev"
+FUZZ_PKGS="clang libclang-rt-14-dev"
 ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do
 	case $arg in
 	--engine) pkgs="$pkgs $ENGINE_PKGS" ;;
-	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+	--fuzz) pkgs="$pkgs $FUZZ_PKGS" ;;
+	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
 	*) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done

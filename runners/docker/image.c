@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,13 +115,29 @@ static char **string_array(const cJSON *a)
 	return out;
 }
 
+/*
+ * obj.name as a count of bytes: 0 unless a positive number, clamped to
+ * ULLONG_MAX (casting a double beyond it, such as 1e300 or the inf cJSON
+ * reads for 1e999, is undefined behaviour; found by tests/fuzz/fuzz_push).
+ */
+static unsigned long long json_u64(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsNumber(v) || !(v->valuedouble > 0))
+		return 0;
+	if (v->valuedouble >= 18446744073709551616.0) /* 2^64 */
+		return ULLONG_MAX;
+	return (unsigned long long)v->valuedouble;
+}
+
 int sp_image_inspect(struct sp_engine *e, const char *name, struct sp_image_info *out,
 		     struct sp_error *err)
 {
 	struct sp_buf body = SP_BUF_INIT;
 	char *path = NULL;
 	cJSON *j = NULL;
-	const cJSON *id, *size;
+	const cJSON *id;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -141,9 +158,7 @@ int sp_image_inspect(struct sp_engine *e, const char *name, struct sp_image_info
 	out->id = sp_xstrdup(id->valuestring);
 	out->repo_tags = string_array(cJSON_GetObjectItemCaseSensitive(j, "RepoTags"));
 	out->repo_digests = string_array(cJSON_GetObjectItemCaseSensitive(j, "RepoDigests"));
-	size = cJSON_GetObjectItemCaseSensitive(j, "Size");
-	if (cJSON_IsNumber(size) && size->valuedouble > 0)
-		out->size = (unsigned long long)size->valuedouble;
+	out->size = json_u64(j, "Size");
 out:
 	if (rc < 0)
 		sp_image_info_release(out);
@@ -311,12 +326,6 @@ static struct layer *layer_for(struct sp_image_push_decoder *d, const char *id, 
 	d->layers[d->nlayers].id = sp_xstrdup(id);
 	*is_new = true;
 	return &d->layers[d->nlayers++];
-}
-
-static unsigned long long json_u64(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (unsigned long long)v->valuedouble : 0;
 }
 
 static void on_layer_status(struct sp_image_push_decoder *d, const char *id, const char *status,
