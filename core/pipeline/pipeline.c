@@ -924,41 +924,12 @@ int sp_pipeline_load_file(struct sp_pipeline **out, const char *path,
 			  const struct sp_vars *env, struct sp_diags *diags)
 {
 	struct sp_buf b = SP_BUF_INIT;
-	struct stat st;
-	char chunk[65536];
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		sp_diags_add(diags, 0, 0, "cannot open: %s", strerror(errno));
-		return SP_ECONFIG;
-	}
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(fd);
-		sp_diags_add(diags, 0, 0, "is a directory, not a pipeline file");
-		return SP_ECONFIG;
-	}
-	sp_buf_init(&b, SP_PIPELINE_MAX_FILE);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			sp_diags_add(diags, 0, 0, "cannot read: %s", strerror(errno));
-			rc = SP_ECONFIG;
-			goto out;
-		}
-		if (sp_buf_add(&b, chunk, (size_t)n) < 0) {
-			sp_diags_add(diags, 0, 0, "file is larger than %d bytes; refusing it",
-				     SP_PIPELINE_MAX_FILE);
-			rc = SP_ECONFIG;
-			goto out;
-		}
-	}
-	rc = sp_pipeline_load_buffer(out, path, b.data, b.len, env, diags);
-out:
-	close(fd);
+	rc = sp_ydoc_read_file(&b, path, SP_PIPELINE_MAX_FILE, "pipeline file", diags);
+	if (rc == 0)
+		rc = sp_pipeline_load_buffer(out, path, b.data, b.len, env, diags);
 	sp_buf_release(&b);
 	return rc;
 }

@@ -928,41 +928,12 @@ int sp_server_config_load(struct sp_server_config **out, const char *path,
 			  struct sp_diags *diags)
 {
 	struct sp_buf b = SP_BUF_INIT;
-	struct stat st;
-	char chunk[65536];
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		sp_diags_add(diags, 0, 0, "cannot open: %s", strerror(errno));
-		return SP_ECONFIG;
-	}
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(fd);
-		sp_diags_add(diags, 0, 0, "is a directory, not a config file");
-		return SP_ECONFIG;
-	}
-	sp_buf_init(&b, CONFIG_MAX_FILE);
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			sp_diags_add(diags, 0, 0, "cannot read: %s", strerror(errno));
-			rc = SP_ECONFIG;
-			goto out;
-		}
-		if (sp_buf_add(&b, chunk, (size_t)n) < 0) {
-			sp_diags_add(diags, 0, 0, "file is larger than %d bytes; refusing it",
-				     CONFIG_MAX_FILE);
-			rc = SP_ECONFIG;
-			goto out;
-		}
-	}
-	rc = load_buffer(out, path, b.data, b.len, getenv_fn, diags);
-out:
-	close(fd);
+	rc = sp_ydoc_read_file(&b, path, CONFIG_MAX_FILE, "config file", diags);
+	if (rc == 0)
+		rc = load_buffer(out, path, b.data, b.len, getenv_fn, diags);
 	sp_buf_release(&b);
 	return rc;
 }

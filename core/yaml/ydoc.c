@@ -9,11 +9,16 @@
  */
 #include "core/yaml/ydoc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
+#include "core/base/buf.h"
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
 
@@ -472,4 +477,42 @@ const char *sp_ynode_kind_name(const struct sp_ynode *n)
 	if (n->plain && looks_number(n->value))
 		return "a number";
 	return "a string";
+}
+
+int sp_ydoc_read_file(struct sp_buf *out, const char *path, size_t max, const char *kind,
+		      struct sp_diags *diags)
+{
+	struct stat st;
+	char chunk[65536];
+	ssize_t n;
+	int fd, rc = 0;
+
+	sp_buf_init(out, max);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		sp_diags_add(diags, 0, 0, "cannot open: %s", strerror(errno));
+		return SP_ECONFIG;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		sp_diags_add(diags, 0, 0, "is a directory, not a %s", kind);
+		rc = SP_ECONFIG;
+		goto out;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sp_diags_add(diags, 0, 0, "cannot read: %s", strerror(errno));
+			rc = SP_ECONFIG;
+			goto out;
+		}
+		if (sp_buf_add(out, chunk, (size_t)n) < 0) {
+			sp_diags_add(diags, 0, 0, "file is larger than %zu bytes; refusing it", max);
+			rc = SP_ECONFIG;
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return rc;
 }

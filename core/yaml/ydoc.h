@@ -63,6 +63,18 @@ int sp_ydoc_parse(struct sp_ydoc *doc, const char *data, size_t len,
 		  const struct sp_ydoc_limits *lim, struct sp_diags *diags);
 void sp_ydoc_release(struct sp_ydoc *doc);
 
+struct sp_buf;
+
+/*
+ * Reads the file at path (a pipeline, a server config) into out, which is
+ * initialised here with max as its cap, for sp_ydoc_parse.  Problems go to
+ * diags at line 0: "cannot open: …", "cannot read: …", "is a directory,
+ * not a KIND", "file is larger than MAX bytes; refusing it".  Returns 0 or
+ * SP_ECONFIG; the caller releases out either way.
+ */
+int sp_ydoc_read_file(struct sp_buf *out, const char *path, size_t max, const char *kind,
+		      struct sp_diags *diags);
+
 /* The value under key in a mapping (borrowed), or NULL. */
 const struct sp_ynode *sp_ynode_get(const struct sp_ynode *map, const char *key);
 /* A plain "", "~" or "null" scalar. */
