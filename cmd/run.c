@@ -46,6 +46,7 @@ const struct sp_cmd sp_cmd_run = {
 	"                     [--stage NAME] [--no-push] [--json]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
 	"                     [--job-id ID] [--event KIND --event-ref NAME] [--permit-stdin]\n"
+	"                     [--agent NAME]\n"
 	"\n"
 	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
 	"stage's target, runs its tests, applies its gates.\n"
@@ -85,6 +86,9 @@ const struct sp_cmd sp_cmd_run = {
 	"                         {\"granted\":true} or {\"granted\":false,\"reason\":R}\n"
 	"                         from stdin; refused or no answer: nothing is tagged or\n"
 	"                         pushed and the stage ends error (exit 3)\n"
+	"      --agent NAME       the agent running the job: every container's\n"
+	"                         io.stagepipe.agent label (the agent removes those\n"
+	"                         left by a crash of its own when it starts)\n"
 	"\n"
 	"Exit status: 0 passed (or skipped by on:), 1 a stage failed, 2 usage or\n"
 	"pipeline-file error, 3 engine/registry/infrastructure error (a refused\n"
@@ -243,7 +247,8 @@ static bool is_sha(const char *s)
 static int run_run(int argc, char **argv)
 {
 	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN,
-	       OPT_REPO, OPT_REF, OPT_SHA, OPT_JOB_ID, OPT_EVENT, OPT_EVENT_REF, OPT_PERMIT_STDIN };
+	       OPT_REPO, OPT_REF, OPT_SHA, OPT_JOB_ID, OPT_EVENT, OPT_EVENT_REF, OPT_PERMIT_STDIN,
+	       OPT_AGENT };
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -260,6 +265,7 @@ static int run_run(int argc, char **argv)
 		{ "event", required_argument, NULL, OPT_EVENT },
 		{ "event-ref", required_argument, NULL, OPT_EVENT_REF },
 		{ "permit-stdin", no_argument, NULL, OPT_PERMIT_STDIN },
+		{ "agent", required_argument, NULL, OPT_AGENT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -272,7 +278,7 @@ static int run_run(int argc, char **argv)
 	struct permit permit = { stdout, STDIN_FILENO };
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
 	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL, *sha = NULL;
-	const char *job_id = NULL, *event = NULL, *event_ref = NULL;
+	const char *job_id = NULL, *event = NULL, *event_ref = NULL, *agent = NULL;
 	char job[72], owner[300], why[512], *work = NULL, *clean_dir = NULL;
 	int c, json = 0, no_push = 0, clean = 0, permit_stdin_opt = 0, status, rc;
 
@@ -295,6 +301,7 @@ static int run_run(int argc, char **argv)
 		case OPT_EVENT: event = optarg; break;
 		case OPT_EVENT_REF: event_ref = optarg; break;
 		case OPT_PERMIT_STDIN: permit_stdin_opt = 1; break;
+		case OPT_AGENT: agent = optarg; break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
 			return SP_EXIT_OK;
@@ -320,6 +327,9 @@ static int run_run(int argc, char **argv)
 	    strcmp(event, "pull_request") && strcmp(event, "manual"))
 		return sp_cmd_usage_error(&sp_cmd_run, "--event \"%s\": use push, tag, pull_request "
 					  "or manual", event);
+	if (agent && !sp_cmd_job_id_valid(agent))
+		return sp_cmd_usage_error(&sp_cmd_run, "--agent \"%s\": use 1 to 64 letters, digits, "
+					  "'_', '.' or '-'", agent);
 	if (event_ref && !event)
 		return sp_cmd_usage_error(&sp_cmd_run, "--event-ref needs --event");
 	if (event && strcmp(event, "manual") && (!event_ref || !*event_ref))
@@ -367,6 +377,7 @@ static int run_run(int argc, char **argv)
 	eo.work_dir = work;
 	eo.job_id = job;
 	eo.owner = owner;
+	eo.agent = agent;
 	eo.only_stage = stage;
 	eo.no_push = no_push;
 	eo.events = &events;

@@ -508,7 +508,8 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_build_result br;
 	struct sp_run_opts ro;
 	struct sp_run_result res;
-	struct sp_build_kv labels[4];
+	struct sp_build_kv labels[5];
+	size_t nlabels = 4;
 	char **cmd = NULL, *reports = NULL, *stage_dir = NULL;
 	size_t ncmd = 0, i;
 	enum sp_stage_result result = SP_RESULT_PASSED;
@@ -524,6 +525,10 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	labels[2].value = st->name;
 	labels[3].name = "io.stagepipe.owner";
 	labels[3].value = o->owner ? o->owner : "";
+	if (o->agent) {
+		labels[nlabels].name = "io.stagepipe.agent";
+		labels[nlabels++].value = o->agent;
+	}
 
 	/* build */
 	memset(&bo, 0, sizeof(bo));
@@ -565,7 +570,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	for (i = 0; i < pl->ntags; i++)
 		rep->refs[rep->nrefs++] = sp_xstrdup(pl->tags[i]);
 	if (st->kind == SP_STAGE_BUILD) {
-		result = promote(r, rep, pl, &cancel, labels, 4, err);
+		result = promote(r, rep, pl, &cancel, labels, nlabels, err);
 		goto out;
 	}
 
@@ -608,7 +613,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.memory = st->memory;
 	ro.nano_cpus = st->nano_cpus;
 	ro.labels = labels;
-	ro.nlabels = 4;
+	ro.nlabels = nlabels;
 	ro.reports_dir = reports ? SP_REPORTS_DIR : NULL;
 	ro.reports_dest = reports;
 	ro.cancel = sp_cancel_check;
@@ -645,7 +650,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		result = SP_RESULT_FAILED;
 	}
 	if (result == SP_RESULT_PASSED)
-		result = promote(r, rep, pl, &cancel, labels, 4, err);
+		result = promote(r, rep, pl, &cancel, labels, nlabels, err);
 out:
 	for (i = 0; cmd && i < ncmd; i++)
 		free(cmd[i]);

@@ -46,6 +46,8 @@ struct sp_exec_opts {
 	const char *work_dir;           /* an existing folder for this job's files */
 	const char *job_id;             /* io.stagepipe.job label value */
 	const char *owner;              /* io.stagepipe.owner: "host:pid", for prune */
+	const char *agent;              /* io.stagepipe.agent: the agent running the job
+					 * (NULL: none), for its cleanup at start */
 	const char *only_stage;         /* NULL, or run this stage and what it needs */
 	bool no_push;
 	struct sp_runner *runner;

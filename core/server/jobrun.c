@@ -54,6 +54,7 @@
 
 #include "core/base/buf.h"
 #include "core/base/child.h"
+#include "core/base/duration.h"
 #include "core/base/error.h"
 #include "core/base/lines.h"
 #include "core/base/xalloc.h"
@@ -130,6 +131,14 @@ static void build_argv(struct strv *a, const struct sp_jobrun_opts *o)
 			strv_add(a, "--event-ref");
 			strv_add(a, o->event_ref);
 		}
+	}
+	if (o->agent) {
+		strv_add(a, "--agent");
+		strv_add(a, o->agent);
+	}
+	if (o->docker_host) {
+		strv_add(a, "--docker-host");
+		strv_add(a, o->docker_host);
 	}
 	strv_add(a, "--permit-stdin");
 }
@@ -581,4 +590,124 @@ out:
 	free(envp.v);
 	free(prog);
 	return rc;
+}
+
+/* ---- the job's state from how the child ended ---- */
+
+/* The first line of text that looks like FILE:LINE:COL: (a pipeline file
+ * diagnostic), copied into out; false when none. */
+static bool first_diag_line(const char *text, char *out, size_t len)
+{
+	const char *line = text;
+
+	while (*line) {
+		size_t n = strcspn(line, "\n");
+		const char *c;
+
+		for (c = line; c < line + n; c++) {
+			const char *p = c + 1;
+			size_t d1, d2;
+
+			if (*c != ':' || c == line)
+				continue;
+			d1 = strspn(p, "0123456789");
+			if (!d1 || p[d1] != ':')
+				continue;
+			d2 = strspn(p + d1 + 1, "0123456789");
+			if (d2 && p[d1 + 1 + d2] == ':') {
+				snprintf(out, len, "%.*s", (int)n, line);
+				return true;
+			}
+		}
+		line += n;
+		if (*line == '\n')
+			line++;
+	}
+	return false;
+}
+
+/* The last non-empty line of text into out; false when none. */
+static bool last_line(const char *text, char *out, size_t len)
+{
+	const char *end = text + strlen(text), *start;
+
+	while (end > text && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	if (end == text)
+		return false;
+	start = end;
+	while (start > text && start[-1] != '\n')
+		start--;
+	snprintf(out, len, "%.*s", (int)(end - start), start);
+	return true;
+}
+
+static const char *summary_str(const cJSON *summary, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(summary, key);
+
+	return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
+}
+
+enum sp_job_state sp_jobrun_decide(const struct sp_jobrun_result *res, const cJSON *summary,
+				   long timeout_ms, bool asked_cancel, char *reason, size_t len)
+{
+	const char *msg = summary_str(summary, "message");
+	const char *result = summary_str(summary, "result");
+
+	reason[0] = '\0';
+	if (res->timed_out && res->exit_code != 0) {
+		char d[32];
+		sp_duration_format(d, sizeof(d), timeout_ms);
+		snprintf(reason, len, "timed out after %s", d);
+		return SP_JOB_FAILED;
+	}
+	switch (res->exit_code) {
+	case 0:
+		if (msg)
+			snprintf(reason, len, "%s", msg);
+		return result && !strcmp(result, "skipped") ? SP_JOB_SKIPPED : SP_JOB_PASSED;
+	case 1:
+		if (msg)
+			snprintf(reason, len, "%s", msg);
+		return SP_JOB_FAILED;
+	case 2:
+		if (!first_diag_line(res->stderr_tail, reason, len) &&
+		    !last_line(res->stderr_tail, reason, len) && msg)
+			snprintf(reason, len, "%s", msg);
+		return SP_JOB_FAILED;
+	case 3:
+		if (msg)
+			snprintf(reason, len, "%s", msg);
+		else
+			(void)last_line(res->stderr_tail, reason, len);
+		return SP_JOB_ERROR;
+	case 130:
+		/* asked to stop: no reason of ours, the store keeps the cancel's
+		 * ("cancelled through the API", "superseded by job N") */
+		if (asked_cancel)
+			reason[0] = '\0';
+		else
+			snprintf(reason, len, "interrupted");
+		return SP_JOB_CANCELLED;
+	case -1:
+		if (res->cancelled && asked_cancel) {
+			reason[0] = '\0';
+			return SP_JOB_CANCELLED;
+		}
+		snprintf(reason, len, "the job process was killed by signal %d (%s)",
+			 res->term_signal, strsignal(res->term_signal));
+		return SP_JOB_ERROR;
+	default: {
+		char last[512];
+
+		if (last_line(res->stderr_tail, last, sizeof(last)))
+			snprintf(reason, len, "the job process exited with status %d: %s",
+				 res->exit_code, last);
+		else
+			snprintf(reason, len, "the job process exited with status %d",
+				 res->exit_code);
+		return SP_JOB_ERROR;
+	}
+	}
 }

@@ -7,6 +7,8 @@
  *   worker.c    local job slots: lease from the store, run each job as a
  *               child `stagepipe run` (jobrun.c), apply its events
  *               (jobevents.c); the lease keeper (expiry)
+ *   agents.c    remote agents: /api/agent/... (docs/agent-protocol.md) and
+ *               GET /api/agents
  *   outbox.c    the commit-status sender thread (forge/status.c)
  *   logs.c      log files DATA/logs/<job>/<stage>.log
  *
@@ -31,6 +33,7 @@ struct sp_metrics;
 struct sp_workers;
 struct sp_outbox;
 struct sp_http;
+struct sp_agents;
 
 struct sp_server {
 	const struct sp_server_config *cfg;
@@ -39,6 +42,7 @@ struct sp_server {
 	struct sp_workers *workers;   /* cfg->workers slots (maybe 0) and the lease keeper */
 	struct sp_outbox *outbox;
 	struct sp_http *http;
+	struct sp_agents *agents;     /* remote agents: tokens, long-polls, who is online */
 	const char *self_exe;         /* the stagepipe binary jobs run */
 	atomic_bool draining;         /* SIGTERM: hooks answer 503, no new leases */
 };
@@ -92,6 +96,8 @@ struct sp_jobrun_opts {
 	const char *event;          /* push | tag | pull_request | manual */
 	const char *event_ref;      /* the ref the on: rules see (branch/tag/PR target) */
 	const char *job_label;      /* io.stagepipe.job of its containers ("srv-42") */
+	const char *agent;          /* io.stagepipe.agent of its containers (may be NULL) */
+	const char *docker_host;    /* the child's --docker-host (NULL: its environment's) */
 	const char *const *env;     /* extra "NAME=value" for the child (may be NULL) */
 	long timeout_ms;            /* SIGTERM, then SIGKILL 10 s later; 0: none */
 	/* Polled about every 100 ms; non-zero: SIGTERM to the child (it removes its
@@ -115,6 +121,19 @@ struct sp_jobrun_result {
 
 int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	      struct sp_error *err);
+
+/*
+ * The job's final state from how its child ended (the same rule for the
+ * server's workers and for agents): exit 0 → passed (skipped when
+ * summary, the pipeline_finished event, says so), 1 → failed, 2 → failed
+ * with the pipeline file's FILE:LINE:COL line, 3 → error, 130 or killed
+ * after a cancel (asked_cancel) → cancelled, timed out → failed, killed
+ * otherwise or another status → error.  reason gets one line (may stay
+ * "": a cancel keeps the store's own reason).  summary may be NULL.
+ */
+enum sp_job_state sp_jobrun_decide(const struct sp_jobrun_result *res, const cJSON *summary,
+				   long timeout_ms, bool asked_cancel, char *reason,
+				   size_t len);
 
 /* ---- jobevents.c: a job's event lines into the store and its logs ----- */
 
@@ -153,6 +172,23 @@ void sp_workers_drain(struct sp_workers *w, long timeout_ms);
 /* Cancels running jobs at once (second signal). */
 void sp_workers_force(struct sp_workers *w);
 void sp_workers_free(struct sp_workers *w);
+
+/* ---- agents.c: remote agents (docs/agent-protocol.md) -------------------- */
+
+/* Made before the HTTP daemons start, freed after they stop. */
+int sp_agents_new(struct sp_agents **out, struct sp_server *srv, struct sp_error *err);
+/* A job was queued or put back: every waiting long-poll looks again. */
+void sp_agents_wake(struct sp_agents *a);
+/* Configured agents, and those seen within the last 60 s (for /metrics). */
+void sp_agents_counts(struct sp_agents *a, int *configured, int *online);
+void sp_agents_free(struct sp_agents *a);
+
+/*
+ * A job was queued (hook, API trigger, retry) or put back (lease keeper):
+ * wakes an idle local slot and every agent long-poll.  Either part may be
+ * NULL.  (worker.c)
+ */
+void sp_server_queued(struct sp_server *srv);
 
 /* ---- outbox.c: commit statuses ------------------------------------------ */
 

@@ -515,6 +515,7 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
 		const cJSON *job = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job");
 		const cJSON *owner = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner");
+		const cJSON *agent = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.agent");
 		const cJSON *name = cJSON_GetArrayItem(names, 0);
 		struct sp_container_summary cs;
 		if (!cJSON_IsString(id))
@@ -524,6 +525,7 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 		cs.state = cJSON_IsString(state) ? state->valuestring : "";
 		cs.job = cJSON_IsString(job) ? job->valuestring : "";
 		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
+		cs.agent = cJSON_IsString(agent) ? agent->valuestring : "";
 		if (fn(ud, &cs) < 0)
 			break;
 	}

@@ -88,9 +88,11 @@ struct sp_container_summary {
 	const char *state;   /* "running", "exited", ... */
 	const char *job;     /* label io.stagepipe.job */
 	const char *owner;   /* label io.stagepipe.owner: "host:pid" of the run */
+	const char *agent;   /* label io.stagepipe.agent: the agent that ran it */
 };
 
-/* Called for each container carrying label (any value); return < 0 to stop. */
+/* Called for each container carrying label (any value; "name=value" for
+ * that value only); return < 0 to stop. */
 typedef int (*sp_container_each_fn)(void *ud, const struct sp_container_summary *c);
 
 int sp_container_list_labelled(struct sp_engine *e, const char *label,
