@@ -28,6 +28,7 @@
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/signals.h"
+#include "core/base/buf.h"
 #include "core/base/error.h"
 #include "core/exec/events.h"
 #include "core/exec/executor.h"
@@ -46,7 +47,7 @@ const struct sp_cmd sp_cmd_run = {
 	"                     [--stage NAME] [--no-push] [--json]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
 	"                     [--job-id ID] [--event KIND --event-ref NAME] [--permit-stdin]\n"
-	"                     [--agent NAME]\n"
+	"                     [--agent NAME] [--runner-labels A,B]\n"
 	"\n"
 	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
 	"stage's target, runs its tests, applies its gates.\n"
@@ -89,11 +90,14 @@ const struct sp_cmd sp_cmd_run = {
 	"      --agent NAME       the agent running the job: every container's\n"
 	"                         io.stagepipe.agent label (the agent removes those\n"
 	"                         left by a crash of its own when it starts)\n"
+	"      --runner-labels A,B  the labels of the runner: a pipeline whose runs_on\n"
+	"                         lists one it lacks builds nothing (a runner_mismatch\n"
+	"                         event) and exits 4\n"
 	"\n"
 	"Exit status: 0 passed (or skipped by on:), 1 a stage failed, 2 usage or\n"
 	"pipeline-file error, 3 engine/registry/infrastructure error (a refused\n"
-	"promotion included), 130 interrupted (SIGINT, SIGTERM, SIGHUP: containers\n"
-	"are removed first).\n",
+	"promotion included), 4 the runner lacks a runs_on label (--runner-labels),\n"
+	"130 interrupted (SIGINT, SIGTERM, SIGHUP: containers are removed first).\n",
 	run_run,
 };
 
@@ -105,6 +109,71 @@ static int measures_coverage(const struct sp_pipeline *p)
 		if (p->stages[i].kind == SP_STAGE_PYTEST && sp_stage_measures_coverage(&p->stages[i]))
 			return 1;
 	return 0;
+}
+
+/* Whether label is one of the comma-separated list. */
+static bool has_label(const char *list, const char *label)
+{
+	size_t n = strlen(label);
+	const char *p = list;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, label, n))
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+/*
+ * --runner-labels: the pipeline's runs_on labels must all be the runner's.
+ * When one is missing, says so (a runner_mismatch event with --json, which
+ * serve and agents read to put the job back for a runner that has them)
+ * and returns false.
+ */
+static bool runs_on_ok(const struct sp_pipeline *p, const char *labels, int json)
+{
+	struct sp_buf missing = SP_BUF_INIT, want = SP_BUF_INIT;
+	size_t i;
+	bool ok;
+
+	for (i = 0; i < p->runs_on.n; i++) {
+		const char *l = p->runs_on.items[i].s;
+
+		sp_buf_addf(&want, "%s%s", i ? "," : "", l);
+		if (!has_label(labels, l))
+			sp_buf_addf(&missing, "%s%s", missing.len ? ", " : "", l);
+	}
+	ok = missing.len == 0;
+	if (!ok) {
+		char *msg = sp_xasprintf("this runner (labels: %s) lacks %s, which %s's runs_on "
+					 "requires", *labels ? labels : "none", missing.data,
+					 p->file);
+
+		if (json) {
+			cJSON *ev = cJSON_CreateObject();
+			char *line;
+
+			cJSON_AddStringToObject(ev, "event", "runner_mismatch");
+			cJSON_AddStringToObject(ev, "pipeline", p->name);
+			cJSON_AddStringToObject(ev, "runs_on", want.data);
+			cJSON_AddStringToObject(ev, "message", msg);
+			line = sp_xjson_print(ev);
+			printf("%s\n", line);
+			fflush(stdout);
+			free(line);
+			cJSON_Delete(ev);
+		}
+		fprintf(stderr, "stagepipe run: %s\n", msg);
+		free(msg);
+	}
+	sp_buf_release(&missing);
+	sp_buf_release(&want);
+	return ok;
 }
 
 /* ---- the promote permit through the parent (--permit-stdin) ---- */
@@ -248,7 +317,7 @@ static int run_run(int argc, char **argv)
 {
 	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN,
 	       OPT_REPO, OPT_REF, OPT_SHA, OPT_JOB_ID, OPT_EVENT, OPT_EVENT_REF, OPT_PERMIT_STDIN,
-	       OPT_AGENT };
+	       OPT_AGENT, OPT_RUNNER_LABELS };
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -266,6 +335,7 @@ static int run_run(int argc, char **argv)
 		{ "event-ref", required_argument, NULL, OPT_EVENT_REF },
 		{ "permit-stdin", no_argument, NULL, OPT_PERMIT_STDIN },
 		{ "agent", required_argument, NULL, OPT_AGENT },
+		{ "runner-labels", required_argument, NULL, OPT_RUNNER_LABELS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -279,6 +349,7 @@ static int run_run(int argc, char **argv)
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
 	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL, *sha = NULL;
 	const char *job_id = NULL, *event = NULL, *event_ref = NULL, *agent = NULL;
+	const char *runner_labels = NULL;
 	char job[72], owner[300], why[512], *work = NULL, *clean_dir = NULL;
 	int c, json = 0, no_push = 0, clean = 0, permit_stdin_opt = 0, status, rc;
 
@@ -302,6 +373,7 @@ static int run_run(int argc, char **argv)
 		case OPT_EVENT_REF: event_ref = optarg; break;
 		case OPT_PERMIT_STDIN: permit_stdin_opt = 1; break;
 		case OPT_AGENT: agent = optarg; break;
+		case OPT_RUNNER_LABELS: runner_labels = optarg; break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
 			return SP_EXIT_OK;
@@ -387,7 +459,11 @@ static int run_run(int argc, char **argv)
 		eo.promote_ud = &permit;
 	}
 
-	/* on: decides before the engine is even opened: a skipped job needs none */
+	/* runs_on, then on:, decide before the engine is even opened */
+	if (runner_labels && !runs_on_ok(src.pipeline, runner_labels, json)) {
+		status = SP_EXIT_WRONG_RUNNER;
+		goto out;
+	}
 	if (event) {
 		if (!sp_pipeline_on_match(src.pipeline, event, event_ref, why, sizeof(why))) {
 			sp_executor_skip(&eo, why);

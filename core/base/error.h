@@ -66,6 +66,9 @@ int sp_error_exit_status(int code);
 #define SP_EXIT_FAILED 1
 #define SP_EXIT_USAGE 2
 #define SP_EXIT_INFRA 3
+/* run --runner-labels: this runner lacks labels of the pipeline's runs_on
+ * (serve and agents give the job back for a runner that has them) */
+#define SP_EXIT_WRONG_RUNNER 4
 #define SP_EXIT_INTERRUPTED 130
 
 #endif

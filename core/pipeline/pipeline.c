@@ -40,7 +40,7 @@ struct loader {
 };
 
 static const char *const top_keys[] = {
-	"version", "name", "build", "checkout", "stages", "on", NULL,
+	"version", "name", "build", "checkout", "stages", "on", "runs_on", NULL,
 };
 static const char *const checkout_keys[] = { "submodules", NULL };
 static const char *const build_keys[] = {
@@ -665,6 +665,28 @@ static void load_on(struct loader *L, const struct sp_ynode *n)
 	}
 }
 
+/* A runner label: [a-z0-9._-], 1 to 63, as the server's and agents'. */
+static bool label_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 63 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static void load_runs_on(struct loader *L, const struct sp_ynode *n)
+{
+	size_t i;
+
+	if (!get_strlist(L, n, "runs_on", &L->p->runs_on, true, false))
+		return;
+	for (i = 0; i < L->p->runs_on.n; i++)
+		if (!label_ok(L->p->runs_on.items[i].s))
+			sp_diags_add(L->diags, L->p->runs_on.items[i].pos.line,
+				     L->p->runs_on.items[i].pos.col,
+				     "runs_on: \"%s\" is not a label (use 1 to 63 of a-z, 0-9, "
+				     "'.', '_', '-')", L->p->runs_on.items[i].s);
+}
+
 /* ---- across stages ---- */
 
 static ssize_t stage_index(const struct sp_pipeline *p, const char *name)
@@ -839,6 +861,8 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 		} else if (!strcmp(key, "on")) {
 			p->on.present = true;
 			load_on(L, v);
+		} else if (!strcmp(key, "runs_on")) {
+			load_runs_on(L, v);
 		} else if (!strncmp(key, "x-", 2)) {
 			/* extension fields: a place for YAML anchors, ignored */
 		} else {
@@ -962,6 +986,7 @@ void sp_pipeline_free(struct sp_pipeline *p)
 	strlist_release(&p->on.push.patterns);
 	strlist_release(&p->on.tag.patterns);
 	strlist_release(&p->on.pull_request.patterns);
+	strlist_release(&p->runs_on);
 	free(p->file);
 	free(p->name);
 	free(p);

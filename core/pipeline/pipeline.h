@@ -129,6 +129,12 @@ struct sp_pipeline {
 		bool present;
 		struct sp_trigger push, tag, pull_request;
 	} on;
+	/*
+	 * runs_on: labels a runner must have to run this pipeline (serve's
+	 * worker_labels, an agent's --labels); each [a-z0-9._-]{1,63}.
+	 * Empty: any runner.  Ignored by a plain `stagepipe run`.
+	 */
+	struct sp_strlist runs_on;
 };
 
 /*

@@ -12,6 +12,8 @@
  *   stage_finished     the stage row: its result, seconds, and the event
  *                      itself as the report; the stage metric
  *   pipeline_finished  kept (a copy) for the job's finish
+ *   runner_mismatch    its runs_on labels kept (the job goes back to the
+ *                      queue with them; sp_jobevents_runs_on)
  *   promote_request    nothing: jobrun.c answers it
  *
  * Every store write carries the lease's epoch: SP_ECONFLICT (the job is no
@@ -45,6 +47,7 @@ struct sp_jobevents {
 	int64_t job, epoch;
 	struct sp_joblog *log;
 	cJSON *summary;            /* pipeline_finished, owned */
+	char *runs_on;             /* runner_mismatch's labels "a,b", owned */
 	char **stages;             /* run order from pipeline_started */
 	size_t nstages, alloc;
 };
@@ -219,6 +222,11 @@ int sp_jobevents_line(struct sp_jobevents *je, const char *line, size_t len,
 		/* the parsed line itself: no copy needed */
 		je->summary = ev;
 		ev = NULL;
+	} else if (!strcmp(kind, "runner_mismatch")) {
+		const char *labels = str_of(ev, "runs_on");
+
+		free(je->runs_on);
+		je->runs_on = labels ? sp_xstrdup(labels) : NULL;
 	} else if (strcmp(kind, "promote_request") != 0) {
 		sp_log_debug("job.line", "job=%" PRId64 " ignored=unknown_event", je->job);
 	}
@@ -232,6 +240,11 @@ const cJSON *sp_jobevents_summary(const struct sp_jobevents *je)
 	return je ? je->summary : NULL;
 }
 
+const char *sp_jobevents_runs_on(const struct sp_jobevents *je)
+{
+	return je ? je->runs_on : NULL;
+}
+
 void sp_jobevents_free(struct sp_jobevents *je)
 {
 	size_t i;
@@ -242,5 +255,6 @@ void sp_jobevents_free(struct sp_jobevents *je)
 		free(je->stages[i]);
 	free(je->stages);
 	cJSON_Delete(je->summary);
+	free(je->runs_on);
 	free(je);
 }

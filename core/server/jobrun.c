@@ -140,6 +140,10 @@ static void build_argv(struct strv *a, const struct sp_jobrun_opts *o)
 		strv_add(a, "--docker-host");
 		strv_add(a, o->docker_host);
 	}
+	if (o->runner_labels) {
+		strv_add(a, "--runner-labels");
+		strv_add(a, o->runner_labels);
+	}
 	strv_add(a, "--permit-stdin");
 }
 
@@ -682,6 +686,16 @@ enum sp_job_state sp_jobrun_decide(const struct sp_jobrun_result *res, const cJS
 		else
 			(void)last_line(res->stderr_tail, reason, len);
 		return SP_JOB_ERROR;
+	case 4: {
+		static const char prefix[] = "stagepipe run: ";
+
+		if (!last_line(res->stderr_tail, reason, len))
+			snprintf(reason, len, "this runner lacks a label the pipeline's runs_on requires");
+		else if (!strncmp(reason, prefix, sizeof(prefix) - 1))
+			memmove(reason, reason + sizeof(prefix) - 1,
+				strlen(reason + sizeof(prefix) - 1) + 1);
+		return SP_JOB_QUEUED;
+	}
 	case 130:
 		/* asked to stop: no reason of ours, the store keeps the cancel's
 		 * ("cancelled through the API", "superseded by job N") */

@@ -98,6 +98,8 @@ struct sp_jobrun_opts {
 	const char *job_label;      /* io.stagepipe.job of its containers ("srv-42") */
 	const char *agent;          /* io.stagepipe.agent of its containers (may be NULL) */
 	const char *docker_host;    /* the child's --docker-host (NULL: its environment's) */
+	const char *runner_labels;  /* the child's --runner-labels "a,b" ("" none; NULL: not
+				     * checked): a pipeline whose runs_on needs others exits 4 */
 	const char *const *env;     /* extra "NAME=value" for the child (may be NULL) */
 	long timeout_ms;            /* SIGTERM, then SIGKILL 10 s later; 0: none */
 	/* Polled about every 100 ms; non-zero: SIGTERM to the child (it removes its
@@ -126,7 +128,9 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
  * The job's final state from how its child ended (the same rule for the
  * server's workers and for agents): exit 0 → passed (skipped when
  * summary, the pipeline_finished event, says so), 1 → failed, 2 → failed
- * with the pipeline file's FILE:LINE:COL line, 3 → error, 130 or killed
+ * with the pipeline file's FILE:LINE:COL line, 3 → error, 4 → queued (the
+ * runner lacks a runs_on label: the caller gives the job back with the
+ * labels of the runner_mismatch event, sp_store_relabel), 130 or killed
  * after a cancel (asked_cancel) → cancelled, timed out → failed, killed
  * otherwise or another status → error.  reason gets one line (may stay
  * "": a cancel keeps the store's own reason).  summary may be NULL.
@@ -151,6 +155,8 @@ int sp_jobevents_line(struct sp_jobevents *je, const char *line, size_t len,
 		      struct sp_error *err);
 /* The pipeline_finished event seen (borrowed), or NULL. */
 const cJSON *sp_jobevents_summary(const struct sp_jobevents *je);
+/* The labels of a runner_mismatch event seen ("a,b", borrowed), or NULL. */
+const char *sp_jobevents_runs_on(const struct sp_jobevents *je);
 void sp_jobevents_free(struct sp_jobevents *je);
 
 /* ---- worker.c: local slots and the lease keeper -------------------------- */

@@ -112,6 +112,8 @@ static const struct bad_case bad_cases[] = {
 	{ "yaml_tag", HEAD "stages: !!map {}\n", 3, 9, "YAML tags" },
 	/* top level */
 	{ "root_not_map", "- a\n- b\n", 1, 1, "must be a mapping" },
+	{ "runs_on_bad_label", HEAD STAGE1 "runs_on: [linux, GPU]\n", 6, 18, "\"GPU\" is not a label" },
+	{ "runs_on_map", HEAD STAGE1 "runs_on: {a: b}\n", 6, 10, "runs_on must be a list" },
 	{ "empty_file", "", 1, 1, "empty" },
 	{ "missing_version", "name: app\n" STAGE1, 1, 1, "missing required key \"version\"" },
 	{ "missing_name", "version: 1\n" STAGE1, 1, 1, "missing required key \"name\"" },
@@ -408,6 +410,23 @@ static bool on_match(const struct sp_pipeline *p, const char *event, const char 
 	return ok;
 }
 
+static void test_runs_on(void **state)
+{
+	struct sp_pipeline *p;
+
+	(void)state;
+	p = load_ok(HEAD STAGE1);
+	assert_int_equal(p->runs_on.n, 0);
+	sp_pipeline_free(p);
+	p = load_ok(HEAD STAGE1 "runs_on: [linux, gpu-1.x]\n");
+	assert_int_equal(p->runs_on.n, 2);
+	assert_string_equal(p->runs_on.items[1].s, "gpu-1.x");
+	sp_pipeline_free(p);
+	p = load_ok(HEAD STAGE1 "runs_on: linux\n");
+	assert_int_equal(p->runs_on.n, 1);
+	sp_pipeline_free(p);
+}
+
 static void test_on_match(void **state)
 {
 	struct sp_pipeline *p;
@@ -510,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_alias_bomb),
 		cmocka_unit_test(test_huge_scalar),
 		cmocka_unit_test(test_on_match),
+		cmocka_unit_test(test_runs_on),
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct CMUnitTest *tests = calloc(nbad + nfixed, sizeof(*tests));
