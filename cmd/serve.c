@@ -7,8 +7,9 @@
  * thread starts and inherited) and taken synchronously with sigwait(2), so
  * no part ever runs in a signal handler.
  *
- * SIGTERM, SIGINT or SIGHUP: drain — hooks answer 503, no new leases,
- * running jobs get drain_timeout, the outbox 5 s, then the HTTP daemons
+ * SIGTERM, SIGINT or SIGHUP: drain — hooks answer 503, no new leases
+ * (agents' long-polls end with 204, their lease calls answer 503; their
+ * running jobs carry on and report), local running jobs get drain_timeout, the outbox 5 s, then the HTTP daemons
  * stop and the store closes: exit 0.  A second signal during the drain
  * cancels the running jobs at once (they are requeued): exit 130.
  */
@@ -46,7 +47,8 @@ const struct sp_cmd sp_cmd_serve = {
 	"\n"
 	"Runs the build server: forge webhooks (POST /hooks/REPO) queue jobs in a\n"
 	"durable store, local workers run them, commit statuses go back to the\n"
-	"forge, and a JSON API, live logs and /metrics are served.  The config\n"
+	"forge, and a JSON API, live logs and /metrics are served.  Remote\n"
+	"`stagepipe agent`s listed in the config lease jobs over HTTP.  The config\n"
 	"file's keys are described in contrib/serve.example.yml.\n"
 	"\n"
 	"  -c, --config FILE  config file (default: " DEFAULT_CONFIG ")\n"
@@ -156,8 +158,8 @@ static int check_only(const struct sp_server_config *cfg)
 	       cfg->nrepos == 1 ? "" : "s");
 	for (i = 0; i < cfg->nlisten; i++)
 		printf("%s%s", i ? ", " : "", cfg->listen[i]);
-	printf("%s, %d worker%s)\n", cfg->tls_cert ? " with TLS" : "", cfg->workers,
-	       cfg->workers == 1 ? "" : "s");
+	printf("%s, %d worker%s, %zu agent%s)\n", cfg->tls_cert ? " with TLS" : "", cfg->workers,
+	       cfg->workers == 1 ? "" : "s", cfg->nagents, cfg->nagents == 1 ? "" : "s");
 	return SP_EXIT_OK;
 }
 
@@ -219,9 +221,9 @@ static int run_serve(int argc, char **argv)
 	srv.cfg = cfg;
 	srv.self_exe = cfg->stagepipe ? cfg->stagepipe : self_exe(exe, sizeof(exe));
 	atomic_init(&srv.draining, false);
-	sp_log_info("serve.start", "version=%s config=%s data=%s workers=%d repos=%zu pid=%ld",
-		    SP_VERSION, sp_log_quote(file, q, sizeof(q)), cfg->data, cfg->workers,
-		    cfg->nrepos, (long)getpid());
+	sp_log_info("serve.start", "version=%s config=%s data=%s workers=%d repos=%zu agents=%zu "
+		    "pid=%ld", SP_VERSION, sp_log_quote(file, q, sizeof(q)), cfg->data, cfg->workers,
+		    cfg->nrepos, cfg->nagents, (long)getpid());
 
 	logs = sp_xasprintf("%s/logs", cfg->data);
 	if (mkdirs(cfg->data, 0750, &err) < 0 || mkdirs(logs, 0750, &err) < 0)
@@ -232,6 +234,9 @@ static int run_serve(int argc, char **argv)
 	if (sp_store_open_sqlite(&srv.store, &sopts, &err) < 0)
 		goto infra;
 	srv.metrics = sp_metrics_new();
+	/* before any thread: the slots and the keeper wake agents' long-polls */
+	if (sp_agents_new(&srv.agents, &srv, &err) < 0)
+		goto infra;
 	if (sp_outbox_start(&srv.outbox, &srv, &err) < 0)
 		goto infra;
 	/* always: with workers 0 there is no slot, but the lease keeper must
@@ -244,8 +249,10 @@ static int run_serve(int argc, char **argv)
 
 	while (sigwait(&set, &sig) != 0)
 		;
-	/* the drain */
+	/* the drain: agents' long-polls answer 204 at once, their lease calls
+	 * 503; their running jobs go on (events, promote, finish still work) */
 	atomic_store(&srv.draining, true);
+	sp_agents_wake(srv.agents);
 	sp_log_info("serve.drain", "signal=%s timeout_ms=%ld busy=%d", strsignal(sig),
 		    cfg->drain_timeout_ms, srv.workers ? sp_workers_busy(srv.workers) : 0);
 	memset(&forcer, 0, sizeof(forcer));
@@ -274,6 +281,7 @@ infra:
 	fprintf(stderr, "stagepipe serve: %s\n", err.msg);
 	status = SP_EXIT_INFRA;
 	atomic_store(&srv.draining, true);
+	sp_agents_wake(srv.agents);
 	if (srv.workers)
 		sp_workers_drain(srv.workers, 0);
 	if (srv.outbox)
@@ -283,6 +291,8 @@ out:
 	sp_http_free(srv.http);
 	sp_workers_free(srv.workers);
 	sp_outbox_free(srv.outbox);
+	/* last: no handler, slot or keeper uses it any more */
+	sp_agents_free(srv.agents);
 	if (srv.store)
 		sp_store_close(srv.store);
 	sp_metrics_free(srv.metrics);

@@ -665,8 +665,7 @@ static void load_on(struct loader *L, const struct sp_ynode *n)
 	}
 }
 
-/* A runner label: [a-z0-9._-], 1 to 63, as the server's and agents'. */
-static bool label_ok(const char *s)
+bool sp_label_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -680,7 +679,7 @@ static void load_runs_on(struct loader *L, const struct sp_ynode *n)
 	if (!get_strlist(L, n, "runs_on", &L->p->runs_on, true, false))
 		return;
 	for (i = 0; i < L->p->runs_on.n; i++)
-		if (!label_ok(L->p->runs_on.items[i].s))
+		if (!sp_label_valid(L->p->runs_on.items[i].s))
 			sp_diags_add(L->diags, L->p->runs_on.items[i].pos.line,
 				     L->p->runs_on.items[i].pos.col,
 				     "runs_on: \"%s\" is not a label (use 1 to 63 of a-z, 0-9, "

@@ -138,6 +138,12 @@ struct sp_pipeline {
 };
 
 /*
+ * A runner label (runs_on, an agent's --labels, a repository's labels, the
+ * server's worker_labels): 1 to 63 of [a-z0-9._-].
+ */
+bool sp_label_valid(const char *s);
+
+/*
  * Loads and checks a pipeline.  On success *out is a new pipeline the
  * caller frees with sp_pipeline_free.  On failure returns SP_ECONFIG with
  * every problem found in diags (positions in the file; a missing or

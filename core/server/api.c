@@ -257,6 +257,7 @@ static enum MHD_Result do_metrics(struct sp_req *r)
 		sp_buf_release(&b);
 		return sp_http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
 	}
+	sp_metrics_render_agents(&b, r->h->srv->agents);
 	resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
 	sp_buf_release(&b);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -366,8 +367,7 @@ static const char *jstr(const cJSON *j, const char *key)
 
 static void woke(struct sp_server *srv)
 {
-	if (srv->workers)
-		sp_workers_wake(srv->workers);
+	sp_server_queued(srv);
 	if (srv->outbox)
 		sp_outbox_wake(srv->outbox);
 }

@@ -23,6 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include "core/base/buf.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
@@ -30,6 +33,7 @@
 #include "core/base/log.h"
 #include "core/base/suggest.h"
 #include "core/base/xalloc.h"
+#include "core/pipeline/pipeline.h"
 #include "core/git/giturl.h"
 #include "core/yaml/ydoc.h"
 
@@ -37,6 +41,9 @@
 #define SECRET_MAX (64 * 1024)
 #define REPO_NAME_MAX 64
 #define WORKERS_MAX 64
+#define AGENTS_MAX 1024
+#define LABELS_MAX 64
+#define DEFAULT_GIT_USER "x-access-token"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_BODY_MAX ((size_t)25 * 1024 * 1024)
@@ -57,12 +64,16 @@ struct loader {
 static const char *const top_keys[] = {
 	"listen", "data", "public_url", "workers", "admin_token_env", "admin_token_file",
 	"tls", "body_max", "drain_timeout", "lease_ttl", "max_attempts", "job_timeout",
-	"stagepipe", "env", "repos", NULL,
+	"stagepipe", "env", "worker_labels", "agents", "repos", NULL,
 };
 static const char *const tls_keys[] = { "cert", "key", NULL };
 static const char *const repo_keys[] = {
 	"name", "url", "forge", "secret_env", "secret_file", "pipeline", "branches",
-	"cancel_superseded", "labels", "status", NULL,
+	"cancel_superseded", "labels", "git", "status", NULL,
+};
+static const char *const git_keys[] = { "user", "token_env", "token_file", NULL };
+static const char *const agent_keys[] = {
+	"name", "token_env", "token_file", "token_sha256", NULL,
 };
 static const char *const status_keys[] = {
 	"api", "project", "token_env", "token_file", "context", NULL,
@@ -555,14 +566,26 @@ static bool repo_name_ok(const char *s)
 	return true;
 }
 
-static bool label_ok(const char *s)
+/* A label list into "a,b" (*out replaced when the list reads). */
+static void get_labels(struct loader *L, const struct sp_ynode *v, const char *what, char **out)
 {
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
-			return false;
-	return true;
+	struct sp_buf b = SP_BUF_INIT;
+	char **lv = NULL;
+	size_t nl = 0, j;
+
+	if (get_strv(L, v, what, &lv, &nl)) {
+		if (nl > LABELS_MAX)
+			sp_diags_add(L->diags, AT(v), "%s: at most %d labels", what, LABELS_MAX);
+		for (j = 0; j < nl; j++) {
+			if (!sp_label_valid(lv[j]))
+				sp_diags_add(L->diags, AT(v), "invalid label \"%s\" (1 to 63 of a-z, 0-9, "
+					     "'.', '_' and '-')", lv[j]);
+			sp_buf_addf(&b, "%s%s", j ? "," : "", lv[j]);
+		}
+		free(*out);
+		*out = sp_buf_detach(&b, NULL);
+	}
+	strv_free(lv);
 }
 
 /* "team/app" from the URL's path: no leading "/" or "~/", no ".git". */
@@ -661,11 +684,49 @@ static void load_status(struct loader *L, struct sp_repo_config *r, const struct
 	(void)project;
 }
 
+/* git: { user, token_env | token_file }: the jobs' clone credentials. */
+static void load_git(struct loader *L, struct sp_repo_config *r, const struct sp_ynode *n,
+		     const char *where)
+{
+	const struct sp_ynode *kenv = NULL, *kfile = NULL;
+	char w[REPO_NAME_MAX + 64];
+	size_t i, len = 0;
+
+	snprintf(w, sizeof(w), "%s git", where);
+	if (!want_map(L, n, "git"))
+		return;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		const char *key = k->value;
+		if (!strcmp(key, "user")) {
+			if (get_string(L, v, "git.user", &r->git_user)) {
+				const char *p;
+				for (p = r->git_user; *p; p++)
+					if ((unsigned char)*p < ' ' || *p == ':' || *p == 0x7f)
+						break;
+				if (*p)
+					sp_diags_add(L->diags, AT(v), "git.user must not contain ':' or "
+						     "control characters");
+			}
+		} else if (!strcmp(key, "token_env")) {
+			kenv = v;
+		} else if (!strcmp(key, "token_file")) {
+			kfile = v;
+		} else {
+			unknown_key(L, k, w, git_keys);
+		}
+	}
+	read_secret(L, "token", n, kenv, kfile, true, &r->git_token, &len);
+	if (!r->git_user)
+		r->git_user = sp_xstrdup(DEFAULT_GIT_USER);
+}
+
 static void load_repo(struct loader *L, struct sp_repo_config *r, const struct sp_ynode *n,
 		      size_t idx)
 {
 	const struct sp_ynode *name = sp_ynode_get(n, "name");
 	const struct sp_ynode *kenv = NULL, *kfile = NULL, *forge = NULL, *status = NULL;
+	const struct sp_ynode *git = NULL;
 	char where[REPO_NAME_MAX + 32];
 	size_t i;
 
@@ -714,20 +775,9 @@ static void load_repo(struct loader *L, struct sp_repo_config *r, const struct s
 		} else if (!strcmp(key, "cancel_superseded")) {
 			get_bool(L, v, "cancel_superseded", &r->cancel_superseded);
 		} else if (!strcmp(key, "labels")) {
-			char **lv = NULL;
-			size_t nl = 0, j;
-			struct sp_buf b = SP_BUF_INIT;
-			if (get_strv(L, v, "labels", &lv, &nl)) {
-				for (j = 0; j < nl; j++) {
-					if (!label_ok(lv[j]))
-						sp_diags_add(L->diags, AT(v), "invalid label \"%s\" (letters, "
-							     "digits, '.', '_' and '-')", lv[j]);
-					sp_buf_addf(&b, "%s%s", j ? "," : "", lv[j]);
-				}
-				free(r->labels);
-				r->labels = sp_buf_detach(&b, NULL);
-			}
-			strv_free(lv);
+			get_labels(L, v, "labels", &r->labels);
+		} else if (!strcmp(key, "git")) {
+			git = v;
 		} else if (!strcmp(key, "status")) {
 			status = v;
 		} else {
@@ -746,6 +796,8 @@ static void load_repo(struct loader *L, struct sp_repo_config *r, const struct s
 		r->pipeline = sp_xstrdup("stagepipe.yml");
 	if (status)
 		load_status(L, r, status, where, forge);
+	if (git)
+		load_git(L, r, git, where);
 }
 
 static void load_repos(struct loader *L, const struct sp_ynode *n)
@@ -773,6 +825,157 @@ static void load_repos(struct loader *L, const struct sp_ynode *n)
 			    !strcmp(c->repos[i].name, c->repos[j].name))
 				sp_diags_add(L->diags, AT(n->items[i]),
 					     "repository name \"%s\" is used twice", c->repos[i].name);
+	}
+}
+
+bool sp_agent_name_ok(const char *s)
+{
+	size_t len = strlen(s), i;
+
+	if (!len || len > SP_AGENT_NAME_MAX || !strncmp(s, "local-", 6))
+		return false;
+	if (!islower((unsigned char)s[0]) && !isdigit((unsigned char)s[0]))
+		return false;
+	for (i = 1; i < len; i++)
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
+		    !strchr("._-", s[i]))
+			return false;
+	return true;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* 64 hex digits into 32 bytes. */
+static bool sha256_hex(const char *s, unsigned char out[32])
+{
+	size_t i;
+
+	if (strlen(s) != 64)
+		return false;
+	for (i = 0; i < 32; i++) {
+		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static void wipe_free(char *s, size_t len)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, len);
+	free(s);
+}
+
+/*
+ * One agent: its name and exactly one of token_env, token_file (the token
+ * is hashed and its text wiped at once) and token_sha256 (the digest).
+ */
+static void load_agent(struct loader *L, struct sp_agent_config *a, const struct sp_ynode *n,
+		       size_t idx)
+{
+	const struct sp_ynode *name = sp_ynode_get(n, "name");
+	const struct sp_ynode *kenv = NULL, *kfile = NULL, *khash = NULL;
+	char where[SP_AGENT_NAME_MAX + 32], *token = NULL, *hex = NULL;
+	size_t i, len = 0;
+	int given;
+
+	if (name && name->kind == SP_YSCALAR && sp_agent_name_ok(name->value))
+		snprintf(where, sizeof(where), "agent \"%s\"", name->value);
+	else
+		snprintf(where, sizeof(where), "agent %zu", idx + 1);
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		const char *key = k->value;
+		if (!strcmp(key, "name")) {
+			if (get_string(L, v, "name", &a->name) && !sp_agent_name_ok(a->name))
+				sp_diags_add(L->diags, AT(v), "invalid agent name \"%s\" (a-z, 0-9, '.', "
+					     "'_' and '-', starting with a letter or digit, at most %d; "
+					     "\"local-*\" names the server's own slots)", a->name,
+					     SP_AGENT_NAME_MAX);
+		} else if (!strcmp(key, "token_env")) {
+			kenv = v;
+		} else if (!strcmp(key, "token_file")) {
+			kfile = v;
+		} else if (!strcmp(key, "token_sha256")) {
+			khash = v;
+		} else {
+			unknown_key(L, k, where, agent_keys);
+		}
+	}
+	if (!a->name && !name)
+		sp_diags_add(L->diags, AT(n), "%s: missing required key \"name\"", where);
+	given = !!kenv + !!kfile + !!khash;
+	if (given == 0) {
+		sp_diags_add(L->diags, AT(n), "%s: missing token_env, token_file or token_sha256",
+			     where);
+		return;
+	}
+	if (given > 1) {
+		const struct sp_ynode *at = khash ? khash : kfile;
+		sp_diags_add(L->diags, AT(at), "%s: give one of token_env, token_file and "
+			     "token_sha256", where);
+		return;
+	}
+	if (khash) {
+		if (get_string(L, khash, "token_sha256", &hex) && !sha256_hex(hex, a->token_sha256))
+			sp_diags_add(L->diags, AT(khash), "token_sha256 must be 64 hex digits (the "
+				     "SHA-256 of the token, e.g. from sha256sum)");
+		else if (hex)
+			a->has_token = true;
+		free(hex);
+		return;
+	}
+	read_secret(L, "token", n, kenv, kfile, true, &token, &len);
+	if (token) {
+		SHA256((const unsigned char *)token, len, a->token_sha256);
+		a->has_token = true;
+	}
+	wipe_free(token, len);
+}
+
+static void load_agents(struct loader *L, const struct sp_ynode *n)
+{
+	struct sp_server_config *c = L->c;
+	size_t i, j;
+
+	if (n->kind != SP_YSEQ) {
+		sp_diags_add(L->diags, AT(n), "agents must be a list, not %s", sp_ynode_kind_name(n));
+		return;
+	}
+	if (n->n > AGENTS_MAX) {
+		sp_diags_add(L->diags, AT(n), "at most %d agents", AGENTS_MAX);
+		return;
+	}
+	if (!n->n)
+		return;
+	c->agents = sp_xcalloc(n->n, sizeof(*c->agents));
+	c->nagents = n->n;
+	for (i = 0; i < n->n; i++) {
+		struct sp_agent_config *a = &c->agents[i];
+		if (!want_map(L, n->items[i], "each agent"))
+			continue;
+		load_agent(L, a, n->items[i], i);
+		for (j = 0; j < i; j++) {
+			const struct sp_agent_config *b = &c->agents[j];
+			if (a->name && b->name && !strcmp(a->name, b->name))
+				sp_diags_add(L->diags, AT(n->items[i]),
+					     "agent name \"%s\" is used twice", a->name);
+			/* a token must name one agent */
+			else if (a->has_token && b->has_token &&
+				 !CRYPTO_memcmp(a->token_sha256, b->token_sha256, 32))
+				sp_diags_add(L->diags, AT(n->items[i]), "agent \"%s\" has the same "
+					     "token as agent \"%s\"", a->name ? a->name : "?",
+					     b->name ? b->name : "?");
+		}
 	}
 }
 
@@ -840,6 +1043,10 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 			free(p);
 		} else if (!strcmp(key, "env")) {
 			load_env(L, v);
+		} else if (!strcmp(key, "worker_labels")) {
+			get_labels(L, v, "worker_labels", &c->worker_labels);
+		} else if (!strcmp(key, "agents")) {
+			load_agents(L, v);
 		} else if (!strcmp(key, "repos")) {
 			load_repos(L, v);
 		} else {
@@ -964,8 +1171,16 @@ void sp_server_config_free(struct sp_server_config *c)
 		free(r->status.project);
 		free_secret(r->status.token);
 		free(r->status.context);
+		free(r->git_user);
+		free_secret(r->git_token);
 	}
 	free(c->repos);
+	for (i = 0; i < c->nagents; i++) {
+		free(c->agents[i].name);
+		OPENSSL_cleanse(c->agents[i].token_sha256, sizeof(c->agents[i].token_sha256));
+	}
+	free(c->agents);
+	free(c->worker_labels);
 	free(c->file);
 	strv_free(c->listen);
 	free(c->data);

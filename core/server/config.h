@@ -22,6 +22,11 @@
  *   job_timeout: 2h                           # a child run is killed after this
  *   stagepipe: /usr/bin/stagepipe             # the binary run for each job (default: this one)
  *   env: { DOCKER_HOST: unix:///run/docker.sock }   # extra environment of job children
+ *   worker_labels: [linux]                    # labels of the local slots (default none:
+ *                                             # they take only jobs that require none)
+ *   agents:                                   # remote `stagepipe agent`s (docs/agent-protocol.md)
+ *     - name: build-1                         # [a-z0-9][a-z0-9._-]*, <= 63, not "local-*"
+ *       token_env: AGENT1_TOKEN               # or token_file, or token_sha256: 64 hex
  *   repos:
  *     - name: app                             # hook: POST /hooks/app  [a-z0-9._-]
  *       url: https://github.com/team/app.git  # what jobs clone: https, ssh, file://, path
@@ -31,11 +36,17 @@
  *       branches: [main, "release/v*"]        # optional: only these branches make jobs
  *       cancel_superseded: true               # default: a newer push cancels older jobs
  *       labels: [linux]                       # optional: agents must have these
+ *       git:                                  # optional: clone credentials for the jobs
+ *         user: x-access-token                # default
+ *         token_env: APP_GIT_TOKEN            # or token_file (required)
  *       status:                               # optional: commit statuses
  *         api: https://api.github.com         # default per forge (gitea: required)
  *         project: team/app                   # default: from url
  *         token_env: APP_STATUS_TOKEN         # or token_file
  *         context: stagepipe                  # default
+ *
+ * An agent's token is kept only as its SHA-256 (the text read from the
+ * environment or the file is wiped at once): the server compares digests.
  *
  * Ownership: sp_server_config_load returns a new config; free it with
  * sp_server_config_free.  All strings belong to it.
@@ -59,6 +70,8 @@ struct sp_repo_config {
 	char **branches;         /* NULL-terminated patterns, or NULL for all */
 	bool cancel_superseded;  /* default true */
 	char *labels;            /* "a,b" or NULL */
+	char *git_user;          /* clone credentials (git:): user, never NULL when */
+	char *git_token;         /* git_token is set; the token is never printed */
 	struct {
 		bool enabled;
 		char *api;           /* NULL: the forge's default */
@@ -66,6 +79,15 @@ struct sp_repo_config {
 		char *token;         /* never printed */
 		char *context;       /* default "stagepipe" */
 	} status;
+};
+
+#define SP_AGENT_NAME_MAX 63
+
+/* A remote agent allowed to lease jobs. */
+struct sp_agent_config {
+	char *name;
+	unsigned char token_sha256[32];  /* the SHA-256 of its bearer token */
+	bool has_token;                  /* token_sha256 is set (false only while loading) */
 };
 
 struct sp_server_config {
@@ -84,6 +106,9 @@ struct sp_server_config {
 	long job_timeout_ms;     /* default 2 h */
 	char *stagepipe;         /* NULL: /proc/self/exe */
 	char **env;              /* "NAME=value", NULL-terminated, or NULL */
+	char *worker_labels;     /* the local slots' labels "a,b", or NULL */
+	struct sp_agent_config *agents;
+	size_t nagents;
 	struct sp_repo_config *repos;
 	size_t nrepos;
 };
@@ -101,6 +126,10 @@ void sp_server_config_free(struct sp_server_config *c);
 /* The repository named name (borrowed), or NULL. */
 const struct sp_repo_config *sp_server_config_repo(const struct sp_server_config *c,
 						   const char *name);
+
+/* Whether name is a valid agent name ([a-z0-9][a-z0-9._-]*, at most
+ * SP_AGENT_NAME_MAX; "local-*" is the server's own slots). */
+bool sp_agent_name_ok(const char *name);
 
 /* Whether branch passes the repo's branches filter ("*" within a segment,
  * "**" across; no filter: every branch). */

@@ -316,8 +316,7 @@ enum MHD_Result sp_hooks_finish(struct sp_req *r)
 	}
 	ret = answer_ingest(r, &res, delivery, res.duplicate ? NULL : ignored);
 	if (!res.duplicate && make_job) {
-		if (srv->workers)
-			sp_workers_wake(srv->workers);
+		sp_server_queued(srv);
 		if (srv->outbox)
 			sp_outbox_wake(srv->outbox);
 	}

@@ -19,6 +19,12 @@
  * byte every 29 s hold a thread for ever), and a body over the cap is read
  * and dropped only up to DRAIN_MAX more bytes before the connection is
  * closed.
+ *
+ * Agents' lease calls are long-polls (agents.c): a handler blocks up to
+ * 60 s waiting for a job.  In thread-per-connection mode that time is not
+ * idle time for CONNECTION_TIMEOUT_S (libmicrohttpd 0.9.75 sends the
+ * answer of a handler that blocked past the timeout), and sp_http_stop
+ * wakes them first so that stopping never waits for a long-poll.
  */
 #include "core/server/http_internal.h"
 
@@ -37,6 +43,7 @@
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
 #include "core/base/xjson.h"
+#include "core/server/agents_internal.h"
 
 #define CONNECTION_LIMIT 1024
 #define PER_IP_LIMIT 256
@@ -163,10 +170,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->route = "other";
 		sp_buf_init(&r->body, 0);
 		*con_cls = r;
+		r->agent = -1;
 		if (!strncmp(url, "/hooks/", 7) || !strcmp(url, "/hooks")) {
 			r->kind = SP_ROUTE_HOOK;
 			r->route = "hooks";
 			return sp_hooks_begin(r);
+		}
+		if (!strncmp(url, "/api/agent/", 11) || !strcmp(url, "/api/agents") ||
+		    !strcmp(url, "/api/agents/")) {
+			r->kind = SP_ROUTE_AGENT;
+			return sp_agents_begin(r);
 		}
 		r->kind = SP_ROUTE_API;
 		return sp_api_begin(r);
@@ -229,6 +242,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->kind == SP_ROUTE_HOOK)
 		return sp_hooks_finish(r);
+	if (r->kind == SP_ROUTE_AGENT)
+		return sp_agents_finish(r);
 	return sp_api_finish(r);
 }
 
@@ -401,6 +416,9 @@ void sp_http_stop(struct sp_http *h)
 	if (!h)
 		return;
 	atomic_store(&h->stopping, true);
+	/* long-polls waiting for a job return now: MHD_stop_daemon joins
+	 * their threads */
+	sp_agents_stop(h->srv->agents);
 	for (i = 0; i < h->ndaemons; i++)
 		MHD_stop_daemon(h->daemons[i]);
 	h->ndaemons = 0;

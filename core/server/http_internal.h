@@ -1,6 +1,6 @@
 /*
  * http_internal.h — what http.c shares with its route files (hooks.c,
- * api.c); private to core/server/.
+ * api.c, agents.c); private to core/server/.
  *
  * http.c owns the libmicrohttpd daemons and one struct sp_req per request
  * (libmicrohttpd's con_cls): it routes on the first call, lets the route
@@ -58,6 +58,7 @@ enum sp_route_kind {
 	SP_ROUTE_NONE,      /* answered already (early refusal) */
 	SP_ROUTE_HOOK,
 	SP_ROUTE_API,
+	SP_ROUTE_AGENT,     /* /api/agent/... and /api/agents (agents.c) */
 };
 
 /* One request (libmicrohttpd's con_cls). */
@@ -77,6 +78,7 @@ struct sp_req {
 	size_t dropped;            /* body bytes read and dropped (too_large, busy) */
 	struct sp_buf body;
 	const struct sp_repo_config *repo;   /* hooks: the repository of the URL */
+	int agent;                 /* agents: the agent the token names (index), -1 */
 };
 
 /* ---- http.c: answers (each also records sp_metrics_http) ------------------ */
@@ -121,5 +123,24 @@ enum MHD_Result sp_hooks_too_large(struct sp_req *r);
 enum MHD_Result sp_api_begin(struct sp_req *r);
 /* The whole body is in r->body: answer. */
 enum MHD_Result sp_api_finish(struct sp_req *r);
+
+/* ---- agents.c ------------------------------------------------------------ */
+
+/*
+ * First call of a /api/agent/... or /api/agents request: route (404),
+ * method (405), the agent's token (401 with WWW-Authenticate, before any
+ * body byte), a lease while draining (503), Content-Length over the cap
+ * (413: events 4 MiB, the rest 64 KiB).  Sets r->body_max and r->agent.
+ */
+enum MHD_Result sp_agents_begin(struct sp_req *r);
+/* The whole body is in r->body: answer (a lease call may block for its
+ * long-poll wait). */
+enum MHD_Result sp_agents_finish(struct sp_req *r);
+
+/* ---- metrics.c ----------------------------------------------------------- */
+
+/* The agents' gauges (configured, online) in the Prometheus text; a may
+ * be NULL (both 0). */
+void sp_metrics_render_agents(struct sp_buf *out, struct sp_agents *a);
 
 #endif

@@ -9,6 +9,7 @@
  * the store's gauges (read outside the lock) and the process RSS.
  */
 #include "core/server/server.h"
+#include "core/server/http_internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -295,6 +296,18 @@ static long long rss_bytes(void)
 	if (got != 2 || page <= 0)
 		return -1;
 	return (long long)(rss * (unsigned long long)page);
+}
+
+void sp_metrics_render_agents(struct sp_buf *out, struct sp_agents *a)
+{
+	int configured = 0, online = 0;
+
+	sp_agents_counts(a, &configured, &online);
+	head(out, "stagepipe_agents_configured", "gauge", "Agents in the server's config.");
+	sp_buf_addf(out, "stagepipe_agents_configured %d\n", configured);
+	head(out, "stagepipe_agents_online", "gauge",
+	     "Agents that asked for a job within the last 60 s.");
+	sp_buf_addf(out, "stagepipe_agents_online %d\n", online);
 }
 
 int sp_metrics_render(struct sp_metrics *m, struct sp_store *st, struct sp_buf *out,

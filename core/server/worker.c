@@ -22,8 +22,14 @@
  * by this server's drain → back to the queue (sp_store_requeue).
  *
  * The lease keeper, one more thread, takes back expired leases every
- * second (sp_store_expire): jobs of a worker that died (another server
- * process, a crashed one) return to the queue.
+ * second (sp_store_expire): jobs of a worker or agent that died (another
+ * server process, a crashed one, a lost agent) return to the queue, and
+ * the agents' long-polls are woken for them.
+ *
+ * Labels: a slot leases with cfg->worker_labels, so without them it takes
+ * only the jobs that require no label (a repo's `labels:` are for agents).
+ * A repo's git: credentials reach its job's child as STAGEPIPE_GIT_USER /
+ * STAGEPIPE_GIT_TOKEN in its environment, never in argv or a log.
  *
  * Locking: one mutex guards the counters and flags below; no store call
  * and no child is ever run with it held.
@@ -39,6 +45,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "core/base/duration.h"
 #include "core/base/error.h"
@@ -307,6 +316,9 @@ static void requeue(struct sp_workers *w, const struct sp_lease *l, const char *
 	}
 	sp_log_info("job.requeued", "job=%" PRId64 " attempt=%d reason=%s", l->job_id, l->attempt,
 		    sp_log_quote(why, q, sizeof(q)));
+	/* back in the queue: an agent may take it (the slots stop leasing
+	 * when they drain, so this wakes no slot that should not) */
+	sp_agents_wake(w->srv->agents);
 }
 
 static void finished(struct sp_workers *w, const struct sp_lease *l, enum sp_job_state state,
@@ -321,6 +333,35 @@ static void finished(struct sp_workers *w, const struct sp_lease *l, enum sp_job
 		    reason && *reason ? sp_log_quote(reason, q, sizeof(q)) : "");
 }
 
+static void relabel(struct sp_workers *w, struct job *j, const char *labels, const char *why)
+{
+	const struct sp_lease *l = j->lease;
+	struct sp_error err = SP_ERROR_INIT;
+	char q[600], ql[200];
+
+	if (!labels || !*labels) {
+		/* exit 4 without its event: not a result the store can take */
+		struct sp_finish f;
+
+		memset(&f, 0, sizeof(f));
+		f.state = SP_JOB_ERROR;
+		f.reason = "the job process exited with status 4 without a runner_mismatch event";
+		f.exit_code = 4;
+		if (finish(w, j, &f))
+			finished(w, l, f.state, f.reason, 0);
+		return;
+	}
+	job_note(j, "stagepipe serve: %s", why);
+	if (sp_store_relabel(w->srv->store, l->job_id, l->epoch, labels, why, &err) < 0) {
+		sp_log_error("job.relabel_failed", "job=%" PRId64 " error=%s", l->job_id,
+			     sp_log_quote(err.msg, q, sizeof(q)));
+		return;
+	}
+	sp_log_info("job.relabeled", "job=%" PRId64 " labels=%s", l->job_id,
+		    sp_log_quote(labels, ql, sizeof(ql)));
+	sp_server_queued(w->srv);
+}
+
 /* push → the branch, tag → the tag, pull_request → the target branch,
  * manual → the branch, if any. */
 static const char *event_ref_of(const struct sp_lease *l)
@@ -330,6 +371,58 @@ static const char *event_ref_of(const struct sp_lease *l)
 	if (!strcmp(l->event, "tag"))
 		return l->tag;
 	return l->branch;
+}
+
+/* ---- a job's environment ---- */
+
+static bool is_git_env(const char *entry)
+{
+	return !strncmp(entry, "STAGEPIPE_GIT_USER=", 19) ||
+	       !strncmp(entry, "STAGEPIPE_GIT_TOKEN=", 20);
+}
+
+/*
+ * The child environment of one job: w->child_env, plus the repository's
+ * clone credentials (git:) as STAGEPIPE_GIT_USER / STAGEPIPE_GIT_TOKEN,
+ * which `stagepipe run` uses for the checkout (core/git/gitcred.c); those
+ * names from elsewhere are left out then, so the repo's own win.  Without
+ * git: the shared array itself.  Never logged.
+ */
+static char **job_env_of(struct sp_workers *w, const struct sp_repo_config *repo)
+{
+	char **out = NULL, **p;
+	size_t n = 0, alloc = 0;
+
+	if (!repo->git_token)
+		return w->child_env;
+	for (p = w->child_env; p && *p; p++) {
+		if (is_git_env(*p))
+			continue;
+		SP_GROW(out, alloc, n + 1);
+		out[n++] = *p;  /* borrowed from w->child_env */
+	}
+	SP_GROW(out, alloc, n + 3);
+	out[n++] = sp_xasprintf("STAGEPIPE_GIT_USER=%s", repo->git_user ? repo->git_user
+				: "x-access-token");
+	out[n++] = sp_xasprintf("STAGEPIPE_GIT_TOKEN=%s", repo->git_token);
+	out[n] = NULL;
+	return out;
+}
+
+static void job_env_free(char **env, char **shared)
+{
+	char **p;
+
+	if (!env || env == shared)
+		return;
+	/* the two entries made by job_env_of: wiped, they hold the token */
+	for (p = env; *p; p++) {
+		if (!is_git_env(*p))
+			continue;
+		OPENSSL_cleanse(*p, strlen(*p));
+		free(*p);
+	}
+	free(env);
 }
 
 static void run_job(struct slot *s, const struct sp_lease *l)
@@ -343,7 +436,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	struct sp_finish f;
 	struct job j;
 	enum sp_job_state state;
-	char label[40], reason[600], q[600];
+	char label[40], reason[600], q[600], **job_env = NULL;
 	int rc;
 
 	memset(&j, 0, sizeof(j));
@@ -384,8 +477,10 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	o.event = l->event;
 	o.event_ref = event_ref_of(l);
 	o.job_label = label;
-	o.env = (const char *const *)w->child_env;
+	job_env = job_env_of(w, repo);
+	o.env = (const char *const *)job_env;
 	o.timeout_ms = cfg->job_timeout_ms;
+	o.runner_labels = cfg->worker_labels ? cfg->worker_labels : "";
 	o.cancel = job_cancel;
 	o.on_line = job_line;
 	o.on_promote = job_promote;
@@ -423,6 +518,12 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	}
 	state = sp_jobrun_decide(&res, sp_jobevents_summary(j.je), cfg->job_timeout_ms,
 				  j.api_cancel, reason, sizeof(reason));
+	if (state == SP_JOB_QUEUED) {
+		/* exit 4: the pipeline's runs_on wants labels this server's slots
+		 * lack: back to the queue for a runner (an agent) that has them */
+		relabel(w, &j, sp_jobevents_runs_on(j.je), reason);
+		goto cleanup;
+	}
 	f.state = state;
 	f.reason = *reason ? reason : NULL;
 	f.exit_code = res.exit_code;
@@ -437,6 +538,7 @@ cleanup:
 		sp_outbox_wake(w->srv->outbox);
 	sp_jobevents_free(j.je);
 	sp_joblog_close(j.log);
+	job_env_free(job_env, w->child_env);
 }
 
 /* ---- the children's environment ---- */
@@ -458,6 +560,20 @@ static bool is_secret(const struct sp_server_config *cfg, const char *v)
 			return true;
 		if (r->status.token && !strcmp(r->status.token, v))
 			return true;
+		if (r->git_token && !strcmp(r->git_token, v))
+			return true;
+	}
+	if (cfg->nagents) {
+		/* agents' tokens are kept as digests only */
+		unsigned char d[SHA256_DIGEST_LENGTH];
+		bool hit = false;
+
+		SHA256((const unsigned char *)v, n, d);
+		for (i = 0; i < cfg->nagents; i++)
+			hit |= CRYPTO_memcmp(d, cfg->agents[i].token_sha256, sizeof(d)) == 0;
+		OPENSSL_cleanse(d, sizeof(d));
+		if (hit)
+			return true;
 	}
 	return false;
 }
@@ -465,7 +581,8 @@ static bool is_secret(const struct sp_server_config *cfg, const char *v)
 /*
  * A job child runs the repository's pipeline, which can read any variable
  * of its environment (${env.NAME}): the server's own secrets taken from its
- * environment (admin_token_env, secret_env, token_env) must not be there.
+ * environment (admin_token_env, secret_env, token_env, the git: tokens,
+ * the agents' tokens) must not be there.
  * They are blanked ("NAME=", which replaces the inherited entry), found by
  * value so that every way of naming them is covered.  cfg->env comes after
  * and wins (the operator asked for it).  Nothing here is ever logged.
@@ -530,7 +647,8 @@ static void *slot_main(void *arg)
 
 		memset(&req, 0, sizeof(req));
 		req.agent = agent;
-		req.labels = NULL;
+		/* no labels: only jobs that require none */
+		req.labels = cfg->worker_labels;
 		req.ttl_ms = cfg->lease_ttl_ms > 0 ? (int)cfg->lease_ttl_ms : 30000;
 		memset(&lease, 0, sizeof(lease));
 		rc = sp_store_lease(w->srv->store, &req, &lease, &err);
@@ -598,6 +716,8 @@ static void *keeper_main(void *arg)
 			sp_log_warn("lease.expire_failed", "error=%s",
 				    sp_log_quote(err.msg, q, sizeof(q)));
 		}
+		if (rc == 0 && requeued > 0)
+			sp_agents_wake(w->srv->agents);
 		if (rc == 0 && requeued + failed > 0) {
 			sp_log_info("lease.expired", "requeued=%d failed=%d", requeued, failed);
 			if (w->srv->metrics)
@@ -687,6 +807,14 @@ void sp_workers_wake(struct sp_workers *w)
 	w->gen++;
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
+}
+
+void sp_server_queued(struct sp_server *srv)
+{
+	if (!srv)
+		return;
+	sp_workers_wake(srv->workers);
+	sp_agents_wake(srv->agents);
 }
 
 void sp_workers_poke(struct sp_workers *w, int64_t job)

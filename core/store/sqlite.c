@@ -175,6 +175,7 @@ enum wsql {
 	W_JOB_END,
 	W_JOB_MARK_CANCEL,
 	W_JOB_BACK,
+	W_JOB_RELABEL,
 	W_JOB_FENCE,
 	W_JOB_PEEK,
 	W_OUTBOX_ADD,
@@ -223,6 +224,8 @@ static const char *const wsql_text[W_COUNT] = {
 	[W_JOB_BACK] =
 		"UPDATE jobs SET state = 'queued', reason = ?2, agent = NULL,"
 		" lease_expires_at = NULL WHERE id = ?1 RETURNING repo, sha, statuses",
+	[W_JOB_RELABEL] =
+		"UPDATE jobs SET labels = ?2, attempt = max(attempt - 1, 0) WHERE id = ?1",
 	[W_JOB_FENCE] =
 		"SELECT repo, sha, statuses, attempt, cancel_requested FROM jobs"
 		" WHERE id = ?1 AND epoch = ?2 AND state = 'running'",
@@ -355,6 +358,7 @@ enum wop {
 	OP_EXPIRE,
 	OP_CANCEL,
 	OP_REQUEUE,
+	OP_RELABEL,
 	OP_OUTBOX_NEXT,
 	OP_OUTBOX_DONE,
 	OP_PING,
@@ -374,6 +378,7 @@ struct wreq {
 	const struct sp_stage_update *stage;
 	const struct sp_finish *finish;
 	const char *text;             /* cancel/requeue reason, outbox_done error */
+	const char *labels;           /* relabel */
 	int64_t id, epoch;
 	int num;                      /* ttl_ms, max_attempts, max rows, retry_in_ms */
 	bool ok;
@@ -1332,6 +1337,34 @@ static int do_requeue(struct sqlite_store *st, struct wreq *r)
 	return rc;
 }
 
+/* Back to the queue for a runner with other labels: no attempt used. */
+static int do_relabel(struct sqlite_store *st, struct wreq *r)
+{
+	sqlite3_stmt *q = st->w[W_JOB_RELABEL];
+	struct fenced f;
+	char *why;
+	int rc = fence(st, r->id, r->epoch, &f, &r->e);
+
+	if (rc)
+		return rc;
+	if (f.cancel_requested) {
+		rc = end_job(st, r->id, SP_JOB_CANCELLED, NULL, now_ms(), &r->e);
+		fenced_release(&f);
+		return rc;
+	}
+	sqlite3_bind_int64(q, 1, r->id);
+	bind_str(q, 2, r->labels);
+	rc = run(q, &r->e);
+	if (rc >= 0) {
+		why = sp_xasprintf("waiting for a runner with labels %s%s%s", r->labels,
+				   r->text ? ": " : "", r->text ? r->text : "");
+		rc = job_back(st, r->id, why, now_ms(), &r->e);
+		free(why);
+	}
+	fenced_release(&f);
+	return rc < 0 ? rc : 0;
+}
+
 static int do_cancel(struct sqlite_store *st, struct wreq *r)
 {
 	sqlite3_stmt *s = st->w[W_JOB_PEEK];
@@ -1449,6 +1482,8 @@ static int run_one(struct sqlite_store *st, struct wreq *r)
 		return do_cancel(st, r);
 	case OP_REQUEUE:
 		return do_requeue(st, r);
+	case OP_RELABEL:
+		return do_relabel(st, r);
 	case OP_OUTBOX_NEXT:
 		return do_outbox_next(st, r);
 	case OP_OUTBOX_DONE:
@@ -1704,6 +1739,15 @@ static int op_requeue(struct sp_store *s, int64_t job, int64_t epoch, const char
 {
 	struct wreq r = { .op = OP_REQUEUE, .id = job, .epoch = epoch, .text = reason,
 			  .num = max_attempts };
+
+	return submit(to_sqlite(s), &r, err);
+}
+
+static int op_relabel(struct sp_store *s, int64_t job, int64_t epoch, const char *labels,
+		      const char *reason, struct sp_error *err)
+{
+	struct wreq r = { .op = OP_RELABEL, .id = job, .epoch = epoch, .labels = labels,
+			  .text = reason };
 
 	return submit(to_sqlite(s), &r, err);
 }
@@ -2248,6 +2292,7 @@ static const struct sp_store_ops sqlite_ops = {
 	.expire = op_expire,
 	.cancel = op_cancel,
 	.requeue = op_requeue,
+	.relabel = op_relabel,
 	.job_get = op_job_get,
 	.job_list = op_job_list,
 	.delivery_count = op_delivery_count,

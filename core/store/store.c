@@ -142,6 +142,12 @@ int sp_store_requeue(struct sp_store *st, int64_t job, int64_t epoch, const char
 	return st->ops->requeue(st, job, epoch, reason, max_attempts, err);
 }
 
+int sp_store_relabel(struct sp_store *st, int64_t job, int64_t epoch, const char *labels,
+		     const char *reason, struct sp_error *err)
+{
+	return st->ops->relabel(st, job, epoch, labels, reason, err);
+}
+
 int sp_store_job_get(struct sp_store *st, int64_t job, cJSON **out, struct sp_error *err)
 {
 	return st->ops->job_get(st, job, out, err);

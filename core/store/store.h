@@ -202,6 +202,8 @@ struct sp_store_ops {
 		      enum sp_job_state *state_after, struct sp_error *err);
 	int (*requeue)(struct sp_store *st, int64_t job, int64_t epoch, const char *reason,
 		       int max_attempts, struct sp_error *err);
+	int (*relabel)(struct sp_store *st, int64_t job, int64_t epoch, const char *labels,
+		       const char *reason, struct sp_error *err);
 
 	int (*job_get)(struct sp_store *st, int64_t job, cJSON **out, struct sp_error *err);
 	int (*job_list)(struct sp_store *st, const struct sp_job_filter *f, cJSON **out,
@@ -322,6 +324,15 @@ int sp_store_cancel(struct sp_store *st, int64_t job, const char *reason,
  */
 int sp_store_requeue(struct sp_store *st, int64_t job, int64_t epoch, const char *reason,
 		     int max_attempts, struct sp_error *err);
+
+/*
+ * The job's pipeline wants a runner with labels its runner lacks (runs_on;
+ * the child exited 4): the job goes back to the queue requiring labels
+ * ("a,b"), and the attempt is not counted — it never started.  A job
+ * asked to cancel ends cancelled instead.  Fenced by epoch.
+ */
+int sp_store_relabel(struct sp_store *st, int64_t job, int64_t epoch, const char *labels,
+		     const char *reason, struct sp_error *err);
 
 /*
  * Job detail as JSON: {id, repo, event, ref, branch, tag, sha, pr, title,

@@ -8,7 +8,8 @@
 #   skipped   pipeline_finished result skipped (exit 0)
 #   promote   asks for the promote permit, prints the answer as a log line;
 #             exit 0 when granted, 3 when refused
-#   sleep     starts a stage and sleeps; SIGTERM: stage cancelled, exit 130
+#   sleep     starts a stage and sleeps $FAKE_SECONDS (30); SIGTERM: stage
+#             cancelled, exit 130; else it passes
 #   stubborn  ignores SIGTERM and sleeps (SIGKILL needed)
 #   stderr    a FILE:LINE:COL line on stderr, then $FAKE_NOISE (300) more, exit 2
 #   infra     an engine error on stderr, exit 3
@@ -64,8 +65,10 @@ sleep)
 	started
 	trap 'finished cancelled 0; pipeline cancelled interrupted; exit 130' TERM
 	log "sleeping"
-	sleep 30 &
+	sleep "${FAKE_SECONDS:-30}" &
 	wait $!
+	finished passed 0
+	pipeline passed "slept"
 	exit 0
 	;;
 stubborn)

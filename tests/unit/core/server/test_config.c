@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
 #include "core/server/config.h"
@@ -27,6 +29,9 @@ static const char *test_getenv(const char *name)
 		"APP_STATUS=status-token-value",
 		"WEB_SECRET=web-secret-value",
 		"EMPTY_SECRET=",
+		"AGENT1=agent-one-token-value",
+		"AGENT2=agent-two-token-value",
+		"GIT_TOK=git-token-value",
 		NULL,
 	};
 	return sp_test_env(name, (void *)env);
@@ -289,6 +294,42 @@ static void test_small_cases(void **state)
 		{ "data: /d\nrepos:\n  - a\n", 3, 5, "each repository must be a mapping" },
 		{ "data: /d\nrepos:\n  - name: a\n    url: /a\n    forge: github\n"
 		  "    secret_file: /etc\n", 6, 18, "not a regular file" },
+		/* git: credentials */
+		{ "data: /d\n" REPO "    git: { user: ci }\n", 7, 10, "missing token_env or token_file" },
+		{ "data: /d\n" REPO "    git: { token_env: GIT_TOK, usr: x }\n", 7, 32,
+		  "did you mean \"user\"" },
+		{ "data: /d\n" REPO "    git: { token_env: NOPE_GIT }\n", 7, 23,
+		  "NOPE_GIT (token_env) is not set" },
+		{ "data: /d\n" REPO "    git: { token_env: GIT_TOK, user: \"a:b\" }\n", 7, 38,
+		  "git.user must not contain" },
+		{ "data: /d\n" REPO "    git: x-access-token\n", 7, 10, "git must be a mapping" },
+		/* agents and worker labels */
+		{ "data: /d\nagents: { name: a }\n" REPO, 2, 9, "agents must be a list" },
+		{ "data: /d\nagents:\n  - name: Build\n    token_env: AGENT1\n" REPO, 3, 11,
+		  "invalid agent name \"Build\"" },
+		{ "data: /d\nagents:\n  - name: -b\n    token_env: AGENT1\n" REPO, 3, 11,
+		  "invalid agent name" },
+		{ "data: /d\nagents:\n  - name: local-1\n    token_env: AGENT1\n" REPO, 3, 11,
+		  "the server's own slots" },
+		{ "data: /d\nagents:\n  - name: b\n" REPO, 3, 5,
+		  "agent \"b\": missing token_env, token_file or token_sha256" },
+		{ "data: /d\nagents:\n  - token_env: AGENT1\n" REPO, 3, 5,
+		  "agent 1: missing required key \"name\"" },
+		{ "data: /d\nagents:\n  - name: b\n    token_env: AGENT1\n    token_sha256: ab\n"
+		  REPO, 5, 19, "give one of token_env, token_file and token_sha256" },
+		{ "data: /d\nagents:\n  - name: b\n    token_sha256: abc\n" REPO, 4, 19,
+		  "token_sha256 must be 64 hex digits" },
+		{ "data: /d\nagents:\n  - name: b\n    token_env: AGENT1\n    tokn_file: x\n" REPO,
+		  5, 5, "unknown key \"tokn_file\" in agent \"b\"; did you mean \"token_file\"?" },
+		{ "data: /d\nagents:\n  - name: b\n    token_env: AGENT1\n"
+		  "  - name: b\n    token_env: AGENT2\n" REPO, 5, 5, "agent name \"b\" is used twice" },
+		{ "data: /d\nagents:\n  - name: b\n    token_env: AGENT1\n"
+		  "  - name: c\n    token_env: AGENT1\n" REPO, 5, 5,
+		  "agent \"c\" has the same token as agent \"b\"" },
+		{ "data: /d\nagents:\n  - name: b\n    token_env: NOPE_AGENT\n" REPO, 4, 16,
+		  "NOPE_AGENT (token_env) is not set" },
+		{ "data: /d\nworker_labels: [\"a b\"]\n" REPO, 2, 16, "invalid label" },
+		{ "data: /d\nworker_lables: [a]\n" REPO, 2, 1, "did you mean \"worker_labels\"" },
 	};
 	size_t i, j;
 	int failed = 0;
@@ -349,6 +390,84 @@ static void test_secret_file_and_tls(void **state)
 	free(pem);
 }
 
+static void test_agents_and_git(void **state)
+{
+	char *dir = sp_test_tempdir("sp-config-");
+	char *path = sp_xasprintf("%s/serve.yml", dir);
+	char *tok = sp_xasprintf("%s/agent.token", dir);
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+	unsigned char want[SHA256_DIGEST_LENGTH];
+	size_t i;
+
+	(void)state;
+	sp_test_write_file(tok, "file-agent-token\n");
+	sp_test_write_file(path, "data: /d\nworkers: 0\nworker_labels: [linux, big]\n"
+			   "agents:\n"
+			   "  - name: build-1\n    token_env: AGENT1\n"
+			   "  - name: build.2\n    token_file: agent.token\n"
+			   "  - name: 3rd_one\n    token_sha256: "
+			   "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n"
+			   "repos:\n  - name: a\n    url: /srv/a.git\n    forge: github\n"
+			   "    secret_env: APP_SECRET\n"
+			   "    git: { token_env: GIT_TOK }\n"
+			   "  - name: b\n    url: /srv/b.git\n    forge: github\n"
+			   "    secret_env: APP_SECRET\n"
+			   "    git: { user: ci-bot, token_file: agent.token }\n"
+			   "  - name: c\n    url: /srv/c.git\n    forge: github\n"
+			   "    secret_env: APP_SECRET\n");
+	if (sp_server_config_load(&c, path, test_getenv, &d) != 0)
+		for (i = 0; i < d.n; i++)
+			fprintf(stderr, "unexpected: %d:%d: %s\n", d.items[i].line, d.items[i].col,
+				d.items[i].msg);
+	assert_non_null(c);
+	assert_int_equal(c->workers, 0);
+	assert_string_equal(c->worker_labels, "linux,big");
+	assert_int_equal(c->nagents, 3);
+	assert_string_equal(c->agents[0].name, "build-1");
+	SHA256((const unsigned char *)"agent-one-token-value", 21, want);
+	assert_memory_equal(c->agents[0].token_sha256, want, sizeof(want));
+	assert_string_equal(c->agents[1].name, "build.2");
+	SHA256((const unsigned char *)"file-agent-token", 16, want);  /* newline dropped */
+	assert_memory_equal(c->agents[1].token_sha256, want, sizeof(want));
+	/* sha256("test"), upper case accepted */
+	SHA256((const unsigned char *)"test", 4, want);
+	assert_memory_equal(c->agents[2].token_sha256, want, sizeof(want));
+	assert_string_equal(c->repos[0].git_user, "x-access-token");
+	assert_string_equal(c->repos[0].git_token, "git-token-value");
+	assert_string_equal(c->repos[1].git_user, "ci-bot");
+	assert_string_equal(c->repos[1].git_token, "file-agent-token");
+	assert_null(c->repos[2].git_user);
+	assert_null(c->repos[2].git_token);
+	sp_server_config_free(c);
+	sp_diags_release(&d);
+
+	/* no agents: none configured, the slots have no labels */
+	sp_test_write_file(path, "data: /d\nagents: []\n" REPO);
+	c = NULL;
+	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), 0);
+	assert_int_equal(c->nagents, 0);
+	assert_null(c->worker_labels);
+	sp_server_config_free(c);
+	sp_diags_release(&d);
+
+	assert_true(sp_agent_name_ok("a"));
+	assert_true(sp_agent_name_ok("0build.x_y-z"));
+	assert_false(sp_agent_name_ok(""));
+	assert_false(sp_agent_name_ok(".a"));
+	assert_false(sp_agent_name_ok("_a"));
+	assert_false(sp_agent_name_ok("a/b"));
+	assert_false(sp_agent_name_ok("local-2"));
+	assert_true(sp_agent_name_ok("localhost"));
+	assert_true(sp_agent_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_false(sp_agent_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+
+	sp_test_rmtree(dir);
+	free(dir);
+	free(path);
+	free(tok);
+}
+
 static void test_missing_file(void **state)
 {
 	struct sp_diags d = SP_DIAGS_INIT;
@@ -402,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_bad_all_at_once),
 		cmocka_unit_test(test_small_cases),
 		cmocka_unit_test(test_secret_file_and_tls),
+		cmocka_unit_test(test_agents_and_git),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_branches),
 	};

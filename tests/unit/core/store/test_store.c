@@ -849,6 +849,38 @@ static void test_requeue(void **state)
 	assert_job_state(f->st, id, "error");
 }
 
+/* runs_on: back to the queue requiring labels, the attempt not counted */
+static void test_relabel(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	int64_t id = create_simple(f->st, NULL);
+	cJSON *j;
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.attempt, 1);
+	assert_int_equal(sp_store_relabel(f->st, id, l.epoch - 1, "gpu", NULL, &err), SP_ECONFLICT);
+	assert_int_equal(sp_store_relabel(f->st, id, l.epoch, "gpu,linux", "lacks gpu", &err), 0);
+	sp_lease_release(&l);
+	j = job_get(f->st, id);
+	assert_string_equal(jstr(j, "state"), "queued");
+	assert_non_null(strstr(jstr(j, "reason"), "gpu,linux"));
+	assert_non_null(strstr(jstr(j, "reason"), "lacks gpu"));
+	cJSON_Delete(j);
+	/* a runner without the labels gets nothing; one with them does */
+	assert_int_equal(lease_rc(f->st, NULL), SP_ENOTFOUND);
+	assert_int_equal(lease_rc(f->st, "linux"), SP_ENOTFOUND);
+	l = lease(f->st, "linux,gpu,big", 30000);
+	assert_int_equal(l.job_id, id);
+	assert_int_equal(l.attempt, 1);
+	/* asked to cancel meanwhile: it ends cancelled instead */
+	assert_int_equal(sp_store_cancel(f->st, id, "by bob", NULL, &err), 0);
+	assert_int_equal(sp_store_relabel(f->st, id, l.epoch, "x", NULL, &err), 0);
+	sp_lease_release(&l);
+	assert_job_state(f->st, id, "cancelled");
+}
+
 static void test_cancel(void **state)
 {
 	struct fx *f = *state;
@@ -1507,6 +1539,7 @@ int main(void)
 		T(test_finish_closes_stages),
 		T(test_expire_requeue_then_error),
 		T(test_requeue),
+		T(test_relabel),
 		T(test_cancel),
 		T(test_supersede),
 		T(test_outbox),
