@@ -24,10 +24,10 @@
 struct sp_error;
 
 enum sp_log_stream {
-	SP_LOG_BUILD,   /* image build progress */
-	SP_LOG_STDOUT,  /* the stage's command */
-	SP_LOG_STDERR,
-	SP_LOG_INFO,    /* stagepipe's own notes (pushing, health) */
+	SP_STREAM_BUILD,   /* image build progress */
+	SP_STREAM_STDOUT,  /* the stage's command */
+	SP_STREAM_STDERR,
+	SP_STREAM_INFO,    /* stagepipe's own notes (pushing, health) */
 };
 
 /* One line of output, without its '\n', NOT NUL-terminated; borrowed. */

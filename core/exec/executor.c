@@ -102,7 +102,7 @@ static void note(struct run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)sp_buf_vaddf(&b, fmt, ap);
 	va_end(ap);
-	on_log(r, SP_LOG_INFO, b.data, b.len);
+	on_log(r, SP_STREAM_INFO, b.data, b.len);
 	sp_buf_release(&b);
 }
 

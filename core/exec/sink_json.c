@@ -63,10 +63,10 @@ static char *line_text(const char *line, size_t len)
 static const char *stream_name(enum sp_log_stream s)
 {
 	switch (s) {
-	case SP_LOG_BUILD: return "build";
-	case SP_LOG_STDOUT: return "stdout";
-	case SP_LOG_STDERR: return "stderr";
-	case SP_LOG_INFO: return "info";
+	case SP_STREAM_BUILD: return "build";
+	case SP_STREAM_STDOUT: return "stdout";
+	case SP_STREAM_STDERR: return "stderr";
+	case SP_STREAM_INFO: return "info";
 	}
 	return "info";
 }

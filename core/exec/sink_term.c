@@ -155,7 +155,7 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 			ev->stage->target);
 		break;
 	case SP_EVENT_LOG:
-		fputs(ev->stream == SP_LOG_INFO ? ":: " : "   ", t->out.f);
+		fputs(ev->stream == SP_STREAM_INFO ? ":: " : "   ", t->out.f);
 		fwrite(ev->line, 1, ev->len, t->out.f);
 		fputc('\n', t->out.f);
 		break;
@@ -166,7 +166,7 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 		summary(t, ev);
 		break;
 	}
-	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_LOG_BUILD)
+	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_STREAM_BUILD)
 		fflush(t->out.f);
 	sp_sink_out_check(&t->out);
 }

@@ -37,7 +37,7 @@ static void on_line(void *ud, const char *line, size_t len)
 {
 	const struct sp_build_opts *o = ud;
 
-	o->log(o->log_ud, SP_LOG_BUILD, line, len);
+	o->log(o->log_ud, SP_STREAM_BUILD, line, len);
 }
 
 static int read_context(void *ud, char *buf, size_t size, size_t *nread, struct sp_error *err)

@@ -169,13 +169,13 @@ struct logs_io {
 static void out_line(void *ud, const char *line, size_t len)
 {
 	struct logs_io *io = ud;
-	io->log(io->log_ud, SP_LOG_STDOUT, line, len);
+	io->log(io->log_ud, SP_STREAM_STDOUT, line, len);
 }
 
 static void err_line(void *ud, const char *line, size_t len)
 {
 	struct logs_io *io = ud;
-	io->log(io->log_ud, SP_LOG_STDERR, line, len);
+	io->log(io->log_ud, SP_STREAM_STDERR, line, len);
 }
 
 static int on_frame(void *ud, enum sp_demux_stream stream, const char *data, size_t len,

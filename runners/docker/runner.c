@@ -50,7 +50,7 @@ static void info(const struct sp_run_opts *o, const char *what, const char *why)
 		return;
 	n = snprintf(line, sizeof(line), "%s: %s", what, why);
 	if (n > 0)
-		o->log(o->log_ud, SP_LOG_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		o->log(o->log_ud, SP_STREAM_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 /* "/tmp/stagepipe-reports" → parent "/tmp", name "stagepipe-reports" */
@@ -242,7 +242,7 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 		} else if (!strcmp(st.health, "healthy")) {
 			break;
 		} else if (!strcmp(st.health, "unhealthy")) {
-			log_text(o, SP_LOG_INFO, st.health_log);
+			log_text(o, SP_STREAM_INFO, st.health_log);
 			rc = sp_error_set(err, SP_EFAILED, "unhealthy: %s failed; its last output is "
 					  "above", what);
 			goto out;
@@ -251,7 +251,7 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 			char dur[32];
 			sp_duration_format(dur, sizeof(dur), o->timeout_ms);
 			if (st.health_log && *st.health_log)
-				log_text(o, SP_LOG_INFO, st.health_log);
+				log_text(o, SP_STREAM_INFO, st.health_log);
 			(void)sp_container_tail(e, id, 20, o->log, o->log_ud, &ignored);
 			rc = sp_error_set(err, SP_EFAILED, "not healthy after %s (%s: %s)", dur, what,
 					  o->port ? "no 2xx answer" : st.health);
@@ -290,7 +290,7 @@ static void push_event(void *ud, const struct sp_image_push_event *ev)
 		break;
 	}
 	if (n > 0 && o->log)
-		o->log(o->log_ud, SP_LOG_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		o->log(o->log_ud, SP_STREAM_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static int docker_push(struct sp_runner *r, const struct sp_push_opts *o,

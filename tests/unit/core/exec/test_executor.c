@@ -324,7 +324,7 @@ static int fake_build(struct sp_runner *r, const struct sp_build_opts *o,
 	if ((rc = cancelled_already(o->cancel, o->cancel_ud, err)) < 0)
 		return rc;
 	if (o->log)
-		o->log(o->log_ud, SP_LOG_BUILD, "#1 [internal] load build definition", 35);
+		o->log(o->log_ud, SP_STREAM_BUILD, "#1 [internal] load build definition", 35);
 	if (s->build_int == INT_HANG || s->build_int == INT_SIGNAL)
 		return hang(f, s->build_int, o->cancel, o->cancel_ud, err);
 	if (s->build_rc)
@@ -411,8 +411,8 @@ static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 	if ((rc = cancelled_already(o->cancel, o->cancel_ud, err)) < 0)
 		return rc;
 	if (o->log) {
-		o->log(o->log_ud, SP_LOG_STDOUT, "collected 17 items", 18);
-		o->log(o->log_ud, SP_LOG_STDERR, "warning: something", 18);
+		o->log(o->log_ud, SP_STREAM_STDOUT, "collected 17 items", 18);
+		o->log(o->log_ud, SP_STREAM_STDERR, "warning: something", 18);
 	}
 	if (s->run_int == INT_HANG || s->run_int == INT_SIGNAL)
 		return hang(f, s->run_int, o->cancel, o->cancel_ud, err);
@@ -954,10 +954,10 @@ static void test_pytest_pass(void **state)
 	assert_int_equal(h->rec->ev[0].kind, SP_EVENT_PIPELINE_STARTED);
 	assert_int_equal(h->rec->ev[1].kind, SP_EVENT_STAGE_STARTED);
 	assert_string_equal(h->rec->ev[1].stage, "test");
-	assert_true(logged(h->rec, "test", SP_LOG_BUILD, "load build definition"));
-	assert_true(logged(h->rec, "test", SP_LOG_STDOUT, "collected 17 items"));
-	assert_true(logged(h->rec, "test", SP_LOG_STDERR, "warning: something"));
-	assert_true(logged(h->rec, "test", SP_LOG_INFO, "built testing"));
+	assert_true(logged(h->rec, "test", SP_STREAM_BUILD, "load build definition"));
+	assert_true(logged(h->rec, "test", SP_STREAM_STDOUT, "collected 17 items"));
+	assert_true(logged(h->rec, "test", SP_STREAM_STDERR, "warning: something"));
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "built testing"));
 	pf = pipeline_finished(h->rec);
 	assert_int_equal(pf->result, SP_RESULT_PASSED);
 	assert_null(pf->message);
@@ -1621,7 +1621,7 @@ static void test_timeout_during_run(void **state)
 	assert_int_equal(rep->result, SP_RESULT_FAILED);
 	assert_contains(rep->message, "timed out after 150ms");
 	assert_contains(rep->message, "while running");
-	assert_true(logged(h->rec, "test", SP_LOG_INFO, "stage timeout (150ms) reached"));
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "stage timeout (150ms) reached"));
 	/* the deadline fired (not a signal), and not long after 150ms */
 	assert_false(h->fake.signalled);
 	assert_true(h->elapsed_ms >= 140 && h->elapsed_ms < 5000);
@@ -1882,8 +1882,8 @@ static void test_healthy_push_each_tag(void **state)
 			    "00000000000000000000000000000000000000000000000000000000000d0001");
 	assert_string_equal(rep->pushed.v[1], "127.0.0.1:5000/app:latest@sha256:"
 			    "00000000000000000000000000000000000000000000000000000000000d0002");
-	assert_true(logged(h->rec, "promote", SP_LOG_INFO, "pushed 127.0.0.1:5000/app:0123456@"));
-	assert_true(logged(h->rec, "promote", SP_LOG_INFO, "already had every layer"));
+	assert_true(logged(h->rec, "promote", SP_STREAM_INFO, "pushed 127.0.0.1:5000/app:0123456@"));
+	assert_true(logged(h->rec, "promote", SP_STREAM_INFO, "already had every layer"));
 	pf = pipeline_finished(h->rec);
 	assert_int_equal(pf->reports[1].pushed.n, 2);
 	h_free(h);
@@ -1905,7 +1905,7 @@ static void test_no_push(void **state)
 	assert_int_equal(count_calls(&h->fake, OP_HEALTH, "promote"), 1);
 	assert_int_equal(rep->pushed.n, 0);
 	assert_int_equal(rep->refs.n, 2);  /* still built and tagged locally */
-	assert_true(logged(h->rec, "promote", SP_LOG_INFO, "--no-push: not pushing 2 tags"));
+	assert_true(logged(h->rec, "promote", SP_STREAM_INFO, "--no-push: not pushing 2 tags"));
 	h_free(h);
 }
 
@@ -2049,7 +2049,7 @@ static void test_permit_granted(void **state)
 	rep = finished(h->rec, "promote");
 	assert_int_equal(rep->result, SP_RESULT_PASSED);
 	assert_int_equal(rep->pushed.n, 2);
-	assert_true(logged(h->rec, "promote", SP_LOG_INFO, "promote permit granted"));
+	assert_true(logged(h->rec, "promote", SP_STREAM_INFO, "promote permit granted"));
 	strv_release(&pf.asked);
 	h_free(h);
 }

@@ -410,7 +410,7 @@ static void test_json_log_line_with_nul(void **state)
 	ev.kind = SP_EVENT_LOG;
 	ev.pipeline = &r.pl;
 	ev.stage = &r.stages[0];
-	ev.stream = SP_LOG_STDOUT;
+	ev.stream = SP_STREAM_STDOUT;
 	ev.line = line;
 	ev.len = sizeof(line) - 1;
 	sp_events_emit(&events, &ev);
@@ -477,7 +477,7 @@ static void test_write_failure_is_reported(void **state)
 
 		sp_events_add(&events, sp_sink_term_new(f, false));
 		ev.kind = SP_EVENT_LOG;
-		ev.stream = SP_LOG_BUILD;
+		ev.stream = SP_STREAM_BUILD;
 		ev.line = "#1 [internal] load build definition";
 		ev.len = strlen(ev.line);
 		sp_events_emit(&events, &ev);
