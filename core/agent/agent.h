@@ -21,6 +21,9 @@
  *
  * Threads: sp_agent_start starts the threads; sp_agent_drain,
  * sp_agent_force and sp_agent_running may be called from any thread.
+ * The caller blocks the signals it takes (SIGTERM...) before
+ * sp_agent_start: the threads inherit the mask.  libcurl must have been
+ * initialised (curl_global_init, cmd/main.c).
  */
 #ifndef SP_AGENT_H
 #define SP_AGENT_H
@@ -68,6 +71,25 @@ void sp_agent_force(struct sp_agent *a);
 /* Jobs running now. */
 int sp_agent_running(struct sp_agent *a);
 
+/* After sp_agent_wait (or before sp_agent_start failed: NULL is fine).
+ * Wipes the token copy. */
 void sp_agent_free(struct sp_agent *a);
+
+/*
+ * Removes the containers labelled io.stagepipe.agent=name on the engine
+ * at docker_host (NULL: the environment's), left by an earlier run of
+ * this agent (killed, or its machine lost power; its jobs went back to
+ * the queue when their leases ran out).  *removed says how many went.
+ * SP_EENGINE when the engine cannot be reached or some could not be
+ * removed.  Call it before sp_agent_start: no job of this agent runs.
+ */
+int sp_agent_remove_leftovers(const char *name, const char *docker_host, unsigned *removed,
+			      struct sp_error *err);
+
+/* An agent name: [a-z0-9][a-z0-9._-]*, at most 63 bytes. */
+bool sp_agent_name_valid(const char *name);
+
+/* A label: 1 to 63 of [a-z0-9._-] (sp_label_valid: runs_on's, the server's). */
+bool sp_agent_label_valid(const char *label);
 
 #endif
