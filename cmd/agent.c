@@ -391,13 +391,13 @@ static int run_agent(int argc, char **argv)
 		    SP_VERSION, name, sp_log_quote(server, q, sizeof(q)), capacity,
 		    labels_arg ? labels_arg : "\"\"", (long)getpid());
 	{
-		unsigned removed = 0;
+		unsigned removed = 0, kept = 0;
 
-		if (sp_agent_remove_leftovers(name, docker_host, &removed, &err) < 0)
+		if (sp_agent_remove_leftovers(name, docker_host, &removed, &kept, &err) < 0)
 			sp_log_warn("agent.cleanup_failed", "removed=%u error=%s", removed,
 				    sp_log_quote(err.msg, q, sizeof(q)));
 		else
-			sp_log_info("agent.cleanup", "removed=%u", removed);
+			sp_log_info("agent.cleanup", "removed=%u kept=%u", removed, kept);
 		sp_error_clear(&err);
 	}
 

@@ -48,35 +48,13 @@ struct prune {
 	unsigned found, removed, failed, alive;
 };
 
-/*
- * Might the run that created the container still be going?  On this
- * machine we can ask the process; for another machine (an engine shared
- * over tcp://, or a CI job in a container) or no owner label we cannot,
- * so a container that still runs is kept and one that exited is not.
- */
-static int owner_alive(const struct prune *pr, const struct sp_container_summary *c)
-{
-	const char *colon = strrchr(c->owner, ':');
-	char *end;
-	long pid;
-
-	if (!colon || (size_t)(colon - c->owner) != strlen(pr->host) ||
-	    strncmp(c->owner, pr->host, (size_t)(colon - c->owner)))
-		return !strcmp(c->state, "running");
-	errno = 0;
-	pid = strtol(colon + 1, &end, 10);
-	if (errno || *end || pid <= 0 || pid == (long)getpid())
-		return 0;
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
 static int prune_one(void *ud, const struct sp_container_summary *c)
 {
 	struct prune *pr = ud;
 	struct sp_error err = SP_ERROR_INIT;
 
 	pr->found++;
-	if (!pr->all && owner_alive(pr, c)) {
+	if (!pr->all && sp_container_owner_alive(c, pr->host)) {
 		pr->alive++;
 		printf("kept %.12s %s (job %s: its run %s may still be going; --all removes it)\n",
 		       c->id, c->name, c->job, *c->owner ? c->owner : "on an unknown host");

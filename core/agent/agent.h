@@ -79,12 +79,14 @@ void sp_agent_free(struct sp_agent *a);
  * Removes the containers labelled io.stagepipe.agent=name on the engine
  * at docker_host (NULL: the environment's), left by an earlier run of
  * this agent (killed, or its machine lost power; its jobs went back to
- * the queue when their leases ran out).  *removed says how many went.
+ * the queue when their leases ran out).  A container whose run is still
+ * going on this machine (sp_container_owner_alive: another agent process
+ * of the same name) is kept.  *removed and *kept say how many.
  * SP_EENGINE when the engine cannot be reached or some could not be
  * removed.  Call it before sp_agent_start: no job of this agent runs.
  */
 int sp_agent_remove_leftovers(const char *name, const char *docker_host, unsigned *removed,
-			      struct sp_error *err);
+			      unsigned *kept, struct sp_error *err);
 
 /* An agent name: [a-z0-9][a-z0-9._-]*, at most 63 bytes. */
 bool sp_agent_name_valid(const char *name);

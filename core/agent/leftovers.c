@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/base/error.h"
 #include "core/pipeline/vars.h"
@@ -15,7 +16,8 @@
 
 struct leftovers {
 	struct sp_engine *engine;
-	unsigned removed, failed;
+	char host[256];
+	unsigned removed, failed, kept;
 	struct sp_error first;   /* the first removal that failed */
 };
 
@@ -24,6 +26,12 @@ static int remove_one(void *ud, const struct sp_container_summary *c)
 	struct leftovers *lo = ud;
 	struct sp_error err = SP_ERROR_INIT;
 
+	/* a run still going on this machine (another agent of the same name,
+	 * on another server): not ours to touch */
+	if (sp_container_owner_alive(c, lo->host)) {
+		lo->kept++;
+		return 0;
+	}
 	if (sp_container_remove(lo->engine, c->id, &err) < 0) {
 		if (!lo->failed++)
 			sp_error_set(&lo->first, err.code, "%.12s %s: %s", c->id, c->name, err.msg);
@@ -34,7 +42,7 @@ static int remove_one(void *ud, const struct sp_container_summary *c)
 }
 
 int sp_agent_remove_leftovers(const char *name, const char *docker_host, unsigned *removed,
-			      struct sp_error *err)
+			      unsigned *kept, struct sp_error *err)
 {
 	struct sp_engine_config cfg;
 	struct leftovers lo;
@@ -43,6 +51,10 @@ int sp_agent_remove_leftovers(const char *name, const char *docker_host, unsigne
 
 	memset(&lo, 0, sizeof(lo));
 	*removed = 0;
+	*kept = 0;
+	if (gethostname(lo.host, sizeof(lo.host)) < 0)
+		snprintf(lo.host, sizeof(lo.host), "unknown");
+	lo.host[sizeof(lo.host) - 1] = '\0';
 	rc = sp_engine_config_from_env(&cfg, docker_host, sp_vars_process_env, NULL, err);
 	if (rc < 0)
 		return rc;
@@ -53,6 +65,7 @@ int sp_agent_remove_leftovers(const char *name, const char *docker_host, unsigne
 	snprintf(label, sizeof(label), "io.stagepipe.agent=%s", name);
 	rc = sp_container_list_labelled(lo.engine, label, remove_one, &lo, err);
 	*removed = lo.removed;
+	*kept = lo.kept;
 	if (rc == 0 && lo.failed)
 		rc = sp_error_set(err, SP_EENGINE, "%u container%s could not be removed, %s",
 				  lo.failed, lo.failed == 1 ? "" : "s", lo.first.msg);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -536,4 +537,20 @@ out:
 	sp_buf_release(&out);
 	sp_buf_release(&path);
 	return rc;
+}
+
+bool sp_container_owner_alive(const struct sp_container_summary *c, const char *host)
+{
+	const char *colon = strrchr(c->owner, ':');
+	char *end;
+	long pid;
+
+	if (!colon || (size_t)(colon - c->owner) != strlen(host) ||
+	    strncmp(c->owner, host, (size_t)(colon - c->owner)))
+		return !strcmp(c->state, "running");
+	errno = 0;
+	pid = strtol(colon + 1, &end, 10);
+	if (errno || *end || pid <= 0 || pid == (long)getpid())
+		return false;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }

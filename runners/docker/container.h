@@ -98,4 +98,14 @@ typedef int (*sp_container_each_fn)(void *ud, const struct sp_container_summary 
 int sp_container_list_labelled(struct sp_engine *e, const char *label,
 			       sp_container_each_fn fn, void *ud, struct sp_error *err);
 
+/*
+ * Might the run that created c (label io.stagepipe.owner "host:pid") still
+ * be going?  A run of this machine (host: its gethostname) is asked
+ * directly (kill(pid, 0); this process never counts); for one of another
+ * machine (an engine shared over tcp://) or without the label we cannot
+ * know, so a container that still runs counts as alive and one that
+ * exited does not.  For prune and an agent's cleanup at start.
+ */
+bool sp_container_owner_alive(const struct sp_container_summary *c, const char *host);
+
 #endif
