@@ -15,7 +15,9 @@
 #      job and removes its containers
 #   5. a server restart (kill -9) while both agents run jobs: nothing lost,
 #      the jobs finish and pass
-#   6. draining: SIGTERM lets the running job finish, exit 0; two signals
+#   6. draining: SIGTERM lets the running job finish, exit 0; meanwhile a
+#      job whose runs_on names the stopped agent's label waits for it (the
+#      other agent gives it back) and runs once it is back; two signals
 #      stop it (containers removed, the job requeued and run elsewhere),
 #      exit 130
 . "$(dirname "$0")/lib.sh"
@@ -69,6 +71,11 @@ stages:
     pytest: [-v]
     timeout: 10m
 EOF
+# the same, for one agent only (runs_on: its own label)
+for a in a1 a2; do
+	sed -e "s/^name: $P_FAST/name: $P_FAST-$a/" "$T/proj/ci/fast.yml" >"$T/proj/ci/on-$a.yml"
+	printf 'runs_on: [linux, %s]\n' "$a" >>"$T/proj/ci/on-$a.yml"
+done
 git -C "$T/proj" init -q -b main
 git -C "$T/proj" add -A
 git -C "$T/proj" commit -qm "example app"
@@ -140,11 +147,21 @@ repos:
     url: file://$T/app2.git
     forge: github
     secret_env: SP_APP_SECRET
+  - name: on-a1
+    url: $T/app.git
+    forge: github
+    secret_env: SP_APP_SECRET
+    pipeline: ci/on-a1.yml
+  - name: on-a2
+    url: $T/app.git
+    forge: github
+    secret_env: SP_APP_SECRET
+    pipeline: ci/on-a2.yml
 EOF
 
 srv_pid= a1_pid= a2_pid=
 containers() { # containers [all]: ids of this run's containers
-	for p in "$P_APP" "$P_FAST"; do
+	for p in "$P_APP" "$P_FAST" "$P_FAST-a1" "$P_FAST-a2"; do
 		curl -s --unix-socket "$SOCK" -G "http://localhost/containers/json" \
 			--data-urlencode "all=${1:-0}" \
 			--data-urlencode "filters={\"label\":[\"io.stagepipe.pipeline=$p\"]}" |
@@ -153,7 +170,7 @@ containers() { # containers [all]: ids of this run's containers
 }
 # agent_containers NAME JOB: this run's containers (all) of job JOB by agent NAME
 agent_containers() {
-	for p in "$P_APP" "$P_FAST"; do
+	for p in "$P_APP" "$P_FAST" "$P_FAST-a1" "$P_FAST-a2"; do
 		curl -s --unix-socket "$SOCK" -G "http://localhost/containers/json" \
 			--data-urlencode "all=1" \
 			--data-urlencode "filters={\"label\":[\"io.stagepipe.job=srv-$2\",\"io.stagepipe.agent=$1\",\"io.stagepipe.pipeline=$p\"]}" |
@@ -419,7 +436,23 @@ eval "${d}_pid="
 detail "$j7"
 expect_state "$j7" passed
 [ "$(jd .agent)" = "$d" ] || fail "job $j7 moved from $d"
+# runs_on: a job for $d only, while only the other agent runs: it leases
+# it, its child exits 4 (runner_mismatch), the job waits queued for $d
+push "on-$d" main "$A"
+jr=$job
+_n=120
+while [ $_n -gt 0 ]; do
+	detail "$jr"
+	[ "$(jd .state)" = queued ] && jd .reason | grep -q "labels linux,$d" && break
+	sleep 0.5
+	_n=$((_n - 1))
+done
+[ $_n -gt 0 ] || { jq . "$T/job.json"; logs_tail; fail "job $jr was not given back for labels linux,$d"; }
+grep -q "job.relabeled job=$jr " "$T/serve.log" || fail "no job.relabeled line for job $jr"
 start_agent "$d"
+wait_final "$jr" 600
+expect_state "$jr" passed
+[ "$(jd .agent)/$(jd .attempt)" = "$d/1" ] || fail "job $jr ran on $(jd .agent) attempt $(jd .attempt), wanted $d attempt 1"
 # two signals: the job is stopped (containers removed) and runs elsewhere
 push fast sleep40 "$S40" d-drain-2
 j8=$job
