@@ -95,11 +95,14 @@ start_agent() { # start_agent N
 	eval "agent$1=\$!"
 }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+anon_kb() { awk '/^RssAnon/ { print $2 }' "/proc/$1/status"; }
+mb() { echo "$(($1 / 1024)).$((($1 % 1024) * 10 / 1024)) MB"; }
 
 # ---- idle RSS -------------------------------------------------------------------
 start_agent 1
 sleep 3
 a_rss=$(rss_kb "$agent1")
+a_anon=$(anon_kb "$agent1")
 s_rss=$(rss_kb "$srv")
 
 # ---- the driver: signed pushes, each its own delivery id ------------------------
@@ -169,7 +172,7 @@ other=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM jobs WHERE state NO
 spread=$(sqlite3 "$W/data/stagepipe.db" "SELECT group_concat(n, ' ') FROM (SELECT count(*) AS n FROM jobs GROUP BY agent ORDER BY agent)")
 a_rss2=$(rss_kb "$agent1")
 
-echo "agent idle RSS: $((a_rss / 1024)).$(((a_rss % 1024) * 10 / 1024)) MB (server beside it: $((s_rss / 1024)).$(((s_rss % 1024) * 10 / 1024)) MB; agent after $NJOBS jobs: $((a_rss2 / 1024)).$(((a_rss2 % 1024) * 10 / 1024)) MB)"
+echo "agent idle RSS: $(mb "$a_rss"), of which its own (anonymous) memory $(mb "$a_anon"), the rest shared library pages (server beside it: $(mb "$s_rss"); agent after $NJOBS jobs: $(mb "$a_rss2"))"
 set -- $lat
 echo "lease latency (202 -> job process started, idle agent, $NLAT jobs): p50 $1 ms, p90 $2 ms, max $3 ms"
 "$PY" -c "import sys; n=$NJOBS; d=$t1-$t0; print('jobs/s with $NAGENTS agents (trivial pipeline, %d jobs): %.0f (%.2f s)' % (n, n/d, d))"
