@@ -64,12 +64,21 @@ CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libstagepipe.a
 BIN       := $(BUILD)/stagepipe
 
+# The web UI: every file under web/ is built into the binary (served by
+# core/server/ui.c).  contrib/embed-web.sh writes $(WEB_GEN), whose asm
+# .incbin's each file; web.list (rewritten only when the list of files
+# changes) regenerates it when a file comes or goes, and the object depends
+# on the files themselves, so an edited file is assembled again.
+WEB_FILES := $(sort $(shell find web -type f ! -name '.*' ! -name '*~' 2>/dev/null))
+WEB_GEN   := $(BUILD)/gen/web_assets.c
+LIB_OBJ   += $(BUILD)/obj/gen/web_assets.o
+
 TEST_SRC  := $(wildcard tests/unit/*/*/test_*.c tests/unit/*/test_*.c tests/unit/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test asan check demo install uninstall clean analyze deps integration bench help
+.PHONY: all test asan check demo install uninstall clean analyze deps integration bench help FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -99,6 +108,19 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: runners/docker/%.proto
 	$(QP) PROTOC $<
 	$(Q)$(PROTOC_C) --proto_path=runners/docker --c_out=$(BUILD)/gen $<
 
+$(BUILD)/gen/web.list: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' $(WEB_FILES) >$@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(WEB_GEN): contrib/embed-web.sh $(BUILD)/gen/web.list
+	$(QP) GEN $@
+	$(Q)sh contrib/embed-web.sh $(WEB_FILES) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/web_assets.o: $(WEB_FILES)
+
+FORCE:
+
 $(BUILD)/obj/tests/%.o: tests/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(QP) CC $<
@@ -123,7 +145,7 @@ asan:
 		SANITIZE=address,undefined CFLAGS='-O1 -g' test
 
 deps:
-	$(Q)contrib/deps.sh --engine
+	$(Q)contrib/deps.sh --engine --browser
 
 # Integration tests need a real engine; tests/integration/run.sh starts one.
 integration: $(BIN)

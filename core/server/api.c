@@ -16,7 +16,15 @@
  * that stops reading is dropped by the idle timeout.
  *
  * Mutating calls need the admin token, compared as SHA-256 digests with
- * CRYPTO_memcmp: constant time whatever the lengths.
+ * CRYPTO_memcmp: constant time whatever the lengths (ui.c: as a Bearer
+ * token, or the web UI's session cookie with the X-Stagepipe: 1 header).
+ * With a read token configured, reads of job data need it (or the admin
+ * token); /healthz, /readyz, /metrics and the page shell stay public.
+ *
+ * Log ranges (sp_ui_range): bytes=A-, bytes=A-B and bytes=-N, answered
+ * 206 with Content-Range "bytes A-B/TOTAL", or 416 with "bytes STAR/TOTAL"
+ * (STAR being the asterisk); HEAD gives the size alone.  /jobs/{id} is the
+ * UI's page for a client that accepts text/html, the job's JSON otherwise.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -30,8 +38,6 @@
 #include <unistd.h>
 
 #include <git2.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "core/base/error.h"
 #include "core/base/log.h"
@@ -146,23 +152,12 @@ static enum MHD_Result method_not_allowed(struct sp_req *r, const char *allow)
 	return sp_http_reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
 }
 
-/* 0 when the request carries the admin token, else the status to answer. */
-static unsigned int admin_check(struct sp_req *r)
+/* Whether the client asked for a page (a browser's navigation). */
+static bool wants_html(struct sp_req *r)
 {
-	const char *token = r->h->srv->cfg->admin_token;
-	const char *auth = sp_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-	unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
+	const char *accept = sp_http_header(r, MHD_HTTP_HEADER_ACCEPT);
 
-	if (!token)
-		return MHD_HTTP_FORBIDDEN;
-	if (!auth || strncasecmp(auth, "Bearer ", 7))
-		return MHD_HTTP_UNAUTHORIZED;
-	auth += 7;
-	while (*auth == ' ')
-		auth++;
-	SHA256((const unsigned char *)token, strlen(token), want);
-	SHA256((const unsigned char *)auth, strlen(auth), got);
-	return CRYPTO_memcmp(want, got, sizeof(want)) == 0 ? 0 : MHD_HTTP_UNAUTHORIZED;
+	return accept && strstr(accept, "text/html");
 }
 
 enum MHD_Result sp_api_begin(struct sp_req *r)
@@ -171,7 +166,7 @@ enum MHD_Result sp_api_begin(struct sp_req *r)
 	enum api_op op = route_of(r->url, &job);
 	bool is_get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
 	unsigned int st;
-	const char *cl;
+	const char *cl, *why = NULL;
 
 	r->route = route_name(op, r->method);
 	r->body_max = SP_HTTP_API_BODY_MAX;
@@ -186,12 +181,22 @@ enum MHD_Result sp_api_begin(struct sp_req *r)
 	} else if (!is_get) {
 		return method_not_allowed(r, "GET");
 	}
-	if (!op_is_post(op, r->method))
+	if (!op_is_post(op, r->method)) {
+		/* reads of job data need the read token when one is configured;
+		 * the page shell for a browser is public (ui.c) */
+		if (op == OP_HEALTHZ || op == OP_READYZ || op == OP_METRICS ||
+		    (op == OP_JOB_PAGE && wants_html(r)))
+			return MHD_YES;
+		if (sp_ui_read_check(r))
+			return sp_ui_unauthorized(r, "read token required");
 		return MHD_YES;
+	}
 	/* mutating: the token before a byte of the body */
-	if ((st = admin_check(r)) != 0)
-		return sp_http_reply_error(r, st, st == MHD_HTTP_FORBIDDEN
-					   ? "admin token not configured" : "admin token required");
+	if ((st = sp_ui_admin_check(r, &why)) != 0) {
+		if (st == MHD_HTTP_UNAUTHORIZED)
+			return sp_ui_unauthorized(r, why);
+		return sp_http_reply_error(r, st, "%s", why);
+	}
 	cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl) {
 		char *end;
@@ -658,36 +663,21 @@ static int64_t offset_parse(const char *s)
 	return *s ? -1 : v;
 }
 
-/* "bytes=N-" → N; -1 when absent, -2 when not of that form. */
-static int64_t range_start(const char *h)
-{
-	int64_t v = 0;
-	const char *p;
-
-	if (!h)
-		return -1;
-	if (strncmp(h, "bytes=", 6))
-		return -2;
-	p = h + 6;
-	if (!isdigit((unsigned char)*p))
-		return -2;
-	for (; isdigit((unsigned char)*p); p++) {
-		v = v * 10 + (*p - '0');
-		if (v > ((int64_t)1 << 50))
-			return -2;
-	}
-	return (*p == '-' && p[1] == '\0') ? v : -2;
-}
-
+/*
+ * The file, or the part a Range asks for (sp_ui_range: bytes=A-, A-B, -N),
+ * as it is now: a file still growing is sent up to its size at the open.
+ * 206 carries Content-Range "bytes A-B/TOTAL", 416 "bytes STAR/TOTAL", so
+ * a client pages a big log in windows without ever loading it whole.
+ */
 static enum MHD_Result log_whole(struct sp_req *r, const char *path)
 {
 	struct file_stream *fs;
 	struct MHD_Response *resp;
 	struct stat st;
-	int64_t from = range_start(sp_http_header(r, MHD_HTTP_HEADER_RANGE));
+	uint64_t from = 0, to = 0, size;
 	unsigned int status = MHD_HTTP_OK;
 	char cr[96];
-	int fd;
+	int fd, part;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -695,30 +685,32 @@ static enum MHD_Result log_whole(struct sp_req *r, const char *path)
 			close(fd);
 		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for this stage yet");
 	}
-	if (from == -2)
-		from = -1;  /* a range form we do not serve: the whole file (RFC 9110) */
-	if (from >= 0) {
-		if (from >= (int64_t)st.st_size) {
-			close(fd);
-			resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-			snprintf(cr, sizeof(cr), "bytes */%lld", (long long)st.st_size);
-			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-			return sp_http_reply(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
-		}
-		status = MHD_HTTP_PARTIAL_CONTENT;
-	} else {
+	size = (uint64_t)st.st_size;
+	part = sp_ui_range(sp_http_header(r, MHD_HTTP_HEADER_RANGE), size, &from, &to);
+	if (part < 0) {
+		close(fd);
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		return sp_http_reply(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+	}
+	if (part == 0) {
 		from = 0;
+		to = size;  /* one past the end */
+	} else {
+		status = MHD_HTTP_PARTIAL_CONTENT;
+		to++;
 	}
 	fs = sp_xcalloc(1, sizeof(*fs));
 	fs->fd = fd;
-	fs->start = (uint64_t)from;
-	resp = MHD_create_response_from_callback((uint64_t)st.st_size - (uint64_t)from, LOG_CHUNK,
-						 file_read, fs, file_free);
+	fs->start = from;
+	resp = MHD_create_response_from_callback(to - from, LOG_CHUNK, file_read, fs, file_free);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (status == MHD_HTTP_PARTIAL_CONTENT) {
-		snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)from,
-			 (long long)st.st_size - 1, (long long)st.st_size);
+		snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
+			 (unsigned long long)to - 1, (unsigned long long)size);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
 	}
 	return sp_http_reply(r, status, resp);
@@ -970,8 +962,11 @@ enum MHD_Result sp_api_finish(struct sp_req *r)
 		return do_metrics(r);
 	case OP_JOBS:
 		return strcmp(r->method, "POST") ? do_list(r) : do_trigger(r);
-	case OP_JOB:
 	case OP_JOB_PAGE:
+		if (wants_html(r))
+			return sp_ui_shell(r);
+		return do_job(r, job);
+	case OP_JOB:
 		return do_job(r, job);
 	case OP_JOB_LOG:
 		return do_log(r, job);

@@ -63,6 +63,7 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"listen", "data", "public_url", "workers", "admin_token_env", "admin_token_file",
+	"read_token_env", "read_token_file",
 	"tls", "body_max", "drain_timeout", "lease_ttl", "max_attempts", "job_timeout",
 	"stagepipe", "env", "worker_labels", "agents", "repos", NULL,
 };
@@ -983,6 +984,7 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 {
 	struct sp_server_config *c = L->c;
 	const struct sp_ynode *kenv = NULL, *kfile = NULL, *data = NULL;
+	const struct sp_ynode *renv = NULL, *rfile = NULL;
 	size_t i, len = 0;
 
 	if (!want_map(L, root, "the config file"))
@@ -1018,6 +1020,10 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 			kenv = v;
 		} else if (!strcmp(key, "admin_token_file")) {
 			kfile = v;
+		} else if (!strcmp(key, "read_token_env")) {
+			renv = v;
+		} else if (!strcmp(key, "read_token_file")) {
+			rfile = v;
 		} else if (!strcmp(key, "tls")) {
 			load_tls(L, v);
 		} else if (!strcmp(key, "body_max")) {
@@ -1059,6 +1065,7 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 	if (!sp_ynode_get(root, "repos"))
 		sp_diags_add(L->diags, AT(root), "missing required key \"repos\"");
 	read_secret(L, "admin_token", root, kenv, kfile, false, &c->admin_token, &len);
+	read_secret(L, "read_token", root, renv, rfile, false, &c->read_token, &len);
 	if (!c->listen) {
 		c->listen = sp_xcalloc(2, sizeof(char *));
 		c->listen[0] = sp_xstrdup(DEFAULT_LISTEN);
@@ -1186,6 +1193,7 @@ void sp_server_config_free(struct sp_server_config *c)
 	free(c->data);
 	free(c->public_url);
 	free_secret(c->admin_token);
+	free_secret(c->read_token);
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->stagepipe);

@@ -14,6 +14,9 @@
  *   public_url: https://ci.example.com        # for status links (default http://LISTEN0)
  *   workers: 1                                # local job slots; 0 = agents only
  *   admin_token_env: STAGEPIPE_ADMIN_TOKEN    # or admin_token_file
+ *   read_token_env: STAGEPIPE_READ_TOKEN      # or read_token_file; optional: when set,
+ *                                             # reading the API and the UI's data needs it
+ *                                             # (or the admin token); badges stay public
  *   tls: { cert: FILE, key: FILE }            # optional: HTTPS (libmicrohttpd + GnuTLS)
  *   body_max: 25m                             # webhook body cap (size like 512k, 25m)
  *   drain_timeout: 10m                        # SIGTERM: how long running jobs may finish
@@ -98,6 +101,8 @@ struct sp_server_config {
 	char *public_url;        /* no trailing slash */
 	int workers;
 	char *admin_token;       /* NULL: mutating API calls are refused (403) */
+	char *read_token;        /* NULL: reads are public; else they need it or the admin
+				  * token (Bearer, or the UI's session cookie) */
 	char *tls_cert, *tls_key;  /* both or neither (file contents are read at start) */
 	size_t body_max;         /* bytes; default 25 MiB */
 	long drain_timeout_ms;   /* default 10 min */

@@ -176,9 +176,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->route = "hooks";
 			return sp_hooks_begin(r);
 		}
+		if (sp_ui_owns(url)) {
+			r->kind = SP_ROUTE_UI;
+			return sp_ui_begin(r);
+		}
 		if (!strncmp(url, "/api/agent/", 11) || !strcmp(url, "/api/agents") ||
 		    !strcmp(url, "/api/agents/")) {
 			r->kind = SP_ROUTE_AGENT;
+			/* the agent list is a read like any other (the agent
+			 * protocol's own calls carry agent tokens) */
+			if (strncmp(url, "/api/agent/", 11) && sp_ui_read_check(r)) {
+				r->route = "agents";
+				return sp_ui_unauthorized(r, "read token required");
+			}
 			return sp_agents_begin(r);
 		}
 		r->kind = SP_ROUTE_API;
@@ -244,6 +254,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return sp_hooks_finish(r);
 	if (r->kind == SP_ROUTE_AGENT)
 		return sp_agents_finish(r);
+	if (r->kind == SP_ROUTE_UI)
+		return sp_ui_finish(r);
 	return sp_api_finish(r);
 }
 
@@ -338,6 +350,7 @@ int sp_http_start(struct sp_http **out, struct sp_server *srv, struct sp_error *
 	atomic_init(&h->body_bytes, 0);
 	atomic_init(&h->sse_streams, 0);
 	atomic_init(&h->health_ok_ms, (long long)-1000000);
+	sp_ui_init(h);
 	if (cfg->tls_cert) {
 		h->tls_cert = sp_fs_read_small(cfg->tls_cert);
 		h->tls_key = sp_fs_read_small(cfg->tls_key);
@@ -433,5 +446,6 @@ void sp_http_free(struct sp_http *h)
 		memset(h->tls_key, 0, strlen(h->tls_key));
 	free(h->tls_key);
 	free(h->tls_cert);
+	sp_ui_release(h);
 	free(h);
 }

@@ -26,9 +26,10 @@
 
 #define SP_HTTP_MAX_DAEMONS 8
 #define SP_HTTP_API_BODY_MAX (64 * 1024)
-/* Live log streams (SSE) open at once, over every daemon: a stream holds a
- * connection, a thread and a file for as long as its job runs (read access
- * is public), so they get a share of the connection limit, not all of it. */
+/* Live streams (SSE: stage logs, and the UI's job changes, GET /api/events)
+ * open at once, over every daemon: a stream holds a connection and a thread
+ * (a log stream also a file) for as long as it lasts (read access may be
+ * public), so they get a share of the connection limit, not all of it. */
 #define SP_HTTP_SSE_MAX 256
 
 struct sp_http {
@@ -52,6 +53,13 @@ struct sp_http {
 	atomic_llong refused_sec;
 	atomic_int refused_n;
 	atomic_int refused_dropped;
+	/* the UI's assets: ETags ("\"<16 hex>\"", from each file's SHA-256),
+	 * one per sp_ui_assets entry (ui.c, sp_ui_init) */
+	char (*etags)[20];
+	size_t nassets;
+	/* failed logins are logged at most SP_UI_LOGIN_LOG_MAX a second (ui.c) */
+	atomic_llong login_sec;
+	atomic_int login_n;
 };
 
 enum sp_route_kind {
@@ -59,6 +67,8 @@ enum sp_route_kind {
 	SP_ROUTE_HOOK,
 	SP_ROUTE_API,
 	SP_ROUTE_AGENT,     /* /api/agent/... and /api/agents (agents.c) */
+	SP_ROUTE_UI,        /* the web UI: pages, /ui/, /badge/, /api/repos|events|session|
+			     * login|logout (ui.c) */
 };
 
 /* One request (libmicrohttpd's con_cls). */
@@ -136,6 +146,95 @@ enum MHD_Result sp_agents_begin(struct sp_req *r);
 /* The whole body is in r->body: answer (a lease call may block for its
  * long-poll wait). */
 enum MHD_Result sp_agents_finish(struct sp_req *r);
+
+/* ---- ui.c: the web UI's server side -------------------------------------- */
+
+/*
+ * One file of web/, built into the binary (contrib/embed-web.sh writes the
+ * table; the Makefile runs it).  path is relative to web/ ("app.js");
+ * data .. end are its bytes (end is one past the last, and *end is a NUL).
+ */
+struct sp_ui_asset {
+	const char *path;
+	const unsigned char *data, *end;
+};
+/* Every file of web/ at build time; ends with an entry whose path is NULL. */
+extern const struct sp_ui_asset sp_ui_assets[];
+
+/* Fills h->etags (called by sp_http_start; tests call it on their own h). */
+void sp_ui_init(struct sp_http *h);
+/* Frees what sp_ui_init made. */
+void sp_ui_release(struct sp_http *h);
+
+/* Whether url is one of ui.c's routes (the first call routes with it). */
+bool sp_ui_owns(const char *url);
+/* First call of a UI request: method (405), read access (401), body cap. */
+enum MHD_Result sp_ui_begin(struct sp_req *r);
+/* The whole body is in r->body: answer. */
+enum MHD_Result sp_ui_finish(struct sp_req *r);
+/* The HTML shell (web/index.html), for the page URLs (api.c: /jobs/{id}
+ * when the client accepts text/html). */
+enum MHD_Result sp_ui_shell(struct sp_req *r);
+
+/* What a request may do: from its Authorization: Bearer token or the UI's
+ * session cookie, compared in constant time. */
+struct sp_ui_access {
+	bool read;          /* reads are public, or it carries the read or admin token */
+	bool admin;         /* it carries the admin token */
+	bool admin_cookie;  /* ... only in the cookie (mutating calls then need the
+			     * X-Stagepipe: 1 header: a CSRF guard) */
+	bool read_public;   /* no read token is configured */
+};
+void sp_ui_access_of(struct sp_req *r, struct sp_ui_access *a);
+/* 0 when r may read; else 401 (answer it with sp_ui_unauthorized). */
+unsigned int sp_ui_read_check(struct sp_req *r);
+/* 0 when r may mutate; else 401 (no or a wrong token), 403 (no admin
+ * token configured, or the cookie without X-Stagepipe: 1); *why says which. */
+unsigned int sp_ui_admin_check(struct sp_req *r, const char **why);
+/* 401 {"error": why} with WWW-Authenticate: Bearer realm="stagepipe". */
+enum MHD_Result sp_ui_unauthorized(struct sp_req *r, const char *why);
+
+/* ---- ui.c: pure helpers (unit-tested) ---- */
+
+/* want == got, in time that depends on neither (SHA-256 digests compared
+ * with CRYPTO_memcmp); false when want is NULL. */
+bool sp_ui_token_eq(const char *want, const char *got, size_t got_len);
+/* The session cookie's value for token: 64 hex of SHA-256("stagepipe-ui\n"
+ * token), so the cookie holds no token and any token fits in a cookie. */
+void sp_ui_session_value(const char *token, char out[65]);
+/* The value of cookie name in a Cookie header (borrowed: *val, *len);
+ * false when absent. */
+bool sp_ui_cookie_find(const char *header, const char *name, const char **val,
+		       size_t *len);
+/*
+ * A Range header against a file of size bytes: 0 the whole file (no
+ * header, or a form not served: several ranges, not bytes=), 1 the bytes
+ * *from..*to (inclusive), -1 unsatisfiable (416 with bytes STAR/size).
+ * Served: "bytes=A-" (A < size), "bytes=A-B" (A <= B; B past the end is
+ * the end; A past the end is -1), "bytes=-N" (the last N bytes, the whole
+ * file when N >= size; N = 0 is -1; an empty file: 0).
+ */
+int sp_ui_range(const char *header, uint64_t size, uint64_t *from, uint64_t *to);
+/* "text/javascript; charset=utf-8" for app.js, ...; by extension. */
+const char *sp_ui_content_type(const char *path);
+/* The asset at path in table (NULL-path terminated), or NULL. */
+const struct sp_ui_asset *sp_ui_asset_find(const struct sp_ui_asset *table,
+					   const char *path);
+/* A shields-style badge "stagepipe | state" (state: a job state, or NULL
+ * for "no builds"); title (repo and branch) is escaped.  A new string. */
+char *sp_ui_badge_svg(const char *title, const char *state);
+/* GET /api/repos's answer, from the config and the store.  A new tree. */
+int sp_ui_repos_json(struct sp_server *srv, cJSON **out, struct sp_error *err);
+
+/*
+ * GET /api/events: one stream's state, for libmicrohttpd's content reader
+ * (sp_ui_events_read, sp_ui_events_free).  since: the rev to report
+ * changes after (< 0: from now).  The stream counts in h->sse_streams.
+ */
+struct sp_ui_events;
+struct sp_ui_events *sp_ui_events_new(struct sp_http *h, int64_t since);
+ssize_t sp_ui_events_read(void *cls, uint64_t pos, char *buf, size_t max);
+void sp_ui_events_free(void *cls);
 
 /* ---- metrics.c ----------------------------------------------------------- */
 

@@ -149,6 +149,49 @@ static const char *const migrations[] = {
 	"CREATE INDEX outbox_key ON outbox (repo, sha, context, id);"
 	"CREATE INDEX outbox_job ON outbox (job_id);"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+
+	/*
+	 * 2: for the web UI.  jobs.rev: a store-wide change counter, set by
+	 * triggers to max(rev) + 1 whenever a job is created, changes state,
+	 * starts, finishes, is asked to cancel, or one of its stages changes
+	 * state — so a reader finds what changed since rev N with one indexed
+	 * query (job_changes), from any process.  Stage rows keep their test
+	 * counts and coverage as columns (from the report, at sp_store_stage
+	 * time), so a job row can carry its totals without parsing reports.
+	 * jobs_branch_last serves "the last job of each branch" (branches).
+	 */
+	"ALTER TABLE jobs ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE jobs SET rev = id;"
+	"CREATE INDEX jobs_rev ON jobs (rev);"
+	"CREATE INDEX jobs_branch_last ON jobs (repo, branch, id)"
+	"  WHERE event IN ('push', 'manual') AND branch IS NOT NULL;"
+	"CREATE TRIGGER jobs_rev_insert AFTER INSERT ON jobs BEGIN"
+	"  UPDATE jobs SET rev = (SELECT max(rev) FROM jobs) + 1 WHERE id = NEW.id;"
+	" END;"
+	"CREATE TRIGGER jobs_rev_update AFTER UPDATE OF state, started_at, finished_at,"
+	"  cancel_requested, attempt, agent ON jobs BEGIN"
+	"  UPDATE jobs SET rev = (SELECT max(rev) FROM jobs) + 1 WHERE id = NEW.id;"
+	" END;"
+	"ALTER TABLE stages ADD COLUMN tests_total INTEGER;"
+	"ALTER TABLE stages ADD COLUMN tests_passed INTEGER;"
+	"ALTER TABLE stages ADD COLUMN tests_failed INTEGER;"  /* failed + errors */
+	"ALTER TABLE stages ADD COLUMN coverage REAL;"
+	"ALTER TABLE stages ADD COLUMN coverage_min REAL;"
+	"UPDATE stages SET"
+	"  tests_total = json_extract(report, '$.tests.total'),"
+	"  tests_passed = json_extract(report, '$.tests.passed'),"
+	"  tests_failed = coalesce(json_extract(report, '$.tests.failed'), 0)"
+	"    + coalesce(json_extract(report, '$.tests.errors'), 0),"
+	"  coverage = json_extract(report, '$.coverage'),"
+	"  coverage_min = json_extract(report, '$.coverage_min')"
+	"  WHERE report IS NOT NULL AND json_valid(report);"
+	"UPDATE stages SET tests_failed = NULL WHERE tests_total IS NULL;"
+	"CREATE TRIGGER stages_rev_insert AFTER INSERT ON stages BEGIN"
+	"  UPDATE jobs SET rev = (SELECT max(rev) FROM jobs) + 1 WHERE id = NEW.job_id;"
+	" END;"
+	"CREATE TRIGGER stages_rev_update AFTER UPDATE OF state ON stages BEGIN"
+	"  UPDATE jobs SET rev = (SELECT max(rev) FROM jobs) + 1 WHERE id = NEW.job_id;"
+	" END;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -245,12 +288,24 @@ static const char *const wsql_text[W_COUNT] = {
 		"UPDATE jobs SET lease_expires_at = ?3 WHERE id = ?1 AND epoch = ?2"
 		" AND state = 'running' RETURNING cancel_requested",
 	[W_STAGE_PUT] =
-		"INSERT INTO stages (job_id, name, pos, state, seconds, report, updated_at)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		"INSERT INTO stages (job_id, name, pos, state, seconds, report, updated_at,"
+		" tests_total, tests_passed, tests_failed, coverage, coverage_min)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 		" ON CONFLICT (job_id, name) DO UPDATE SET pos = excluded.pos,"
 		" state = excluded.state, seconds = excluded.seconds,"
 		" report = coalesce(excluded.report, stages.report),"
-		" updated_at = excluded.updated_at",
+		" updated_at = excluded.updated_at,"
+		/* a new report replaces the numbers of the old one; none keeps them */
+		" tests_total = CASE WHEN excluded.report IS NULL THEN stages.tests_total"
+		"  ELSE excluded.tests_total END,"
+		" tests_passed = CASE WHEN excluded.report IS NULL THEN stages.tests_passed"
+		"  ELSE excluded.tests_passed END,"
+		" tests_failed = CASE WHEN excluded.report IS NULL THEN stages.tests_failed"
+		"  ELSE excluded.tests_failed END,"
+		" coverage = CASE WHEN excluded.report IS NULL THEN stages.coverage"
+		"  ELSE excluded.coverage END,"
+		" coverage_min = CASE WHEN excluded.report IS NULL THEN stages.coverage_min"
+		"  ELSE excluded.coverage_min END",
 	[W_PROMOTE] =
 		"UPDATE jobs SET promote_epoch = ?2, promote_attempt = attempt"
 		" WHERE id = ?1 AND epoch = ?2 AND state = 'running' AND promote_epoch IS NULL"
@@ -301,14 +356,23 @@ static const char *const wsql_text[W_COUNT] = {
 	" (SELECT count(*) FROM outbox o WHERE o.job_id = j.id AND o.sent_at IS NULL" \
 	"  AND o.superseded = 0 AND o.attempts > 0)," \
 	" (SELECT o.last_error FROM outbox o WHERE o.job_id = j.id AND o.sent_at IS NULL" \
-	"  AND o.superseded = 0 AND o.last_error IS NOT NULL ORDER BY o.id DESC LIMIT 1)"
+	"  AND o.superseded = 0 AND o.last_error IS NOT NULL ORDER BY o.id DESC LIMIT 1)," \
+	" (SELECT sum(s.tests_total) FROM stages s WHERE s.job_id = j.id)," \
+	" (SELECT sum(s.tests_passed) FROM stages s WHERE s.job_id = j.id)," \
+	" (SELECT sum(s.tests_failed) FROM stages s WHERE s.job_id = j.id)," \
+	" (SELECT s.coverage FROM stages s WHERE s.job_id = j.id AND s.coverage IS NOT NULL" \
+	"  ORDER BY s.coverage, s.pos LIMIT 1)," \
+	" (SELECT s.coverage_min FROM stages s WHERE s.job_id = j.id" \
+	"  AND s.coverage IS NOT NULL ORDER BY s.coverage, s.pos LIMIT 1)," \
+	" j.rev"
 
 enum jcol {
 	JC_ID, JC_REPO, JC_EVENT, JC_REF, JC_BRANCH, JC_TAG, JC_SHA, JC_PR, JC_TITLE,
 	JC_AUTHOR, JC_SENDER, JC_LABELS, JC_STATE, JC_REASON, JC_PIPELINE, JC_CREATED,
 	JC_STARTED, JC_FINISHED, JC_ATTEMPT, JC_EPOCH, JC_AGENT, JC_PROMOTE_EPOCH,
 	JC_EXIT_CODE, JC_RETRY_OF, JC_SUMMARY, JC_CANCEL, JC_STATUSES, JC_ST_PENDING,
-	JC_ST_FAILING, JC_ST_LAST_ERROR
+	JC_ST_FAILING, JC_ST_LAST_ERROR, JC_TESTS_TOTAL, JC_TESTS_PASSED, JC_TESTS_FAILED,
+	JC_COVERAGE, JC_COVERAGE_MIN, JC_REV
 };
 
 enum rsql {
@@ -318,6 +382,10 @@ enum rsql {
 	R_DELIVERIES_REPO,
 	R_JOB_COUNTS,
 	R_OUTBOX_COUNTS,
+	R_BRANCHES,
+	R_BRANCH_LAST,
+	R_REV_MAX,
+	R_CHANGES,
 	R_COUNT
 };
 
@@ -332,6 +400,16 @@ static const char *const rsql_text[R_COUNT] = {
 	[R_OUTBOX_COUNTS] =
 		"SELECT coalesce(sum(due_at IS NOT NULL), 0), coalesce(sum(attempts > 0), 0)"
 		" FROM outbox WHERE sent_at IS NULL AND superseded = 0",
+	/* the newest job of each branch (push and manual), newest first */
+	[R_BRANCHES] =
+		"SELECT " JOB_COLS " FROM jobs j WHERE j.id IN (SELECT max(b.id) FROM jobs b"
+		"  WHERE b.repo = ?1 AND b.event IN ('push', 'manual') AND b.branch IS NOT NULL"
+		"  GROUP BY b.branch) ORDER BY j.id DESC LIMIT ?2",
+	[R_BRANCH_LAST] =
+		"SELECT " JOB_COLS " FROM jobs j WHERE j.repo = ?1 AND j.branch = ?2"
+		" AND j.event IN ('push', 'manual') ORDER BY j.id DESC LIMIT 1",
+	[R_REV_MAX] = "SELECT coalesce(max(rev), 0) FROM jobs",
+	[R_CHANGES] = "SELECT id, rev FROM jobs WHERE rev > ?1 ORDER BY rev LIMIT ?2",
 };
 
 /* job_list's filters: one cached statement per combination. */
@@ -1156,6 +1234,39 @@ static void fenced_release(struct fenced *f)
 	free(f->sha);
 }
 
+/*
+ * A report's test counts and coverage into parameters i.. i+4 (total,
+ * passed, failed + errors, coverage, coverage_min); NULL where the report
+ * has none.
+ */
+static void bind_report_numbers(sqlite3_stmt *s, int i, const cJSON *report)
+{
+	const cJSON *tests = report ? cJSON_GetObjectItemCaseSensitive(report, "tests") : NULL;
+	bool has_total, has_cov, has_min;
+	double total = json_num(tests, "total", &has_total);
+	double cov = json_num(report, "coverage", &has_cov);
+	double min = json_num(report, "coverage_min", &has_min);
+
+	if (cJSON_IsObject(tests) && has_total) {
+		sqlite3_bind_int64(s, i, (sqlite3_int64)total);
+		sqlite3_bind_int64(s, i + 1, (sqlite3_int64)json_num(tests, "passed", NULL));
+		sqlite3_bind_int64(s, i + 2, (sqlite3_int64)(json_num(tests, "failed", NULL) +
+							      json_num(tests, "errors", NULL)));
+	} else {
+		sqlite3_bind_null(s, i);
+		sqlite3_bind_null(s, i + 1);
+		sqlite3_bind_null(s, i + 2);
+	}
+	if (has_cov)
+		sqlite3_bind_double(s, i + 3, cov);
+	else
+		sqlite3_bind_null(s, i + 3);
+	if (has_cov && has_min)
+		sqlite3_bind_double(s, i + 4, min);
+	else
+		sqlite3_bind_null(s, i + 4);
+}
+
 static int do_stage(struct sqlite_store *st, struct wreq *r)
 {
 	const struct sp_stage_update *u = r->stage;
@@ -1179,6 +1290,7 @@ static int do_stage(struct sqlite_store *st, struct wreq *r)
 	sqlite3_bind_double(s, 5, u->seconds);
 	bind_str(s, 6, report);
 	sqlite3_bind_int64(s, 7, now);
+	bind_report_numbers(s, 8, u->report);
 	rc = run(s, &r->e);
 	if (rc)
 		goto cleanup;
@@ -1952,6 +2064,25 @@ static cJSON *job_json(sqlite3_stmt *s, int64_t now)
 	cJSON_AddNumberToObject(status, "pending", (double)sqlite3_column_int64(s, JC_ST_PENDING));
 	cJSON_AddNumberToObject(status, "failing", (double)sqlite3_column_int64(s, JC_ST_FAILING));
 	json_str_or_null(status, "last_error", s, JC_ST_LAST_ERROR);
+	if (sqlite3_column_type(s, JC_TESTS_TOTAL) != SQLITE_NULL) {
+		cJSON *t = cJSON_AddObjectToObject(o, "tests");
+		cJSON_AddNumberToObject(t, "total", (double)sqlite3_column_int64(s, JC_TESTS_TOTAL));
+		cJSON_AddNumberToObject(t, "passed",
+					(double)sqlite3_column_int64(s, JC_TESTS_PASSED));
+		cJSON_AddNumberToObject(t, "failed",
+					(double)sqlite3_column_int64(s, JC_TESTS_FAILED));
+	} else {
+		cJSON_AddNullToObject(o, "tests");
+	}
+	if (sqlite3_column_type(s, JC_COVERAGE) != SQLITE_NULL)
+		cJSON_AddNumberToObject(o, "coverage", sqlite3_column_double(s, JC_COVERAGE));
+	else
+		cJSON_AddNullToObject(o, "coverage");
+	if (sqlite3_column_type(s, JC_COVERAGE_MIN) != SQLITE_NULL)
+		cJSON_AddNumberToObject(o, "coverage_min", sqlite3_column_double(s, JC_COVERAGE_MIN));
+	else
+		cJSON_AddNullToObject(o, "coverage_min");
+	cJSON_AddNumberToObject(o, "rev", (double)sqlite3_column_int64(s, JC_REV));
 	return o;
 }
 
@@ -2109,6 +2240,94 @@ static int op_delivery_count(struct sp_store *base, const char *repo, int64_t *n
 		rc = 0;
 	}
 	finish_stmt(s);
+cleanup:
+	reader_put(st, c);
+	return rc;
+}
+
+static int op_branches(struct sp_store *base, const char *repo, const char *branch, int limit,
+		       cJSON **out, struct sp_error *err)
+{
+	struct sqlite_store *st = to_sqlite(base);
+	struct rconn *c = NULL;
+	sqlite3_stmt *s;
+	cJSON *o = NULL, *arr;
+	int64_t now = now_ms();
+	int rc;
+
+	*out = NULL;
+	if (!repo)
+		return sp_error_set(err, SP_ERROR, "store: branches needs a repository");
+	if (limit <= 0 || limit > 200)
+		limit = 50;
+	rc = reader_get(st, &c, err);
+	if (rc)
+		return rc;
+	if (!(s = rstmt(c, branch ? R_BRANCH_LAST : R_BRANCHES, err))) {
+		rc = SP_EENGINE;
+		goto cleanup;
+	}
+	bind_str(s, 1, repo);
+	if (branch)
+		bind_str(s, 2, branch);
+	else
+		sqlite3_bind_int(s, 2, limit);
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "branches");
+	while ((rc = step(s, err)) == 1)
+		cJSON_AddItemToArray(arr, job_json(s, now));
+	finish_stmt(s);
+	if (rc < 0)
+		goto cleanup;
+	*out = o;
+	o = NULL;  /* the caller's */
+	rc = 0;
+cleanup:
+	cJSON_Delete(o);
+	reader_put(st, c);
+	return rc;
+}
+
+static int op_job_changes(struct sp_store *base, int64_t since, int64_t *ids, size_t max,
+			  size_t *n, int64_t *last, struct sp_error *err)
+{
+	struct sqlite_store *st = to_sqlite(base);
+	struct rconn *c = NULL;
+	sqlite3_stmt *s;
+	int rc;
+
+	*n = 0;
+	*last = since;
+	rc = reader_get(st, &c, err);
+	if (rc)
+		return rc;
+	if (since < 0 || !max) {
+		if (!(s = rstmt(c, R_REV_MAX, err))) {
+			rc = SP_EENGINE;
+			goto cleanup;
+		}
+		rc = step(s, err);
+		if (rc == 1) {
+			*last = since < 0 || sqlite3_column_int64(s, 0) < since
+				? sqlite3_column_int64(s, 0) : since;
+			rc = 0;
+		}
+		finish_stmt(s);
+		goto cleanup;
+	}
+	if (!(s = rstmt(c, R_CHANGES, err))) {
+		rc = SP_EENGINE;
+		goto cleanup;
+	}
+	sqlite3_bind_int64(s, 1, since);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+	while ((rc = step(s, err)) == 1) {
+		ids[(*n)++] = sqlite3_column_int64(s, 0);
+		*last = sqlite3_column_int64(s, 1);
+	}
+	finish_stmt(s);
+	if (rc > 0)
+		rc = 0;
 cleanup:
 	reader_put(st, c);
 	return rc;
@@ -2296,6 +2515,8 @@ static const struct sp_store_ops sqlite_ops = {
 	.job_get = op_job_get,
 	.job_list = op_job_list,
 	.delivery_count = op_delivery_count,
+	.branches = op_branches,
+	.job_changes = op_job_changes,
 	.outbox_next = op_outbox_next,
 	.outbox_done = op_outbox_done,
 	.counts = op_counts,

@@ -165,6 +165,18 @@ int sp_store_delivery_count(struct sp_store *st, const char *repo, int64_t *n,
 	return st->ops->delivery_count(st, repo, n, err);
 }
 
+int sp_store_branches(struct sp_store *st, const char *repo, const char *branch, int limit,
+		      cJSON **out, struct sp_error *err)
+{
+	return st->ops->branches(st, repo, branch, limit, out, err);
+}
+
+int sp_store_job_changes(struct sp_store *st, int64_t since, int64_t *ids, size_t max,
+			 size_t *n, int64_t *last, struct sp_error *err)
+{
+	return st->ops->job_changes(st, since, ids, max, n, last, err);
+}
+
 int sp_store_outbox_next(struct sp_store *st, int max, struct sp_status_row **rows,
 			 size_t *n, struct sp_error *err)
 {

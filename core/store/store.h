@@ -210,6 +210,10 @@ struct sp_store_ops {
 			struct sp_error *err);
 	int (*delivery_count)(struct sp_store *st, const char *repo, int64_t *n,
 			      struct sp_error *err);
+	int (*branches)(struct sp_store *st, const char *repo, const char *branch, int limit,
+			cJSON **out, struct sp_error *err);
+	int (*job_changes)(struct sp_store *st, int64_t since, int64_t *ids, size_t max,
+			   size_t *n, int64_t *last, struct sp_error *err);
 
 	int (*outbox_next)(struct sp_store *st, int max, struct sp_status_row **rows,
 			   size_t *n, struct sp_error *err);
@@ -340,6 +344,10 @@ int sp_store_relabel(struct sp_store *st, int64_t job, int64_t epoch, const char
  * (RFC 3339 UTC or null), seconds, attempt, epoch, agent, promoted (bool),
  * exit_code, retry_of, summary (pipeline_finished event or null),
  * status: {pending, failing, last_error} (its outbox rows),
+ * tests: {total, passed, failed} summed over the stages that reported
+ * tests (failed counts errors too) or null, coverage: the lowest coverage
+ * a stage reported or null, coverage_min: that stage's minimum or null,
+ * rev (see sp_store_job_changes),
  * stages: [{name, pos, state, seconds, report}]}.  SP_ENOTFOUND.
  */
 int sp_store_job_get(struct sp_store *st, int64_t job, cJSON **out, struct sp_error *err);
@@ -349,6 +357,26 @@ int sp_store_job_list(struct sp_store *st, const struct sp_job_filter *f, cJSON 
 /* Deliveries recorded for repo (NULL: all). */
 int sp_store_delivery_count(struct sp_store *st, const char *repo, int64_t *n,
 			    struct sp_error *err);
+/*
+ * The newest job of each branch of repo (push and manual jobs; pull
+ * requests and tags are not a branch's state): {branches: [job rows as
+ * job_list's]}, newest first, at most limit (1..200; else 50).  With
+ * branch given, only that branch's newest job (an empty array when it
+ * has none); limit is then ignored.
+ */
+int sp_store_branches(struct sp_store *st, const char *repo, const char *branch, int limit,
+		      cJSON **out, struct sp_error *err);
+/*
+ * What changed since a point: every job carries rev, a store-wide counter
+ * moved to a new highest value when the job is created, changes state,
+ * starts, finishes, is asked to cancel, or one of its stages changes state.
+ * Fills ids (room for max) with the jobs whose rev > since, in rev order,
+ * and *last with the rev of the last one listed (since when none; more
+ * may follow: ask again from *last).  since < 0: no ids, *last is the
+ * current highest rev (a starting point).
+ */
+int sp_store_job_changes(struct sp_store *st, int64_t since, int64_t *ids, size_t max,
+			 size_t *n, int64_t *last, struct sp_error *err);
 
 /*
  * Outbox: up to max rows due now, only the newest row per (repo, sha,

@@ -32,6 +32,7 @@ static const char *test_getenv(const char *name)
 		"AGENT1=agent-one-token-value",
 		"AGENT2=agent-two-token-value",
 		"GIT_TOK=git-token-value",
+		"TEST_READ=read-token-value",
 		NULL,
 	};
 	return sp_test_env(name, (void *)env);
@@ -269,6 +270,10 @@ static void test_small_cases(void **state)
 		{ "data: /d\nadmin_token_env: A\nadmin_token_file: /x\n" REPO, 3, 19, "not both" },
 		{ "data: /d\nadmin_token_file: /nonexistent/token\n" REPO, 2, 19, "cannot open" },
 		{ "data: /d\nadmin_token_env: \"1BAD\"\n" REPO, 2, 18, "not a valid environment" },
+		{ "data: /d\nread_token_env: A\nread_token_file: /x\n" REPO, 3, 18, "not both" },
+		{ "data: /d\nread_token_env: NOPE_READ\n" REPO, 2, 17,
+		  "NOPE_READ (read_token_env) is not set" },
+		{ "data: /d\nread_token_envv: A\n" REPO, 2, 1, "did you mean \"read_token_env\"" },
 		{ "data: /d\ntls: { key: /etc/hostname }\n" REPO, 2, 6, "both cert and key" },
 		{ "data: /d\ntls: { cert: /etc/hostname, kye: x }\n" REPO, 2, 29, "did you mean \"key\"" },
 		{ "data: /d\nstagepipe: /nonexistent/stagepipe\n" REPO, 2, 12, "not an executable" },
@@ -376,6 +381,7 @@ static void test_secret_file_and_tls(void **state)
 			   "    secret_file: s.secret\n");
 	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), 0);
 	assert_string_equal(c->admin_token, "line-one");
+	assert_null(c->read_token);  /* reads are public */
 	assert_string_equal(c->repos[0].secret, "line-one");
 	assert_int_equal(c->repos[0].secret_len, 8);
 	assert_non_null(strstr(c->tls_cert, "/c.pem"));
@@ -388,6 +394,54 @@ static void test_secret_file_and_tls(void **state)
 	free(path);
 	free(sec);
 	free(pem);
+}
+
+/* read_token_env / read_token_file: the web UI's read access (ui.c) */
+static void test_read_token(void **state)
+{
+	char *dir = sp_test_tempdir("sp-config-");
+	char *path = sp_xasprintf("%s/serve.yml", dir);
+	char *tok = sp_xasprintf("%s/read.token", dir);
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+	size_t i;
+
+	(void)state;
+	sp_test_write_file(path, "data: d\nread_token_env: TEST_READ\n"
+			   "admin_token_env: TEST_ADMIN\n"
+			   "repos:\n  - name: a\n    url: ../a.git\n    forge: gitlab\n"
+			   "    secret_env: APP_SECRET\n");
+	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), 0);
+	assert_string_equal(c->read_token, "read-token-value");
+	assert_string_equal(c->admin_token, "admin-token-value");
+	sp_server_config_free(c);
+	c = NULL;
+
+	sp_test_write_file(tok, "read-from-file\n");
+	sp_test_write_file(path, "data: d\nread_token_file: read.token\n"
+			   "repos:\n  - name: a\n    url: ../a.git\n    forge: gitlab\n"
+			   "    secret_env: APP_SECRET\n");
+	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), 0);
+	assert_string_equal(c->read_token, "read-from-file");
+	assert_null(c->admin_token);
+	sp_server_config_free(c);
+	c = NULL;
+
+	/* an empty variable is an error that does not print the token's text */
+	sp_test_write_file(path, "data: d\nread_token_env: EMPTY_SECRET\n"
+			   "repos:\n  - name: a\n    url: ../a.git\n    forge: gitlab\n"
+			   "    secret_env: APP_SECRET\n");
+	assert_int_equal(sp_server_config_load(&c, path, test_getenv, &d), SP_ECONFIG);
+	assert_null(c);
+	assert_true(d.n >= 1);
+	for (i = 0; i < d.n; i++)
+		assert_null(strstr(d.items[i].msg, "value"));
+	assert_non_null(strstr(d.items[0].msg, "EMPTY_SECRET (read_token_env) is empty"));
+	sp_diags_release(&d);
+	sp_test_rmtree(dir);
+	free(dir);
+	free(path);
+	free(tok);
 }
 
 static void test_agents_and_git(void **state)
@@ -521,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_bad_all_at_once),
 		cmocka_unit_test(test_small_cases),
 		cmocka_unit_test(test_secret_file_and_tls),
+		cmocka_unit_test(test_read_token),
 		cmocka_unit_test(test_agents_and_git),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_branches),

@@ -1518,6 +1518,272 @@ static void test_promote_fencing_hammer(void **state)
 	free(h);
 }
 
+/* ---- for the web UI: test/coverage totals, branches, change revs ------- */
+
+static void stage_with(struct sp_store *st, int64_t id, int64_t epoch, const char *name,
+		       int pos, const char *state, const char *report)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	cJSON *rep = report ? cJSON_Parse(report) : NULL;
+	struct sp_stage_update u = { name, pos, state, 1.0, rep };
+
+	if (report)
+		assert_non_null(rep);
+	if (sp_store_stage(st, id, epoch, &u, &err))
+		fail_msg("stage %s: %s", name, err.msg);
+	cJSON_Delete(rep);
+}
+
+static const cJSON *list_row(const cJSON *list, int64_t id)
+{
+	const cJSON *row;
+
+	cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(list, "jobs"))
+		if ((int64_t)jnum(row, "id") == id)
+			return row;
+	fail_msg("job %lld not in the list", (long long)id);
+	return NULL;
+}
+
+static void test_job_test_totals(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_filter flt = { 0 };
+	struct sp_lease l;
+	int64_t id = create_simple(f->st, NULL), bare = create_simple(f->st, NULL);
+	const cJSON *row, *t;
+	cJSON *list = NULL, *j;
+
+	l = lease(f->st, NULL, 30000);
+	assert_int_equal(l.job_id, id);
+	stage_with(f->st, id, l.epoch, "build", 0, "passed", "{\"result\":\"passed\"}");
+	stage_with(f->st, id, l.epoch, "test", 1, "running", NULL);
+	stage_with(f->st, id, l.epoch, "test", 1, "passed",
+		   "{\"tests\":{\"total\":17,\"passed\":17,\"failed\":0,\"errors\":0,"
+		   "\"skipped\":0},\"coverage\":87.5,\"coverage_min\":80}");
+	stage_with(f->st, id, l.epoch, "lint", 2, "failed",
+		   "{\"tests\":{\"total\":4,\"passed\":2,\"failed\":1,\"errors\":1,"
+		   "\"skipped\":0},\"coverage\":95}");
+	/* a stage row written again without a report keeps its numbers */
+	stage_with(f->st, id, l.epoch, "lint", 2, "failed", NULL);
+
+	assert_int_equal(sp_store_job_list(f->st, &flt, &list, &err), 0);
+	row = list_row(list, id);
+	t = cJSON_GetObjectItemCaseSensitive(row, "tests");
+	assert_true(cJSON_IsObject(t));
+	assert_int_equal((int)jnum(t, "total"), 21);
+	assert_int_equal((int)jnum(t, "passed"), 19);
+	assert_int_equal((int)jnum(t, "failed"), 2);
+	/* the lowest coverage, with its stage's minimum */
+	assert_true(jnum(row, "coverage") == 87.5);
+	assert_true(jnum(row, "coverage_min") == 80);
+	assert_true(jnum(row, "rev") > 0);
+	row = list_row(list, bare);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "tests")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "coverage")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "coverage_min")));
+	cJSON_Delete(list);
+
+	/* the detail has them too; a new report replaces the old numbers */
+	stage_with(f->st, id, l.epoch, "lint", 2, "passed",
+		   "{\"tests\":{\"total\":4,\"passed\":4,\"failed\":0,\"errors\":0}}");
+	j = job_get(f->st, id);
+	t = cJSON_GetObjectItemCaseSensitive(j, "tests");
+	assert_int_equal((int)jnum(t, "total"), 21);
+	assert_int_equal((int)jnum(t, "failed"), 0);
+	assert_true(jnum(j, "coverage") == 87.5);
+	cJSON_Delete(j);
+	sp_lease_release(&l);
+}
+
+static void test_branches(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_job_spec main1 = push_spec("main", SHA_A), feat = push_spec("feat/x", SHA_B);
+	struct sp_job_spec main2 = push_spec("main", SHA_C), pr = push_spec("main", SHA_B);
+	struct sp_job_spec tag = push_spec(NULL, SHA_B), other = push_spec("main", SHA_B);
+	struct sp_job_spec manual = push_spec("rel", SHA_A);
+	int64_t m1, fx, m2, mn;
+	const cJSON *arr, *b;
+	cJSON *out = NULL;
+
+	feat.ref = "refs/heads/feat/x";
+	pr.event = "pull_request";
+	pr.ref = "refs/pull/3/head";
+	pr.pr = 3;
+	tag.event = "tag";
+	tag.ref = "refs/tags/v1";
+	tag.tag = "v1";
+	other.repo = "web";
+	manual.event = "manual";
+	manual.ref = "refs/heads/rel";
+	m1 = create(f->st, &main1);
+	fx = create(f->st, &feat);
+	m2 = create(f->st, &main2);
+	create(f->st, &pr);      /* a pull request is not the state of main */
+	create(f->st, &tag);
+	create(f->st, &other);
+	mn = create(f->st, &manual);
+	assert_true(m1 < m2);
+
+	assert_int_equal(sp_store_branches(f->st, "app", NULL, 0, &out, &err), 0);
+	arr = cJSON_GetObjectItemCaseSensitive(out, "branches");
+	assert_int_equal(cJSON_GetArraySize(arr), 3);
+	b = cJSON_GetArrayItem(arr, 0);  /* newest first */
+	assert_int_equal((int64_t)jnum(b, "id"), mn);
+	assert_string_equal(jstr(b, "branch"), "rel");
+	b = cJSON_GetArrayItem(arr, 1);
+	assert_int_equal((int64_t)jnum(b, "id"), m2);
+	assert_string_equal(jstr(b, "sha"), SHA_C);
+	assert_string_equal(jstr(b, "title"), "Fix the thing");
+	b = cJSON_GetArrayItem(arr, 2);
+	assert_int_equal((int64_t)jnum(b, "id"), fx);
+	assert_string_equal(jstr(b, "branch"), "feat/x");
+	cJSON_Delete(out);
+
+	assert_int_equal(sp_store_branches(f->st, "app", NULL, 1, &out, &err), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "branches")), 1);
+	cJSON_Delete(out);
+
+	assert_int_equal(sp_store_branches(f->st, "app", "feat/x", 0, &out, &err), 0);
+	arr = cJSON_GetObjectItemCaseSensitive(out, "branches");
+	assert_int_equal(cJSON_GetArraySize(arr), 1);
+	assert_int_equal((int64_t)jnum(cJSON_GetArrayItem(arr, 0), "id"), fx);
+	cJSON_Delete(out);
+
+	assert_int_equal(sp_store_branches(f->st, "app", "nope", 0, &out, &err), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "branches")), 0);
+	cJSON_Delete(out);
+	assert_int_equal(sp_store_branches(f->st, "none", NULL, 0, &out, &err), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "branches")), 0);
+	cJSON_Delete(out);
+}
+
+/* The ids changed since *rev (moves *rev on); n of them. */
+static size_t changes(struct sp_store *st, int64_t *rev, int64_t *ids, size_t max)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	size_t n = 99;
+	int64_t last = -5;
+
+	if (sp_store_job_changes(st, *rev, ids, max, &n, &last, &err))
+		fail_msg("job_changes: %s", err.msg);
+	assert_true(last >= *rev);
+	*rev = last;
+	return n;
+}
+
+static void test_job_changes(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_finish fin = { SP_JOB_PASSED, NULL, 0, NULL, NULL };
+	enum sp_job_state after;
+	struct sp_lease l;
+	int64_t rev = -1, start, ids[8], a, b, c;
+	bool cancel;
+	size_t n;
+
+	assert_int_equal(changes(f->st, &rev, ids, 8), 0);
+	assert_int_equal(rev, 0);  /* an empty store */
+	a = create_simple(f->st, NULL);
+	b = create_simple(f->st, NULL);
+	start = rev;
+	n = changes(f->st, &rev, ids, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], a);
+	assert_int_equal(ids[1], b);
+	assert_int_equal(changes(f->st, &rev, ids, 8), 0);
+
+	/* a starting point from -1 is the newest rev */
+	{
+		int64_t now = -1;
+		assert_int_equal(changes(f->st, &now, ids, 8), 0);
+		assert_int_equal(now, rev);
+	}
+
+	l = lease(f->st, NULL, 30000);  /* a starts */
+	assert_int_equal(changes(f->st, &rev, ids, 8), 1);
+	assert_int_equal(ids[0], a);
+	/* a heartbeat is no change */
+	assert_int_equal(sp_store_renew(f->st, a, l.epoch, 30000, &cancel, &err), 0);
+	assert_int_equal(changes(f->st, &rev, ids, 8), 0);
+	stage_with(f->st, a, l.epoch, "test", 0, "running", NULL);
+	assert_int_equal(changes(f->st, &rev, ids, 8), 1);
+	stage_with(f->st, a, l.epoch, "test", 0, "passed", "{\"tests\":{\"total\":1}}");
+	assert_int_equal(changes(f->st, &rev, ids, 8), 1);
+	assert_int_equal(sp_store_finish(f->st, a, l.epoch, &fin, &err), 0);
+	assert_int_equal(changes(f->st, &rev, ids, 8), 1);
+	assert_int_equal(ids[0], a);
+	assert_int_equal(sp_store_cancel(f->st, b, "stop", &after, &err), 0);
+	assert_int_equal(changes(f->st, &rev, ids, 8), 1);
+	assert_int_equal(ids[0], b);
+
+	/* a job listed once however often it changed; in batches of max */
+	c = create_simple(f->st, NULL);
+	assert_int_equal(sp_store_cancel(f->st, c, "stop", &after, &err), 0);
+	n = changes(f->st, &start, ids, 1);
+	assert_int_equal(n, 1);
+	n = changes(f->st, &start, ids, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], b);
+	assert_int_equal(ids[1], c);
+	assert_int_equal(start, rev + 2);  /* c: created, then cancelled */
+	sp_lease_release(&l);
+}
+
+/* A database of schema 1 with a finished stage: migration 2 fills the new
+ * columns from the reports already there. */
+static void test_migration_2_backfills(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = NULL;
+	int64_t id = create_simple(f->st, NULL);
+	const cJSON *t;
+	struct sp_lease l = lease(f->st, NULL, 30000);
+	cJSON *j;
+	char *e = NULL;
+
+	stage_with(f->st, id, l.epoch, "test", 0, "passed",
+		   "{\"tests\":{\"total\":17,\"passed\":16,\"failed\":1,\"errors\":0},"
+		   "\"coverage\":81.5,\"coverage_min\":80}");
+	sp_lease_release(&l);
+	sp_store_close(f->st);
+	f->st = NULL;
+	/* back to schema 1 */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	if (sqlite3_exec(db,
+			 "DROP TRIGGER jobs_rev_insert; DROP TRIGGER jobs_rev_update;"
+			 "DROP TRIGGER stages_rev_insert; DROP TRIGGER stages_rev_update;"
+			 "DROP INDEX jobs_rev; DROP INDEX jobs_branch_last;"
+			 "ALTER TABLE jobs DROP COLUMN rev;"
+			 "ALTER TABLE stages DROP COLUMN tests_total;"
+			 "ALTER TABLE stages DROP COLUMN tests_passed;"
+			 "ALTER TABLE stages DROP COLUMN tests_failed;"
+			 "ALTER TABLE stages DROP COLUMN coverage;"
+			 "ALTER TABLE stages DROP COLUMN coverage_min;"
+			 "PRAGMA user_version = 1;", NULL, NULL, &e) != SQLITE_OK)
+		fail_msg("downgrade: %s", e);
+	sqlite3_close(db);
+	f->st = open_store(f->path);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), sp_store_schema_version());
+	j = job_get(f->st, id);
+	t = cJSON_GetObjectItemCaseSensitive(j, "tests");
+	assert_true(cJSON_IsObject(t));
+	assert_int_equal((int)jnum(t, "total"), 17);
+	assert_int_equal((int)jnum(t, "passed"), 16);
+	assert_int_equal((int)jnum(t, "failed"), 1);
+	assert_true(jnum(j, "coverage") == 81.5);
+	assert_true(jnum(j, "coverage_min") == 80);
+	assert_int_equal((int64_t)jnum(j, "rev"), id);
+	cJSON_Delete(j);
+	/* and revs go on from there */
+	create_simple(f->st, NULL);
+	assert_int_equal(query_int(f->path, "SELECT max(rev) FROM jobs"), id + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1547,6 +1813,10 @@ int main(void)
 		T(test_job_json),
 		T(test_job_list),
 		T(test_counts_and_ping),
+		T(test_job_test_totals),
+		T(test_branches),
+		T(test_job_changes),
+		T(test_migration_2_backfills),
 #undef T
 	};
 
