@@ -6,6 +6,9 @@
 #                              (dockerd, a registry, debootstrap for the base image)
 #   contrib/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes
 #                              (make fuzz, make fuzz-smoke)
+#   contrib/deps.sh --browser  also Debian's chromium and Node.js/npm, then
+#                              playwright-core from npm into tests/browser/
+#                              (the web UI's browser tests)
 #
 # Installs only what is missing, so a second run costs one dpkg query.
 # Needs root (or sudo) only when something is missing.
@@ -16,14 +19,23 @@ libyaml-dev libgit2-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
 libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev
 libsqlite3-dev libmicrohttpd-dev"
 FUZZ_PKGS="clang libclang-rt-14-dev"
+BROWSER_PKGS="chromium fonts-dejavu-core"
 ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq"
 
 pkgs=$BUILD_PKGS
+browser=0
 for arg in "$@"; do
 	case $arg in
 	--engine) pkgs="$pkgs $ENGINE_PKGS" ;;
 	--fuzz) pkgs="$pkgs $FUZZ_PKGS" ;;
-	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+	--browser)
+		pkgs="$pkgs $BROWSER_PKGS"
+		browser=1
+		# a Node.js already there (Debian's or NodeSource's) is kept
+		command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+		command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+		;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
@@ -36,7 +48,20 @@ for p in $pkgs; do
 	*) missing="$missing $p" ;;
 	esac
 done
-[ -z "$missing" ] && exit 0
+# playwright-core (the browser driver; the browser is Debian's chromium)
+# from the npm registry, at the version package-lock.json pins
+browser_modules() {
+	[ "$browser" = 1 ] || return 0
+	here=$(cd "$(dirname "$0")/.." && pwd)/tests/browser
+	[ -d "$here/node_modules/playwright-core" ] && return 0
+	echo "deps.sh: npm ci in tests/browser" >&2
+	(cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)
+}
+
+if [ -z "$missing" ]; then
+	browser_modules
+	exit 0
+fi
 
 echo "deps.sh: installing:$missing" >&2
 SUDO=
@@ -52,3 +77,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+browser_modules
