@@ -53,6 +53,7 @@
 #include "core/agent/batch.h"
 #include "core/agent/client.h"
 #include "core/base/buf.h"
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
@@ -108,30 +109,6 @@ struct sp_agent {
 
 /* ---- small things ---- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void abs_ms(struct timespec *ts, int64_t at_ms)
-{
-	ts->tv_sec = (time_t)(at_ms / 1000);
-	ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
-}
-
-static void cond_init_mono(pthread_cond_t *c)
-{
-	pthread_condattr_t at;
-
-	pthread_condattr_init(&at);
-	pthread_condattr_setclock(&at, CLOCK_MONOTONIC);
-	pthread_cond_init(c, &at);
-	pthread_condattr_destroy(&at);
-}
-
 static void wipe_free(char *s)
 {
 	if (s) {
@@ -175,8 +152,8 @@ static void agent_sleep_locked(struct sp_agent *a, int64_t at_ms, bool draining_
 {
 	struct timespec ts;
 
-	abs_ms(&ts, at_ms);
-	while (now_ms() < at_ms && !atomic_load(&a->forced) && !(draining_too && a->draining))
+	sp_clock_abs(&ts, at_ms);
+	while (sp_clock_ms() < at_ms && !atomic_load(&a->forced) && !(draining_too && a->draining))
 		if (pthread_cond_timedwait(&a->cond, &a->mu, &ts) == ETIMEDOUT)
 			break;
 }
@@ -184,7 +161,7 @@ static void agent_sleep_locked(struct sp_agent *a, int64_t at_ms, bool draining_
 static void agent_sleep(struct sp_agent *a, long ms)
 {
 	pthread_mutex_lock(&a->mu);
-	agent_sleep_locked(a, now_ms() + ms, false);
+	agent_sleep_locked(a, sp_clock_ms() + ms, false);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -209,7 +186,7 @@ static void *sender_main(void *arg)
 {
 	struct job *j = arg;
 	struct sp_agent *a = j->a;
-	int64_t next_hb = now_ms() + j->heartbeat_ms, retry_at = 0, done_at = 0;
+	int64_t next_hb = sp_clock_ms() + j->heartbeat_ms, retry_at = 0, done_at = 0;
 	bool failing = false;
 	char path[128], q[600];
 
@@ -220,7 +197,7 @@ static void *sender_main(void *arg)
 		const char *data;
 		size_t len;
 		uint64_t seq;
-		int64_t now = now_ms(), due;
+		int64_t now = sp_clock_ms(), due;
 		int rc;
 
 		if (atomic_load(&j->fenced))
@@ -247,7 +224,7 @@ static void *sender_main(void *arg)
 		if (now < due) {
 			struct timespec ts;
 
-			abs_ms(&ts, due);
+			sp_clock_abs(&ts, due);
 			(void)pthread_cond_timedwait(&j->cond, &j->mu, &ts);
 			continue;
 		}
@@ -262,7 +239,7 @@ static void *sender_main(void *arg)
 					  SP_AGENT_CALL_TIMEOUT_S, &ans, &err);
 
 		pthread_mutex_lock(&j->mu);
-		now = now_ms();
+		now = sp_clock_ms();
 		if (rc == 0 && ans.status == 200) {
 			sp_agent_batch_sent(&j->batch, now);
 			if (failing)
@@ -330,7 +307,7 @@ static void job_line(void *ud, const char *line, size_t len)
 	}
 	pthread_mutex_lock(&j->mu);
 	signal = !j->batch.pending.len;
-	(void)sp_agent_batch_add(&j->batch, line, len, now_ms());
+	(void)sp_agent_batch_add(&j->batch, line, len, sp_clock_ms());
 	if (signal || j->batch.pending.len >= j->batch.flush_bytes)
 		pthread_cond_signal(&j->cond);
 	pthread_mutex_unlock(&j->mu);
@@ -340,7 +317,7 @@ static void job_promote(void *ud, const char *stage, bool *granted, char *reason
 			size_t reason_len)
 {
 	struct job *j = ud;
-	int64_t give_up = now_ms() + PROMOTE_RETRY_MS;
+	int64_t give_up = sp_clock_ms() + PROMOTE_RETRY_MS;
 	cJSON *b = cJSON_CreateObject();
 	char path[128], q[600], qs[200], *body;
 
@@ -374,7 +351,7 @@ static void job_promote(void *ud, const char *stage, bool *granted, char *reason
 		} else if (rc == 0 && refused(ans.status)) {
 			snprintf(reason, reason_len, "the server refused the permit (HTTP %ld)",
 				 ans.status);
-		} else if (now_ms() >= give_up || atomic_load(&j->a->forced)) {
+		} else if (sp_clock_ms() >= give_up || atomic_load(&j->a->forced)) {
 			snprintf(reason, reason_len, "the server could not be reached");
 		} else {
 			sp_agent_answer_release(&ans);
@@ -402,7 +379,7 @@ static void send_finish(struct sp_agent *a, struct sp_agent_client *client,
 			const struct sp_agent_lease *l, const char *state, const char *reason,
 			int exit_code, double seconds, const cJSON *summary, const char *labels)
 {
-	int64_t give_up = now_ms() + l->ttl_ms;
+	int64_t give_up = sp_clock_ms() + l->ttl_ms;
 	cJSON *b = cJSON_CreateObject();
 	char path[128], q[600], *body;
 
@@ -437,7 +414,7 @@ static void send_finish(struct sp_agent *a, struct sp_agent_client *client,
 			sp_log_error("agent.refused", "job=%" PRId64 " epoch=%" PRId64 " call=finish "
 				     "status=%ld reason=%s", l->job, l->epoch, ans.status,
 				     sp_log_quote(sp_agent_answer_reason(&ans), q, sizeof(q)));
-		} else if (now_ms() >= give_up || atomic_load(&a->forced) || rc == SP_ECANCELLED) {
+		} else if (sp_clock_ms() >= give_up || atomic_load(&a->forced) || rc == SP_ECANCELLED) {
 			if (rc < 0)
 				sp_log_error("agent.finish_failed", "job=%" PRId64 " state=%s error=%s",
 					     l->job, state, sp_log_quote(err.msg, q, sizeof(q)));
@@ -629,7 +606,7 @@ static void start_job(struct sp_agent *a, struct sp_agent_answer *ans)
 
 	j->a = a;
 	pthread_mutex_init(&j->mu, NULL);
-	cond_init_mono(&j->cond);
+	sp_cond_init_mono(&j->cond);
 	sp_agent_batch_init(&j->batch);
 	atomic_init(&j->fenced, false);
 	atomic_init(&j->cancel_asked, false);
@@ -744,7 +721,7 @@ static void *leaser_main(void *arg)
 		if (now_link != link) {
 			if (now_link == LINK_OK)
 				sp_log_info("agent.server_back", "down_s=%.1f",
-					    (double)(now_ms() - down_since) / 1000.0);
+					    (double)(sp_clock_ms() - down_since) / 1000.0);
 			else if (now_link == LINK_UNREACHABLE)
 				sp_log_warn("agent.server_unreachable", "error=%s",
 					    sp_log_quote(err.msg, q, sizeof(q)));
@@ -753,7 +730,7 @@ static void *leaser_main(void *arg)
 					    ans.status,
 					    sp_log_quote(sp_agent_answer_reason(&ans), q, sizeof(q)));
 			if (link == LINK_OK)
-				down_since = now_ms();
+				down_since = sp_clock_ms();
 			link = now_link;
 		}
 		if (now_link == LINK_OK) {
@@ -767,7 +744,7 @@ static void *leaser_main(void *arg)
 
 			pthread_mutex_lock(&a->mu);
 			wait_ms = sp_agent_backoff_ms(++failures, (uint32_t)rand_r(&a->rnd));
-			agent_sleep_locked(a, now_ms() + wait_ms, true);
+			agent_sleep_locked(a, sp_clock_ms() + wait_ms, true);
 			pthread_mutex_unlock(&a->mu);
 		}
 		sp_agent_answer_release(&ans);
@@ -831,7 +808,7 @@ int sp_agent_start(struct sp_agent **out, const struct sp_agent_opts *opts,
 	if (a->lease_wait_s > 60)
 		a->lease_wait_s = 60;
 	pthread_mutex_init(&a->mu, NULL);
-	cond_init_mono(&a->cond);
+	sp_cond_init_mono(&a->cond);
 	atomic_init(&a->forced, false);
 	a->rnd = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)a;
 	if ((rc = sp_agent_client_new(&a->lease_client, client_opts(a, &co), err)) < 0)

@@ -5,14 +5,12 @@
 
 #include <time.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 
 int64_t sp_cancel_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return sp_clock_ms();
 }
 
 int sp_cancel_check(void *ud)

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
 
@@ -46,14 +47,6 @@
 #define IO_CHUNK 65536
 /* The descriptor number the child keeps for reporting an exec failure. */
 #define EXEC_REPORT_FD 3
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void close_fd(int *fd)
 {
@@ -306,7 +299,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 		goto out;
 	}
 	mask_set = true;
-	start = now_ms();
+	start = sp_clock_ms();
 	pid = fork();
 	if (pid == 0)
 		child_exec(prog, o->argv, o->envp, in_pipe[0], out_pipe[1], err_pipe[1], report[1]);
@@ -357,7 +350,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 			pid_t r = waitpid(pid, &status, WNOHANG);
 			if (r == pid) {
 				reaped = true;
-				exited_at = now_ms();
+				exited_at = sp_clock_ms();
 			} else if (r < 0 && errno != EINTR) {
 				rc = sp_error_set(err, SP_ERROR, "lost track of %s: waitpid: %s "
 						  "(is SIGCHLD ignored?)", name, strerror(errno));
@@ -368,7 +361,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 		}
 		if (reaped && out_pipe[0] < 0 && err_pipe[0] < 0)
 			break;
-		t = now_ms();
+		t = sp_clock_ms();
 		if (reaped && t - exited_at >= EXIT_GRACE_MS)
 			break;  /* something it started still holds the pipes */
 		if (!reaped && deadline && t >= deadline)
@@ -433,7 +426,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 	pid = -1;
 	drain_rest(&out_pipe[0], &res->out, &res->out_dropped);
 	drain_rest(&err_pipe[0], &res->err, &res->err_dropped);
-	res->seconds = (double)(now_ms() - start) / 1000.0;
+	res->seconds = (double)(sp_clock_ms() - start) / 1000.0;
 	if (WIFEXITED(status))
 		res->exit_code = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))

@@ -59,6 +59,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
@@ -120,20 +121,6 @@ struct sp_agents {
 };
 
 /* ---- small helpers --------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void ts_at(struct timespec *ts, int64_t mono_ms)
-{
-	ts->tv_sec = (time_t)(mono_ms / 1000);
-	ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
-}
 
 static int ttl_ms(const struct sp_agents *a)
 {
@@ -321,7 +308,7 @@ static bool online(const struct agent_rt *rt, int64_t now)
 
 void sp_agents_counts(struct sp_agents *a, int *configured, int *online_n)
 {
-	int64_t now = now_ms();
+	int64_t now = sp_clock_ms();
 	size_t i;
 	int on = 0;
 
@@ -428,7 +415,7 @@ static bool unlink_locked(struct sp_agents *a, struct jobstate *s)
 static void sweep(struct sp_agents *a)
 {
 	struct jobstate *s, *next, *gone = NULL;
-	int64_t limit = now_ms() - 2 * (int64_t)ttl_ms(a);
+	int64_t limit = sp_clock_ms() - 2 * (int64_t)ttl_ms(a);
 
 	pthread_mutex_lock(&a->mu);
 	for (s = a->jobs; s; s = next) {
@@ -482,7 +469,7 @@ static struct jobstate *state_get(struct sp_agents *a, int64_t job, int64_t epoc
 	}
 	if (s) {
 		s->refs++;
-		s->last_call_ms = now_ms();
+		s->last_call_ms = sp_clock_ms();
 	}
 	pthread_mutex_unlock(&a->mu);
 	jobstate_free(old);
@@ -756,7 +743,7 @@ static void seen(struct sp_agents *a, const struct sp_agents_call *c, const char
 	pthread_mutex_lock(&a->mu);
 	rt->seen = true;
 	rt->last_seen = time(NULL);
-	rt->last_seen_ms = now_ms();
+	rt->last_seen_ms = sp_clock_ms();
 	free(rt->labels);
 	rt->labels = labels ? sp_xstrdup(labels) : NULL;
 	rt->free = free_n;
@@ -853,7 +840,7 @@ void sp_agents_lease(struct sp_agents *a, const struct sp_agents_call *c,
 		     struct sp_agents_reply *out)
 {
 	const struct sp_server_config *cfg = a->srv->cfg;
-	int64_t free_n = 0, *running = NULL, start = now_ms(), deadline;
+	int64_t free_n = 0, *running = NULL, start = sp_clock_ms(), deadline;
 	size_t nrunning = 0;
 	char *labels = NULL, q[600];
 	int wait_s = c->wait_s;
@@ -913,7 +900,7 @@ void sp_agents_lease(struct sp_agents *a, const struct sp_agents_call *c,
 			sp_log_info("agent.lease", "agent=%s job=%" PRId64 " epoch=%" PRId64
 				    " attempt=%d repo=%s waited_ms=%" PRId64, req.agent, l.job_id,
 				    l.epoch, l.attempt, sp_log_quote(l.repo, q, sizeof(q)),
-				    now_ms() - start);
+				    sp_clock_ms() - start);
 			reply(out, 200, lease_answer(a, &l, repo));
 			out->leased_job = l.job_id;
 			out->leased_epoch = l.epoch;
@@ -923,9 +910,9 @@ void sp_agents_lease(struct sp_agents *a, const struct sp_agents_call *c,
 		if (rc != SP_ENOTFOUND) {
 			bool warn;
 			pthread_mutex_lock(&a->mu);
-			warn = now_ms() - a->last_store_warn_ms > 60000;
+			warn = sp_clock_ms() - a->last_store_warn_ms > 60000;
 			if (warn)
-				a->last_store_warn_ms = now_ms();
+				a->last_store_warn_ms = sp_clock_ms();
 			pthread_mutex_unlock(&a->mu);
 			if (warn)
 				sp_log_warn("lease.failed", "agent=%s error=%s", req.agent,
@@ -934,14 +921,14 @@ void sp_agents_lease(struct sp_agents *a, const struct sp_agents_call *c,
 			goto out;
 		}
 		/* nothing queued for these labels: wait for a wake */
-		now = now_ms();
+		now = sp_clock_ms();
 		if (now >= deadline) {
 			reply(out, 204, NULL);
 			goto out;
 		}
 		next_poll = now + REPOLL_MS < deadline ? now + REPOLL_MS : deadline;
 		for (;;) {
-			int64_t t = now_ms(), until_ms;
+			int64_t t = sp_clock_ms(), until_ms;
 
 			if (t >= next_poll)
 				break;
@@ -951,7 +938,7 @@ void sp_agents_lease(struct sp_agents *a, const struct sp_agents_call *c,
 				goto out;
 			}
 			until_ms = t + GONE_CHECK_MS < next_poll ? t + GONE_CHECK_MS : next_poll;
-			ts_at(&until, until_ms);
+			sp_clock_abs(&until, until_ms);
 			pthread_mutex_lock(&a->mu);
 			while (a->gen == gen && !a->stopping && !draining(a))
 				if (pthread_cond_timedwait(&a->cond, &a->mu, &until) == ETIMEDOUT)
@@ -1356,7 +1343,7 @@ out:
 cJSON *sp_agents_list(struct sp_agents *a)
 {
 	cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "agents");
-	int64_t now = now_ms();
+	int64_t now = sp_clock_ms();
 	size_t i, k;
 
 	if (!a)

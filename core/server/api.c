@@ -39,6 +39,7 @@
 
 #include <git2.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
@@ -221,14 +222,6 @@ static enum MHD_Result store_error(struct sp_req *r, int rc, const struct sp_err
 	return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store unavailable");
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /*
  * A ping is a committed (fsynced) write, and /healthz is public: a success
  * is trusted for HEALTH_CACHE_MS so that a client polling it in a loop
@@ -239,7 +232,7 @@ static int64_t now_ms(void)
 static enum MHD_Result do_healthz(struct sp_req *r)
 {
 	struct sp_error err = SP_ERROR_INIT;
-	int64_t now = now_ms();
+	int64_t now = sp_clock_ms();
 	char q[600];
 
 	if (now - atomic_load(&r->h->health_ok_ms) < HEALTH_CACHE_MS)
@@ -248,7 +241,7 @@ static enum MHD_Result do_healthz(struct sp_req *r)
 		sp_log_warn("health.failed", "error=%s", sp_log_quote(err.msg, q, sizeof(q)));
 		return sp_http_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store unavailable\n");
 	}
-	atomic_store(&r->h->health_ok_ms, now_ms());
+	atomic_store(&r->h->health_ok_ms, sp_clock_ms());
 	return sp_http_reply_text(r, MHD_HTTP_OK, "ok\n");
 }
 
@@ -725,32 +718,23 @@ struct sse {
 	int fd;                  /* -1 until the file exists */
 	uint64_t off;            /* next byte of the file to read */
 	struct sp_buf line;      /* a line read without its newline yet */
-	struct sp_buf out;       /* formatted, not yet handed to libmicrohttpd */
-	size_t out_pos;
-	struct timespec last_out, last_state;
+	struct sp_sse_out out;   /* formatted, not yet handed to libmicrohttpd */
+	int64_t last_state_ms;   /* the job's state was last looked at */
 	bool final;              /* the job is final (seen at least once) */
 	bool ended;              /* `event: end` is in out */
 	char state[16];
 };
 
-static int64_t ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
 static void sse_emit_line(struct sse *s, const char *data, size_t len, uint64_t id)
 {
 	size_t i;
 
-	sp_buf_addf(&s->out, "id: %llu\ndata: ", (unsigned long long)id);
+	sp_buf_addf(&s->out.buf, "id: %llu\ndata: ", (unsigned long long)id);
 	/* a CR would end the SSE line early: keep the text, drop the CRs */
 	for (i = 0; i < len; i++)
 		if (data[i] != '\r')
-			sp_buf_addch(&s->out, data[i]);
-	sp_buf_addstr(&s->out, "\n\n");
+			sp_buf_addch(&s->out.buf, data[i]);
+	sp_buf_addstr(&s->out.buf, "\n\n");
 }
 
 /* Reads what the file has past s->off into events; true when it had some. */
@@ -793,7 +777,7 @@ static void sse_check_state(struct sse *s)
 	struct sp_error err = SP_ERROR_INIT;
 	int rc, st;
 
-	clock_gettime(CLOCK_MONOTONIC, &s->last_state);
+	s->last_state_ms = sp_clock_ms();
 	st = job_state(s->h->srv->store, s->job, &rc, &err);
 	if (st < 0) {
 		if (rc == SP_ENOTFOUND) {
@@ -815,19 +799,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	for (;;) {
-		if (s->out_pos < s->out.len) {
-			size_t n = s->out.len - s->out_pos;
-			if (n > max)
-				n = max;
-			memcpy(buf, s->out.data + s->out_pos, n);
-			s->out_pos += n;
-			if (s->out_pos == s->out.len) {
-				sp_buf_reset(&s->out);
-				s->out_pos = 0;
-			}
-			clock_gettime(CLOCK_MONOTONIC, &s->last_out);
+		size_t n = sp_sse_out_take(&s->out, buf, max);
+
+		if (n)
 			return (ssize_t)n;
-		}
 		if (s->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		/* not on draining: the jobs that finish during the drain can be
@@ -843,19 +818,17 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 				sse_emit_line(s, s->line.data, s->line.len, s->off);
 				sp_buf_reset(&s->line);
 			}
-			sp_buf_addf(&s->out, "event: end\ndata: %s\n\n", s->state);
+			sp_buf_addf(&s->out.buf, "event: end\ndata: %s\n\n", s->state);
 			s->ended = true;
 			continue;
 		}
-		if (ms_since(&s->last_state) >= SSE_STATE_EVERY_MS) {
+		if (sp_clock_ms() - s->last_state_ms >= SSE_STATE_EVERY_MS) {
 			sse_check_state(s);
 			if (s->final)
 				continue;  /* one more look at the file first */
 		}
-		if (ms_since(&s->last_out) >= SSE_KEEPALIVE_S * 1000) {
-			sp_buf_addstr(&s->out, ": keepalive\n\n");
+		if (sp_sse_out_keepalive(&s->out, SSE_KEEPALIVE_S * 1000))
 			continue;
-		}
 		nanosleep(&ts, NULL);
 	}
 }
@@ -869,7 +842,7 @@ static void sse_free(void *cls)
 		close(s->fd);
 	free(s->path);
 	sp_buf_release(&s->line);
-	sp_buf_release(&s->out);
+	sp_sse_out_release(&s->out);
 	free(s);
 }
 
@@ -906,10 +879,9 @@ static enum MHD_Result log_sse(struct sp_req *r, int64_t job, const char *path)
 	s->path = sp_xstrdup(path);
 	s->fd = -1;
 	sp_buf_init(&s->line, 0);
-	sp_buf_init(&s->out, 0);
+	sp_sse_out_init(&s->out);
 	s->off = (uint64_t)off;
-	clock_gettime(CLOCK_MONOTONIC, &s->last_out);
-	s->last_state = s->last_out;
+	s->last_state_ms = s->out.last_ms;
 	if (sp_job_state_final((enum sp_job_state)st)) {
 		s->final = true;
 		snprintf(s->state, sizeof(s->state), "%s", sp_job_state_name((enum sp_job_state)st));

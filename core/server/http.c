@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/fsutil.h"
 #include "core/base/log.h"
@@ -147,6 +148,47 @@ const char *sp_http_header(struct sp_req *r, const char *name)
 const char *sp_http_arg(struct sp_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- SSE output ------------------------------------------------------------ */
+
+void sp_sse_out_init(struct sp_sse_out *o)
+{
+	sp_buf_init(&o->buf, 0);
+	o->pos = 0;
+	o->last_ms = sp_clock_ms();
+}
+
+void sp_sse_out_release(struct sp_sse_out *o)
+{
+	sp_buf_release(&o->buf);
+	o->pos = 0;
+}
+
+size_t sp_sse_out_take(struct sp_sse_out *o, char *dst, size_t max)
+{
+	size_t n = o->buf.len - o->pos;
+
+	if (!n)
+		return 0;
+	if (n > max)
+		n = max;
+	memcpy(dst, o->buf.data + o->pos, n);
+	o->pos += n;
+	if (o->pos == o->buf.len) {
+		sp_buf_reset(&o->buf);
+		o->pos = 0;
+	}
+	o->last_ms = sp_clock_ms();
+	return n;
+}
+
+bool sp_sse_out_keepalive(struct sp_sse_out *o, int64_t keepalive_ms)
+{
+	if (sp_clock_ms() - o->last_ms < keepalive_ms)
+		return false;
+	sp_buf_addstr(&o->buf, ": keepalive\n\n");
+	return true;
 }
 
 /* ---- the request life cycle ---------------------------------------------- */

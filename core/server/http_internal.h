@@ -114,6 +114,23 @@ double sp_http_elapsed(const struct sp_req *r);
  * false when the budget cannot give them (answer 503). */
 bool sp_http_reserve(struct sp_req *r, size_t total);
 
+/*
+ * The bytes of an SSE stream (log follow, job changes) not yet handed to
+ * libmicrohttpd: its content reader adds to buf, then hands them over with
+ * sp_sse_out_take; a stream with nothing to say sends a keepalive comment.
+ */
+struct sp_sse_out {
+	struct sp_buf buf;
+	size_t pos;               /* bytes of buf already handed over */
+	int64_t last_ms;          /* when bytes last went out (sp_clock_ms) */
+};
+void sp_sse_out_init(struct sp_sse_out *o);
+void sp_sse_out_release(struct sp_sse_out *o);
+/* Copies pending bytes (at most max) to dst; how many, 0 when none. */
+size_t sp_sse_out_take(struct sp_sse_out *o, char *dst, size_t max);
+/* Queues ": keepalive" when nothing went out for keepalive_ms; whether it did. */
+bool sp_sse_out_keepalive(struct sp_sse_out *o, int64_t keepalive_ms);
+
 /* ---- hooks.c ------------------------------------------------------------- */
 
 /*

@@ -54,6 +54,7 @@
 
 #include "core/base/buf.h"
 #include "core/base/child.h"
+#include "core/base/clock.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
 #include "core/base/lines.h"
@@ -72,14 +73,6 @@
 #define EXEC_REPORT_FD 3
 
 extern char **environ;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void close_fd(int *fd)
 {
@@ -363,7 +356,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	struct run r;
 	sigset_t all, old, pipeset, pending;
 	bool mask_set = false, sigpipe_pending_before = false, exited = false;
-	int64_t start = now_ms(), deadline = 0, kill_at = 0, exited_at = 0, next_tick;
+	int64_t start = sp_clock_ms(), deadline = 0, kill_at = 0, exited_at = 0, next_tick;
 	char *prog = NULL;
 	pid_t pid = -1;
 	int rc = 0, status = 0, e;
@@ -414,7 +407,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	{
 		pid_t parent = getpid();
 
-		start = now_ms();
+		start = sp_clock_ms();
 		pid = fork();
 		if (pid == 0)
 			child_exec(prog, argv.v, envp.v, in_pipe[0], out_pipe[1], err_pipe[1],
@@ -455,7 +448,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	(void)set_nonblock(r.in_fd);
 	if (o->timeout_ms > 0)
 		deadline = start + o->timeout_ms;
-	next_tick = now_ms();
+	next_tick = sp_clock_ms();
 
 	for (;;) {
 		struct pollfd pfd[2];
@@ -472,7 +465,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 			w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
 			if (w == 0 && si.si_pid == pid) {
 				exited = true;
-				exited_at = now_ms();
+				exited_at = sp_clock_ms();
 			} else if (w < 0 && errno != EINTR) {
 				rc = sp_error_set(err, SP_ERROR, "lost track of the job: waitpid: %s "
 						  "(is SIGCHLD ignored?)", strerror(errno));
@@ -483,7 +476,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 		}
 		if (exited && out_pipe[0] < 0 && err_pipe[0] < 0)
 			break;
-		t = now_ms();
+		t = sp_clock_ms();
 		if (exited && t - exited_at >= EXIT_GRACE_MS)
 			break;  /* something it started still holds the pipes */
 		if (!exited && t >= next_tick) {
@@ -503,7 +496,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 				signal_group(pid, SIGKILL);
 				kill_at = INT64_MAX;  /* once */
 			}
-			t = now_ms();
+			t = sp_clock_ms();
 		}
 		if (!exited)
 			wait_ms = next_tick > t ? (int)(next_tick - t) : 0;
@@ -552,7 +545,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	pid = -1;
 	sp_lines_flush(&r.out_lines);
 	sp_lines_flush(&r.err_lines);
-	res->seconds = (double)(now_ms() - start) / 1000.0;
+	res->seconds = (double)(sp_clock_ms() - start) / 1000.0;
 	if (WIFEXITED(status))
 		res->exit_code = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
@@ -47,14 +48,6 @@ struct sp_outbox {
 	bool started, joined;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long backoff_ms(int attempts)
 {
 	long ms = BACKOFF_BASE_MS;
@@ -67,7 +60,7 @@ static long backoff_ms(int attempts)
 /* Whether the thread should stop sending now (called with mu held). */
 static bool past_stop(const struct sp_outbox *o)
 {
-	return o->stopping && now_ms() >= o->stop_deadline;
+	return o->stopping && sp_clock_ms() >= o->stop_deadline;
 }
 
 static bool should_stop(struct sp_outbox *o)
@@ -175,8 +168,8 @@ static void *outbox_main(void *arg)
 		pthread_mutex_unlock(&o->mu);
 
 		rc = sp_store_outbox_next(o->srv->store, BATCH, &rows, &n, &err);
-		if (rc < 0 && now_ms() - last_warn > 60000) {
-			last_warn = now_ms();
+		if (rc < 0 && sp_clock_ms() - last_warn > 60000) {
+			last_warn = sp_clock_ms();
 			sp_log_warn("status.failed", "error=%s", sp_log_quote(err.msg, q, sizeof(q)));
 		}
 		for (i = 0; rc == 0 && i < n; i++) {
@@ -248,7 +241,7 @@ void sp_outbox_stop(struct sp_outbox *o, long timeout_ms)
 	pthread_mutex_lock(&o->mu);
 	if (!o->stopping) {
 		o->stopping = true;
-		o->stop_deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+		o->stop_deadline = sp_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	}
 	pthread_cond_broadcast(&o->cv);
 	pthread_mutex_unlock(&o->mu);

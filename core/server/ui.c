@@ -39,6 +39,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
@@ -773,19 +774,10 @@ out:
 struct sp_ui_events {
 	struct sp_http *h;
 	int64_t rev;                 /* changes after this one are not sent yet */
-	struct sp_buf out;
-	size_t out_pos;
-	struct timespec last_out, last_poll;
+	struct sp_sse_out out;
+	int64_t last_poll_ms;        /* the store was last looked at */
 	bool poll_now;
 };
-
-static int64_t ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
 
 struct sp_ui_events *sp_ui_events_new(struct sp_http *h, int64_t since)
 {
@@ -795,15 +787,14 @@ struct sp_ui_events *sp_ui_events_new(struct sp_http *h, int64_t since)
 	size_t n;
 
 	e->h = h;
-	sp_buf_init(&e->out, 0);
+	sp_sse_out_init(&e->out);
 	/* a rev past the store's (another database since) starts from now */
 	if (sp_store_job_changes(h->srv->store, -1, NULL, 0, &n, &now_rev, &err) < 0)
 		now_rev = since > 0 ? since : 0;
 	e->rev = since >= 0 && since <= now_rev ? since : now_rev;
 	e->poll_now = since >= 0 && since < now_rev;
-	sp_buf_addstr(&e->out, "retry: 2000\n: stagepipe job changes\n\n");
-	clock_gettime(CLOCK_MONOTONIC, &e->last_out);
-	e->last_poll = e->last_out;
+	sp_buf_addstr(&e->out.buf, "retry: 2000\n: stagepipe job changes\n\n");
+	e->last_poll_ms = e->out.last_ms;
 	atomic_fetch_add(&h->sse_streams, 1);
 	return e;
 }
@@ -814,15 +805,15 @@ static void events_poll(struct sp_ui_events *e)
 	int64_t ids[EVENTS_BATCH], last = e->rev;
 	size_t n = 0, i;
 
-	clock_gettime(CLOCK_MONOTONIC, &e->last_poll);
+	e->last_poll_ms = sp_clock_ms();
 	e->poll_now = false;
 	if (sp_store_job_changes(e->h->srv->store, e->rev, ids, EVENTS_BATCH, &n, &last,
 				 &err) < 0 || !n)
 		return;  /* a store error: the next poll tries again */
-	sp_buf_addf(&e->out, "id: %lld\nevent: jobs\ndata: {\"changed\":[", (long long)last);
+	sp_buf_addf(&e->out.buf, "id: %lld\nevent: jobs\ndata: {\"changed\":[", (long long)last);
 	for (i = 0; i < n; i++)
-		sp_buf_addf(&e->out, "%s%lld", i ? "," : "", (long long)ids[i]);
-	sp_buf_addstr(&e->out, "]}\n\n");
+		sp_buf_addf(&e->out.buf, "%s%lld", i ? "," : "", (long long)ids[i]);
+	sp_buf_addstr(&e->out.buf, "]}\n\n");
 	e->rev = last;
 	e->poll_now = n == EVENTS_BATCH;  /* more are waiting */
 }
@@ -834,30 +825,19 @@ ssize_t sp_ui_events_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	for (;;) {
-		if (e->out_pos < e->out.len) {
-			size_t n = e->out.len - e->out_pos;
-			if (n > max)
-				n = max;
-			memcpy(buf, e->out.data + e->out_pos, n);
-			e->out_pos += n;
-			if (e->out_pos == e->out.len) {
-				sp_buf_reset(&e->out);
-				e->out_pos = 0;
-			}
-			clock_gettime(CLOCK_MONOTONIC, &e->last_out);
+		size_t n = sp_sse_out_take(&e->out, buf, max);
+
+		if (n)
 			return (ssize_t)n;
-		}
 		if (atomic_load(&e->h->stopping))
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (e->poll_now || ms_since(&e->last_poll) >= EVENTS_POLL_MS) {
+		if (e->poll_now || sp_clock_ms() - e->last_poll_ms >= EVENTS_POLL_MS) {
 			events_poll(e);
-			if (e->out.len)
+			if (e->out.buf.len)
 				continue;
 		}
-		if (ms_since(&e->last_out) >= EVENTS_KEEPALIVE_S * 1000) {
-			sp_buf_addstr(&e->out, ": keepalive\n\n");
+		if (sp_sse_out_keepalive(&e->out, EVENTS_KEEPALIVE_S * 1000))
 			continue;
-		}
 		nanosleep(&ts, NULL);
 	}
 }
@@ -869,7 +849,7 @@ void sp_ui_events_free(void *cls)
 	if (!e)
 		return;
 	atomic_fetch_sub(&e->h->sse_streams, 1);
-	sp_buf_release(&e->out);
+	sp_sse_out_release(&e->out);
 	free(e);
 }
 

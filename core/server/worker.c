@@ -49,6 +49,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "core/base/clock.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
@@ -102,35 +103,6 @@ struct job {
 	int event_errors;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void deadline_in(struct timespec *ts, long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-static void cond_init_mono(pthread_cond_t *c)
-{
-	pthread_condattr_t a;
-
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(c, &a);
-	pthread_condattr_destroy(&a);
-}
-
 static bool draining(const struct sp_workers *w)
 {
 	return atomic_load(&w->srv->draining);
@@ -170,7 +142,7 @@ static void heartbeat(struct job *j)
 	rc = sp_store_renew(w->srv->store, j->lease->job_id, j->lease->epoch, j->ttl_ms,
 			    &cancel, &err);
 	if (rc == 0) {
-		j->next_renew = now_ms() + j->ttl_ms / 3;
+		j->next_renew = sp_clock_ms() + j->ttl_ms / 3;
 		if (cancel && !j->api_cancel) {
 			j->api_cancel = true;
 			sp_log_info("job.cancelling", "job=%" PRId64, j->lease->job_id);
@@ -182,7 +154,7 @@ static void heartbeat(struct job *j)
 	} else {
 		/* the store is in trouble: try again soon; if it stays so, the
 		 * lease expires and the next renew is a conflict */
-		j->next_renew = now_ms() + 1000;
+		j->next_renew = sp_clock_ms() + 1000;
 		sp_log_warn("job.renew_failed", "job=%" PRId64 " error=%s", j->lease->job_id,
 			    sp_log_quote(err.msg, q, sizeof(q)));
 	}
@@ -196,7 +168,7 @@ static int job_cancel(void *ud)
 	 * (up to 30 s): the lease must not expire under a cleaning job */
 	if (atomic_exchange(&j->s->poke, false))
 		j->next_renew = 0;
-	if (!j->conflict && now_ms() >= j->next_renew)
+	if (!j->conflict && sp_clock_ms() >= j->next_renew)
 		heartbeat(j);
 	if (atomic_load(&j->s->w->kill) && !j->api_cancel && !j->conflict)
 		j->drained = true;
@@ -443,7 +415,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	j.s = s;
 	j.lease = l;
 	j.ttl_ms = cfg->lease_ttl_ms > 0 ? (int)cfg->lease_ttl_ms : 30000;
-	j.next_renew = now_ms() + j.ttl_ms / 3;
+	j.next_renew = sp_clock_ms() + j.ttl_ms / 3;
 	memset(&f, 0, sizeof(f));
 	f.exit_code = -1;
 
@@ -674,12 +646,12 @@ static void *slot_main(void *arg)
 			pthread_mutex_unlock(&w->mu);
 			continue;
 		}
-		if (rc != SP_ENOTFOUND && now_ms() - last_warn > 60000) {
-			last_warn = now_ms();
+		if (rc != SP_ENOTFOUND && sp_clock_ms() - last_warn > 60000) {
+			last_warn = sp_clock_ms();
 			sp_log_warn("lease.failed", "agent=%s error=%s", agent,
 				    sp_log_quote(err.msg, q, sizeof(q)));
 		}
-		deadline_in(&until, IDLE_WAIT_MS);
+		sp_clock_abs(&until, sp_clock_ms() + IDLE_WAIT_MS);
 		pthread_mutex_lock(&w->mu);
 		while (!w->stopping && w->gen == gen)
 			if (pthread_cond_timedwait(&w->work, &w->mu, &until) == ETIMEDOUT)
@@ -702,7 +674,7 @@ static void *keeper_main(void *arg)
 		struct timespec until;
 		int requeued = 0, failed = 0, rc;
 
-		deadline_in(&until, KEEPER_EVERY_MS);
+		sp_clock_abs(&until, sp_clock_ms() + KEEPER_EVERY_MS);
 		while (!w->stopping)
 			if (pthread_cond_timedwait(&w->tick, &w->mu, &until) == ETIMEDOUT)
 				break;
@@ -711,8 +683,8 @@ static void *keeper_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		rc = sp_store_expire(w->srv->store, cfg->max_attempts > 0 ? cfg->max_attempts : 3,
 				     &requeued, &failed, &err);
-		if (rc < 0 && now_ms() - last_warn > 60000) {
-			last_warn = now_ms();
+		if (rc < 0 && sp_clock_ms() - last_warn > 60000) {
+			last_warn = sp_clock_ms();
 			sp_log_warn("lease.expire_failed", "error=%s",
 				    sp_log_quote(err.msg, q, sizeof(q)));
 		}
@@ -770,9 +742,9 @@ int sp_workers_start(struct sp_workers **out, struct sp_server *srv, struct sp_e
 	w = sp_xcalloc(1, sizeof(*w));
 	w->srv = srv;
 	pthread_mutex_init(&w->mu, NULL);
-	cond_init_mono(&w->work);
-	cond_init_mono(&w->idle);
-	cond_init_mono(&w->tick);
+	sp_cond_init_mono(&w->work);
+	sp_cond_init_mono(&w->idle);
+	sp_cond_init_mono(&w->tick);
 	atomic_init(&w->kill, false);
 	w->nslots = srv->cfg->workers > 0 ? srv->cfg->workers : 0;
 	w->child_env = child_env(srv->cfg);
@@ -848,7 +820,7 @@ void sp_workers_drain(struct sp_workers *w, long timeout_ms)
 	if (!w)
 		return;
 	stop_all(w, false);
-	deadline_in(&until, timeout_ms > 0 ? timeout_ms : 0);
+	sp_clock_abs(&until, sp_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0));
 	pthread_mutex_lock(&w->mu);
 	while (w->busy > 0 && !atomic_load(&w->kill))
 		if (pthread_cond_timedwait(&w->idle, &w->mu, &until) == ETIMEDOUT)

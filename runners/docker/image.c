@@ -30,6 +30,7 @@
 
 #include "core/registry/auth.h"
 #include "core/base/buf.h"
+#include "core/base/clock.h"
 #include "core/base/error.h"
 #include "core/registry/imageref.h"
 #include "core/base/xalloc.h"
@@ -573,19 +574,11 @@ struct push_ctx {
 	bool stalled;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int push_data(void *ud, const char *data, size_t len, struct sp_error *err)
 {
 	struct push_ctx *c = ud;
 
-	c->last_data_ms = now_ms();
+	c->last_data_ms = sp_clock_ms();
 	return sp_image_push_decoder_feed(c->dec, data, len, err);
 }
 
@@ -595,7 +588,7 @@ static int push_cancel(void *ud)
 
 	if (c->o->cancel && c->o->cancel(c->o->cancel_ud))
 		return 1;
-	if (c->stall_ms && now_ms() - c->last_data_ms > c->stall_ms) {
+	if (c->stall_ms && sp_clock_ms() - c->last_data_ms > c->stall_ms) {
 		c->stalled = true;
 		return 1;
 	}
@@ -612,7 +605,7 @@ int sp_image_push(struct sp_engine *e, const char *ref, const struct sp_image_pu
 	struct push_ctx ctx;
 	const char *headers[2];
 	char *repo = NULL, *tag = NULL, *hdr = NULL, *name = NULL;
-	int64_t start = now_ms();
+	int64_t start = sp_clock_ms();
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -638,7 +631,7 @@ int sp_image_push(struct sp_engine *e, const char *ref, const struct sp_image_pu
 	dopts.ud = o->ud;
 	ctx.dec = sp_image_push_decoder_new(&dopts);
 	ctx.o = o;
-	ctx.last_data_ms = now_ms();
+	ctx.last_data_ms = sp_clock_ms();
 	ctx.stall_ms = o->stall_secs < 0 ? 0 : 1000 * (o->stall_secs ? o->stall_secs
 							   : SP_IMAGE_PUSH_STALL_SECS);
 
@@ -662,7 +655,7 @@ int sp_image_push(struct sp_engine *e, const char *ref, const struct sp_image_pu
 	}
 	if ((rc = sp_image_push_decoder_finish(ctx.dec, res, err)) < 0)
 		goto out;
-	res->seconds = (double)(now_ms() - start) / 1000.0;
+	res->seconds = (double)(sp_clock_ms() - start) / 1000.0;
 out:
 	sp_image_push_decoder_free(ctx.dec);
 	sp_auth_free_secret(hdr);
