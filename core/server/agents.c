@@ -1458,15 +1458,6 @@ static void client_address(struct sp_req *r, char *buf, size_t len)
 			  buf, (socklen_t)len);
 }
 
-static enum MHD_Result method_not_allowed(struct sp_req *r, const char *allow)
-{
-	struct MHD_Response *resp;
-
-	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	return sp_http_reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-}
-
 static enum MHD_Result unauthorized(struct sp_req *r, const char *why)
 {
 	struct MHD_Response *resp;
@@ -1488,7 +1479,7 @@ enum MHD_Result sp_agents_begin(struct sp_req *r)
 	struct sp_server *srv = r->h->srv;
 	int64_t job;
 	enum sp_agents_op op = sp_agents_route(r->url, &job);
-	const char *auth, *cl;
+	const char *auth;
 
 	r->route = route_name(op);
 	r->agent = -1;
@@ -1497,11 +1488,11 @@ enum MHD_Result sp_agents_begin(struct sp_req *r)
 		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "not found");
 	if (op == SP_AGENTS_OP_LIST) {
 		if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
-			return method_not_allowed(r, "GET");
+			return sp_http_reply_405(r, "GET");
 		return MHD_YES;
 	}
 	if (strcmp(r->method, "POST"))
-		return method_not_allowed(r, "POST");
+		return sp_http_reply_405(r, "POST");
 	/* the token before a byte of the body */
 	auth = sp_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!auth)
@@ -1512,14 +1503,9 @@ enum MHD_Result sp_agents_begin(struct sp_req *r)
 		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is draining");
 	if (op == SP_AGENTS_OP_EVENTS)
 		r->body_max = SP_AGENTS_EVENTS_MAX;
-	cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl) {
-		char *end;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (end == cl || *end || v > r->body_max)
-			return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-						   "body over %zu bytes", r->body_max);
-	}
+	if (!sp_http_length_ok(r))
+		return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes",
+					   r->body_max);
 	return MHD_YES;
 }
 

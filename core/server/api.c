@@ -144,15 +144,6 @@ static bool op_is_post(enum api_op op, const char *method)
 	       (op == OP_JOBS && !strcmp(method, "POST"));
 }
 
-static enum MHD_Result method_not_allowed(struct sp_req *r, const char *allow)
-{
-	struct MHD_Response *resp;
-
-	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	return sp_http_reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-}
-
 /* Whether the client asked for a page (a browser's navigation). */
 static bool wants_html(struct sp_req *r)
 {
@@ -167,7 +158,7 @@ enum MHD_Result sp_api_begin(struct sp_req *r)
 	enum api_op op = route_of(r->url, &job);
 	bool is_get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
 	unsigned int st;
-	const char *cl, *why = NULL;
+	const char *why = NULL;
 
 	r->route = route_name(op, r->method);
 	r->body_max = SP_HTTP_API_BODY_MAX;
@@ -175,12 +166,12 @@ enum MHD_Result sp_api_begin(struct sp_req *r)
 		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "not found");
 	if (op == OP_JOBS) {
 		if (!is_get && strcmp(r->method, "POST"))
-			return method_not_allowed(r, "GET, POST");
+			return sp_http_reply_405(r, "GET, POST");
 	} else if (op == OP_JOB_CANCEL || op == OP_JOB_RETRY) {
 		if (strcmp(r->method, "POST"))
-			return method_not_allowed(r, "POST");
+			return sp_http_reply_405(r, "POST");
 	} else if (!is_get) {
-		return method_not_allowed(r, "GET");
+		return sp_http_reply_405(r, "GET");
 	}
 	if (!op_is_post(op, r->method)) {
 		/* reads of job data need the read token when one is configured;
@@ -198,14 +189,9 @@ enum MHD_Result sp_api_begin(struct sp_req *r)
 			return sp_ui_unauthorized(r, why);
 		return sp_http_reply_error(r, st, "%s", why);
 	}
-	cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl) {
-		char *end;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (end == cl || *end || v > r->body_max)
-			return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-						   "body over %zu bytes", r->body_max);
-	}
+	if (!sp_http_length_ok(r))
+		return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes",
+					   r->body_max);
 	return MHD_YES;
 }
 

@@ -88,7 +88,6 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	const char *name = r->url + (strlen(r->url) > 7 ? 7 : strlen(r->url));
 	const char *cl, *ct;
 	char q[400], mt[128];
-	struct MHD_Response *resp;
 	size_t content_length = 0;
 
 	r->repo = strchr(name, '/') ? NULL : sp_server_config_repo(srv->cfg, name);
@@ -101,9 +100,7 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r)
 	}
 	if (strcmp(r->method, MHD_HTTP_METHOD_POST)) {
 		count(r, "bad_request");
-		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
-		return sp_http_reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+		return sp_http_reply_405(r, "POST");
 	}
 	if (atomic_load(&r->h->srv->draining)) {
 		count(r, "unavailable");

@@ -123,6 +123,30 @@ enum MHD_Result sp_http_reply_text(struct sp_req *r, unsigned int status, const 
 			     buffer_response(text, strlen(text), "text/plain; charset=utf-8"));
 }
 
+enum MHD_Result sp_http_reply_405(struct sp_req *r, const char *allow)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		abort();  /* out of memory, as xalloc */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	return sp_http_reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
+bool sp_http_length_ok(struct sp_req *r)
+{
+	const char *cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long v;
+	char *end;
+
+	if (!cl)
+		return true;
+	errno = 0;
+	v = strtoull(cl, &end, 10);
+	return end != cl && !*end && !errno && cl[0] >= '0' && cl[0] <= '9' && v <= r->body_max;
+}
+
 bool sp_http_reserve(struct sp_req *r, size_t total)
 {
 	struct sp_http *h = r->h;

@@ -104,6 +104,12 @@ enum MHD_Result sp_http_reply_error(struct sp_req *r, unsigned int status, const
 /* text/plain; charset=utf-8 */
 enum MHD_Result sp_http_reply_text(struct sp_req *r, unsigned int status, const char *text);
 
+/* 405 with an Allow header ("GET", "GET, POST"). */
+enum MHD_Result sp_http_reply_405(struct sp_req *r, const char *allow);
+/* Whether the Content-Length, when sent, is a number within r->body_max
+ * (else the caller answers 413 before a byte of the body is read). */
+bool sp_http_length_ok(struct sp_req *r);
+
 /* Header value (case-insensitive), or NULL. */
 const char *sp_http_header(struct sp_req *r, const char *name);
 /* Query argument, or NULL. */

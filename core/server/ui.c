@@ -892,39 +892,24 @@ static enum MHD_Result do_events(struct sp_req *r)
 
 /* ---- routing ------------------------------------------------------------------ */
 
-static enum MHD_Result method_not_allowed(struct sp_req *r, const char *allow)
-{
-	struct MHD_Response *resp;
-
-	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	return sp_http_reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-}
-
 enum MHD_Result sp_ui_begin(struct sp_req *r)
 {
 	enum ui_op op = op_of(r->url);
 	bool is_get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
-	const char *cl;
 
 	r->route = route_name(op);
 	r->body_max = 0;
 	if (op == UI_LOGIN || op == UI_LOGOUT) {
 		if (strcmp(r->method, "POST"))
-			return method_not_allowed(r, "POST");
+			return sp_http_reply_405(r, "POST");
 		r->body_max = LOGIN_BODY_MAX;
-		cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl) {
-			char *end;
-			unsigned long long v = strtoull(cl, &end, 10);
-			if (end == cl || *end || v > r->body_max)
-				return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-							   "body over %zu bytes", r->body_max);
-		}
+		if (!sp_http_length_ok(r))
+			return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes",
+						   r->body_max);
 		return MHD_YES;
 	}
 	if (!is_get)
-		return method_not_allowed(r, "GET");
+		return sp_http_reply_405(r, "GET");
 	if ((op == UI_REPOS || op == UI_EVENTS) && sp_ui_read_check(r))
 		return sp_ui_unauthorized(r, "read token required");
 	return MHD_YES;
