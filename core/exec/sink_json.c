@@ -83,6 +83,35 @@ static void add_strings(cJSON *o, const char *name, char *const *v, size_t n)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(v[i]));
 }
 
+/* The names a stage needs, as a JSON array. */
+static cJSON *needs_of(const struct sp_stage *st)
+{
+	cJSON *arr = cJSON_CreateArray();
+	size_t i;
+
+	for (i = 0; i < st->needs.n; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(st->needs.items[i].s));
+	return arr;
+}
+
+/* "needs": {"stage": ["dep", ...]} for the stages that need others (the
+ * graph of the run; a stage not in it needs nothing). */
+static void needs_map(cJSON *o, const struct sp_pipeline *p)
+{
+	cJSON *map = NULL;
+	size_t i;
+
+	for (i = 0; i < p->nstages; i++) {
+		const struct sp_stage *st = &p->stages[i];
+
+		if (!st->needs.n)
+			continue;
+		if (!map)
+			map = cJSON_AddObjectToObject(o, "needs");
+		cJSON_AddItemToObject(map, st->name, needs_of(st));
+	}
+}
+
 static void stage_finished(cJSON *o, const struct sp_stage_report *rep)
 {
 	const struct sp_stage *st = rep->stage;
@@ -137,6 +166,7 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		for (i = 0; i < ev->pipeline->nstages; i++)
 			cJSON_AddItemToArray(arr, cJSON_CreateString(
 				ev->pipeline->stages[ev->pipeline->order[i]].name));
+		needs_map(o, ev->pipeline);
 		break;
 	case SP_EVENT_STAGE_STARTED:
 		cJSON_AddStringToObject(o, "event", "stage_started");
@@ -156,6 +186,8 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		cJSON_AddStringToObject(o, "event", "stage_finished");
 		cJSON_AddStringToObject(o, "stage", ev->stage->name);
 		stage_finished(o, ev->report);
+		if (ev->stage->needs.n)
+			cJSON_AddItemToObject(o, "needs", needs_of(ev->stage));
 		break;
 	case SP_EVENT_PIPELINE_FINISHED:
 		cJSON_AddStringToObject(o, "event", "pipeline_finished");

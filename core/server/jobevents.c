@@ -4,7 +4,8 @@
  *
  *   pipeline_started   remembers the stages in run order (their pos) and
  *                      writes a "pending" row for each, so a job's detail
- *                      shows its whole plan from the start
+ *                      shows its whole plan from the start (a stage's
+ *                      report is then {"needs": [...]}, for the graph)
  *   stage_started      the stage row: running
  *   log                the line into DATA/logs/<job>/<stage>.log; a line
  *                      without a stage (checkout, the pipeline as a whole)
@@ -147,12 +148,25 @@ static int put_stage(struct sp_jobevents *je, const char *name, const char *stat
 static int on_pipeline_started(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err)
 {
 	const cJSON *stages = cJSON_GetObjectItemCaseSensitive(ev, "stages"), *s;
-	int rc;
+	const cJSON *needs = cJSON_GetObjectItemCaseSensitive(ev, "needs");
+	int rc = 0;
 
 	cJSON_ArrayForEach(s, stages) {
+		const cJSON *n;
+		cJSON *report = NULL;
+
 		if (!cJSON_IsString(s))
 			continue;
-		if ((rc = put_stage(je, s->valuestring, "pending", 0, NULL, err)) < 0)
+		/* until the stage ends, its report is only what it needs (the
+		 * job detail's graph); stage_finished's report replaces it */
+		n = cJSON_GetObjectItemCaseSensitive(needs, s->valuestring);
+		if (cJSON_IsArray(n)) {
+			report = cJSON_CreateObject();
+			cJSON_AddItemToObject(report, "needs", cJSON_Duplicate(n, true));
+		}
+		rc = put_stage(je, s->valuestring, "pending", 0, report, err);
+		cJSON_Delete(report);
+		if (rc < 0)
 			return rc;
 	}
 	return 0;

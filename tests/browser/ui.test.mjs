@@ -107,6 +107,10 @@ try {
 		await fail('the job state does not say passed');
 	await page.locator('[data-testid="log-line"]').first().waitFor({ timeout: 15000 })
 		.catch(() => fail('no log lines on the job page'));
+	// the needs graph: test → package
+	if (await page.locator('.graph svg .edge').count() !== 1 ||
+	    await page.locator('.graph svg .node').count() !== 2)
+		await fail('the stages graph is not test → package');
 	await shot('job-passed');
 
 	// ---- a 200 MB log: its end shows, and only a window of it is fetched ----

@@ -49,6 +49,10 @@ stages:
     coverage: { min: 80 }
     env: { PYTHONUNBUFFERED: "1" }
     timeout: 10m
+  - name: package
+    target: runtime
+    needs: [test]
+    healthcheck: true
 EOF
 git -C "$T/proj" init -q -b main
 git -C "$T/proj" add -A

@@ -137,7 +137,8 @@ static void test_a_job(void **state)
 
 	assert_int_equal(feed(je, "{\"event\":\"log\",\"stream\":\"info\",\"line\":\"cloning\"}"), 0);
 	assert_int_equal(feed(je, "{\"event\":\"pipeline_started\",\"pipeline\":\"app\","
-			      "\"job\":\"srv-1\",\"stages\":[\"build\",\"test\",\"release\"]}"), 0);
+			      "\"job\":\"srv-1\",\"stages\":[\"build\",\"test\",\"release\"],"
+			      "\"needs\":{\"test\":[\"build\"],\"release\":[\"test\"]}}"), 0);
 	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"build\","
 			      "\"target\":\"build\"}"), 0);
 	assert_int_equal(feed(je, "{\"event\":\"log\",\"stage\":\"build\",\"stream\":\"build\","
@@ -179,6 +180,10 @@ static void test_a_job(void **state)
 	s = stage_of(job, "release");
 	assert_string_equal(jstr(s, "state"), "pending");
 	assert_true(jnum(s, "pos") == 2);
+	/* a pending stage's report is what it needs (for the graph) */
+	report = cJSON_GetObjectItemCaseSensitive(s, "report");
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(report, "needs"),
+					       0)->valuestring, "test");
 	s = stage_of(job, "extra");
 	assert_string_equal(jstr(s, "state"), "running");
 	assert_true(jnum(s, "pos") == 3);
