@@ -755,6 +755,25 @@ static void seen(struct sp_agents *a, const struct sp_agents_call *c, const char
 	pthread_mutex_unlock(&a->mu);
 }
 
+/*
+ * An accepted event batch (the heartbeat of a running job) is also a sign
+ * of life: after a server restart an agent busy with a long job shows
+ * online, with that job, before its next lease call.
+ */
+static void seen_running(struct sp_agents *a, const struct sp_agents_call *c)
+{
+	struct agent_rt *rt = &a->agents[c->agent];
+
+	pthread_mutex_lock(&a->mu);
+	rt->seen = true;
+	rt->last_seen = time(NULL);
+	rt->last_seen_ms = sp_clock_ms();
+	running_add(rt, c->job);
+	if (c->address)
+		snprintf(rt->address, sizeof(rt->address), "%s", c->address);
+	pthread_mutex_unlock(&a->mu);
+}
+
 /* The 200 answer of a lease (credentials only when the repo has git:). */
 static cJSON *lease_answer(struct sp_agents *a, const struct sp_lease *l,
 			   const struct sp_repo_config *repo)
@@ -1073,6 +1092,7 @@ void sp_agents_events(struct sp_agents *a, const struct sp_agents_call *c,
 	}
 	state_put(a, s);
 answer:
+	seen_running(a, c);
 	j = cJSON_CreateObject();
 	cJSON_AddBoolToObject(j, "cancel", cancel);
 	reply(out, 200, j);

@@ -620,6 +620,17 @@ static void test_events_without_lease_state(void **state)
 	sp_agents_events(f->srv.agents, &c, &r);
 	assert_int_equal(r.status, 200);
 	sp_agents_reply_release(&r);
+	/* its batches count as signs of life: online, with the job, before
+	 * any lease call of this server's */
+	{
+		cJSON *list = sp_agents_list(f->srv.agents);
+		const cJSON *ag = cJSON_GetArrayItem(cJSON_GetObjectItem(list, "agents"), 0);
+
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ag, "online")));
+		assert_int_equal((int64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(ag, "running"),
+							     0)->valuedouble, id);
+		cJSON_Delete(list);
+	}
 	c = call(0, id + 100, 1, 1, NULL);
 	sp_agents_events(f->srv.agents, &c, &r);
 	assert_int_equal(r.status, 404);
