@@ -21,6 +21,7 @@
 #include "core/base/error.h"
 #include "core/base/fsutil.h"
 #include "core/base/xalloc.h"
+#include "core/store/store.h"
 
 char *sp_test_fixture_path(const char *set, const char *name)
 {
@@ -73,6 +74,20 @@ void sp_test_write_file(const char *path, const char *text)
 		fail_msg("cannot write %s: %s", path, strerror(errno));
 	assert_true(fputs(text, f) >= 0);
 	assert_int_equal(fclose(f), 0);
+}
+
+struct sp_store *sp_test_store_open(const char *dir)
+{
+	struct sp_store_opts o = { 0 };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *st = NULL;
+	char *db = sp_xasprintf("%s/stagepipe.db", dir);
+
+	o.path = db;
+	if (sp_store_open_sqlite(&st, &o, &err) < 0)
+		fail_msg("store %s: %s", db, err.msg);
+	free(db);
+	return st;
 }
 
 char *sp_test_tempdir(const char *prefix)

@@ -46,6 +46,14 @@ void sp_test_write_file(const char *path, const char *text);
 char *sp_test_tempdir(const char *prefix);
 
 /*
+ * Opens (creating) the SQLite job store DIR/stagepipe.db, as `serve` does
+ * with its data folder; fails the test when it cannot.  Close it with
+ * sp_store_close.
+ */
+struct sp_store;
+struct sp_store *sp_test_store_open(const char *dir);
+
+/*
  * Removes path and everything below it, never following symlinks; the
  * folders are made readable and writable first (tests leave unreadable
  * ones behind on purpose).  A path that does not exist is fine.  Fails the

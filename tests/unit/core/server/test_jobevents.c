@@ -31,16 +31,9 @@ struct fix {
 static int setup(void **state)
 {
 	struct fix *f = sp_xcalloc(1, sizeof(*f));
-	struct sp_store_opts o = { 0 };
-	struct sp_error err = SP_ERROR_INIT;
-	char *db;
 
 	f->dir = sp_test_tempdir("sp-jobevents-");
-	db = sp_xasprintf("%s/stagepipe.db", f->dir);
-	o.path = db;
-	if (sp_store_open_sqlite(&f->st, &o, &err) < 0)
-		fail_msg("open: %s", err.msg);
-	free(db);
+	f->st = sp_test_store_open(f->dir);
 	f->srv.store = f->st;
 	f->srv.metrics = sp_metrics_new();
 	*state = f;

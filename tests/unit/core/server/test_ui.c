@@ -212,16 +212,9 @@ struct fix {
 static int setup(void **state)
 {
 	struct fix *f = sp_xcalloc(1, sizeof(*f));
-	struct sp_store_opts o = { 0 };
-	struct sp_error err = SP_ERROR_INIT;
-	char *db;
 
 	f->dir = sp_test_tempdir("sp-ui-");
-	db = sp_xasprintf("%s/stagepipe.db", f->dir);
-	o.path = db;
-	if (sp_store_open_sqlite(&f->srv.store, &o, &err) < 0)
-		fail_msg("open: %s", err.msg);
-	free(db);
+	f->srv.store = sp_test_store_open(f->dir);
 	f->repos[0].name = W("app");
 	f->repos[0].url = W("https://ci-bot:hunter2@git.example.com/team/app.git");
 	f->repos[0].forge = SP_FORGE_GITHUB;

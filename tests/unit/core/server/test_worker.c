@@ -47,18 +47,11 @@ static void sleep_ms(long ms)
 static int setup(void **state)
 {
 	struct fix *f = sp_xcalloc(1, sizeof(*f));
-	struct sp_store_opts o = { 0 };
-	struct sp_error err = SP_ERROR_INIT;
 	const char *top = getenv("SP_TOP");
-	char *db;
 
 	f->dir = sp_test_tempdir("sp-worker-");
 	f->exe = sp_xasprintf("%s/tests/tools/fake_run.sh", top && *top ? top : ".");
-	db = sp_xasprintf("%s/stagepipe.db", f->dir);
-	o.path = db;
-	if (sp_store_open_sqlite(&f->srv.store, &o, &err) < 0)
-		fail_msg("open: %s", err.msg);
-	free(db);
+	f->srv.store = sp_test_store_open(f->dir);
 
 	f->repos[0].name = W("app");
 	f->repos[0].url = W("file:///srv/app.git");
@@ -304,7 +297,8 @@ static void test_drain_requeues(void **state)
 	start(f, "sleep", NULL);
 	id = create(f, "app");
 	cJSON_Delete(wait_state(f, id, "running"));
-	assert_int_equal(sp_workers_busy(f->srv.workers), 1);
+	/* the store says running a moment before the slot counts itself busy */
+	wait_busy(f, 1);
 	atomic_store(&f->srv.draining, true);
 	sp_workers_drain(f->srv.workers, 200);
 	assert_int_equal(sp_workers_busy(f->srv.workers), 0);
