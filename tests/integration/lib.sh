@@ -47,6 +47,24 @@ expect_not_in() {
 	fi
 }
 
+# rnd N: N random bytes as hex (names and secrets unique to a run)
+rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+# build_network: exports BUILD_NETWORK (build.network of the test pipelines)
+# unless set: "default" when the engine at $DOCKER_HOST has a bridge
+# network, "none" when not (contrib/engine.sh's private engine)
+build_network() {
+	if [ -z "${BUILD_NETWORK:-}" ]; then
+		if curl -fsS --unix-socket "${DOCKER_HOST#unix://}" http://localhost/networks/bridge \
+			>/dev/null 2>&1; then
+			BUILD_NETWORK=default
+		else
+			BUILD_NETWORK=none
+		fi
+	fi
+	export BUILD_NETWORK
+}
+
 # free_port: a loopback port nothing answers on (curl: "couldn't connect")
 free_port() {
 	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % 30000))

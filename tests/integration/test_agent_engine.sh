@@ -37,16 +37,9 @@ mkdir -p "$HOME" "$T/data"
 git config --global user.name Test
 git config --global user.email test@example.com
 
-if [ -z "${BUILD_NETWORK:-}" ]; then
-	if curl -fsS --unix-socket "$SOCK" http://localhost/networks/bridge >/dev/null 2>&1; then
-		BUILD_NETWORK=default
-	else
-		BUILD_NETWORK=none
-	fi
-fi
+build_network
 export BUILD_NETWORK BASE_IMAGE REGISTRY DOCKER_HOST
 
-rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 TAG=$(rnd 2)
 P_APP=sptest-agapp-$TAG
 P_FAST=sptest-agfast-$TAG

@@ -20,7 +20,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt"
 	-subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1 ||
 	fail "openssl could not make a test certificate"
 
-rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 TOKEN=agt-$(rnd 16)
 GIT_TOKEN=git-$(rnd 16)
 ADMIN=adm-$(rnd 12)

@@ -13,15 +13,7 @@ git config --global user.email test@example.com
 
 # an engine without a bridge network (like the private one) builds and tests
 # with no network; pipelines/fastapi.yml reads this as build.network
-if [ -z "${BUILD_NETWORK:-}" ]; then
-	if curl -fsS --unix-socket "${DOCKER_HOST#unix://}" http://localhost/networks/bridge \
-		>/dev/null 2>&1; then
-		BUILD_NETWORK=default
-	else
-		BUILD_NETWORK=none
-	fi
-fi
-export BUILD_NETWORK
+build_network
 
 # A repository laid out like this project: the example app and its pipeline.
 mkdir -p "$T/proj/contrib" "$T/proj/pipelines"

@@ -11,15 +11,7 @@ export XDG_CACHE_HOME="$T/cache" GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
 mkdir -p "$HOME"
 git config --global user.name Test
 git config --global user.email test@example.com
-if [ -z "${BUILD_NETWORK:-}" ]; then
-	if curl -fsS --unix-socket "${DOCKER_HOST#unix://}" http://localhost/networks/bridge \
-		>/dev/null 2>&1; then
-		BUILD_NETWORK=default
-	else
-		BUILD_NETWORK=none
-	fi
-fi
-export BUILD_NETWORK
+build_network
 
 # the engine's API: engine GET PATH FILTERS-JSON
 engine() {

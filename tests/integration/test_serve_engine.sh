@@ -22,15 +22,8 @@ mkdir -p "$HOME" "$T/data"
 git config --global user.name Test
 git config --global user.email test@example.com
 
-if [ -z "${BUILD_NETWORK:-}" ]; then
-	if curl -fsS --unix-socket "$SOCK" http://localhost/networks/bridge >/dev/null 2>&1; then
-		BUILD_NETWORK=default
-	else
-		BUILD_NETWORK=none
-	fi
-fi
+build_network
 
-rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 # pipeline names unique to this run: the engine is shared, and container
 # labels (io.stagepipe.job=srv-N, N from 1 in every data folder) are not
 TAG=$(rnd 4)

@@ -29,7 +29,6 @@ git -C "$T/src" commit -qm one
 git clone -q --bare "$T/src" "$T/app.git"
 main_sha=$(git -C "$T/app.git" rev-parse main)
 
-rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 sha() { rnd 20; }
 
 # secrets and tokens, made now; none may appear in a log or the database

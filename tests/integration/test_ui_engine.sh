@@ -21,14 +21,7 @@ export XDG_CACHE_HOME="$T/cache" GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
 mkdir -p "$HOME" "$T/data"
 git config --global user.name "Ada Tester"
 git config --global user.email ada@example.com
-if [ -z "${BUILD_NETWORK:-}" ]; then
-	if curl -fsS --unix-socket "$SOCK" http://localhost/networks/bridge >/dev/null 2>&1; then
-		BUILD_NETWORK=default
-	else
-		BUILD_NETWORK=none
-	fi
-fi
-rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+build_network
 P_UI=sptest-ui-$(rnd 4)
 
 # ---- the repository: main passes, broken fails a test, slow prints a test

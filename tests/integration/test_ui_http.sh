@@ -16,7 +16,6 @@ command -v jq >/dev/null 2>&1 || fail "jq not found"
 : "${BIN:?BIN=path/to/stagepipe}"
 : "${top:=$(cd "$(dirname "$0")/../.." && pwd)}"
 
-rnd() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 ADMIN=adm-$(rnd 16)
 READ=rd-$(rnd 16)
 SECRET=hs-$(rnd 12)
