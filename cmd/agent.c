@@ -32,6 +32,7 @@
 
 #include "cmd/cmd.h"
 #include "core/agent/agent.h"
+#include "core/pipeline/pipeline.h"
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
@@ -207,7 +208,7 @@ static char **split_labels(const char *s)
 			*--end = '\0';
 		if (!*p)
 			continue;
-		if (!sp_agent_label_valid(p)) {
+		if (!sp_label_valid(p)) {
 			fprintf(stderr, "stagepipe agent: invalid label \"%s\" (1 to 63 of a-z, 0-9, "
 				"'.', '_', '-')\n", p);
 			goto fail;

@@ -135,11 +135,6 @@ bool sp_agent_name_valid(const char *name)
 	       name[0] != '-';
 }
 
-bool sp_agent_label_valid(const char *label)
-{
-	return sp_label_valid(label);
-}
-
 /* 4xx answers that trying again will not change. */
 static bool refused(long status)
 {
@@ -781,7 +776,7 @@ int sp_agent_start(struct sp_agent **out, const struct sp_agent_opts *opts,
 	if (!opts->exe)
 		return sp_error_set(err, SP_ECONFIG, "no stagepipe program for the jobs");
 	for (i = 0; opts->labels && opts->labels[i]; i++)
-		if (!sp_agent_label_valid(opts->labels[i]))
+		if (!sp_label_valid(opts->labels[i]))
 			return sp_error_set(err, SP_ECONFIG, "invalid label \"%.64s\" (letters, "
 					    "digits, '.', '_', '-')", opts->labels[i]);
 

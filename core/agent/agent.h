@@ -91,7 +91,5 @@ int sp_agent_remove_leftovers(const char *name, const char *docker_host, unsigne
 /* An agent name: [a-z0-9][a-z0-9._-]*, at most 63 bytes. */
 bool sp_agent_name_valid(const char *name);
 
-/* A label: 1 to 63 of [a-z0-9._-] (sp_label_valid: runs_on's, the server's). */
-bool sp_agent_label_valid(const char *label);
 
 #endif

@@ -733,6 +733,16 @@ out:
 	return rc;
 }
 
+/* The agent was heard from (a->mu held); address may be NULL. */
+static void mark_seen(struct agent_rt *rt, const char *address)
+{
+	rt->seen = true;
+	rt->last_seen = time(NULL);
+	rt->last_seen_ms = sp_clock_ms();
+	if (address)
+		snprintf(rt->address, sizeof(rt->address), "%s", address);
+}
+
 /* The lease call is the agent's "seen" time; running and labels as reported. */
 static void seen(struct sp_agents *a, const struct sp_agents_call *c, const char *labels,
 		 int free_n, const int64_t *running, size_t nrunning)
@@ -741,17 +751,13 @@ static void seen(struct sp_agents *a, const struct sp_agents_call *c, const char
 	size_t i;
 
 	pthread_mutex_lock(&a->mu);
-	rt->seen = true;
-	rt->last_seen = time(NULL);
-	rt->last_seen_ms = sp_clock_ms();
+	mark_seen(rt, c->address);
 	free(rt->labels);
 	rt->labels = labels ? sp_xstrdup(labels) : NULL;
 	rt->free = free_n;
 	rt->nrunning = 0;
 	for (i = 0; i < nrunning; i++)
 		running_add(rt, running[i]);
-	if (c->address)
-		snprintf(rt->address, sizeof(rt->address), "%s", c->address);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -765,12 +771,8 @@ static void seen_running(struct sp_agents *a, const struct sp_agents_call *c)
 	struct agent_rt *rt = &a->agents[c->agent];
 
 	pthread_mutex_lock(&a->mu);
-	rt->seen = true;
-	rt->last_seen = time(NULL);
-	rt->last_seen_ms = sp_clock_ms();
+	mark_seen(rt, c->address);
 	running_add(rt, c->job);
-	if (c->address)
-		snprintf(rt->address, sizeof(rt->address), "%s", c->address);
 	pthread_mutex_unlock(&a->mu);
 }
 

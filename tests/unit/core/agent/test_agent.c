@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/agent/agent.h"
+#include "core/pipeline/pipeline.h"
 #include "core/base/error.h"
 
 static void test_names(void **state)
@@ -40,16 +41,16 @@ static void test_names(void **state)
 static void test_labels(void **state)
 {
 	(void)state;
-	assert_true(sp_agent_label_valid("linux"));
-	assert_true(sp_agent_label_valid("gpu.big_1-x"));
+	assert_true(sp_label_valid("linux"));
+	assert_true(sp_label_valid("gpu.big_1-x"));
 	/* the runs_on rule: lower case, at most 63 */
-	assert_false(sp_agent_label_valid("GPU"));
-	assert_true(sp_agent_label_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-	assert_false(sp_agent_label_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-	assert_false(sp_agent_label_valid(""));
-	assert_false(sp_agent_label_valid("a,b"));
-	assert_false(sp_agent_label_valid("a b"));
-	assert_false(sp_agent_label_valid("\"x\""));
+	assert_false(sp_label_valid("GPU"));
+	assert_true(sp_label_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_false(sp_label_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_false(sp_label_valid(""));
+	assert_false(sp_label_valid("a,b"));
+	assert_false(sp_label_valid("a b"));
+	assert_false(sp_label_valid("\"x\""));
 }
 
 static void start_fails(const struct sp_agent_opts *o, const char *msg)
