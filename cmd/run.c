@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cmd/cmd.h"
 #include "cmd/common.h"
 #include "cmd/signals.h"
@@ -33,6 +35,7 @@
 #include "core/exec/events.h"
 #include "core/exec/executor.h"
 #include "core/base/fsutil.h"
+#include "core/base/mask.h"
 #include "core/exec/sinks.h"
 #include "core/base/xalloc.h"
 #include "core/base/xjson.h"
@@ -93,6 +96,10 @@ const struct sp_cmd sp_cmd_run = {
 	"      --runner-labels A,B  the labels of the runner: a pipeline whose runs_on\n"
 	"                         lists one it lacks builds nothing (a runner_mismatch\n"
 	"                         event) and exits 4\n"
+	"\n"
+	"The pipeline's secrets: are read from this environment (an unset one is\n"
+	"an error, exit 2), given to the test containers and masked as *** in\n"
+	"all output (README, \"Secrets\").\n"
 	"\n"
 	"Exit status: 0 passed (or skipped by on:), 1 a stage failed, 2 usage or\n"
 	"pipeline-file error, 3 engine/registry/infrastructure error (a refused\n"
@@ -308,6 +315,89 @@ out:
 	return rc;
 }
 
+/* ---- secrets ---- */
+
+struct secrets {
+	struct sp_mask *mask;
+	char **env;   /* "NAME=value" */
+	size_t n;
+};
+
+static void secrets_release(struct secrets *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		OPENSSL_cleanse(s->env[i], strlen(s->env[i]));
+		free(s->env[i]);
+	}
+	free(s->env);
+	sp_mask_free(s->mask);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * The pipeline's secrets: each value from this process's environment (a
+ * job of serve or an agent gets the repository's secrets there).  One that
+ * is unset or too short to mask stops the run before anything is built,
+ * with the secrets: line of the pipeline file.  Values never appear in a
+ * message.  Returns 0 or SP_ECONFIG.
+ */
+static int secrets_load(struct secrets *s, const struct sp_pipeline *p, struct sp_error *err)
+{
+	size_t i;
+
+	const char *names = getenv("STAGEPIPE_SECRETS"), *token = getenv("STAGEPIPE_GIT_TOKEN");
+
+	memset(s, 0, sizeof(*s));
+	s->mask = sp_mask_new();
+	/* what serve and agents give a job beyond the pipeline's list: the
+	 * clone token and the repository's secrets (by name), masked too */
+	if (token && strlen(token) >= SP_MASK_MIN)
+		(void)sp_mask_add(s->mask, token, strlen(token), NULL);
+	while (names && *names) {
+		size_t len = strcspn(names, ",");
+		char *name = sp_xstrndup(names, len);
+		const char *v = getenv(name);
+
+		if (v && strlen(v) >= SP_MASK_MIN)
+			(void)sp_mask_add(s->mask, v, strlen(v), NULL);
+		free(name);
+		names += len;
+		if (*names == ',')
+			names++;
+	}
+	if (!p->secrets.n)
+		return 0;
+	s->env = sp_xcalloc(p->secrets.n + 1, sizeof(*s->env));
+	for (i = 0; i < p->secrets.n; i++) {
+		const struct sp_pstr *it = &p->secrets.items[i];
+		const char *v = getenv(it->s);
+		struct sp_error why = SP_ERROR_INIT;
+
+		if (!v)
+			return sp_error_set(err, SP_ECONFIG, "%s:%d:%d: secret %s is not set (a "
+					    "secret's value comes from the environment of stagepipe "
+					    "run; for serve and agents, from the repository's "
+					    "secrets: in the server config)", p->file, it->pos.line,
+					    it->pos.col, it->s);
+		if (sp_mask_add(s->mask, v, strlen(v), &why) < 0)
+			return sp_error_set(err, SP_ECONFIG, "%s:%d:%d: secret %s is %s", p->file,
+					    it->pos.line, it->pos.col, it->s, why.msg);
+		s->env[s->n++] = sp_xasprintf("%s=%s", it->s, v);
+	}
+	return 0;
+}
+
+/* "stagepipe run: MESSAGE" on stderr, with the secrets masked. */
+static void print_error(const struct secrets *s, const char *msg)
+{
+	char *m = sp_mask_dup(s->mask, msg);
+
+	fprintf(stderr, "stagepipe run: %s\n", m);
+	free(m);
+}
+
 static bool is_sha(const char *s)
 {
 	return strlen(s) == 40 && strspn(s, "0123456789abcdefABCDEF") == 40;
@@ -346,6 +436,7 @@ static int run_run(int argc, char **argv)
 	struct sp_engine *engine = NULL;
 	struct sp_runner *runner = NULL;
 	struct permit permit = { stdout, STDIN_FILENO };
+	struct secrets secrets = { NULL, NULL, 0 };
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
 	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL, *sha = NULL;
 	const char *job_id = NULL, *event = NULL, *event_ref = NULL, *agent = NULL;
@@ -472,6 +563,15 @@ static int run_run(int argc, char **argv)
 		}
 		fprintf(stderr, ":: %s\n", why);
 	}
+	if (secrets_load(&secrets, src.pipeline, &err) < 0) {
+		fprintf(stderr, "stagepipe run: %s\n", err.msg);
+		status = SP_EXIT_USAGE;
+		goto out;
+	}
+	events.mask = secrets.mask;
+	eo.mask = secrets.mask;
+	eo.secret_env = (const char *const *)secrets.env;
+	eo.nsecret_env = secrets.n;
 	if (junit || coverage)
 		sp_events_add(&events, sp_sink_reports_new(junit, coverage));
 	if ((status = sp_cmd_open_engine(&engine, "run", host)) != 0)
@@ -483,16 +583,17 @@ static int run_run(int argc, char **argv)
 	/* the terminal view's summary already says why; JSON readers and a job
 	 * that ended before its first stage (SP_ECONFIG) get it on stderr */
 	if (rc == SP_ECONFIG || (json && rc < 0))
-		fprintf(stderr, "stagepipe run: %s\n", err.msg);
+		print_error(&secrets, err.msg);
 	status = sp_error_exit_status(rc);
 finish:
 	if (sp_events_finish(&events, &err) < 0) {
-		fprintf(stderr, "stagepipe run: %s\n", err.msg);
+		print_error(&secrets, err.msg);
 		if (status == SP_EXIT_OK)
 			status = SP_EXIT_INFRA;
 	}
 out:
 	sp_events_release(&events);
+	secrets_release(&secrets);
 	if (work) {
 		(void)sp_fs_rmtree(work, NULL);
 		free(work);

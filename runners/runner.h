@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 #include "core/base/cancel.h"
+#include "core/base/lines.h"
+#include "core/base/mask.h"
 #include "core/pipeline/pipeline.h"
 
 struct sp_error;
@@ -88,6 +90,10 @@ struct sp_run_opts {
 	void *cancel_ud;
 	sp_runner_log_fn log;              /* the command's output, line by line */
 	void *log_ud;
+	/* The secrets in env (may be NULL): the runner masks the command's
+	 * raw output with it before cutting it into lines (sp_runner_lines),
+	 * so that a secret split across two reads is caught. */
+	const struct sp_mask *mask;
 };
 
 struct sp_run_result {
@@ -129,6 +135,26 @@ struct sp_push_result {
 };
 
 void sp_push_result_release(struct sp_push_result *res);
+
+/*
+ * A command's raw output (one stream) to sp_runner_log_fn lines: masked
+ * with mask (may be NULL: no cost) as it arrives, then cut into lines of
+ * at most max bytes (core/base/lines.h).  For runners.
+ */
+struct sp_runner_lines {
+	struct sp_mask_stream mask;
+	struct sp_lines lines;
+	enum sp_log_stream stream;
+	sp_runner_log_fn log;
+	void *log_ud;
+};
+
+void sp_runner_lines_init(struct sp_runner_lines *l, const struct sp_mask *mask, size_t max,
+			  enum sp_log_stream stream, sp_runner_log_fn log, void *log_ud);
+void sp_runner_lines_feed(struct sp_runner_lines *l, const char *data, size_t len);
+/* The end of the stream: what the masker held, then a last unfinished line. */
+void sp_runner_lines_flush(struct sp_runner_lines *l);
+void sp_runner_lines_release(struct sp_runner_lines *l);
 
 struct sp_runner;
 

@@ -435,8 +435,9 @@ static void *job_main(void *arg)
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_jobrun_opts o;
 	struct sp_jobrun_result res;
-	const char *env[3] = { NULL, NULL, NULL };
-	char *user_env = NULL, *token_env = NULL, reason[600], q[600], qr[300];
+	const char **env = sp_xcalloc(4 + l->nsecrets, sizeof(*env));
+	char *user_env = NULL, *token_env = NULL, *names_env = NULL, reason[600], q[600], qr[300];
+	size_t nenv = 0, i;
 	enum sp_job_state decided;
 	pthread_t sender;
 	bool sender_started;
@@ -451,8 +452,22 @@ static void *job_main(void *arg)
 		user_env = sp_xasprintf("STAGEPIPE_GIT_USER=%s",
 					l->git_user ? l->git_user : "x-access-token");
 		token_env = sp_xasprintf("STAGEPIPE_GIT_TOKEN=%s", l->git_token);
-		env[0] = user_env;
-		env[1] = token_env;
+		env[nenv++] = user_env;
+		env[nenv++] = token_env;
+	}
+	/* the repository's secrets:, read by `stagepipe run` from its environment */
+	for (i = 0; i < l->nsecrets; i++)
+		env[nenv++] = l->secret_env[i];
+	/* their names: the child masks all of them (see worker.c) */
+	if (l->nsecrets) {
+		struct sp_buf names = SP_BUF_INIT;
+
+		for (i = 0; i < l->nsecrets; i++)
+			sp_buf_addf(&names, "%s%.*s", i ? "," : "",
+				    (int)strcspn(l->secret_env[i], "="), l->secret_env[i]);
+		names_env = sp_xasprintf("STAGEPIPE_SECRETS=%s", names.data);
+		env[nenv++] = names_env;
+		sp_buf_release(&names);
 	}
 	e = pthread_create(&sender, NULL, sender_main, j);
 	sender_started = e == 0;
@@ -484,6 +499,8 @@ static void *job_main(void *arg)
 decided:
 	wipe_free(user_env);
 	wipe_free(token_env);
+	free(names_env);
+	free(env);
 	/* every line goes before the finish: the sender flushes and ends */
 	pthread_mutex_lock(&j->mu);
 	j->child_done = true;

@@ -338,6 +338,39 @@ static char *wipe_free(char *s)
 }
 
 #define DAY_MS (24LL * 3600 * 1000)
+/* Most secrets a lease may carry. */
+#define LEASE_SECRETS_MAX 256
+
+static bool secret_name_ok(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+
+	return n >= 1 && n <= 64 && !s[n] && !(s[0] >= '0' && s[0] <= '9') &&
+	       strncmp(s, "STAGEPIPE_", 10) != 0;
+}
+
+/* "secrets": {NAME: value, ...} (absent: none) into l->secret_env. */
+static int parse_secrets(struct sp_agent_lease *l, const cJSON *sec)
+{
+	const cJSON *it;
+	size_t n = 0;
+
+	if (!sec)
+		return 0;
+	if (!cJSON_IsObject(sec))
+		return SP_ERROR;
+	cJSON_ArrayForEach(it, sec)
+		n++;
+	if (n > LEASE_SECRETS_MAX)
+		return SP_ERROR;
+	l->secret_env = sp_xcalloc(n + 1, sizeof(*l->secret_env));
+	cJSON_ArrayForEach(it, sec) {
+		if (!it->string || !secret_name_ok(it->string) || !cJSON_IsString(it))
+			return SP_ERROR;
+		l->secret_env[l->nsecrets++] = sp_xasprintf("%s=%s", it->string, it->valuestring);
+	}
+	return 0;
+}
 
 int sp_agent_lease_parse(struct sp_agent_lease *l, const cJSON *j, struct sp_error *err)
 {
@@ -350,9 +383,10 @@ int sp_agent_lease_parse(struct sp_agent_lease *l, const cJSON *j, struct sp_err
 	if (!int_of(j, "job", 1, INT64_C(1) << 52, &l->job))
 		return sp_error_set(err, SP_ERROR, "the lease has no job id");
 	if (!int_of(j, "epoch", 1, INT64_C(1) << 52, &l->epoch)) {
-		l->job = 0;
-		return sp_error_set(err, SP_ERROR, "the lease of job %" PRId64 " has no epoch",
-				    l->job);
+		int rc = sp_error_set(err, SP_ERROR, "the lease of job %" PRId64 " has no epoch",
+				      l->job);
+		l->job = 0;  /* without an epoch it cannot be given back */
+		return rc;
 	}
 	l->attempt = int_of(j, "attempt", 1, 1000000, &v) ? (int)v : 1;
 	l->ttl_ms = int_of(j, "ttl_ms", 1, DAY_MS, &v) ? (long)v : 30000;
@@ -375,6 +409,9 @@ int sp_agent_lease_parse(struct sp_agent_lease *l, const cJSON *j, struct sp_err
 		l->git_user = str_dup(cred, "user");
 		l->git_token = str_dup(cred, "token");
 	}
+	if (parse_secrets(l, cJSON_GetObjectItemCaseSensitive(j, "secrets")) < 0)
+		return sp_error_set(err, SP_ERROR, "the lease of job %" PRId64 " has malformed "
+				    "secrets", l->job);
 	if (!l->repo_url)
 		return sp_error_set(err, SP_ERROR, "the lease of job %" PRId64 " has no repo_url",
 				    l->job);
@@ -396,6 +433,8 @@ int sp_agent_lease_parse(struct sp_agent_lease *l, const cJSON *j, struct sp_err
 
 void sp_agent_lease_release(struct sp_agent_lease *l)
 {
+	size_t i;
+
 	free(l->repo);
 	l->repo_url = wipe_free(l->repo_url);
 	free(l->ref);
@@ -406,6 +445,9 @@ void sp_agent_lease_release(struct sp_agent_lease *l)
 	free(l->job_label);
 	wipe_free(l->git_user);
 	wipe_free(l->git_token);
+	for (i = 0; i < l->nsecrets; i++)
+		wipe_free(l->secret_env[i]);
+	free(l->secret_env);
 	memset(l, 0, sizeof(*l));
 }
 

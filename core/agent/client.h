@@ -98,6 +98,9 @@ struct sp_agent_lease {
 	char *job_label;      /* "srv-<job>" when absent */
 	char *git_user;       /* credentials, NULL when absent; wiped by release */
 	char *git_token;
+	char **secret_env;    /* the repository's secrets: as "NAME=value" for the
+			       * job child's environment; wiped by release */
+	size_t nsecrets;
 };
 
 /*

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/base/mask.h"
 #include "core/pipeline/pipeline.h"
 #include "runners/runner.h"
 
@@ -98,9 +99,15 @@ struct sp_sink {
 struct sp_events {
 	struct sp_sink **sinks;
 	size_t n, alloc;
+	/*
+	 * The pipeline's secrets (borrowed; NULL or empty: none).  Every
+	 * event is masked with it before any sink sees it: log lines, stage
+	 * and pipeline messages, test failures, refs.  Sinks need not care.
+	 */
+	const struct sp_mask *mask;
 };
 
-#define SP_EVENTS_INIT { NULL, 0, 0 }
+#define SP_EVENTS_INIT { NULL, 0, 0, NULL }
 
 /* Adds a sink; the list owns it from now on. */
 void sp_events_add(struct sp_events *ev, struct sp_sink *sink);

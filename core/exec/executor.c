@@ -278,6 +278,14 @@ static void read_reports(struct run *r, struct sp_stage_report *rep, const char 
 
 	sp_junit_init(&ju);
 	sp_cobertura_init(&co);
+	/* reports are written by the code under test: they may print a secret */
+	if (sp_mask_active(r->o->mask)) {
+		if (stat(junit, &sb) == 0 && sp_mask_file(r->o->mask, junit, &err) < 0)
+			note(r, "JUnit report: %s", err.msg);
+		if (stat(cov, &sb) == 0 && sp_mask_file(r->o->mask, cov, &err) < 0)
+			note(r, "coverage report: %s", err.msg);
+		sp_error_clear(&err);
+	}
 	if (stat(junit, &sb) == 0) {
 		if (sp_junit_parse_file(&ju, junit, &err) == 0) {
 			rep->has_tests = true;
@@ -511,7 +519,8 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_build_kv labels[5];
 	size_t nlabels = 4;
 	char **cmd = NULL, *reports = NULL, *stage_dir = NULL;
-	size_t ncmd = 0, i;
+	const char **env = NULL;
+	size_t ncmd = 0, nenv = 0, i;
 	enum sp_stage_result result = SP_RESULT_PASSED;
 	int rc;
 
@@ -601,12 +610,19 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		for (i = 0; i < pl->nargs; i++)
 			cmd[ncmd++] = sp_xstrdup(pl->args[i]);
 	}
+	/* the stage's env, then the secrets (the loader keeps their names apart) */
+	env = sp_xcalloc(pl->nenv + o->nsecret_env + 1, sizeof(*env));
+	for (i = 0; i < pl->nenv; i++)
+		env[nenv++] = pl->env[i];
+	for (i = 0; i < o->nsecret_env; i++)
+		env[nenv++] = o->secret_env[i];
 	memset(&ro, 0, sizeof(ro));
 	ro.image = br.image_id;
 	ro.cmd = (const char *const *)cmd;
 	ro.ncmd = ncmd;
-	ro.env = (const char *const *)pl->env;
-	ro.nenv = pl->nenv;
+	ro.env = env;
+	ro.nenv = nenv;
+	ro.mask = o->mask;
 	ro.network = r->build.network;
 	ro.user = st->user;
 	ro.workdir = st->workdir;
@@ -655,6 +671,7 @@ out:
 	for (i = 0; cmd && i < ncmd; i++)
 		free(cmd[i]);
 	free(cmd);
+	free(env);
 	free(reports);
 	free(stage_dir);
 	sp_build_result_release(&br);

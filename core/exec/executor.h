@@ -58,6 +58,15 @@ struct sp_exec_opts {
 	 * serve or agent asks its parent (run --permit-stdin) */
 	sp_promote_permit_fn promote_permit;
 	void *promote_ud;
+	/* The pipeline's secrets as "NAME=value" (borrowed), given to every
+	 * test container (pytest and run:), never to builds or the health
+	 * check; NULL when none. */
+	const char *const *secret_env;
+	size_t nsecret_env;
+	/* Their values (borrowed; NULL: none): the containers' raw output and
+	 * the reports copied out of them are masked with it (the events are
+	 * masked by o->events' own mask). */
+	const struct sp_mask *mask;
 };
 
 /* The pipeline's build section with variables filled in, for one job. */

@@ -40,7 +40,7 @@ struct loader {
 };
 
 static const char *const top_keys[] = {
-	"version", "name", "build", "checkout", "stages", "on", "runs_on", NULL,
+	"version", "name", "build", "checkout", "stages", "on", "runs_on", "secrets", NULL,
 };
 static const char *const checkout_keys[] = { "submodules", NULL };
 static const char *const build_keys[] = {
@@ -688,6 +688,78 @@ static void load_runs_on(struct loader *L, const struct sp_ynode *n)
 
 /* ---- across stages ---- */
 
+/* secrets: [NAME, ...] */
+static void load_secrets(struct loader *L, const struct sp_ynode *n)
+{
+	struct sp_strlist *l = &L->p->secrets;
+	size_t i, j;
+
+	if (!get_strlist(L, n, "secrets", l, false, false))
+		return;
+	for (i = 0; i < l->n; i++) {
+		const struct sp_pstr *it = &l->items[i];
+
+		if (!env_name_ok(it->s)) {
+			sp_diags_add(L->diags, it->pos.line, it->pos.col,
+				     "secrets: \"%s\" is not an environment variable name (letters, "
+				     "digits and _; not starting with a digit)", it->s);
+			continue;
+		}
+		if (!strncmp(it->s, "STAGEPIPE_", 10)) {
+			sp_diags_add(L->diags, it->pos.line, it->pos.col,
+				     "secrets: \"%s\": names starting with STAGEPIPE_ are stagepipe's "
+				     "own (e.g. the clone credentials) and cannot be secrets", it->s);
+			continue;
+		}
+		for (j = 0; j < i; j++)
+			if (!strcmp(l->items[j].s, it->s)) {
+				sp_diags_add(L->diags, it->pos.line, it->pos.col,
+					     "secrets: \"%s\" is listed twice (first at line %d)",
+					     it->s, l->items[j].pos.line);
+				break;
+			}
+	}
+}
+
+/*
+ * Secrets stay out of builds: a build argument is kept in the image's
+ * history (docker history shows it to anyone who pulls the image).  And a
+ * stage's env may not set a variable of a secret's name, which would
+ * replace the secret in its containers.
+ */
+static void check_secrets(struct loader *L)
+{
+	const struct sp_pipeline *p = L->p;
+	size_t i, j, k;
+
+	for (i = 0; i < p->secrets.n; i++) {
+		const char *name = p->secrets.items[i].s;
+
+		for (j = 0; j < p->build.args.n; j++) {
+			const struct sp_pvar *a = &p->build.args.items[j];
+			size_t off = 0;
+
+			if (sp_vars_uses_env(a->value, name, &off))
+				sp_diags_add(L->diags, a->pos.line, a->pos.col,
+					     "build.args.%s uses the secret %s (${env.%s}): build "
+					     "arguments are kept in the image's history, so secrets are "
+					     "never given to builds; they reach the test containers as "
+					     "environment variables", a->name, name, name);
+		}
+		for (j = 0; j < p->nstages; j++)
+			for (k = 0; k < p->stages[j].env.n; k++) {
+				const struct sp_pvar *e = &p->stages[j].env.items[k];
+
+				if (!strcmp(e->name, name))
+					sp_diags_add(L->diags, e->pos.line, e->pos.col,
+						     "stage \"%s\" env sets %s, which is a secret: "
+						     "secrets are given to every test container "
+						     "already; remove it from env",
+						     p->stages[j].name ? p->stages[j].name : "?", name);
+			}
+	}
+}
+
 static ssize_t stage_index(const struct sp_pipeline *p, const char *name)
 {
 	size_t i;
@@ -862,6 +934,8 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 			load_on(L, v);
 		} else if (!strcmp(key, "runs_on")) {
 			load_runs_on(L, v);
+		} else if (!strcmp(key, "secrets")) {
+			load_secrets(L, v);
 		} else if (!strncmp(key, "x-", 2)) {
 			/* extension fields: a place for YAML anchors, ignored */
 		} else {
@@ -893,6 +967,7 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 		load_stage(L, &p->stages[i], stages->items[i], i);
 	}
 	check_stages(L);
+	check_secrets(L);
 	/* a port probe needs a network; known now only when it is written out */
 	if (!strcmp(p->build.network.s, "none"))
 		for (i = 0; i < p->nstages; i++)
@@ -986,6 +1061,7 @@ void sp_pipeline_free(struct sp_pipeline *p)
 	strlist_release(&p->on.tag.patterns);
 	strlist_release(&p->on.pull_request.patterns);
 	strlist_release(&p->runs_on);
+	strlist_release(&p->secrets);
 	free(p->file);
 	free(p->name);
 	free(p);

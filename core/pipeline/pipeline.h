@@ -135,6 +135,16 @@ struct sp_pipeline {
 	 * Empty: any runner.  Ignored by a plain `stagepipe run`.
 	 */
 	struct sp_strlist runs_on;
+	/*
+	 * secrets: names of environment variables whose values are secrets
+	 * (`run`: stagepipe's environment; serve/agent: the repository's
+	 * secrets in the server config).  Each is given to every test
+	 * container (pytest and run stages) as an environment variable of
+	 * the same name, never to builds, and masked in all output
+	 * (core/base/mask.h).  Names are checked like env names, unique, and
+	 * not STAGEPIPE_*; build args may not use them (the loader says so).
+	 */
+	struct sp_strlist secrets;
 };
 
 /*

@@ -252,6 +252,35 @@ fail:
 	return rc;
 }
 
+bool sp_vars_uses_env(const char *s, const char *name, size_t *off)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	size_t n = strlen(name);
+	const char *p = s;
+	struct ref r;
+
+	while ((p = strchr(p, '$')) != NULL) {
+		if (p[1] == '$' && p[2] == '{') {
+			p += 3;
+			continue;
+		}
+		if (p[1] != '{') {
+			p++;
+			continue;
+		}
+		if (parse_ref(&r, p, &err) < 0)
+			return false;
+		if (r.name_len == n + 4 && !strncmp(r.name, "env.", 4) &&
+		    !strncmp(r.name + 4, name, n)) {
+			if (off)
+				*off = (size_t)(p - s);
+			return true;
+		}
+		p += r.len;
+	}
+	return false;
+}
+
 const char *sp_vars_process_env(const char *name, void *ud)
 {
 	(void)ud;

@@ -14,6 +14,7 @@
 #ifndef SP_VARS_H
 #define SP_VARS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sp_error;
@@ -52,6 +53,13 @@ int sp_vars_check(const char *s, size_t *bad_off, struct sp_error *err);
  */
 int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 		   size_t *bad_off, struct sp_error *err);
+
+/*
+ * Whether s (already checked) refers to the environment variable name
+ * through ${env.NAME} or ${env.NAME:-default}; *off (may be NULL) gets
+ * the byte offset of the first such "${".
+ */
+bool sp_vars_uses_env(const char *s, const char *name, size_t *off);
 
 /* The process environment as an sp_vars_getenv_fn (ud unused). */
 const char *sp_vars_process_env(const char *name, void *ud);

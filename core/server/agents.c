@@ -776,7 +776,8 @@ static void seen_running(struct sp_agents *a, const struct sp_agents_call *c)
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* The 200 answer of a lease (credentials only when the repo has git:). */
+/* The 200 answer of a lease (credentials only when the repo has git:,
+ * secrets only when it has secrets:). */
 static cJSON *lease_answer(struct sp_agents *a, const struct sp_lease *l,
 			   const struct sp_repo_config *repo)
 {
@@ -805,6 +806,14 @@ static cJSON *lease_answer(struct sp_agents *a, const struct sp_lease *l,
 		cJSON_AddStringToObject(cr, "user", repo->git_user ? repo->git_user
 					: "x-access-token");
 		cJSON_AddStringToObject(cr, "token", repo->git_token);
+	}
+	if (repo->nsecrets) {
+		/* the pipeline's secrets:, for the job child's environment */
+		cJSON *sec = cJSON_AddObjectToObject(j, "secrets");
+		size_t i;
+
+		for (i = 0; i < repo->nsecrets; i++)
+			cJSON_AddStringToObject(sec, repo->secrets[i].name, repo->secrets[i].value);
 	}
 	return j;
 }
@@ -1082,7 +1091,8 @@ void sp_agents_events(struct sp_agents *a, const struct sp_agents_call *c,
 		reply_error(out, 503, "cannot write the job's log");
 		return;
 	}
-	rc = apply_lines(a, s, c->body, c->body ? c->len : 0, &err);
+	/* an empty batch (a heartbeat) may come without a body */
+	rc = c->body && c->len ? apply_lines(a, s, c->body, c->len, &err) : 0;
 	if (rc == 0)
 		s->last_seq = c->seq;
 	pthread_mutex_unlock(&s->mu);

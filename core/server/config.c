@@ -31,6 +31,7 @@
 #include "core/base/error.h"
 #include "core/base/glob.h"
 #include "core/base/log.h"
+#include "core/base/mask.h"
 #include "core/base/suggest.h"
 #include "core/base/xalloc.h"
 #include "core/pipeline/pipeline.h"
@@ -70,8 +71,9 @@ static const char *const top_keys[] = {
 static const char *const tls_keys[] = { "cert", "key", NULL };
 static const char *const repo_keys[] = {
 	"name", "url", "forge", "secret_env", "secret_file", "pipeline", "branches",
-	"cancel_superseded", "labels", "git", "status", NULL,
+	"cancel_superseded", "labels", "git", "status", "secrets", NULL,
 };
+static const char *const repo_secret_keys[] = { "env", "file", NULL };
 static const char *const git_keys[] = { "user", "token_env", "token_file", NULL };
 static const char *const agent_keys[] = {
 	"name", "token_env", "token_file", "token_sha256", NULL,
@@ -311,25 +313,39 @@ static bool env_name_ok(const char *s)
  * given), at is where to report a missing one.  *out and *len get the
  * value; the value never appears in a message.
  */
+static void read_secret_as(struct loader *L, const char *envkey, const char *fkey,
+			   const struct sp_ynode *at, const struct sp_ynode *kenv,
+			   const struct sp_ynode *kfile, bool required, char **out, size_t *len);
+
 static void read_secret(struct loader *L, const char *what, const struct sp_ynode *at,
 			const struct sp_ynode *kenv, const struct sp_ynode *kfile, bool required,
 			char **out, size_t *len)
 {
+	char envkey[64], fkey[64];
+
+	snprintf(envkey, sizeof(envkey), "%s_env", what);
+	snprintf(fkey, sizeof(fkey), "%s_file", what);
+	read_secret_as(L, envkey, fkey, at, kenv, kfile, required, out, len);
+}
+
+/* read_secret with the two keys named in full (envkey, fkey). */
+static void read_secret_as(struct loader *L, const char *envkey, const char *fkey,
+			   const struct sp_ynode *at, const struct sp_ynode *kenv,
+			   const struct sp_ynode *kfile, bool required, char **out, size_t *len)
+{
 	char *name = NULL, *path = NULL;
 
 	if (kenv && kfile) {
-		sp_diags_add(L->diags, AT(kfile), "give %s_env or %s_file, not both", what, what);
+		sp_diags_add(L->diags, AT(kfile), "give %s or %s, not both", envkey, fkey);
 		return;
 	}
 	if (!kenv && !kfile) {
 		if (required)
-			sp_diags_add(L->diags, AT(at), "missing %s_env or %s_file", what, what);
+			sp_diags_add(L->diags, AT(at), "missing %s or %s", envkey, fkey);
 		return;
 	}
 	if (kenv) {
 		const char *v;
-		char envkey[64];
-		snprintf(envkey, sizeof(envkey), "%s_env", what);
 		if (!get_string(L, kenv, envkey, &name))
 			return;
 		if (!env_name_ok(name)) {
@@ -348,11 +364,10 @@ static void read_secret(struct loader *L, const char *what, const struct sp_ynod
 	} else {
 		struct sp_buf b = SP_BUF_INIT;
 		struct stat st;
-		char fkey[64], chunk[4096];
+		char chunk[4096];
 		ssize_t n;
 		int fd;
 
-		snprintf(fkey, sizeof(fkey), "%s_file", what);
 		if (!get_string(L, kfile, fkey, &name))
 			return;
 		path = abs_path(L, name);
@@ -722,9 +737,72 @@ static void load_git(struct loader *L, struct sp_repo_config *r, const struct sp
 		r->git_user = sp_xstrdup(DEFAULT_GIT_USER);
 }
 
+/*
+ * secrets: { NAME: {env: VAR} | {file: PATH}, ... }: the values of the
+ * pipeline's secrets: for this repository's jobs.  NAME as in a pipeline
+ * (an environment variable name, not STAGEPIPE_*); each value at least
+ * SP_MASK_MIN bytes, since it could not be masked otherwise.
+ */
+static void load_repo_secrets(struct loader *L, struct sp_repo_config *r,
+			      const struct sp_ynode *n, const char *where)
+{
+	size_t i, j;
+
+	if (!want_map(L, n, "secrets"))
+		return;
+	r->secrets = sp_xcalloc(n->n / 2 + 1, sizeof(*r->secrets));
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		const struct sp_ynode *kenv = NULL, *kfile = NULL;
+		struct sp_repo_secret *sec;
+		char w[REPO_NAME_MAX + 256], ek[96], fk[96];
+
+		if (!env_name_ok(k->value) || !strncmp(k->value, "STAGEPIPE_", 10)) {
+			sp_diags_add(L->diags, AT(k), "%s: secret name \"%s\" must be an environment "
+				     "variable name (letters, digits and _, not starting with a "
+				     "digit, not STAGEPIPE_*)", where, k->value);
+			continue;
+		}
+		if (strlen(k->value) > 64) {
+			sp_diags_add(L->diags, AT(k), "%s: secret name longer than 64", where);
+			continue;
+		}
+		snprintf(w, sizeof(w), "%s secrets.%s", where, k->value);
+		if (!want_map(L, v, "each secret ({env: VAR} or {file: PATH})"))
+			continue;
+		for (j = 0; j < v->n; j += 2) {
+			const char *key = v->items[j]->value;
+			if (!strcmp(key, "env"))
+				kenv = v->items[j + 1];
+			else if (!strcmp(key, "file"))
+				kfile = v->items[j + 1];
+			else
+				unknown_key(L, v->items[j], w, repo_secret_keys);
+		}
+		sec = &r->secrets[r->nsecrets];
+		snprintf(ek, sizeof(ek), "secrets.%s.env", k->value);
+		snprintf(fk, sizeof(fk), "secrets.%s.file", k->value);
+		read_secret_as(L, ek, fk, v, kenv, kfile, true, &sec->value, &sec->len);
+		if (!sec->value)
+			continue;
+		if (sec->len < SP_MASK_MIN) {
+			sp_diags_add(L->diags, AT(kenv ? kenv : kfile), "%s: the value is %zu byte%s "
+				     "long; a secret must be at least %d bytes to be masked", w,
+				     sec->len, sec->len == 1 ? "" : "s", SP_MASK_MIN);
+			OPENSSL_cleanse(sec->value, sec->len);
+			free(sec->value);
+			sec->value = NULL;
+			continue;
+		}
+		sec->name = sp_xstrdup(k->value);
+		r->nsecrets++;
+	}
+}
+
 static void load_repo(struct loader *L, struct sp_repo_config *r, const struct sp_ynode *n,
 		      size_t idx)
 {
+	const struct sp_ynode *secrets = NULL;
 	const struct sp_ynode *name = sp_ynode_get(n, "name");
 	const struct sp_ynode *kenv = NULL, *kfile = NULL, *forge = NULL, *status = NULL;
 	const struct sp_ynode *git = NULL;
@@ -781,6 +859,8 @@ static void load_repo(struct loader *L, struct sp_repo_config *r, const struct s
 			git = v;
 		} else if (!strcmp(key, "status")) {
 			status = v;
+		} else if (!strcmp(key, "secrets")) {
+			secrets = v;
 		} else {
 			unknown_key(L, k, where, repo_keys);
 		}
@@ -799,6 +879,8 @@ static void load_repo(struct loader *L, struct sp_repo_config *r, const struct s
 		load_status(L, r, status, where, forge);
 	if (git)
 		load_git(L, r, git, where);
+	if (secrets)
+		load_repo_secrets(L, r, secrets, where);
 }
 
 static void load_repos(struct loader *L, const struct sp_ynode *n)
@@ -1162,7 +1244,7 @@ static void free_secret(char *s)
 
 void sp_server_config_free(struct sp_server_config *c)
 {
-	size_t i;
+	size_t i, j;
 
 	if (!c)
 		return;
@@ -1180,6 +1262,13 @@ void sp_server_config_free(struct sp_server_config *c)
 		free(r->status.context);
 		free(r->git_user);
 		free_secret(r->git_token);
+		for (j = 0; j < r->nsecrets; j++) {
+			free(r->secrets[j].name);
+			if (r->secrets[j].value)
+				OPENSSL_cleanse(r->secrets[j].value, r->secrets[j].len);
+			free(r->secrets[j].value);
+		}
+		free(r->secrets);
 	}
 	free(c->repos);
 	for (i = 0; i < c->nagents; i++) {

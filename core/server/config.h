@@ -42,6 +42,9 @@
  *       git:                                  # optional: clone credentials for the jobs
  *         user: x-access-token                # default
  *         token_env: APP_GIT_TOKEN            # or token_file (required)
+ *       secrets:                              # optional: values of the pipeline's secrets:
+ *         API_TOKEN: { env: APP_API_TOKEN }   # NAME: {env: VAR} or {file: PATH}; each at
+ *         DB_PASSWORD: { file: db.pass }      # least 4 bytes; given to this repo's jobs only
  *       status:                               # optional: commit statuses
  *         api: https://api.github.com         # default per forge (gitea: required)
  *         project: team/app                   # default: from url
@@ -63,6 +66,13 @@
 #include "core/forge/webhook.h"
 #include "core/yaml/diag.h"
 
+/* One of a repository's secrets: (the value is never printed). */
+struct sp_repo_secret {
+	char *name;              /* the pipeline's name for it (an env var name) */
+	char *value;             /* NUL-terminated; wiped when freed */
+	size_t len;
+};
+
 struct sp_repo_config {
 	char *name;
 	char *url;
@@ -82,6 +92,12 @@ struct sp_repo_config {
 		char *token;         /* never printed */
 		char *context;       /* default "stagepipe" */
 	} status;
+	/* secrets: for the pipeline's secrets: list.  A job's child `stagepipe
+	 * run` gets each as NAME=value in its environment (worker.c; agents
+	 * through the lease), and every other job's child has the value
+	 * blanked; the server never prints one. */
+	struct sp_repo_secret *secrets;
+	size_t nsecrets;
 };
 
 #define SP_AGENT_NAME_MAX 63

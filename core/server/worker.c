@@ -29,7 +29,8 @@
  * Labels: a slot leases with cfg->worker_labels, so without them it takes
  * only the jobs that require no label (a repo's `labels:` are for agents).
  * A repo's git: credentials reach its job's child as STAGEPIPE_GIT_USER /
- * STAGEPIPE_GIT_TOKEN in its environment, never in argv or a log.
+ * STAGEPIPE_GIT_TOKEN in its environment, never in argv or a log; its
+ * secrets: likewise, as NAME=value (the child masks them in its output).
  *
  * Locking: one mutex guards the counters and flags below; no store call
  * and no child is ever run with it held.
@@ -49,6 +50,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "core/base/buf.h"
 #include "core/base/clock.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
@@ -353,6 +355,20 @@ static bool is_git_env(const char *entry)
 	       !strncmp(entry, "STAGEPIPE_GIT_TOKEN=", 20);
 }
 
+/* Whether entry ("NAME=...") sets one of the repository's secrets, or
+ * STAGEPIPE_SECRETS (their names) when it has some. */
+static bool is_repo_secret_env(const struct sp_repo_config *repo, const char *entry)
+{
+	size_t n = strcspn(entry, "="), i;
+
+	if (repo->nsecrets && !strncmp(entry, "STAGEPIPE_SECRETS=", 18))
+		return true;
+	for (i = 0; i < repo->nsecrets; i++)
+		if (strlen(repo->secrets[i].name) == n && !strncmp(repo->secrets[i].name, entry, n))
+			return true;
+	return false;
+}
+
 /*
  * The child environment of one job: w->child_env, plus the repository's
  * clone credentials (git:) as STAGEPIPE_GIT_USER / STAGEPIPE_GIT_TOKEN,
@@ -363,33 +379,49 @@ static bool is_git_env(const char *entry)
 static char **job_env_of(struct sp_workers *w, const struct sp_repo_config *repo)
 {
 	char **out = NULL, **p;
-	size_t n = 0, alloc = 0;
+	size_t n = 0, alloc = 0, i;
 
-	if (!repo->git_token)
+	if (!repo->git_token && !repo->nsecrets)
 		return w->child_env;
 	for (p = w->child_env; p && *p; p++) {
-		if (is_git_env(*p))
+		if ((repo->git_token && is_git_env(*p)) || is_repo_secret_env(repo, *p))
 			continue;
 		SP_GROW(out, alloc, n + 1);
 		out[n++] = *p;  /* borrowed from w->child_env */
 	}
-	SP_GROW(out, alloc, n + 3);
-	out[n++] = sp_xasprintf("STAGEPIPE_GIT_USER=%s", repo->git_user ? repo->git_user
-				: "x-access-token");
-	out[n++] = sp_xasprintf("STAGEPIPE_GIT_TOKEN=%s", repo->git_token);
+	SP_GROW(out, alloc, n + 4 + repo->nsecrets);
+	if (repo->git_token) {
+		out[n++] = sp_xasprintf("STAGEPIPE_GIT_USER=%s", repo->git_user ? repo->git_user
+					: "x-access-token");
+		out[n++] = sp_xasprintf("STAGEPIPE_GIT_TOKEN=%s", repo->git_token);
+	}
+	/* the pipeline's secrets:, read by the child from its environment */
+	for (i = 0; i < repo->nsecrets; i++)
+		out[n++] = sp_xasprintf("%s=%s", repo->secrets[i].name, repo->secrets[i].value);
+	/* and their names: the child masks every one of them, also those its
+	 * pipeline does not list (which it could still read as ${env.NAME}) */
+	if (repo->nsecrets) {
+		struct sp_buf names = SP_BUF_INIT;
+
+		for (i = 0; i < repo->nsecrets; i++)
+			sp_buf_addf(&names, "%s%s", i ? "," : "", repo->secrets[i].name);
+		out[n++] = sp_xasprintf("STAGEPIPE_SECRETS=%s", names.data);
+		sp_buf_release(&names);
+	}
 	out[n] = NULL;
 	return out;
 }
 
-static void job_env_free(char **env, char **shared)
+static void job_env_free(char **env, char **shared, const struct sp_repo_config *repo)
 {
 	char **p;
 
 	if (!env || env == shared)
 		return;
-	/* the two entries made by job_env_of: wiped, they hold the token */
+	/* the entries made by job_env_of: wiped, they hold the token and the
+	 * secrets (the borrowed ones never match: job_env_of left them out) */
 	for (p = env; *p; p++) {
-		if (!is_git_env(*p))
+		if (!(repo->git_token && is_git_env(*p)) && !is_repo_secret_env(repo, *p))
 			continue;
 		OPENSSL_cleanse(*p, strlen(*p));
 		free(*p);
@@ -510,7 +542,7 @@ cleanup:
 		sp_outbox_wake(w->srv->outbox);
 	sp_jobevents_free(j.je);
 	sp_joblog_close(j.log);
-	job_env_free(job_env, w->child_env);
+	job_env_free(job_env, w->child_env, repo);
 }
 
 /* ---- the children's environment ---- */
@@ -519,7 +551,7 @@ extern char **environ;
 
 static bool is_secret(const struct sp_server_config *cfg, const char *v)
 {
-	size_t n = strlen(v), i;
+	size_t n = strlen(v), i, j;
 
 	if (!n)
 		return false;
@@ -534,6 +566,9 @@ static bool is_secret(const struct sp_server_config *cfg, const char *v)
 			return true;
 		if (r->git_token && !strcmp(r->git_token, v))
 			return true;
+		for (j = 0; j < r->nsecrets; j++)
+			if (r->secrets[j].len == n && !memcmp(r->secrets[j].value, v, n))
+				return true;
 	}
 	if (cfg->nagents) {
 		/* agents' tokens are kept as digests only */

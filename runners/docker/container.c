@@ -161,23 +161,9 @@ int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err
 
 struct logs_io {
 	struct sp_demux demux;
-	struct sp_lines out, errs;
-	sp_runner_log_fn log;
-	void *log_ud;
+	struct sp_runner_lines out, errs;  /* secrets masked, then cut into lines */
 	unsigned long long bytes;
 };
-
-static void out_line(void *ud, const char *line, size_t len)
-{
-	struct logs_io *io = ud;
-	io->log(io->log_ud, SP_STREAM_STDOUT, line, len);
-}
-
-static void err_line(void *ud, const char *line, size_t len)
-{
-	struct logs_io *io = ud;
-	io->log(io->log_ud, SP_STREAM_STDERR, line, len);
-}
 
 static int on_frame(void *ud, enum sp_demux_stream stream, const char *data, size_t len,
 		    struct sp_error *err)
@@ -187,9 +173,9 @@ static int on_frame(void *ud, enum sp_demux_stream stream, const char *data, siz
 	(void)err;
 	io->bytes += len;
 	if (stream == SP_DEMUX_STDOUT)
-		sp_lines_feed(&io->out, data, len);
+		sp_runner_lines_feed(&io->out, data, len);
 	else
-		sp_lines_feed(&io->errs, data, len);
+		sp_runner_lines_feed(&io->errs, data, len);
 	return 0;
 }
 
@@ -202,8 +188,9 @@ static int on_logs(void *ud, const char *data, size_t len, struct sp_error *err)
 
 /* GET /containers/ID/logs?QUERY through the demultiplexer into lines. */
 static int stream_logs(struct sp_engine *e, const char *id, const char *query,
-		       sp_runner_log_fn log, void *log_ud, sp_cancel_fn cancel, void *cancel_ud,
-		       unsigned long long *bytes, struct sp_error *err)
+		       sp_runner_log_fn log, void *log_ud, const struct sp_mask *mask,
+		       sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
+		       struct sp_error *err)
 {
 	struct sp_engine_request req;
 	struct logs_io io;
@@ -211,11 +198,9 @@ static int stream_logs(struct sp_engine *e, const char *id, const char *query,
 	int rc;
 
 	memset(&io, 0, sizeof(io));
-	io.log = log;
-	io.log_ud = log_ud;
 	sp_demux_init(&io.demux, on_frame, &io);
-	sp_lines_init(&io.out, LOG_LINE_MAX, out_line, &io);
-	sp_lines_init(&io.errs, LOG_LINE_MAX, err_line, &io);
+	sp_runner_lines_init(&io.out, mask, LOG_LINE_MAX, SP_STREAM_STDOUT, log, log_ud);
+	sp_runner_lines_init(&io.errs, mask, LOG_LINE_MAX, SP_STREAM_STDERR, log, log_ud);
 	memset(&req, 0, sizeof(req));
 	req.path = path;
 	req.data = on_logs;
@@ -225,21 +210,21 @@ static int stream_logs(struct sp_engine *e, const char *id, const char *query,
 	rc = sp_engine_request(e, &req, NULL, err);
 	if (rc == 0)
 		rc = sp_demux_finish(&io.demux, err);
-	sp_lines_flush(&io.out);
-	sp_lines_flush(&io.errs);
+	sp_runner_lines_flush(&io.out);
+	sp_runner_lines_flush(&io.errs);
 	if (bytes)
 		*bytes = io.bytes;
-	sp_lines_release(&io.out);
-	sp_lines_release(&io.errs);
+	sp_runner_lines_release(&io.out);
+	sp_runner_lines_release(&io.errs);
 	free(path);
 	return rc;
 }
 
 int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log, void *log_ud,
-		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
-		      struct sp_error *err)
+		      const struct sp_mask *mask, sp_cancel_fn cancel, void *cancel_ud,
+		      unsigned long long *bytes, struct sp_error *err)
 {
-	return stream_logs(e, id, "follow=1&stdout=1&stderr=1", log, log_ud, cancel, cancel_ud,
+	return stream_logs(e, id, "follow=1&stdout=1&stderr=1", log, log_ud, mask, cancel, cancel_ud,
 			   bytes, err);
 }
 
@@ -457,7 +442,7 @@ int sp_container_tail(struct sp_engine *e, const char *id, unsigned tail, sp_run
 	char query[64];
 
 	snprintf(query, sizeof(query), "stdout=1&stderr=1&tail=%u", tail);
-	return stream_logs(e, id, query, log, log_ud, NULL, NULL, NULL, err);
+	return stream_logs(e, id, query, log, log_ud, NULL, NULL, NULL, NULL, err);
 }
 
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)

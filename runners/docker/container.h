@@ -34,12 +34,13 @@ int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err
 
 /*
  * Follows stdout and stderr from the start until the container exits,
- * handing complete lines to log (long lines are cut at 64 KiB pieces).
+ * handing complete lines to log (long lines are cut at 64 KiB pieces),
+ * with the secrets of mask (may be NULL) masked in the raw stream first.
  * *bytes (may be NULL) counts the output.  SP_ECANCELLED when cancel fires.
  */
 int sp_container_logs(struct sp_engine *e, const char *id, sp_runner_log_fn log, void *log_ud,
-		      sp_cancel_fn cancel, void *cancel_ud, unsigned long long *bytes,
-		      struct sp_error *err);
+		      const struct sp_mask *mask, sp_cancel_fn cancel, void *cancel_ud,
+		      unsigned long long *bytes, struct sp_error *err);
 
 /* Waits until the container is not running; its exit code and OOM flag.
  * SP_ECANCELLED when cancel (may be NULL) fires first. */

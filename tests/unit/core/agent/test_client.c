@@ -73,7 +73,8 @@ static cJSON *lease_json(void)
 			"\"ref\": \"refs/heads/main\", \"sha\": \"" SHA "\", \"event\": \"push\","
 			"\"event_ref\": \"main\", \"pipeline\": \"stagepipe.yml\","
 			"\"job_label\": \"srv-42\", \"timeout_ms\": 7200000,"
-			"\"credentials\": {\"user\": \"x-access-token\", \"token\": \"s3cret\"}}";
+			"\"credentials\": {\"user\": \"x-access-token\", \"token\": \"s3cret\"},"
+			"\"secrets\": {\"API_TOKEN\": \"api-value\", \"B\": \"b=c\"}}";
 
 	return cJSON_Parse(s);
 }
@@ -101,8 +102,12 @@ static void test_lease_full(void **state)
 	assert_string_equal(l.job_label, "srv-42");
 	assert_string_equal(l.git_user, "x-access-token");
 	assert_string_equal(l.git_token, "s3cret");
+	assert_int_equal(l.nsecrets, 2);
+	assert_string_equal(l.secret_env[0], "API_TOKEN=api-value");
+	assert_string_equal(l.secret_env[1], "B=b=c");
 	sp_agent_lease_release(&l);
 	assert_null(l.git_token);
+	assert_null(l.secret_env);
 	assert_int_equal(l.job, 0);
 	cJSON_Delete(j);
 }
@@ -125,8 +130,27 @@ static void test_lease_minimal(void **state)
 	assert_null(l.event_ref);
 	assert_null(l.git_user);
 	assert_null(l.git_token);
+	assert_int_equal(l.nsecrets, 0);
 	sp_agent_lease_release(&l);
 	cJSON_Delete(j);
+
+	/* malformed secrets: a bad name, a reserved one, a non-string value */
+	{
+		static const char *const bad[] = {
+			"{\"A-B\": \"x\"}", "{\"STAGEPIPE_GIT_TOKEN\": \"x\"}", "{\"A\": 1}", "[1]",
+		};
+		size_t i;
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char *text = sp_xasprintf("{\"job\": 7, \"epoch\": 1, \"repo_url\": \"u\", "
+						  "\"ref\": \"r\", \"secrets\": %s}", bad[i]);
+			j = cJSON_Parse(text);
+			assert_int_equal(sp_agent_lease_parse(&l, j, &err), SP_ERROR);
+			assert_non_null(strstr(err.msg, "malformed secrets"));
+			sp_agent_lease_release(&l);
+			cJSON_Delete(j);
+			free(text);
+		}
+	}
 
 	/* a tiny ttl is raised to 1 s */
 	j = cJSON_Parse("{\"job\": 7, \"epoch\": 1, \"repo_url\": \"u\", \"ref\": \"r\","

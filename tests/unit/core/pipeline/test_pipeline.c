@@ -114,6 +114,25 @@ static const struct bad_case bad_cases[] = {
 	{ "root_not_map", "- a\n- b\n", 1, 1, "must be a mapping" },
 	{ "runs_on_bad_label", HEAD STAGE1 "runs_on: [linux, GPU]\n", 6, 18, "\"GPU\" is not a label" },
 	{ "runs_on_map", HEAD STAGE1 "runs_on: {a: b}\n", 6, 10, "runs_on must be a list" },
+	/* secrets */
+	{ "secrets_map", HEAD STAGE1 "secrets: {A: b}\n", 6, 10, "secrets must be a list" },
+	{ "secrets_scalar", HEAD STAGE1 "secrets: TOKEN\n", 6, 10, "secrets must be a list" },
+	{ "secrets_bad_name", HEAD STAGE1 "secrets: [TOKEN, 9LIVES]\n", 6, 18,
+	  "\"9LIVES\" is not an environment variable name" },
+	{ "secrets_dash_name", HEAD STAGE1 "secrets:\n  - API-KEY\n", 7, 5,
+	  "\"API-KEY\" is not an environment variable name" },
+	{ "secrets_twice", HEAD STAGE1 "secrets: [TOKEN, TOKEN]\n", 6, 18,
+	  "\"TOKEN\" is listed twice (first at line 6)" },
+	{ "secrets_reserved", HEAD STAGE1 "secrets: [STAGEPIPE_GIT_TOKEN]\n", 6, 11,
+	  "names starting with STAGEPIPE_ are stagepipe's own" },
+	{ "secrets_item_map", HEAD STAGE1 "secrets: [{a: b}]\n", 6, 11, "each item of secrets must be a string" },
+	{ "secret_in_build_arg", HEAD "secrets: [API_TOKEN]\nbuild:\n  args: {TOKEN: \"${env.API_TOKEN}\"}\n" STAGE1,
+	  5, 17, "build.args.TOKEN uses the secret API_TOKEN (${env.API_TOKEN}): build arguments are "
+	  "kept in the image's history" },
+	{ "secret_in_build_arg_default", HEAD "build:\n  args:\n    X: \"a-${env.API_TOKEN:-none}-b\"\n"
+	  STAGE1 "secrets: [API_TOKEN]\n", 5, 8, "build.args.X uses the secret API_TOKEN" },
+	{ "secret_set_by_env", HEAD "secrets: [API_TOKEN]\n" STAGE1 "    env: {API_TOKEN: x}\n", 7, 22,
+	  "stage \"test\" env sets API_TOKEN, which is a secret" },
 	{ "empty_file", "", 1, 1, "empty" },
 	{ "missing_version", "name: app\n" STAGE1, 1, 1, "missing required key \"version\"" },
 	{ "missing_name", "version: 1\n" STAGE1, 1, 1, "missing required key \"name\"" },
@@ -427,6 +446,29 @@ static void test_runs_on(void **state)
 	sp_pipeline_free(p);
 }
 
+static void test_secrets(void **state)
+{
+	struct sp_pipeline *p;
+
+	(void)state;
+	p = load_ok(HEAD STAGE1);
+	assert_int_equal(p->secrets.n, 0);
+	sp_pipeline_free(p);
+	/* other build args, a stage env made from a secret, and a build arg
+	 * that merely mentions a similar name are fine */
+	p = load_ok(HEAD "secrets: [API_TOKEN, DB_PASSWORD]\n"
+		    "build:\n  args: {V: \"${env.API_TOKEN_X:-1}\", W: \"$${env.API_TOKEN}\"}\n"
+		    STAGE1 "    env: {TOKEN_COPY: \"${env.API_TOKEN}\"}\n");
+	assert_int_equal(p->secrets.n, 2);
+	assert_string_equal(p->secrets.items[0].s, "API_TOKEN");
+	assert_string_equal(p->secrets.items[1].s, "DB_PASSWORD");
+	assert_int_equal(p->secrets.items[1].pos.line, 3);
+	sp_pipeline_free(p);
+	p = load_ok(HEAD "secrets:\n  - A\n  - B_2\n" STAGE1);
+	assert_int_equal(p->secrets.n, 2);
+	sp_pipeline_free(p);
+}
+
 static void test_on_match(void **state)
 {
 	struct sp_pipeline *p;
@@ -530,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_huge_scalar),
 		cmocka_unit_test(test_on_match),
 		cmocka_unit_test(test_runs_on),
+		cmocka_unit_test(test_secrets),
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct CMUnitTest *tests = calloc(nbad + nfixed, sizeof(*tests));

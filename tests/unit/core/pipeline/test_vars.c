@@ -202,6 +202,22 @@ static void test_check(void **state)
 	assert_non_null(strstr(err.msg, "only allowed for ${env"));
 }
 
+static void test_uses_env(void **state)
+{
+	size_t off = 99;
+
+	(void)state;
+	assert_true(sp_vars_uses_env("${env.TOKEN}", "TOKEN", &off));
+	assert_int_equal(off, 0);
+	assert_true(sp_vars_uses_env("a-${GIT_SHA}-${env.TOKEN:-x}", "TOKEN", &off));
+	assert_int_equal(off, 13);
+	assert_false(sp_vars_uses_env("${env.TOKEN2}", "TOKEN", NULL));
+	assert_false(sp_vars_uses_env("${env.TOK}", "TOKEN", NULL));
+	assert_false(sp_vars_uses_env("$${env.TOKEN}", "TOKEN", NULL));
+	assert_false(sp_vars_uses_env("TOKEN $TOKEN", "TOKEN", NULL));
+	assert_false(sp_vars_uses_env("${env.A:-${env.TOKEN}", "TOKEN", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_many_refs_linear),
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_uses_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

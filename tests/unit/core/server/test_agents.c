@@ -64,6 +64,15 @@ static int setup(void **state)
 	f->repos[0].pipeline = W("ci.yml");
 	f->repos[0].git_user = W("x-access-token");
 	f->repos[0].git_token = W("git-token-secret");
+	{
+		/* the pipeline's secrets: of this repo (freed by teardown) */
+		struct sp_repo_secret *sec = sp_xcalloc(1, sizeof(*sec));
+		sec->name = W("API_TOKEN");
+		sec->value = W("api-secret-value");
+		sec->len = strlen(sec->value);
+		f->repos[0].secrets = sec;
+		f->repos[0].nsecrets = 1;
+	}
 	f->repos[1].name = W("web");
 	f->repos[1].url = W("file:///srv/web.git");
 	f->repos[1].forge = SP_FORGE_GITEA;
@@ -104,6 +113,7 @@ static int teardown(void **state)
 	sp_store_close(f->srv.store);
 	sp_metrics_free(f->srv.metrics);
 	sp_test_rmtree(f->dir);
+	free(f->repos[0].secrets);  /* the array (its strings are literals) */
 	free(f->dir);
 	free(f);
 	return 0;
@@ -295,6 +305,9 @@ static void test_job_life(void **state)
 	assert_non_null(cr);
 	assert_string_equal(jstr(cr, "user"), "x-access-token");
 	assert_string_equal(jstr(cr, "token"), "git-token-secret");
+	cr = cJSON_GetObjectItemCaseSensitive(r.body, "secrets");
+	assert_non_null(cr);
+	assert_string_equal(jstr(cr, "API_TOKEN"), "api-secret-value");
 	sp_agents_reply_release(&r);
 	assert_state(f, id, "running");
 
@@ -479,8 +492,9 @@ static void test_labels(void **state)
 	lease(f, 0, LEASE1, 0, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(jnum(r.body, "job"), id);
-	/* no git: credentials for this repo */
+	/* no git: credentials and no secrets for this repo */
 	assert_null(cJSON_GetObjectItemCaseSensitive(r.body, "credentials"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(r.body, "secrets"));
 	sp_agents_reply_release(&r);
 }
 

@@ -33,6 +33,8 @@ static const char *test_getenv(const char *name)
 		"AGENT2=agent-two-token-value",
 		"GIT_TOK=git-token-value",
 		"TEST_READ=read-token-value",
+		"API_TOK=api-secret-value",
+		"TINY=abc",
 		NULL,
 	};
 	return sp_test_env(name, (void *)env);
@@ -335,6 +337,24 @@ static void test_small_cases(void **state)
 		  "NOPE_AGENT (token_env) is not set" },
 		{ "data: /d\nworker_labels: [\"a b\"]\n" REPO, 2, 16, "invalid label" },
 		{ "data: /d\nworker_lables: [a]\n" REPO, 2, 1, "did you mean \"worker_labels\"" },
+		/* a repository's secrets: */
+		{ "data: /d\n" REPO "    secrets: [A]\n", 7, 14, "secrets must be a mapping" },
+		{ "data: /d\n" REPO "    secrets: {9X: {env: API_TOK}}\n", 7, 15,
+		  "secret name \"9X\" must be an environment variable name" },
+		{ "data: /d\n" REPO "    secrets: {STAGEPIPE_GIT_TOKEN: {env: API_TOK}}\n", 7, 15,
+		  "not STAGEPIPE_*" },
+		{ "data: /d\n" REPO "    secrets: {A: API_TOK}\n", 7, 18, "each secret ({env: VAR} or "
+		  "{file: PATH}) must be a mapping" },
+		{ "data: /d\n" REPO "    secrets: {A: {env: NOPE_X}}\n", 7, 24,
+		  "environment variable NOPE_X (secrets.A.env) is not set" },
+		{ "data: /d\n" REPO "    secrets: {A: {}}\n", 7, 18, "missing secrets.A.env or "
+		  "secrets.A.file" },
+		{ "data: /d\n" REPO "    secrets: {A: {env: API_TOK, file: x}}\n", 7, 39,
+		  "give secrets.A.env or secrets.A.file, not both" },
+		{ "data: /d\n" REPO "    secrets: {A: {evn: API_TOK}}\n", 7, 19,
+		  "unknown key \"evn\" in repository \"a\" secrets.A; did you mean \"env\"?" },
+		{ "data: /d\n" REPO "    secrets: {A: {env: TINY}}\n", 7, 24,
+		  "the value is 3 bytes long; a secret must be at least 4 bytes" },
 	};
 	size_t i, j;
 	int failed = 0;
@@ -360,6 +380,27 @@ static void test_small_cases(void **state)
 		sp_diags_release(&d);
 	}
 	assert_int_equal(failed, 0);
+}
+
+static void test_repo_secrets(void **state)
+{
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_server_config *c = NULL;
+	const struct sp_repo_config *r;
+
+	(void)state;
+	assert_int_equal(load_text("data: /d\n" REPO "    secrets:\n"
+				   "      API_TOKEN: {env: API_TOK}\n"
+				   "      OTHER: {env: GIT_TOK}\n", &d, &c), 0);
+	assert_non_null(c);
+	r = sp_server_config_repo(c, "a");
+	assert_int_equal(r->nsecrets, 2);
+	assert_string_equal(r->secrets[0].name, "API_TOKEN");
+	assert_string_equal(r->secrets[0].value, "api-secret-value");
+	assert_int_equal(r->secrets[0].len, strlen("api-secret-value"));
+	assert_string_equal(r->secrets[1].name, "OTHER");
+	sp_server_config_free(c);
+	sp_diags_release(&d);
 }
 
 static void test_secret_file_and_tls(void **state)
@@ -574,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_bad_all_at_once),
 		cmocka_unit_test(test_small_cases),
+		cmocka_unit_test(test_repo_secrets),
 		cmocka_unit_test(test_secret_file_and_tls),
 		cmocka_unit_test(test_read_token),
 		cmocka_unit_test(test_agents_and_git),
