@@ -273,10 +273,27 @@ static void daemon_message(const struct sp_buf *body, char *out, size_t len)
 	cJSON_Delete(j);
 }
 
-/* "/build?version=2&t=..." → "/build" for messages */
+/* "/build?version=2&t=..." → "/build" for messages, and a 64-hex id in it
+ * ("/containers/<id>/logs") shortened to its first 12, as docker ps does */
 static void path_only(const char *path, char *out, size_t len)
 {
-	snprintf(out, len, "%.*s", (int)strcspn(path, "?"), path);
+	size_t n = strcspn(path, "?"), i = 0, o = 0, run;
+
+	while (i < n && o + 1 < len) {
+		run = 0;
+		while (i + run < n && strchr("0123456789abcdef", path[i + run]) && path[i + run])
+			run++;
+		if (run == 64 && (i + run == n || path[i + run] == '/')) {
+			o += (size_t)snprintf(out + o, len - o, "%.12s", path + i);
+			if (o >= len)
+				o = len - 1;
+			i += run;
+		} else {
+			for (run = run ? run : 1; run && o + 1 < len; run--)
+				out[o++] = path[i++];
+		}
+	}
+	out[o < len ? o : len - 1] = '\0';
 }
 
 int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
@@ -391,6 +408,12 @@ int sp_engine_request(struct sp_engine *e, const struct sp_engine_request *req,
 				  "connection (%s); is %s a client certificate its CA signed?",
 				  e->cfg.host, *detail ? detail : curl_easy_strerror(cc),
 				  e->cfg.cert_file);
+	} else if (cc == CURLE_PARTIAL_FILE || cc == CURLE_GOT_NOTHING ||
+		   cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR) {
+		/* it answered, then the connection went: the daemon stopped or crashed */
+		rc = sp_error_set(err, SP_EENGINE, "%s: the connection to the Docker engine at %s "
+				  "broke (did the engine stop or restart?): %s", where,
+				  e->cfg.host, *detail ? detail : curl_easy_strerror(cc));
 	} else if (cc != CURLE_OK) {
 		rc = sp_error_set(err, SP_EENGINE, "%s: connection to the Docker engine at %s "
 				  "failed: %s", where, e->cfg.host,
@@ -539,6 +562,17 @@ out:
 	cJSON_Delete(j);
 	sp_buf_release(&body);
 	return rc;
+}
+
+bool sp_engine_ping(struct sp_engine *e)
+{
+	struct sp_engine_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.path = "/_ping";
+	req.unversioned = true;
+	req.low_speed_secs = 5;  /* an engine that accepts but never answers is not there */
+	return sp_engine_request(e, &req, NULL, NULL) == 0;
 }
 
 int sp_engine_open(struct sp_engine **out, const struct sp_engine_config *cfg,

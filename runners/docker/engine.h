@@ -72,6 +72,10 @@ void sp_engine_free(struct sp_engine *e);
  */
 struct sp_engine *sp_engine_dup(const struct sp_engine *e);
 
+/* True when the engine answers GET /_ping now (one try of at most a few
+ * seconds, no error kept). */
+bool sp_engine_ping(struct sp_engine *e);
+
 /* The negotiated API version ("1.41"); borrowed. */
 const char *sp_engine_api_version(const struct sp_engine *e);
 /* The address as the user wrote it ("unix:///var/run/docker.sock"); borrowed. */

@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -81,6 +82,7 @@ struct vtx {
 	int restarted;      /* ran again: vertex_started to emit again */
 	int flushed;        /* its events for this message went out */
 	size_t item_head, item_tail; /* its statuses/logs/warnings, index+1 */
+	int enospc;         /* a log line said "No space left on device" */
 	struct sp_buf partial; /* log bytes after the last '\n' */
 	double partial_secs;
 	int partial_stream;
@@ -277,6 +279,18 @@ static void vtx_activate(struct sp_progress *p, struct vtx *v)
 		p->h.vertex_started(p->h.ud, v->step, v->name);
 }
 
+/* ENOSPC's text (strerror, Go's syscall.ENOSPC) anywhere in s[0..len), any case */
+static int says_enospc(const char *s, size_t len)
+{
+	static const char needle[] = "no space left on device";
+	size_t i, n = sizeof(needle) - 1;
+
+	for (i = 0; i + n <= len; i++)
+		if (!strncasecmp(s + i, needle, n))
+			return 1;
+	return 0;
+}
+
 /* line is v->partial's (writable) data: a trailing '\r' is cut off. */
 static void emit_log(struct sp_progress *p, struct vtx *v, char *line,
 		     size_t len, double secs, int stream)
@@ -285,6 +299,8 @@ static void emit_log(struct sp_progress *p, struct vtx *v, char *line,
 
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
+	if (!v->enospc && says_enospc(line, len))
+		v->enospc = 1;
 	if (!p->h.vertex_log)
 		return;
 	ev.line = line;
@@ -981,8 +997,8 @@ static void add_clipped(struct sp_buf *b, const char *s, size_t max)
 int sp_progress_finish(struct sp_progress *p, struct sp_error *err)
 {
 	struct sp_buf msg = SP_BUF_INIT;
-	const char *step;
-	int code = 0;
+	const char *step, *text;
+	int code = 0, failed;
 	size_t i;
 
 	if (p->finished)
@@ -1007,9 +1023,20 @@ int sp_progress_finish(struct sp_progress *p, struct sp_error *err)
 	/* The daemon's error line decides; a failed step without it counts
 	 * only when the stream was cut before a result. */
 	step = sp_progress_failed_step(p);
-	if (p->daemon_error || (p->failed && !p->image_id)) {
-		const char *text = p->daemon_error ? p->daemon_error : p->failed->error;
-
+	failed = p->daemon_error || (p->failed && !p->image_id);
+	text = !failed ? NULL : p->daemon_error ? p->daemon_error : p->failed->error;
+	if (failed && ((p->failed && p->failed->enospc) || says_enospc(text, strlen(text)))) {
+		/* the engine's disk, not the Dockerfile: an infrastructure error */
+		code = SP_EENGINE;
+		sp_buf_addstr(&msg, "the Docker engine ran out of disk space (no space left on "
+			      "device)");
+		if (step) {
+			sp_buf_addstr(&msg, " in build step ");
+			add_clipped(&msg, step, MSG_NAME_MAX);
+		}
+		sp_buf_addstr(&msg, "; free space where the engine keeps its data (docker "
+			      "system df) and run again");
+	} else if (failed) {
 		if (!p->failed && has_suffix(text, "context canceled"))
 			code = SP_ECANCELLED;
 		else

@@ -67,6 +67,54 @@ static void split_path(const char *path, char **parent, char **name)
 	}
 }
 
+static void pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* How long a run waits for an engine that went away (crashed, restarted)
+ * to come back, so that it can remove its container. */
+#define ENGINE_BACK_SECS 60
+
+/*
+ * Removes container id (forced).  When the engine itself is gone, waits up
+ * to ENGINE_BACK_SECS for it to answer /_ping again (a restart by systemd
+ * takes seconds), saying so through log, then removes it; a container that
+ * still cannot be removed is named with what removes it later.
+ */
+static int remove_container(struct sp_engine *e, const char *id, sp_runner_log_fn log,
+			    void *log_ud, sp_cancel_fn cancel, void *cancel_ud, struct sp_error *err)
+{
+	char line[512];
+	int64_t deadline;
+	int n, rc, was_cancelled;
+
+	if ((rc = sp_container_remove(e, id, err)) == 0 || sp_engine_ping(e))
+		return rc;  /* removed, or the engine is there and its answer stands */
+	n = snprintf(line, sizeof(line), "the Docker engine at %s went away; waiting up to %ds "
+		     "for it to come back to remove container %.12s", sp_engine_host(e),
+		     ENGINE_BACK_SECS, id);
+	if (log && n > 0)
+		log(log_ud, SP_STREAM_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	/* an interrupt that stopped the run does not cut the wait short; one
+	 * that comes during it does */
+	was_cancelled = cancel && cancel(cancel_ud);
+	deadline = sp_cancel_now_ms() + ENGINE_BACK_SECS * 1000;
+	while (sp_cancel_now_ms() < deadline && !(!was_cancelled && cancel && cancel(cancel_ud))) {
+		pause_ms(500);
+		if (sp_engine_ping(e)) {
+			sp_error_clear(err);
+			return sp_container_remove(e, id, err);
+		}
+	}
+	return sp_error_set(err, SP_EENGINE, "container %.12s left behind: the Docker engine at "
+			    "%s did not come back; `stagepipe prune` removes it once it is back",
+			    id, sp_engine_host(e));
+}
+
 static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 		      struct sp_run_result *res, struct sp_error *err)
 {
@@ -101,7 +149,7 @@ static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 			sp_error_prefix(err, "starting the container");
 		goto out;
 	}
-	rc = sp_container_logs(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,
+	rc = sp_container_logs(e, id, o->log, o->log_ud, o->mask, o->cancel, o->cancel_ud,
 			       &res->output_bytes, err);
 	if (rc == SP_ECANCELLED)
 		goto out;  /* the forced remove below kills it */
@@ -127,7 +175,8 @@ static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 			res->reports_copied = true;
 	}
 out:
-	if (id && sp_container_remove(e, id, &cleanup_err) < 0)
+	if (id && remove_container(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,
+				   &cleanup_err) < 0)
 		info(o, "could not remove the container", cleanup_err.msg);
 	free(id);
 	free(parent);
@@ -176,14 +225,6 @@ static int probe_http(const char *host, int port, const char *path)
 	curl_easy_cleanup(c);
 	free(url);
 	return status >= 200 && status < 300;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, struct sp_error *err)
@@ -262,7 +303,8 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 	rc = 0;
 out:
 	if (id)
-		(void)sp_container_remove(e, id, NULL);  /* forced: kills it first */
+		(void)remove_container(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,
+				       NULL);  /* forced: kills it first */
 	sp_container_state_release(&st);
 	free(id);
 	return rc;

@@ -864,6 +864,55 @@ static void test_long_error_keeps_hint(void **state)
 	sp_buf_release(&error);
 }
 
+/* A step that ran out of disk on the engine: an engine error, not the
+ * Dockerfile's (its log said so, or the daemon's error did); a step that
+ * fails for itself stays a failure. */
+static void test_enospc_is_engine_error(void **state)
+{
+	static const char full[] = "dd: error writing '/tmp/fill': No space left on device\n";
+	static const char other[] = "disk quota? no, just exit 1\n";
+	struct sp_buf s = SP_BUF_INIT;
+	struct msg m;
+	struct run r;
+
+	(void)state;
+	msg_init(&m);
+	msg_vertex(&m, "sha256:a", "[fill 1/1] RUN dd if=/dev/zero of=/tmp/fill", 0, -1, 0, NULL);
+	msg_log(&m, "sha256:a", 0.5, 2, full, sizeof(full) - 1);
+	msg_add(&s, &m);
+	msg_vertex(&m, "sha256:a", "[fill 1/1] RUN dd if=/dev/zero of=/tmp/fill", 0, 1, 0,
+		   "executor failed running [/bin/sh -c dd]: exit code: 1");
+	msg_add(&s, &m);
+	check_chunked(&s, &r);
+	assert_int_equal(r.rc, SP_EENGINE);
+	assert_contains(r.err.msg, "the Docker engine ran out of disk space (no space left on "
+			"device) in build step [fill 1/1] RUN dd");
+	assert_null(strchr(r.err.msg, '\n'));
+	run_release(&r);
+
+	/* the daemon's own error (committing a layer) says it */
+	sp_buf_reset(&s);
+	msg_vertex(&m, "sha256:b", "[2/2] COPY big /big", 0, 1, 0,
+		   "failed to copy files: write /var/lib/docker/x: no space left on device");
+	msg_add(&s, &m);
+	check_chunked(&s, &r);
+	assert_int_equal(r.rc, SP_EENGINE);
+	assert_contains(r.err.msg, "ran out of disk space");
+	run_release(&r);
+
+	sp_buf_reset(&s);
+	msg_vertex(&m, "sha256:c", "[2/2] RUN false", 0, -1, 0, NULL);
+	msg_log(&m, "sha256:c", 0.5, 1, other, sizeof(other) - 1);
+	msg_add(&s, &m);
+	msg_vertex(&m, "sha256:c", "[2/2] RUN false", 0, 1, 0,
+		   "executor failed running [/bin/sh -c false]: exit code: 1");
+	msg_add(&s, &m);
+	check_chunked(&s, &r);
+	assert_int_equal(r.rc, SP_EFAILED);
+	run_release(&r);
+	sp_buf_release(&s);
+}
+
 /* ------------------------------------------------------------------ */
 /* Hostile and broken input.                                           */
 
@@ -1153,6 +1202,7 @@ int main(void)
 		cmocka_unit_test(test_overlong_line),
 		cmocka_unit_test(test_too_many_vertices),
 		cmocka_unit_test(test_odd_but_valid),
+		cmocka_unit_test(test_enospc_is_engine_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
