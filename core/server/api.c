@@ -913,9 +913,7 @@ enum MHD_Result sp_api_finish(struct sp_req *r)
 	case OP_HEALTHZ:
 		return do_healthz(r);
 	case OP_READYZ:
-		if (atomic_load(&r->h->srv->draining))
-			return sp_http_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
-		return sp_http_reply_text(r, MHD_HTTP_OK, "ready\n");
+		return sp_hooks_readyz(r);
 	case OP_METRICS:
 		return do_metrics(r);
 	case OP_JOBS:

@@ -11,6 +11,11 @@
  * delivery and its job in one transaction.  The answer is sent after that
  * call returns, i.e. after the commit: never a 2xx for something not on
  * disk.  Every outcome is counted (sp_metrics_delivery) and logged.
+ *
+ * A store that cannot commit (the data disk is full, an I/O error) makes
+ * the hook 503 (the forge retries later): nothing of the delivery is kept,
+ * so its redelivery is new, not a duplicate.  /readyz (sp_hooks_readyz)
+ * says so too, and both recover by themselves once a write commits again.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -291,10 +296,21 @@ enum MHD_Result sp_hooks_finish(struct sp_req *r)
 	}
 	memset(&res, 0, sizeof(res));
 	if (sp_store_ingest(srv->store, &d, make_job ? &spec : NULL, &res, &err) < 0) {
+		struct sp_error e2 = SP_ERROR_INIT;
+		bool full = false;
+
+		(void)sp_store_last_write(srv->store, &full, &e2);
 		count(r, "unavailable");
-		sp_log_error("hook.failed", "status=503 repo=%s delivery=%s error=%s", repo->name,
-			     sp_log_quote(delivery, q, sizeof(q)), sp_log_quote(err.msg, q2, sizeof(q2)));
-		ret = sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store unavailable");
+		/* rate-limited like the refusals: a forge retrying into a full
+		 * disk must not fill the journal too */
+		if (refused_log_ok(r->h))
+			sp_log_error("hook.failed", "status=503 repo=%s delivery=%s reason=%s error=%s",
+				     repo->name, sp_log_quote(delivery, q, sizeof(q)),
+				     full ? "\"disk full\"" : "\"store unavailable\"",
+				     sp_log_quote(err.msg, q2, sizeof(q2)));
+		ret = sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s",
+					  full ? "store unavailable: the server's disk is full"
+					       : "store unavailable");
 		goto out;
 	}
 	if (!res.duplicate && make_job) {
@@ -322,4 +338,25 @@ out:
 	free(ignored);
 	sp_hook_release(&hook);
 	return ret;
+}
+
+enum MHD_Result sp_hooks_readyz(struct sp_req *r)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *store = r->h->srv->store;
+	bool full = false;
+	char q[600];
+
+	if (atomic_load(&r->h->srv->draining))
+		return sp_http_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
+	if (sp_store_last_write(store, &full, &err) == 0)
+		return sp_http_reply_text(r, MHD_HTTP_OK, "ready\n");
+	/* the last write failed: try one now (the disk may have room again) */
+	sp_error_clear(&err);
+	if (sp_store_ping(store, &err) == 0)
+		return sp_http_reply_text(r, MHD_HTTP_OK, "ready\n");
+	(void)sp_store_last_write(store, &full, NULL);
+	sp_log_debug("ready.failed", "error=%s", sp_log_quote(err.msg, q, sizeof(q)));
+	return sp_http_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  full ? "store unavailable: disk full\n" : "store unavailable\n");
 }

@@ -149,6 +149,13 @@ enum MHD_Result sp_hooks_begin(struct sp_req *r);
 enum MHD_Result sp_hooks_finish(struct sp_req *r);
 /* A body past the cap (chunked): 413 and the delivery counted. */
 enum MHD_Result sp_hooks_too_large(struct sp_req *r);
+/*
+ * GET /readyz: whether a hook would be taken now.  503 "draining" while
+ * stopping; while the store's last write failed, one ping (a committed
+ * write) decides: 503 "store unavailable: disk full" (or without the
+ * reason), else ready again — a freed disk needs no hook to show.
+ */
+enum MHD_Result sp_hooks_readyz(struct sp_req *r);
 
 /* ---- api.c --------------------------------------------------------------- */
 

@@ -176,16 +176,22 @@ static int on_log(struct sp_jobevents *je, const cJSON *ev, struct sp_error *err
 {
 	const char *stage = str_of(ev, "stage"), *line = str_of(ev, "line");
 	struct sp_error e2 = SP_ERROR_INIT;
+	uint64_t lost;
 	int rc;
 
 	if (!line || !je->log)
 		return 0;
 	if (!stage || !*stage)
 		return sp_joblog_write(je->log, JOB_LOG, line, strlen(line), err);
+	lost = sp_joblog_lost(je->log);
 	rc = sp_joblog_write(je->log, stage, line, strlen(line), &e2);
-	if (rc < 0) {
-		/* a stage name no file can have (or its file failed): keep the
-		 * line in the job log */
+	if (rc < 0 && sp_joblog_lost(je->log) != lost) {
+		/* the file is there but the disk refused the line: lost (and
+		 * counted once), not moved to the job log */
+		sp_error_set(err, rc, "%s", e2.msg);
+	} else if (rc < 0) {
+		/* a stage name no file can have (or its file cannot be
+		 * opened): keep the line in the job log */
 		char *l = sp_xasprintf("[%.100s] %s", stage, line);
 		rc = sp_joblog_write(je->log, JOB_LOG, l, strlen(l), err);
 		free(l);

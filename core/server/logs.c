@@ -14,6 +14,15 @@
  * fsynced when the job ends: the lines are in the page cache as soon as
  * they are written (readers see them at once), and on disk once the job
  * is over.
+ *
+ * A write that fails (the data disk is full, an I/O error) loses that line
+ * and only that line: a part of it already written is cut off again
+ * (ftruncate to where the line began), so the file never holds half a
+ * line and the next line starts at a line boundary.  The caller gets the
+ * error (and logs it; the job goes on).  The lines lost are counted, and
+ * the next line that can be written is preceded by a note saying how many
+ * were lost and why (the two in one write: both or neither); sp_joblog_close logs the job's total once
+ * (job.log_lost).
  */
 #define _GNU_SOURCE
 #include "core/server/server.h"
@@ -29,7 +38,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/base/buf.h"
 #include "core/base/error.h"
+#include "core/base/log.h"
 #include "core/base/xalloc.h"
 
 #define STAGE_NAME_MAX 100
@@ -61,6 +72,8 @@ int sp_logs_path(char *buf, size_t len, const char *data, int64_t job, const cha
 struct joblog_file {
 	char *stage;
 	int fd;
+	uint64_t lost;          /* lines lost since the last one written */
+	int lost_errno;         /* why the last of them was lost */
 };
 
 struct sp_joblog {
@@ -68,6 +81,8 @@ struct sp_joblog {
 	int64_t job;
 	struct joblog_file *files;
 	size_t n, alloc;
+	uint64_t lost;          /* lines lost in all its files */
+	int lost_errno;
 };
 
 static int make_dir(const char *path, struct sp_error *err)
@@ -99,8 +114,9 @@ cleanup:
 	return rc;
 }
 
-/* The open fd of stage's file (opened on first use), or a negative code. */
-static int stage_fd(struct sp_joblog *l, const char *stage, struct sp_error *err)
+/* stage's file (opened on first use), or NULL with err set. */
+static struct joblog_file *stage_file(struct sp_joblog *l, const char *stage,
+				      struct sp_error *err)
 {
 	char path[4096];
 	size_t i;
@@ -108,38 +124,45 @@ static int stage_fd(struct sp_joblog *l, const char *stage, struct sp_error *err
 
 	for (i = 0; i < l->n; i++)
 		if (!strcmp(l->files[i].stage, stage))
-			return l->files[i].fd;
-	if (sp_logs_path(path, sizeof(path), l->data, l->job, stage) < 0)
-		return sp_error_set(err, SP_ERROR, "job %" PRId64 ": \"%.100s\" cannot name a log "
-				    "file", l->job, stage);
-	if (l->n >= MAX_FILES)
-		return sp_error_set(err, SP_ETOOBIG, "job %" PRId64 ": more than %d log files",
-				    l->job, MAX_FILES);
+			return &l->files[i];
+	if (sp_logs_path(path, sizeof(path), l->data, l->job, stage) < 0) {
+		sp_error_set(err, SP_ERROR, "job %" PRId64 ": \"%.100s\" cannot name a log "
+			     "file", l->job, stage);
+		return NULL;
+	}
+	if (l->n >= MAX_FILES) {
+		sp_error_set(err, SP_ETOOBIG, "job %" PRId64 ": more than %d log files",
+			     l->job, MAX_FILES);
+		return NULL;
+	}
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return sp_error_set(err, SP_ERROR, "cannot open %s: %s", path, strerror(errno));
+	if (fd < 0) {
+		sp_error_set(err, SP_ERROR, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
 	SP_GROW(l->files, l->alloc, l->n + 1);
+	memset(&l->files[l->n], 0, sizeof(l->files[l->n]));
 	l->files[l->n].stage = sp_xstrdup(stage);
 	l->files[l->n].fd = fd;
-	l->n++;
-	return fd;
+	return &l->files[l->n++];
 }
 
-int sp_joblog_write(struct sp_joblog *l, const char *stage, const char *line, size_t len,
-		    struct sp_error *err)
+/*
+ * Appends line + '\n' to fd whole, or not at all: 0, or an errno value
+ * (what was written of the line is cut off again).
+ */
+static int append_line(int fd, const char *line, size_t len)
 {
 	static const char nl = '\n';
 	struct iovec iov[2];
 	size_t total = len + 1, done = 0;
-	int fd = stage_fd(l, stage, err);
+	off_t start = lseek(fd, 0, SEEK_END);
 
-	if (fd < 0)
-		return fd;
 	/* one writev for the line and its newline: readers of a growing file
 	 * rarely see half a line, and never another line inside one */
 	while (done < total) {
 		ssize_t n;
-		int cnt = 0;
+		int cnt = 0, e;
 
 		if (done < len) {
 			iov[cnt].iov_base = (void *)(uintptr_t)(line + done);
@@ -151,12 +174,56 @@ int sp_joblog_write(struct sp_joblog *l, const char *stage, const char *line, si
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return sp_error_set(err, SP_ERROR, "writing the log of job %" PRId64
-					    " stage %s: %s", l->job, stage, strerror(errno));
+			e = errno;
+			/* only this job's writer appends to the file: the bytes
+			 * from start on are this line's */
+			if (done && start >= 0)
+				(void)!ftruncate(fd, start);
+			return e;
 		}
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+int sp_joblog_write(struct sp_joblog *l, const char *stage, const char *line, size_t len,
+		    struct sp_error *err)
+{
+	struct joblog_file *f = stage_file(l, stage, err);
+	int e;
+
+	if (!f)
+		return SP_ERROR;
+	if (f->lost) {
+		/* the note and the line go together or not at all, so that a
+		 * disk still full gives one note for all the lines lost */
+		struct sp_buf b = SP_BUF_INIT;
+
+		sp_buf_addf(&b, "[stagepipe: %" PRIu64 " log line%s lost here: %s]\n", f->lost,
+			    f->lost == 1 ? "" : "s", strerror(f->lost_errno));
+		sp_buf_add(&b, line, len);
+		e = append_line(f->fd, b.data, b.len);
+		sp_buf_release(&b);
+		if (e)
+			goto lost;
+		f->lost = 0;
+		return 0;
+	}
+	if ((e = append_line(f->fd, line, len)) != 0)
+		goto lost;
+	return 0;
+lost:
+	f->lost++;
+	f->lost_errno = e;
+	l->lost++;
+	l->lost_errno = e;
+	return sp_error_set(err, SP_ERROR, "writing the log of job %" PRId64 " stage %s: %s "
+			    "(the line is lost)", l->job, stage, strerror(e));
+}
+
+uint64_t sp_joblog_lost(const struct sp_joblog *l)
+{
+	return l ? l->lost : 0;
 }
 
 void sp_joblog_close(struct sp_joblog *l)
@@ -165,6 +232,9 @@ void sp_joblog_close(struct sp_joblog *l)
 
 	if (!l)
 		return;
+	if (l->lost)
+		sp_log_warn("job.log_lost", "job=%" PRId64 " lines=%" PRIu64 " error=\"%s\"",
+			    l->job, l->lost, strerror(l->lost_errno));
 	for (i = 0; i < l->n; i++) {
 		(void)fsync(l->files[i].fd);
 		(void)close(l->files[i].fd);

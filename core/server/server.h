@@ -79,10 +79,17 @@ int sp_logs_path(char *buf, size_t len, const char *data, int64_t job, const cha
 struct sp_joblog;
 int sp_joblog_open(struct sp_joblog **out, const char *data, int64_t job,
 		   struct sp_error *err);
-/* Appends line + '\n' (a line without its newline). */
+/*
+ * Appends line + '\n' (a line without its newline), whole or not at all.
+ * A line that cannot be written (disk full, I/O error) is lost, counted,
+ * and noted before the next line of that file that can be written
+ * ("[stagepipe: N log lines lost here: REASON]"); the error says so.
+ */
 int sp_joblog_write(struct sp_joblog *l, const char *stage, const char *line, size_t len,
 		    struct sp_error *err);
-/* fsyncs and closes every file. */
+/* Lines lost so far (0 for NULL). */
+uint64_t sp_joblog_lost(const struct sp_joblog *l);
+/* fsyncs and closes every file; logs job.log_lost when lines were lost. */
 void sp_joblog_close(struct sp_joblog *l);
 
 /* ---- jobrun.c: a job is a child `stagepipe run` (shared with the agent) -- */

@@ -26,6 +26,12 @@
  * newer version than this binary knows is refused.  Times are
  * milliseconds since the epoch (INTEGER); the JSON renders RFC 3339 UTC.
  *
+ * A full disk (or an I/O error) fails the batch it happens in: every
+ * request of it gets SP_EENGINE and nothing of it is kept, the writer
+ * remembers that its last transaction failed (sp_store_last_write, for
+ * /readyz), and the next batch simply tries again: once there is room,
+ * writes commit as before, with no restart and nothing to repair.
+ *
  * Locking: one mutex (st->mu) guards the queue, the reader pool and the
  * counters; the writer holds it only to take a batch and to wake callers.
  * sp_store_close stops accepting requests, lets the writer drain the
@@ -497,6 +503,10 @@ struct sqlite_store {
 	struct rconn *free_readers;
 	int nreaders;                 /* opened, free or in use */
 	uint64_t commits, requests;
+	/* the last batch: it failed (not committed, or the database itself
+	 * failed in it), the disk was full, and why */
+	bool write_failed, write_full;
+	char write_error[SP_ERROR_MSG_MAX];
 };
 
 static const struct sp_store_ops sqlite_ops;
@@ -1234,6 +1244,13 @@ static void fenced_release(struct fenced *f)
 	free(f->sha);
 }
 
+/* A test count from a report (the child's JSON: any number, 1e999 too)
+ * as an integer: 0 unless in [0, 2^53] (NaN fails both). */
+static sqlite3_int64 count_of(double d)
+{
+	return d >= 0 && d <= 9007199254740992.0 ? (sqlite3_int64)d : 0;
+}
+
 /*
  * A report's test counts and coverage into parameters i.. i+4 (total,
  * passed, failed + errors, coverage, coverage_min); NULL where the report
@@ -1248,10 +1265,10 @@ static void bind_report_numbers(sqlite3_stmt *s, int i, const cJSON *report)
 	double min = json_num(report, "coverage_min", &has_min);
 
 	if (cJSON_IsObject(tests) && has_total) {
-		sqlite3_bind_int64(s, i, (sqlite3_int64)total);
-		sqlite3_bind_int64(s, i + 1, (sqlite3_int64)json_num(tests, "passed", NULL));
-		sqlite3_bind_int64(s, i + 2, (sqlite3_int64)(json_num(tests, "failed", NULL) +
-							      json_num(tests, "errors", NULL)));
+		sqlite3_bind_int64(s, i, count_of(total));
+		sqlite3_bind_int64(s, i + 1, count_of(json_num(tests, "passed", NULL)));
+		sqlite3_bind_int64(s, i + 2, count_of(json_num(tests, "failed", NULL) +
+						      json_num(tests, "errors", NULL)));
 	} else {
 		sqlite3_bind_null(s, i);
 		sqlite3_bind_null(s, i + 1);
@@ -1615,22 +1632,62 @@ static void discard(struct wreq *r)
 	r->nrows = 0;
 }
 
+/* What became of a batch (for sp_store_last_write). */
+struct batch_outcome {
+	bool committed;
+	bool failed;   /* not committed, or the database failed in it */
+	bool full;     /* ... because the disk (or the file) is full */
+	char why[SP_ERROR_MSG_MAX];
+};
+
+/*
+ * Whether the writer connection's last error is the database or its disk
+ * failing (rather than one request's own mistake, such as a constraint),
+ * noted in o.  Called right after the failure, before anything else runs
+ * on the connection.
+ */
+static void note_failure(struct sqlite_store *st, struct batch_outcome *o, const char *msg)
+{
+	int code = sqlite3_extended_errcode(st->db) & 0xff;
+
+	switch (code) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_NOMEM:
+		break;
+	default:
+		return;
+	}
+	if (!o->failed) {
+		o->failed = true;
+		o->full = code == SQLITE_FULL;
+		snprintf(o->why, sizeof(o->why), "%s", msg);
+	}
+}
+
 /*
  * Runs a batch in one transaction, each request in its own savepoint.
- * Returns true when it committed.
+ * Fills out (committed: the batch is on disk).
  */
-static bool run_batch(struct sqlite_store *st, struct wreq *batch)
+static void run_batch(struct sqlite_store *st, struct wreq *batch, struct batch_outcome *out)
 {
 	struct sp_error berr = SP_ERROR_INIT;
 	struct wreq *r;
 	int rc;
 
+	memset(out, 0, sizeof(*out));
 	rc = run(st->w[W_BEGIN], &berr);
 	for (r = batch; !rc && r; r = r->next) {
 		rc = run(st->w[W_SAVEPOINT], &berr);
 		if (rc)
 			break;
 		r->rc = run_one(st, r);
+		if (r->rc == SP_EENGINE)
+			note_failure(st, out, r->e.msg);
 		if (r->rc && sqlite3_get_autocommit(st->db)) {
 			/* SQLite rolled the whole transaction back (disk full, I/O) */
 			rc = sp_error_set(&berr, SP_EENGINE, "%s", r->e.msg);
@@ -1641,10 +1698,20 @@ static bool run_batch(struct sqlite_store *st, struct wreq *batch)
 		if (!rc)
 			rc = run(st->w[W_RELEASE], &berr);
 	}
-	if (!rc)
+	if (!rc) {
 		rc = run(st->w[W_COMMIT], &berr);
+		if (rc)
+			note_failure(st, out, berr.msg);
+	} else {
+		note_failure(st, out, berr.msg);
+	}
 	if (rc && !sqlite3_get_autocommit(st->db))
 		run(st->w[W_ROLLBACK], NULL);
+	out->committed = !rc;
+	if (rc && !out->failed) {
+		out->failed = true;
+		snprintf(out->why, sizeof(out->why), "%s", berr.msg);
+	}
 	for (r = batch; r; r = r->next) {
 		if (rc) {
 			r->rc = SP_EENGINE;
@@ -1653,7 +1720,6 @@ static bool run_batch(struct sqlite_store *st, struct wreq *batch)
 		if (r->rc)
 			discard(r);
 	}
-	return !rc;
 }
 
 static void *writer_main(void *arg)
@@ -1663,7 +1729,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		struct wreq *batch, *last, *r, *next;
-		bool committed;
+		struct batch_outcome o;
 		int n = 1;
 
 		while (!st->head && !st->stopping)
@@ -1681,10 +1747,13 @@ static void *writer_main(void *arg)
 		last->next = NULL;
 		pthread_mutex_unlock(&st->mu);
 
-		committed = run_batch(st, batch);
+		run_batch(st, batch, &o);
 
 		pthread_mutex_lock(&st->mu);
-		st->commits += committed;
+		st->commits += o.committed;
+		st->write_failed = o.failed;
+		st->write_full = o.failed && o.full;
+		snprintf(st->write_error, sizeof(st->write_error), "%s", o.failed ? o.why : "");
 		for (r = batch; r; r = next) {
 			next = r->next;  /* r is the caller's again once done is set */
 			r->done = true;
@@ -1893,6 +1962,20 @@ static int op_ping(struct sp_store *s, struct sp_error *err)
 	struct wreq r = { .op = OP_PING };
 
 	return submit(to_sqlite(s), &r, err);
+}
+
+static int op_last_write(struct sp_store *s, bool *disk_full, struct sp_error *err)
+{
+	struct sqlite_store *st = to_sqlite(s);
+	int rc = 0;
+
+	pthread_mutex_lock(&st->mu);
+	if (disk_full)
+		*disk_full = st->write_failed && st->write_full;
+	if (st->write_failed)
+		rc = sp_error_set(err, SP_EENGINE, "%s", st->write_error);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2521,4 +2604,5 @@ static const struct sp_store_ops sqlite_ops = {
 	.outbox_done = op_outbox_done,
 	.counts = op_counts,
 	.ping = op_ping,
+	.last_write = op_last_write,
 };

@@ -211,3 +211,10 @@ int sp_store_ping(struct sp_store *st, struct sp_error *err)
 {
 	return st->ops->ping(st, err);
 }
+
+int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *err)
+{
+	if (disk_full)
+		*disk_full = false;
+	return st->ops->last_write(st, disk_full, err);
+}

@@ -222,6 +222,7 @@ struct sp_store_ops {
 
 	int (*counts)(struct sp_store *st, struct sp_store_counts *out, struct sp_error *err);
 	int (*ping)(struct sp_store *st, struct sp_error *err);
+	int (*last_write)(struct sp_store *st, bool *disk_full, struct sp_error *err);
 };
 
 struct sp_store {
@@ -396,5 +397,15 @@ int sp_store_outbox_done(struct sp_store *st, int64_t id, bool ok, const char *e
 int sp_store_counts(struct sp_store *st, struct sp_store_counts *out, struct sp_error *err);
 /* A write that goes through the writer and commits (for /healthz). */
 int sp_store_ping(struct sp_store *st, struct sp_error *err);
+/*
+ * How the last write transaction went, without touching the database:
+ * 0 when it committed (or none was tried yet); SP_EENGINE with err saying
+ * why when the database could not commit it (disk full, I/O error), with
+ * *disk_full (may be NULL) set when the disk or file was full.  The next
+ * write that commits (any call, e.g. sp_store_ping) makes it 0 again.  A
+ * request refused for its own reasons (a stale epoch, an unknown job)
+ * does not count as a failed write.
+ */
+int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *err);
 
 #endif

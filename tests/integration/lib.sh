@@ -121,3 +121,40 @@ EOF
 		wait "$_pid" 2>/dev/null || true
 	done
 }
+
+# recorder_up TOKEN: starts tests/tools/forge_recorder.py (statuses it
+# records go to $T/rec.jsonl, each checked against TOKEN) on a free port,
+# waits up to 5 s for it and sets $REC to that port and $rec_pid; lib.sh
+# stops it at exit.
+recorder_up() {
+	"${PY:-python3}" "$top/tests/tools/forge_recorder.py" --port 0 \
+		--port-file "$T/rec.port" --out "$T/rec.jsonl" --token "$1" 2>"$T/rec.err" &
+	rec_pid=$!
+	_lib_pids="$_lib_pids $rec_pid"
+	_i=0
+	while [ ! -s "$T/rec.port" ] && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+	[ -s "$T/rec.port" ] || fail "forge_recorder did not start: $(cat "$T/rec.err")"
+	REC=$(cat "$T/rec.port")
+}
+
+# serve_up CONFIG BASE: starts "$BIN serve -c CONFIG" in the background
+# (stdout to $T/serve.out, stderr to $T/serve.log, both appended), sets
+# $srv_pid, and waits up to 10 s for BASE/readyz to answer 200.  Stopping
+# it (and clearing srv_pid) is the test's business.
+serve_up() {
+	"$BIN" serve -c "$1" >>"$T/serve.out" 2>>"$T/serve.log" &
+	srv_pid=$!
+	_i=0
+	while [ $_i -lt 100 ]; do
+		kill -0 "$srv_pid" 2>/dev/null || {
+			tail -20 "$T/serve.log"
+			srv_pid=
+			fail "serve exited at start"
+		}
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$2/readyz")" = 200 ] && return
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	tail -20 "$T/serve.log"
+	fail "serve did not answer $2/readyz within 10 s"
+}

@@ -89,13 +89,7 @@ export SP_APP_SECRET="$SECRET" SP_TEST_ADMIN="$ADMIN"
 printf '%s\n' "$STATUS_TOKEN" >"$T/status.token"
 chmod 600 "$T/status.token"
 
-"$PY" "$top/tests/tools/forge_recorder.py" --port 0 --port-file "$T/rec.port" \
-	--out "$T/rec.jsonl" --token "$STATUS_TOKEN" 2>"$T/rec.err" &
-rec_pid=$!
-i=0
-while [ ! -s "$T/rec.port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$T/rec.port" ] || fail "forge_recorder did not start: $(cat "$T/rec.err")"
-REC=$(cat "$T/rec.port")
+recorder_up "$STATUS_TOKEN"
 
 srv_pid=
 containers() { # containers [all]: ids of this run's containers (both pipelines)

@@ -13,7 +13,6 @@ command -v jq >/dev/null 2>&1 || fail "jq not found"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SIGN="$PY $top/tests/tools/sign_hook.py"
-RECORDER="$top/tests/tools/forge_recorder.py"
 
 export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
 mkdir -p "$HOME" "$T/data"
@@ -45,13 +44,8 @@ printf '%s\n' "$STATUS_TOKEN" >"$T/status.token"
 chmod 600 "$T/gt.secret" "$T/status.token"
 
 # the recording forge (statuses of the gh repository go there)
-"$PY" "$RECORDER" --port 0 --port-file "$T/rec.port" --out "$T/rec.jsonl" \
-	--token "$STATUS_TOKEN" 2>"$T/rec.err" &
-rec_pid=$!
-i=0
-while [ ! -s "$T/rec.port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$T/rec.port" ] || fail "forge_recorder did not start: $(cat "$T/rec.err")"
-REC_PORT=$(cat "$T/rec.port")
+recorder_up "$STATUS_TOKEN"
+REC_PORT=$REC
 
 srv_pid=
 test_cleanup() {

@@ -412,7 +412,9 @@ def send(a, headers, body):
         conn.close()
 
 
-def main():
+def make_parser():
+    """The options of one delivery (also what tests/tools/hook_load.py
+    builds its deliveries from: make_parser().parse_args([...]) -> build)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--url", help="http://HOST:PORT/hooks/NAME")
     p.add_argument("--forge", required=True, choices=FORGES)
@@ -448,6 +450,11 @@ def main():
     p.add_argument("--timeout", type=float, default=30)
     p.add_argument("--dump", action="store_true", help="print the request, do not send")
     p.add_argument("--body-out", help="write the body to this file, do not send")
+    return p
+
+
+def main():
+    p = make_parser()
     a = p.parse_args()
 
     headers, body = build(a)

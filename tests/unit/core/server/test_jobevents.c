@@ -2,7 +2,7 @@
  * test_jobevents.c — a job's event lines into a real SQLite store and its
  * log files (core/server/jobevents.c): stage rows with their run order and
  * reports, log lines per stage and for the job, the summary kept, junk
- * ignored, and a stale epoch refused.
+ * ignored, a stale epoch refused, and a stage log the disk refuses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
@@ -247,6 +248,35 @@ static void test_odd_stage_name_goes_to_job_log(void **state)
 	sp_lease_release(&l);
 }
 
+/*
+ * A stage's log file the disk refuses (/dev/full): the line is lost and
+ * counted once, with an error — not moved to the job log, which would
+ * count it twice and mix the stage's lines into it.
+ */
+static void test_full_stage_log_loses_the_line(void **state)
+{
+	struct fix *f = *state;
+	struct sp_lease l = new_leased_job(f->st);
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_joblog *log = NULL;
+	struct sp_jobevents *je;
+	char path[512], *text;
+
+	assert_int_equal(sp_joblog_open(&log, f->dir, l.job_id, &err), 0);
+	assert_int_equal(sp_logs_path(path, sizeof(path), f->dir, l.job_id, "test"), 0);
+	assert_int_equal(symlink("/dev/full", path), 0);
+	je = sp_jobevents_new(&f->srv, l.job_id, l.epoch, log);
+	assert_int_equal(feed(je, "{\"event\":\"log\",\"line\":\"cloning\"}"), 0);
+	assert_true(feed(je, "{\"event\":\"log\",\"stage\":\"test\",\"line\":\"t1\"}") < 0);
+	assert_int_equal(sp_joblog_lost(log), 1);
+	sp_jobevents_free(je);
+	sp_joblog_close(log);
+	text = log_text(f->dir, l.job_id, "_job");
+	assert_string_equal(text, "cloning\n");
+	free(text);
+	sp_lease_release(&l);
+}
+
 /* The child's JSON is checked, not trusted: wrong types, missing fields,
  * huge or negative numbers, unknown results, names no pipeline can have,
  * too many stages. */
@@ -310,6 +340,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_odd_stage_name_goes_to_job_log, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_stage_log_loses_the_line, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

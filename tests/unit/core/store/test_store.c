@@ -3,7 +3,8 @@
  * core/store/store.c): migrations, dedupe, group commit under many
  * threads, leases and labels, fencing, the promote permit, expiry,
  * cancel, supersede, the status outbox, the JSON of job detail and lists,
- * and close with requests in flight.  Each test has its own database in a
+ * close with requests in flight, and a disk that refuses writes (the
+ * delivery is not kept, the store says so, and recovers by itself).  Each test has its own database in a
  * temporary folder; rows are counted through a separate SQLite connection.
  */
 #include <setjmp.h>
@@ -13,12 +14,14 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1784,6 +1787,79 @@ static void test_migration_2_backfills(void **state)
 	assert_int_equal(query_int(f->path, "SELECT max(rev) FROM jobs"), id + 1);
 }
 
+/*
+ * The database cannot grow (RLIMIT_FSIZE at the WAL file's size stands in
+ * for a full disk; the writer gets an I/O error): an ingest fails with
+ * SP_EENGINE and leaves nothing behind, sp_store_last_write says so, and
+ * once writes fit again a ping commits, the store is fine again and the
+ * same delivery is taken as new — no restart, nothing to repair.
+ */
+static void test_write_fails_then_recovers(void **state)
+{
+	struct fx *f = *state;
+	struct sp_delivery d = { .repo = "app", .id = "d-1", .forge = "github",
+				 .event = "push", .outcome = "job" };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_ingest_result res;
+	struct sp_error err = SP_ERROR_INIT;
+	struct rlimit old, lim;
+	struct stat wal;
+	char *walpath = sp_xasprintf("%s-wal", f->path);
+	void (*old_xfsz)(int);
+	bool full = true;
+	bool cancel;
+
+	assert_int_equal(sp_store_last_write(f->st, &full, &err), 0);  /* none yet */
+	assert_false(full);
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), 0);
+	assert_int_equal(res.job_id, 1);
+	/* requests refused for their own reasons are not a failing disk */
+	assert_int_equal(sp_store_renew(f->st, 1, 7, 1000, &cancel, &err), SP_ECONFLICT);
+	j.sha = NULL;
+	d.id = "d-x";
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), SP_ERROR);
+	assert_int_equal(sp_store_last_write(f->st, NULL, &err), 0);
+
+	assert_int_equal(stat(walpath, &wal), 0);
+	assert_true(wal.st_size > 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	old_xfsz = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = (rlim_t)wal.st_size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+	j = push_spec("main", SHA_B);
+	d.id = "d-2";
+	sp_error_clear(&err);
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), SP_EENGINE);
+	assert_non_null(strstr(err.msg, "transaction failed"));
+	sp_error_clear(&err);
+	assert_int_equal(sp_store_last_write(f->st, &full, &err), SP_EENGINE);
+	assert_false(full);  /* an I/O error here; ENOSPC would set it */
+	assert_true(err.msg[0] != '\0');
+	assert_int_equal(sp_store_ping(f->st, &err), SP_EENGINE);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 1);
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, old_xfsz);
+	/* still failing until a write commits: the store does not guess */
+	assert_int_equal(sp_store_last_write(f->st, NULL, &err), SP_EENGINE);
+	assert_int_equal(sp_store_ping(f->st, &err), 0);
+	assert_int_equal(sp_store_last_write(f->st, &full, &err), 0);
+	assert_false(full);
+
+	/* the delivery that failed was not kept: its redelivery is new */
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), 0);
+	assert_false(res.duplicate);
+	assert_int_equal(res.job_id, 2);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 2);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 2);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs WHERE sha = '" SHA_B "'"),
+			 1);
+	free(walpath);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1817,6 +1893,7 @@ int main(void)
 		T(test_branches),
 		T(test_job_changes),
 		T(test_migration_2_backfills),
+		T(test_write_fails_then_recovers),
 #undef T
 	};
 
