@@ -3,7 +3,13 @@
 #   make                 build build/stagepipe
 #   make test            unit tests (cmocka, no daemon)
 #   make asan            unit tests under AddressSanitizer + UBSan (build/asan/)
-#   make check           everything testable here: deps, build, unit, asan, integration
+#   make valgrind        unit tests under valgrind memcheck (no leaks allowed)
+#   make check           everything testable here: deps, build, unit, valgrind,
+#                        asan, fuzz smoke, integration against the asan binary
+#   make integration     integration tests against build/stagepipe
+#   make integration-asan  the same against build/asan/stagepipe, failing on
+#                        any sanitizer report of any stagepipe process
+#   make fuzz, fuzz-smoke  libFuzzer targets (tests/fuzz/README.md)
 #   make demo            run the example pipeline on a real engine
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make analyze         gcc -fanalyzer over the sources
@@ -78,7 +84,8 @@ TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test asan check demo install uninstall clean analyze deps integration bench help FORCE
+.PHONY: all test asan valgrind check demo install uninstall clean analyze deps integration \
+	integration-asan bench help FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -140,22 +147,70 @@ test: $(BIN) $(TEST_BIN)
 		fi; \
 	done; exit $$fail
 
+ASAN_ARGS = --no-print-directory BUILD=$(BUILD)/asan \
+	SANITIZE=address,undefined CFLAGS='-O1 -g'
+
 asan:
-	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
-		SANITIZE=address,undefined CFLAGS='-O1 -g' test
+	$(Q)$(MAKE) $(ASAN_ARGS) test
+
+# ---- valgrind: every unit test binary under memcheck -----------------------
+#
+# A test fails on any memcheck error and on a definite or indirect leak
+# ("possibly lost" and "still reachable" are not counted: libraries keep
+# caches until exit).  Child processes the tests start are not traced.
+# contrib/valgrind.supp holds suppressions for noise inside system
+# libraries only (each entry says why); a leak or error of ours is fixed,
+# never suppressed.  Each test is its own rule: `make -j2 valgrind`.
+# The log of test T is $(BUILD)/tests/T.vg.log.
+VALGRIND      ?= valgrind
+VALGRIND_OPTS ?= --leak-check=full --errors-for-leak-kinds=definite,indirect \
+                 --error-exitcode=1 --num-callers=30 --suppressions=contrib/valgrind.supp
+VG_RUNS       := $(TEST_BIN:$(BUILD)/tests/%=valgrind-run/%)
+
+valgrind: $(BIN) $(TEST_BIN)
+	$(Q)$(MAKE) --no-print-directory -k $(VG_RUNS)
+
+valgrind-run/%: $(BIN) $(BUILD)/tests/%
+	$(Q)t=$(BUILD)/tests/$*; \
+	if SP_TOP=$(CURDIR) SP_FIXTURES=$(CURDIR)/tests/fixtures \
+		$(VALGRIND) -q $(VALGRIND_OPTS) $$t >$$t.vg.log 2>&1; then \
+		printf '  PASS   valgrind %s\n' "$$t"; \
+	else \
+		printf '  FAIL   valgrind %s (log: %s)\n' "$$t" "$$t.vg.log"; \
+		grep -Ev '^\[ +(RUN|OK|PASSED) +\]|^\[=+\]' $$t.vg.log | tail -n 80; exit 1; \
+	fi
 
 deps:
-	$(Q)contrib/deps.sh --engine --browser
+	$(Q)contrib/deps.sh --engine --browser --fuzz
 
 # Integration tests need a real engine; tests/integration/run.sh starts one.
 integration: $(BIN)
 	$(Q)tests/integration/run.sh $(BIN)
 
+# The same suite against the ASan+UBSan binary (build/asan/stagepipe): every
+# sanitizer report of any stagepipe process (serve's and agent's children
+# too) goes to a file, and a test that leaves one fails (run.sh --sanitized).
+integration-asan:
+	$(Q)$(MAKE) $(ASAN_ARGS) all
+	$(Q)tests/integration/run.sh --sanitized $(BUILD)/asan/stagepipe
+
+# The smoke run of every fuzz target inside `make check`: seeds and
+# regression cases replayed, then CHECK_FUZZ_SECONDS of fuzzing each, two
+# targets at a time.
+CHECK_FUZZ_SECONDS ?= 3
+CHECK_JOBS         ?= 2
+
+# The integration suite runs once, against the sanitized binary (its
+# engine work dominates; the plain binary is what the unit tests, valgrind
+# and `make integration` cover).
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory test
+	$(Q)$(MAKE) --no-print-directory -j$(CHECK_JOBS) valgrind
 	$(Q)$(MAKE) --no-print-directory asan
-	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory -j$(CHECK_JOBS) fuzz-smoke \
+		FUZZ_SMOKE_SECONDS=$(CHECK_FUZZ_SECONDS)
+	$(Q)$(MAKE) --no-print-directory integration-asan
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -254,6 +309,6 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

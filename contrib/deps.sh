@@ -1,11 +1,13 @@
 #!/bin/sh
 # contrib/deps.sh — install the Debian packages stagepipe needs, idempotently.
 #
-#   contrib/deps.sh            build + unit-test dependencies
+#   contrib/deps.sh            build + unit-test dependencies (valgrind too:
+#                              make valgrind)
 #   contrib/deps.sh --engine   also what the integration tests need
 #                              (dockerd, a registry, debootstrap for the base image)
 #   contrib/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes
-#                              (make fuzz, make fuzz-smoke)
+#                              (make fuzz, make fuzz-smoke; make check runs
+#                              the smoke, so `make deps` and .ci/run pass it)
 #   contrib/deps.sh --browser  also Debian's chromium and Node.js/npm, then
 #                              playwright-core from npm into tests/browser/
 #                              (the web UI's browser tests)
@@ -17,7 +19,7 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libc6-dev
 libyaml-dev libgit2-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
 libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev
-libsqlite3-dev libmicrohttpd-dev"
+libsqlite3-dev libmicrohttpd-dev valgrind"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 BROWSER_PKGS="chromium fonts-dejavu-core"
 ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq"
@@ -35,7 +37,7 @@ for arg in "$@"; do
 		command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 		command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 		;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done

@@ -151,3 +151,74 @@ put("webhook", "gitlab-standard-raw", b"\x26" + b"X-Gitlab-Event: Push Hook\nweb
 sig = hmac.new(SECRET, b"{}", hashlib.sha256).hexdigest()
 put("webhook", "github-ping-sig", b"\x00X-Hub-Signature-256: sha256=" + sig.encode() +
     b"\nX-GitHub-Event: ping\n\n{}")
+
+# job event lines (fuzz_jobevents: NDJSON) as a job's child writes them
+# (docs/events.md); the agent protocol (fuzz_agent: a flags byte whose
+# bits 0-2 choose the call, then its body; docs/agent-protocol.md)
+RUN = (
+    '{"event":"pipeline_started","pipeline":"fastapi-app","job":"srv-17","stages":["build","test","promote"],'
+    '"needs":{"test":["build"],"promote":["test"]}}\n'
+    '{"event":"stage_started","stage":"build","target":"builder"}\n'
+    '{"event":"log","stage":"build","stream":"build","line":"#5 [builder 2/4] RUN pip install ."}\n'
+    '{"event":"stage_finished","stage":"build","result":"passed","seconds":12.5,"exit_code":0}\n'
+    '{"event":"stage_started","stage":"test","target":"testing"}\n'
+    '{"event":"log","stage":"test","stream":"stdout","line":"17 passed in 0.82s"}\r\n'
+    '{"event":"log","stream":"info","line":"checkout done"}\n'
+    '{"event":"stage_finished","stage":"test","result":"passed","seconds":3.1,"exit_code":0,'
+    '"image":"sha256:0123","tests":{"total":17,"passed":17,"failed":0,"errors":0,"skipped":0},'
+    '"coverage":100,"coverage_min":80}\n'
+    '{"event":"promote_request","stage":"promote"}\n'
+    '{"event":"stage_finished","stage":"promote","result":"skipped","seconds":0}\n'
+    '{"event":"pipeline_finished","pipeline":"fastapi-app","result":"passed","seconds":14.2,'
+    '"message":"17 tests passed"}\n')
+SKIPPED = (
+    '{"event":"pipeline_started","pipeline":"fastapi-app","job":"srv-17","stages":["test","promote"]}\n'
+    '{"event":"pipeline_finished","pipeline":"fastapi-app","result":"skipped","seconds":0,'
+    '"message":"on.push does not list branch \\"dev\\""}\n')
+MISMATCH = ('{"event":"runner_mismatch","pipeline":"fastapi-app","runs_on":"linux,gpu",'
+            '"message":"this runner (labels: linux) lacks gpu"}\n')
+JUNK = ('not json\n{"event":"log","stage":"../../etc","line":"x"}\n'
+        '{"event":"stage_started","stage":"Bad Name"}\n{"event":"nope"}\n[1,2]\n'
+        '{"event":"log","stage":"test","line":"no newline at the end"}')
+put("jobevents", "run.ndjson", RUN)
+put("jobevents", "skipped.ndjson", SKIPPED)
+put("jobevents", "mismatch.ndjson", MISMATCH)
+put("jobevents", "junk.ndjson", JUNK)
+
+A = "agent"
+put(A, "lease", b"\x00" + b'{"agent":"build-1","labels":["linux","big"],"free":2,"running":[41]}')
+put(A, "lease-other", b"\x08" + b'{"agent":"build-2","labels":[],"free":1}')
+put(A, "lease-wrong-name", b"\x00" + b'{"agent":"build-2","free":1}')
+put(A, "lease-drain", b"\x80" + b'{"agent":"build-1","free":1,"running":null}')
+put(A, "events", b"\x01" + RUN.encode())
+put(A, "events-retry", b"\x21" + RUN.encode())
+put(A, "events-stale", b"\x11" + SKIPPED.encode())
+put(A, "heartbeat", b"\x01")
+put(A, "promote", b"\x02" + b'{"stage":"promote"}')
+put(A, "promote-other", b"\x0a" + b'{"stage":"promote"}')
+put(A, "finish", b"\x03" + b'{"state":"passed","reason":"17 tests passed","exit_code":0,'
+    b'"seconds":31.2,"summary":{"event":"pipeline_finished","pipeline":"fastapi-app",'
+    b'"result":"passed","seconds":14.2}}')
+put(A, "finish-requeue", b"\x03" + b'{"state":"requeue","reason":"agent shutting down"}')
+put(A, "finish-relabel", b"\x03" + b'{"state":"relabel","labels":"linux,gpu","exit_code":4}')
+put(A, "finish-stale", b"\x13" + b'{"state":"failed","exit_code":1}')
+put(A, "events-finish", b"\x07" + RUN.encode())
+LEASE = (b'{"job":42,"epoch":3,"attempt":2,"ttl_ms":30000,"repo":"app",'
+         b'"repo_url":"https://git.example.com/team/app.git","ref":"refs/heads/main",'
+         b'"sha":"0123456789abcdef0123456789abcdef01234567","event":"push","event_ref":"main",'
+         b'"pipeline":"stagepipe.yml","job_label":"srv-42","timeout_ms":7200000,'
+         b'"credentials":{"user":"x-access-token","token":"t0ken"}}')
+put(A, "answer-lease", b"\x04" + LEASE)
+put(A, "answer-lease-secrets", b"\x04" + LEASE[:-1] +
+    b',"secrets":{"API_TOKEN":"api-secret-value","DB_PASSWORD":"pw with spaces"}}')
+put(A, "answer-lease-min", b"\x04" + b'{"job":1,"epoch":1,"repo_url":"file:///r","ref":"main"}')
+put(A, "answer-stale", b"\x24" + b'{"granted":false,"stale":true,"reason":"already promoted by attempt 1"}')
+put(A, "answer-error", b"\x44" + b'{"error":"this token belongs to agent build-1"}')
+put(A, "answer-cancel", b"\x04" + b'{"cancel":true}')
+put(A, "route-events", b"\x05" + b"/api/agent/jobs/42/events\0Bearer tok-build-1-secret")
+put(A, "route-lease", b"\x05" + b"/api/agent/lease\0bearer   tok-build-2-secret")
+put(A, "route-finish", b"\x05" + b"/api/agent/jobs/007/finish\0Basic dXNlcjpwYXNz")
+put(A, "route-list", b"\x05" + b"/api/agents/")
+put(A, "batch", b"\x06" + RUN.encode())
+put(A, "batch-small", b"\x46" + (RUN * 4).encode())
+put(A, "batch-each", b"\x26" + SKIPPED.encode())

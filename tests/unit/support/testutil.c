@@ -156,3 +156,10 @@ uint32_t sp_test_rand(uint32_t *state)
 	*state ^= *state << 5;
 	return *state;
 }
+
+int sp_test_under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p && strstr(p, "vgpreload") != NULL;
+}

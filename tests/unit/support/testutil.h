@@ -71,6 +71,14 @@ const char *sp_test_env(const char *name, void *ud);
 uint32_t sp_test_rand(uint32_t *state);
 
 /*
+ * Whether the test runs under valgrind (`make valgrind`): its preload
+ * library is in LD_PRELOAD.  For the few checks valgrind itself defeats
+ * (peak RSS, which its freed-block queue inflates; an exec that fails
+ * after fork, from which valgrind cannot recover in the child).
+ */
+int sp_test_under_valgrind(void);
+
+/*
  * The internal subset of a "billion laughs" document: lol9 expands to
  * 10^9 "lol"s.  Follow it with a root element that uses &lol9;.
  */
