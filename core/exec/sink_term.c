@@ -6,12 +6,18 @@
  * per line, so a stage printing 200 MB costs no memory here.  A failed
  * write (stdout sent to a full disk) is noted as it happens and reported
  * by finish, so the run does not exit 0 with its output cut.
+ *
+ * Every line is flushed as it comes except build output, which can be
+ * thousands of lines a second: that is flushed at least every
+ * BUILD_FLUSH_MS, so a pipe (CI's log, `| tee`) still shows a long build
+ * as it goes and a kill -9 loses at most that much of it.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/clock.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
 #include "core/exec/sinks.h"
@@ -21,7 +27,10 @@ struct term {
 	struct sp_sink base;
 	struct sp_sink_out out;
 	bool color;
+	int64_t flushed_ms;	/* sp_clock_ms of the last flush */
 };
+
+#define BUILD_FLUSH_MS 200
 
 #define C(t, code) ((t)->color ? "\033[" code "m" : "")
 #define RESET(t) C(t, "0")
@@ -166,8 +175,11 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 		summary(t, ev);
 		break;
 	}
-	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_STREAM_BUILD)
+	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_STREAM_BUILD ||
+	    sp_clock_ms() - t->flushed_ms >= BUILD_FLUSH_MS) {
 		fflush(t->out.f);
+		t->flushed_ms = sp_clock_ms();
+	}
 	sp_sink_out_check(&t->out);
 }
 
