@@ -306,6 +306,8 @@ static int prepare_entry(struct job *j, struct archive_entry *e, struct sp_error
 	}
 	if (walk_ok(j->root, j->rel.data, 0, &j->full, &why) < 0)
 		goto refuse;
+	if (j->opts->filter && !j->opts->filter(j->opts->filter_ud, j->rel.data))
+		return 0;
 
 	if ((type == AE_IFREG || hl) && archive_entry_size(e) > 0) {
 		uint64_t size = (uint64_t)archive_entry_size(e);
