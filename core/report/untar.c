@@ -283,6 +283,10 @@ static int prepare_entry(struct job *j, struct archive_entry *e, struct sp_error
 		why = "no name left";
 		goto refuse;
 	}
+	/* an entry left out is never written, so it needs no further check:
+	 * a hostile link next to the wanted files does not spoil them */
+	if (j->opts->filter && !j->opts->filter(j->opts->filter_ud, j->rel.data))
+		return 0;
 	if (strlen(j->root) + 1 + j->rel.len >= PATH_MAX) {
 		why = "path too long";
 		goto refuse;
@@ -306,8 +310,6 @@ static int prepare_entry(struct job *j, struct archive_entry *e, struct sp_error
 	}
 	if (walk_ok(j->root, j->rel.data, 0, &j->full, &why) < 0)
 		goto refuse;
-	if (j->opts->filter && !j->opts->filter(j->opts->filter_ud, j->rel.data))
-		return 0;
 
 	if ((type == AE_IFREG || hl) && archive_entry_size(e) > 0) {
 		uint64_t size = (uint64_t)archive_entry_size(e);

@@ -52,11 +52,11 @@ typedef int (*sp_untar_read_fn)(void *ud, const void **buf, size_t *len, struct 
 
 /*
  * Whether to extract an entry: rel is its cleaned path (after strip_first),
- * "a/b" without a leading or trailing '/'.  Return true to extract it,
- * false to skip it (its data is read past, it counts toward max_entries
- * but not toward max_bytes).  Called after the entry passed the safety
- * checks, so a refused entry fails the extraction even when it would have
- * been skipped.
+ * "a/b" without a leading or trailing '/'; an absolute path or one with
+ * ".." is refused before the filter sees it.  Return true to extract it,
+ * false to skip it: its data is read past and nothing else is checked
+ * (it is never written), it counts toward max_entries but not toward
+ * max_bytes.  A kept hardlink to a skipped file is refused.
  */
 typedef bool (*sp_untar_filter_fn)(void *ud, const char *rel);
 

@@ -1,0 +1,129 @@
+# Artifacts on the real engine (issue 13): a run stage that fails after
+# writing files, and a pytest stage with an HTML coverage report; the
+# pipeline asks for a folder, a file, a glob inside a folder, a glob at the
+# top of the working folder, a path that does not exist and a glob that
+# matches nothing.  `run --artifacts DIR` must leave exactly what matched
+# under DIR/<stage>/ (also for the failed stage: artifacts are copied pass
+# or fail), say one warning line for each of the two that found nothing,
+# and not fail because of them.  A symlink out of the container's folder is
+# refused by the safe untar (a warning, nothing written outside).  Without
+# --artifacts nothing is copied and one note says so.  The loader refuses
+# ".." and absolute paths with FILE:LINE:COL.
+. "$(dirname "$0")/lib.sh"
+: "${BIN:?set BIN}" "${BASE_IMAGE:?needs contrib/engine.sh up}" "${DOCKER_HOST:?needs contrib/engine.sh up}"
+build_network
+
+PIPE=sptest-artifacts-$(rnd 4)
+P=$T/proj
+mkdir -p "$P/tests" "$P/app"
+cat >"$P/Dockerfile" <<'EOF'
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE} AS testing
+RUN [ -e /usr/local/bin/python ] || ln -s "$(command -v python3)" /usr/local/bin/python
+WORKDIR /src
+COPY app/ app/
+COPY tests/ tests/
+EOF
+cat >"$P/app/__init__.py" <<'EOF'
+def add(a, b):
+    return a + b
+
+
+def unused(x):
+    if x:
+        return 1
+    return 2
+EOF
+cat >"$P/tests/test_add.py" <<'EOF'
+from app import add
+
+
+def test_add():
+    assert add(2, 3) == 5
+EOF
+cat >"$P/stagepipe.yml" <<EOF
+version: 1
+name: $PIPE
+build:
+  args: { BASE_IMAGE: "\${env.BASE_IMAGE}" }
+  network: \${env.BUILD_NETWORK:-default}
+stages:
+  - name: make
+    target: testing
+    run: |
+      set -e
+      mkdir -p htmlcov/sub dist out
+      echo '<h1>cov</h1>' > htmlcov/index.html
+      echo 'js' > htmlcov/sub/a.js
+      echo wheel > dist/app-1.0-py3-none-any.whl
+      echo sdist > dist/app-1.0.tar.gz
+      echo report > report.txt
+      echo one > one.log; echo two > two.log
+      ln -s /etc/passwd out/escape
+      exit 3
+    artifacts:
+      - htmlcov/
+      - "dist/*.whl"
+      - ./report.txt
+      - "*.log"
+      - missing.txt
+      - "nomatch/*.zip"
+      - "dist/*.none"
+    timeout: 5m
+  - name: test
+    target: testing
+    pytest: [--cov=app, --cov-report=html, -p, no:cacheprovider]
+    artifacts: [htmlcov]
+    timeout: 5m
+  - name: unsafe
+    target: testing
+    run: mkdir -p out && ln -s /etc/passwd out/escape && echo ok > out/fine.txt
+    artifacts: [out]
+    timeout: 5m
+EOF
+
+A=$T/arts
+run "$BIN" run -C "$P" --artifacts "$A"
+expect_rc 1                      # the make stage fails (exit 3) ...
+expect_in out "command exited 3"
+# ... and its artifacts are there all the same
+[ "$(cat "$A/make/htmlcov/index.html")" = "<h1>cov</h1>" ] || fail "htmlcov/index.html: $(ls -R "$A")"
+[ "$(cat "$A/make/htmlcov/sub/a.js")" = js ] || fail "htmlcov/sub/a.js missing"
+[ "$(cat "$A/make/dist/app-1.0-py3-none-any.whl")" = wheel ] || fail "the wheel is missing"
+[ ! -e "$A/make/dist/app-1.0.tar.gz" ] || fail "dist/*.whl copied the sdist too"
+[ "$(cat "$A/make/report.txt")" = report ] || fail "report.txt missing"
+[ "$(cat "$A/make/one.log")$(cat "$A/make/two.log")" = onetwo ] || fail "*.log missing"
+[ ! -e "$A/make/app" ] && [ ! -e "$A/make/tests" ] || fail "*.log copied other things: $(ls "$A/make")"
+[ ! -e "$A/make/nomatch" ] || fail "an empty folder for a glob without match"
+expect_in out "warning: artifact missing.txt: path not found in the container; nothing copied"
+expect_in out "warning: artifact nomatch/*.zip: folder not found in the container; nothing copied"
+expect_in out "warning: artifact dist/*.none: no match in the container; nothing copied"
+expect_in out "artifacts: "
+# the pytest stage passed and kept its HTML coverage report
+[ -s "$A/test/htmlcov/index.html" ] || fail "pytest's htmlcov missing: $(ls -R "$A/test" 2>&1)"
+grep -q "app/__init__.py\|app___init___py" "$A/test/htmlcov/index.html" || fail "htmlcov does not show app"
+# the link out of the folder is refused; nothing outside the destination
+expect_in out "warning: artifact out: "
+expect_in out "symlink"
+[ ! -e "$A/unsafe/out/escape" ] || fail "a symlink to /etc/passwd was written"
+echo "artifacts: file, folder, globs, missing ones warned, pass or fail, symlink refused"
+
+# --json carries the same lines
+run "$BIN" run -C "$P" --stage test --artifacts "$T/arts2" --json
+expect_rc 0
+expect_in out '"artifacts: '
+[ -s "$T/arts2/test/htmlcov/index.html" ] || fail "--json: htmlcov missing"
+
+# without --artifacts: nothing copied, one note
+run "$BIN" run -C "$P" --stage test
+expect_rc 0
+expect_in out "artifacts: not kept (run with --artifacts DIR to keep them)"
+
+# the loader: .. and absolute paths, with FILE:LINE:COL
+sed 's#      - missing.txt#      - ../etc/passwd#; s#    artifacts: \[htmlcov\]#    artifacts: [/etc]#' \
+	"$P/stagepipe.yml" >"$T/bad.yml"
+run "$BIN" validate -f "$T/bad.yml"
+expect_rc 2
+expect_in err 'bad.yml:25:9: artifact "../etc/passwd" must not climb out of the working folder ("..")'
+expect_in err 'bad.yml:32:17: artifact "/etc" must be relative to the container'"'"'s working folder, not absolute'
+echo "artifacts: loader refuses .. and absolute paths"
