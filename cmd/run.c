@@ -76,7 +76,7 @@ const struct sp_cmd sp_cmd_run = {
 	"      --artifacts DIR    keep the stages' artifacts: paths copied out of each\n"
 	"                         container into DIR/<stage>/ (created)\n"
 	"      --artifacts-max-bytes N\n"
-	"                         at most N bytes of artifacts per stage (default 1 GiB)\n"
+	"                         at most N bytes of artifacts in all (default 1 GiB)\n"
 	"      --docker-host HOST engine address (default: $DOCKER_HOST or\n"
 	"                         unix:///var/run/docker.sock)\n"
 	"\n"

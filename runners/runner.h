@@ -125,7 +125,7 @@ struct sp_run_result {
 	unsigned artifacts_failed;         /* copies that failed (a warning each) */
 };
 
-/* Most bytes of artifacts a stage keeps unless told otherwise. */
+/* Most bytes of artifacts a job keeps unless told otherwise. */
 #define SP_ARTIFACTS_DEFAULT_MAX ((unsigned long long)1024 * 1024 * 1024)
 
 struct sp_health_opts {

@@ -41,6 +41,7 @@ struct run {
 	struct plan *plans;
 	struct sp_build_settings build;
 	const struct sp_stage *current;
+	unsigned long long artifacts_used;  /* bytes of artifacts kept so far */
 };
 
 /* One decimal as usual, but a figure under the minimum never shows as
@@ -526,6 +527,12 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 
 /* ---- artifacts ---- */
 
+/* The job's cap on artifacts, all stages together. */
+static unsigned long long artifacts_cap(const struct run *r)
+{
+	return r->o->artifacts_max_bytes ? r->o->artifacts_max_bytes : SP_ARTIFACTS_DEFAULT_MAX;
+}
+
 /*
  * Points ro at the stage's artifacts and their folder (DIR/<stage>,
  * created); *dest and *paths are new, for release_artifacts.  Without a
@@ -557,13 +564,20 @@ static void plan_artifacts(struct run *r, const struct sp_stage *st, struct sp_r
 		*dest = NULL;
 		return;
 	}
+	if (r->artifacts_used >= artifacts_cap(r)) {
+		note(r, "warning: artifacts not kept: the job's %llu bytes of artifacts are used up",
+		     artifacts_cap(r));
+		free(*dest);
+		*dest = NULL;
+		return;
+	}
 	*paths = sp_xcalloc(st->artifacts.n + 1, sizeof(**paths));
 	for (i = 0; i < st->artifacts.n; i++)
 		(*paths)[i] = st->artifacts.items[i].s;
 	ro->artifacts = *paths;
 	ro->nartifacts = st->artifacts.n;
 	ro->artifacts_dest = *dest;
-	ro->artifacts_max_bytes = r->o->artifacts_max_bytes;
+	ro->artifacts_max_bytes = artifacts_cap(r) - r->artifacts_used;
 }
 
 /* One line on what was kept, after the run. */
@@ -571,6 +585,7 @@ static void report_artifacts(struct run *r, const struct sp_run_result *res, con
 {
 	if (!dest)
 		return;
+	r->artifacts_used += res->artifacts_bytes;
 	note(r, "artifacts: %lu entr%s, %llu bytes in %s%s", res->artifacts_entries,
 	     res->artifacts_entries == 1 ? "y" : "ies", res->artifacts_bytes, dest,
 	     res->artifacts_missing || res->artifacts_failed ? " (see the warnings above)" : "");

@@ -69,7 +69,8 @@ struct sp_exec_opts {
 	const struct sp_mask *mask;
 	/* Where stages' artifacts go: DIR/<stage>/<path> (created as
 	 * needed); NULL: artifacts are not copied (one note says so).
-	 * artifacts_max_bytes caps each stage's (0: the runner's default). */
+	 * artifacts_max_bytes caps the whole job's, all stages together (0:
+	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more. */
 	const char *artifacts_dir;
 	unsigned long long artifacts_max_bytes;
 };

@@ -164,6 +164,12 @@ enum MHD_Result sp_api_begin(struct sp_req *r);
 /* The whole body is in r->body: answer. */
 enum MHD_Result sp_api_finish(struct sp_req *r);
 
+/* ---- artifacts.c --------------------------------------------------------- */
+
+/* GET /api/jobs/{job}/artifacts (rel NULL or "": the list as JSON) and
+ * /api/jobs/{job}/artifacts/{rel} (the file, as a download). */
+enum MHD_Result sp_artifacts_get(struct sp_req *r, int64_t job, const char *rel);
+
 /* ---- agents.c ------------------------------------------------------------ */
 
 /*

@@ -65,6 +65,29 @@ void sp_metrics_leases_expired(struct sp_metrics *m, int n);
 int sp_metrics_render(struct sp_metrics *m, struct sp_store *st, struct sp_buf *out,
 		      struct sp_error *err);
 
+/* ---- artifacts.c: DATA/artifacts/<job>/<stage>/<path> -------------------- */
+
+/* DATA/artifacts/<job> into buf; -1 when it does not fit. */
+int sp_artifacts_dir(char *buf, size_t len, const char *data, int64_t job);
+/* Makes DATA/artifacts/<job> an empty folder (before each attempt), its
+ * path into buf.  0, or SP_ERROR. */
+int sp_artifacts_reset(const char *data, int64_t job, char *buf, size_t len,
+		       struct sp_error *err);
+/*
+ * Every regular file under dir (symlinks and other types left out, never
+ * followed) as a new JSON array of {"path": "stage/a/b", "size": N},
+ * sorted by path, and their total size.  A missing dir is an empty list.
+ * *out is always set (caller deletes).  SP_ETOOBIG past 100000 files.
+ */
+int sp_artifacts_list(const char *dir, cJSON **out, uint64_t *total, struct sp_error *err);
+/*
+ * Opens the regular file rel ("stage/a/b") under dir for reading without
+ * following any symlink; *fd (caller closes) and *size.  SP_ECONFIG for
+ * a path with an empty, "." or ".." component; SP_ENOTFOUND otherwise.
+ */
+int sp_artifacts_open(const char *dir, const char *rel, int *fd, uint64_t *size,
+		      struct sp_error *err);
+
 /* ---- logs.c: one file per job and stage -------------------------------- */
 
 /*
@@ -108,6 +131,8 @@ struct sp_jobrun_opts {
 	const char *runner_labels;  /* the child's --runner-labels "a,b" ("" none; NULL: not
 				     * checked): a pipeline whose runs_on needs others exits 4 */
 	const char *const *env;     /* extra "NAME=value" for the child (may be NULL) */
+	const char *artifacts_dir;  /* the child's --artifacts (NULL: none) */
+	unsigned long long artifacts_max_bytes;  /* its --artifacts-max-bytes (0: default) */
 	long timeout_ms;            /* SIGTERM, then SIGKILL 10 s later; 0: none */
 	/* Polled about every 100 ms; non-zero: SIGTERM to the child (it removes its
 	 * containers and exits 130), SIGKILL after 30 s. */

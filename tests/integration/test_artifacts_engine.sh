@@ -127,3 +127,81 @@ expect_rc 2
 expect_in err 'bad.yml:25:9: artifact "../etc/passwd" must not climb out of the working folder ("..")'
 expect_in err 'bad.yml:32:17: artifact "/etc" must be relative to the container'"'"'s working folder, not absolute'
 echo "artifacts: loader refuses .. and absolute paths"
+
+# ---- serve keeps them per job, the API lists and serves them ------------------
+command -v jq >/dev/null 2>&1 || fail "jq not found"
+export XDG_CACHE_HOME="$T/cache" GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
+mkdir -p "$HOME" "$T/data"
+git config --global user.name Test
+git config --global user.email test@example.com
+git -C "$P" init -q -b main
+git -C "$P" add -A
+git -C "$P" commit -qm "artifacts project"
+ADMIN=adm-$(rnd 12)
+export SP_ART_ADMIN="$ADMIN" SP_ART_SECRET="sec-$(rnd 12)"
+PORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+cat >"$T/serve.yml" <<EOF
+listen: 127.0.0.1:$PORT
+data: $T/data
+workers: 1
+admin_token_env: SP_ART_ADMIN
+artifacts_max: 50m
+env:
+  DOCKER_HOST: "$DOCKER_HOST"
+  BASE_IMAGE: "$BASE_IMAGE"
+  BUILD_NETWORK: "$BUILD_NETWORK"
+repos:
+  - name: app
+    url: $P
+    forge: github
+    secret_env: SP_ART_SECRET
+EOF
+srv_pid=
+test_cleanup() {
+	[ -z "$srv_pid" ] || { kill -TERM "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; }
+	true
+}
+"$BIN" serve -c "$T/serve.yml" >"$T/serve.out" 2>"$T/serve.log" &
+srv_pid=$!
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ]; do
+	kill -0 "$srv_pid" 2>/dev/null || { cat "$T/serve.log"; fail "serve exited at start"; }
+	i=$((i + 1)); [ $i -lt 100 ] || fail "serve: no /readyz"
+	sleep 0.1
+done
+code=$(curl -s -o "$T/trigger" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" \
+	-d '{"repo":"app","ref":"main"}' "$BASE/api/jobs")
+[ "$code" = 201 ] || fail "trigger: HTTP $code $(cat "$T/trigger")"
+job=$(jq -r .job "$T/trigger")
+i=0
+while :; do
+	state=$(curl -s "$BASE/api/jobs/$job" | jq -r .state)
+	case $state in passed | failed | error | cancelled) break ;; esac
+	i=$((i + 1)); [ $i -lt 300 ] || fail "job $job not final: $state"
+	sleep 1
+done
+[ "$state" = failed ] || { tail -30 "$T/serve.log"; fail "job $job ended $state, wanted failed (the make stage exits 3)"; }
+[ -f "$T/data/artifacts/$job/make/dist/app-1.0-py3-none-any.whl" ] || fail "not kept under DATA/artifacts/$job"
+curl -fsS "$BASE/api/jobs/$job/artifacts" >"$T/list.json" || fail "GET artifacts failed"
+jq -e '.artifacts | map(.path) | index("make/dist/app-1.0-py3-none-any.whl")' "$T/list.json" >/dev/null ||
+	fail "list lacks the wheel: $(cat "$T/list.json")"
+jq -e '.artifacts | map(.path) | index("test/htmlcov/index.html")' "$T/list.json" >/dev/null ||
+	fail "list lacks htmlcov: $(cat "$T/list.json")"
+jq -e '.artifacts[] | select(.path == "make/report.txt") | .size == 7' "$T/list.json" >/dev/null ||
+	fail "report.txt size: $(cat "$T/list.json")"
+code=$(curl -s -D "$T/h" -o "$T/got" -w '%{http_code}' "$BASE/api/jobs/$job/artifacts/make/htmlcov/index.html")
+[ "$code" = 200 ] && [ "$(cat "$T/got")" = "<h1>cov</h1>" ] || fail "download: HTTP $code $(cat "$T/got")"
+grep -qi '^content-type: application/octet-stream' "$T/h" || fail "download not octet-stream: $(cat "$T/h")"
+grep -qi '^content-disposition: attachment; filename="index.html"' "$T/h" || fail "no attachment header: $(cat "$T/h")"
+grep -qi '^content-security-policy: sandbox' "$T/h" || fail "no sandbox CSP: $(cat "$T/h")"
+for bad in "make/../../../serve.yml" "make/./report.txt" "make//report.txt" "../$job/make/report.txt"; do
+	code=$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$BASE/api/jobs/$job/artifacts/$bad")
+	[ "$code" = 400 ] || [ "$code" = 404 ] || fail "artifacts/$bad: HTTP $code"
+done
+ln -s /etc/passwd "$T/data/artifacts/$job/make/planted"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/api/jobs/$job/artifacts/make/planted")
+[ "$code" = 404 ] || fail "a symlink in the folder was followed: HTTP $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/api/jobs/999999/artifacts")
+[ "$code" = 404 ] || fail "artifacts of no job: HTTP $code"
+echo "serve: job $job's artifacts kept in DATA/artifacts/$job, listed ($(jq '.artifacts | length' "$T/list.json") files, $(jq .bytes "$T/list.json") bytes), downloaded; traversal and links refused"
