@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +218,91 @@ int sp_artifacts_open(const char *dir, const char *rel, int *out, uint64_t *size
 	*out = fd;
 	*size = (uint64_t)st.st_size;
 	return 0;
+}
+
+/* ---- uploads (agents) ---------------------------------------------------- */
+
+bool sp_artifacts_rel_ok(const char *rel)
+{
+	const char *p = rel;
+	size_t len = strlen(rel);
+
+	if (!len || len > 1024)
+		return false;
+	for (; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
+			return false;
+	p = rel;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || n > 255 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!p[n])
+			return true;
+		p += n + 1;
+	}
+}
+
+int sp_artifacts_tmpfile(const char *data, char *path, size_t len, int *fd, struct sp_error *err)
+{
+	char top[4096];
+
+	*fd = -1;
+	if (snprintf(top, sizeof(top), "%s/artifacts", data) >= (int)sizeof(top) ||
+	    snprintf(path, len, "%s/.tmp", top) >= (int)len)
+		return sp_error_set(err, SP_ERROR, "artifacts path too long");
+	if ((mkdir(top, 0750) < 0 && errno != EEXIST) || (mkdir(path, 0750) < 0 && errno != EEXIST))
+		return sp_error_set(err, SP_ERROR, "creating %s: %s", path, strerror(errno));
+	if (snprintf(path, len, "%s/.tmp/upload-XXXXXX", top) >= (int)len)
+		return sp_error_set(err, SP_ERROR, "artifacts path too long");
+	*fd = mkostemp(path, O_CLOEXEC);
+	if (*fd < 0)
+		return sp_error_set(err, SP_ERROR, "creating a file in %s/.tmp: %s", top, strerror(errno));
+	return 0;
+}
+
+int sp_artifacts_place(const char *dir, const char *rel, const char *tmp, struct sp_error *err)
+{
+	const char *p = rel;
+	int fd, next, rc = 0;
+
+	if (!sp_artifacts_rel_ok(rel))
+		return sp_error_set(err, SP_ECONFIG, "bad artifact path");
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return sp_error_set(err, SP_ERROR, "creating %s: %s", dir, strerror(errno));
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sp_error_set(err, SP_ERROR, "%s: %s", dir, strerror(errno));
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		char name[256];
+
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!p[n]) {
+			/* the file itself: never through or onto a symlink (rename
+			 * replaces a link by the file, it does not follow it) */
+			if (renameat(AT_FDCWD, tmp, fd, name) < 0)
+				rc = sp_error_set(err, SP_ERROR, "placing %s: %s", rel, strerror(errno));
+			break;
+		}
+		if (mkdirat(fd, name, 0750) < 0 && errno != EEXIST) {
+			rc = sp_error_set(err, SP_ERROR, "creating the folders of %s: %s", rel,
+					  strerror(errno));
+			break;
+		}
+		next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			rc = sp_error_set(err, SP_ECONFIG, "%s: a folder on the way is not a folder", rel);
+			break;
+		}
+		close(fd);
+		fd = next;
+		p += n + 1;
+	}
+	close(fd);
+	return rc;
 }
 
 /* ---- HTTP ---------------------------------------------------------------- */

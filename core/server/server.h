@@ -88,6 +88,22 @@ int sp_artifacts_list(const char *dir, cJSON **out, uint64_t *total, struct sp_e
 int sp_artifacts_open(const char *dir, const char *rel, int *fd, uint64_t *size,
 		      struct sp_error *err);
 
+/* Whether rel ("stage/a/b") is a path an upload may write: 1 to 1024
+ * bytes, components of 1 to 255 bytes, none "." or "..", no control
+ * byte or backslash, no leading or trailing '/'. */
+bool sp_artifacts_rel_ok(const char *rel);
+/* A new temporary file DATA/artifacts/.tmp/upload-XXXXXX for an upload
+ * (its path into path, *fd open for writing; the caller closes it and
+ * unlinks it when it is not placed).  0 or SP_ERROR. */
+int sp_artifacts_tmpfile(const char *data, char *path, size_t len, int *fd, struct sp_error *err);
+/*
+ * Moves the finished upload tmp to dir/rel, creating the folders on the
+ * way (never through a symlink: each is opened with O_NOFOLLOW; the final
+ * rename replaces whatever had the name).  SP_ECONFIG for a bad rel or a
+ * non-folder on the way; SP_ERROR for a system error.
+ */
+int sp_artifacts_place(const char *dir, const char *rel, const char *tmp, struct sp_error *err);
+
 /* ---- logs.c: one file per job and stage -------------------------------- */
 
 /*

@@ -138,7 +138,7 @@ git -C "$P" init -q -b main
 git -C "$P" add -A
 git -C "$P" commit -qm "artifacts project"
 ADMIN=adm-$(rnd 12)
-export SP_ART_ADMIN="$ADMIN" SP_ART_SECRET="sec-$(rnd 12)"
+export SP_ART_ADMIN="$ADMIN" SP_ART_SECRET="sec-$(rnd 12)" SP_ART_A1="a1-$(rnd 16)"
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 cat >"$T/serve.yml" <<EOF
@@ -151,14 +151,24 @@ env:
   DOCKER_HOST: "$DOCKER_HOST"
   BASE_IMAGE: "$BASE_IMAGE"
   BUILD_NETWORK: "$BUILD_NETWORK"
+agents:
+  - name: a1
+    token_env: SP_ART_A1
 repos:
   - name: app
     url: $P
     forge: github
     secret_env: SP_ART_SECRET
+  - name: remote
+    url: $P
+    forge: github
+    secret_env: SP_ART_SECRET
+    labels: [remote]
 EOF
 srv_pid=
+ag_pid=
 test_cleanup() {
+	[ -z "$ag_pid" ] || { kill -TERM "$ag_pid" 2>/dev/null; wait "$ag_pid" 2>/dev/null; }
 	[ -z "$srv_pid" ] || { kill -TERM "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; }
 	true
 }
@@ -170,18 +180,22 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ]; do
 	i=$((i + 1)); [ $i -lt 100 ] || fail "serve: no /readyz"
 	sleep 0.1
 done
-code=$(curl -s -o "$T/trigger" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" \
-	-d '{"repo":"app","ref":"main"}' "$BASE/api/jobs")
-[ "$code" = 201 ] || fail "trigger: HTTP $code $(cat "$T/trigger")"
-job=$(jq -r .job "$T/trigger")
-i=0
-while :; do
-	state=$(curl -s "$BASE/api/jobs/$job" | jq -r .state)
-	case $state in passed | failed | error | cancelled) break ;; esac
-	i=$((i + 1)); [ $i -lt 300 ] || fail "job $job not final: $state"
-	sleep 1
-done
-[ "$state" = failed ] || { tail -30 "$T/serve.log"; fail "job $job ended $state, wanted failed (the make stage exits 3)"; }
+# trigger REPO: a manual job, waited for; sets $job
+trigger() {
+	code=$(curl -s -o "$T/trigger" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" \
+		-d "{\"repo\":\"$1\",\"ref\":\"main\"}" "$BASE/api/jobs")
+	[ "$code" = 201 ] || fail "trigger: HTTP $code $(cat "$T/trigger")"
+	job=$(jq -r .job "$T/trigger")
+	i=0
+	while :; do
+		state=$(curl -s "$BASE/api/jobs/$job" | jq -r .state)
+		case $state in passed | failed | error | cancelled) break ;; esac
+		i=$((i + 1)); [ $i -lt 300 ] || fail "job $job not final: $state"
+		sleep 1
+	done
+	[ "$state" = failed ] || { tail -30 "$T/serve.log"; fail "job $job ended $state, wanted failed (the make stage exits 3)"; }
+}
+trigger app
 [ -f "$T/data/artifacts/$job/make/dist/app-1.0-py3-none-any.whl" ] || fail "not kept under DATA/artifacts/$job"
 curl -fsS "$BASE/api/jobs/$job/artifacts" >"$T/list.json" || fail "GET artifacts failed"
 jq -e '.artifacts | map(.path) | index("make/dist/app-1.0-py3-none-any.whl")' "$T/list.json" >/dev/null ||
@@ -205,3 +219,28 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/api/jobs/$job/artifacts/mak
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/api/jobs/999999/artifacts")
 [ "$code" = 404 ] || fail "artifacts of no job: HTTP $code"
 echo "serve: job $job's artifacts kept in DATA/artifacts/$job, listed ($(jq '.artifacts | length' "$T/list.json") files, $(jq .bytes "$T/list.json") bytes), downloaded; traversal and links refused"
+
+# ---- an agent's job: the files travel to the server before the finish ---------
+SP_ART_A1=$SP_ART_A1 STAGEPIPE_AGENT_TOKEN=$SP_ART_A1 "$BIN" agent --server "$BASE" --name a1 \
+	--labels remote >"$T/agent.out" 2>"$T/agent.log" &
+ag_pid=$!
+trigger remote
+curl -fsS "$BASE/api/jobs/$job/artifacts" >"$T/alist.json" || fail "GET artifacts (agent job) failed"
+jq -S '[.artifacts[] | {path, size}]' "$T/list.json" >"$T/l1"
+jq -S '[.artifacts[] | {path, size}]' "$T/alist.json" >"$T/l2"
+cmp -s "$T/l1" "$T/l2" || { diff "$T/l1" "$T/l2"; cat "$T/agent.log"; fail "the agent job's artifacts differ from the local job's"; }
+[ "$(curl -fsS "$BASE/api/jobs/$job/artifacts/make/dist/app-1.0-py3-none-any.whl")" = wheel ] ||
+	fail "agent job: the wheel does not download"
+grep -q 'agent.artifacts.*sent=15 failed=0' "$T/agent.log" || { cat "$T/agent.log"; fail "agent log lacks the upload line"; }
+[ -z "$(ls "$T/data/artifacts/.tmp")" ] || fail "upload leftovers in DATA/artifacts/.tmp: $(ls "$T/data/artifacts/.tmp")"
+# the protocol's guards: another lease's epoch, a bad path, no token
+code=$(curl -s -o "$T/r" -w '%{http_code}' -X POST -H "Authorization: Bearer $SP_ART_A1" \
+	--data-binary x "$BASE/api/agent/jobs/$job/artifacts?epoch=99&path=make/x")
+[ "$code" = 409 ] || [ "$code" = 403 ] || fail "upload to a finished job: HTTP $code $(cat "$T/r")"
+code=$(curl -s -o "$T/r" -w '%{http_code}' -X POST -H "Authorization: Bearer $SP_ART_A1" \
+	--data-binary x "$BASE/api/agent/jobs/$job/artifacts?epoch=1&path=make/../../x")
+[ "$code" = 400 ] || fail "upload with ..: HTTP $code $(cat "$T/r")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary x \
+	"$BASE/api/agent/jobs/$job/artifacts?epoch=1&path=make/x")
+[ "$code" = 401 ] || fail "upload without a token: HTTP $code"
+echo "agent: job $job's $(jq '.artifacts | length' "$T/alist.json") artifacts uploaded file by file, the same list as the local job; stale epoch, .. and no token refused"
