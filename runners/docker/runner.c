@@ -192,18 +192,12 @@ static int copy_artifacts(struct sp_engine *e, const char *id, const struct sp_r
 		const char *sub;
 
 		sp_artifact_split(pat, &base, &rest);
-		src = sp_xasprintf("%s%s%s", workdir, workdir[strlen(workdir) - 1] == '/' ? "" : "/",
-				   base);
-		if (*base == '\0' && !strcmp(workdir, "/")) {
-			warn(o, "warning: artifact %s: a glob at the top needs a working folder "
-			     "other than /; not copied", pat);
-			res->artifacts_failed++;
-			goto next;
-		}
-		/* a glob: the base folder's contents, filtered, into dest/base;
-		 * a plain path: the archive of it as is, into dest/dirname */
+		src = sp_xasprintf("%s%s%s%s", workdir, workdir[strlen(workdir) - 1] == '/' ? "" : "/",
+				   base, rest ? (*base ? "/." : ".") : "");
+		/* a glob: the base folder's contents ("base/." gives entries
+		 * "./a", also for "/" itself), filtered, into dest/base; a plain
+		 * path: the archive of it as is ("name/..."), into dest/dirname */
 		if (rest) {
-			uo.strip_first = 1;
 			uo.filter = artifact_filter;
 			uo.filter_ud = rest;
 			sub = base;

@@ -75,6 +75,12 @@ stages:
     pytest: [--cov=app, --cov-report=html, -p, no:cacheprovider]
     artifacts: [htmlcov]
     timeout: 5m
+  - name: root
+    target: testing
+    workdir: /
+    run: echo top > /top-sp.log
+    artifacts: ["*-sp.log"]
+    timeout: 5m
   - name: unsafe
     target: testing
     run: mkdir -p out && ln -s /etc/passwd out/escape && echo ok > out/fine.txt
@@ -102,6 +108,9 @@ expect_in out "artifacts: "
 # the pytest stage passed and kept its HTML coverage report
 [ -s "$A/test/htmlcov/index.html" ] || fail "pytest's htmlcov missing: $(ls -R "$A/test" 2>&1)"
 grep -q "app/__init__.py\|app___init___py" "$A/test/htmlcov/index.html" || fail "htmlcov does not show app"
+# a glob in the working folder / itself
+[ "$(cat "$A/root/top-sp.log")" = top ] || fail "a glob with workdir /: $(ls -R "$A/root" 2>&1)"
+[ "$(ls "$A/root")" = top-sp.log ] || fail "a glob with workdir / copied more: $(ls "$A/root")"
 # the link out of the folder is refused; nothing outside the destination
 expect_in out "warning: artifact out: "
 expect_in out "symlink"
@@ -231,7 +240,7 @@ jq -S '[.artifacts[] | {path, size}]' "$T/alist.json" >"$T/l2"
 cmp -s "$T/l1" "$T/l2" || { diff "$T/l1" "$T/l2"; cat "$T/agent.log"; fail "the agent job's artifacts differ from the local job's"; }
 [ "$(curl -fsS "$BASE/api/jobs/$job/artifacts/make/dist/app-1.0-py3-none-any.whl")" = wheel ] ||
 	fail "agent job: the wheel does not download"
-grep -q 'agent.artifacts.*sent=15 failed=0' "$T/agent.log" || { cat "$T/agent.log"; fail "agent log lacks the upload line"; }
+grep -q 'agent.artifacts.*sent=16 failed=0' "$T/agent.log" || { cat "$T/agent.log"; fail "agent log lacks the upload line"; }
 [ -z "$(ls "$T/data/artifacts/.tmp")" ] || fail "upload leftovers in DATA/artifacts/.tmp: $(ls "$T/data/artifacts/.tmp")"
 # the protocol's guards: another lease's epoch, a bad path, no token
 code=$(curl -s -o "$T/r" -w '%{http_code}' -X POST -H "Authorization: Bearer $SP_ART_A1" \
