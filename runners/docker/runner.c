@@ -227,6 +227,10 @@ static int copy_artifacts(struct sp_engine *e, const char *id, const struct sp_r
 			warn(o, "warning: artifact %s: %s not found in the container; nothing copied",
 			     pat, rest ? "folder" : "path");
 			res->artifacts_missing++;
+		} else if (rc == SP_ETOOBIG && !strstr(why.msg, "entries")) {
+			warn(o, "warning: artifact %s: over the job's cap of %llu bytes of artifacts; "
+			     "the rest is not copied", pat, cap);
+			res->artifacts_failed++;
 		} else if (rc == SP_ETOOBIG) {
 			warn(o, "warning: artifact %s: %s; the rest is not copied", pat, why.msg);
 			res->artifacts_failed++;

@@ -123,6 +123,17 @@ expect_rc 0
 expect_in out '"artifacts: '
 [ -s "$T/arts2/test/htmlcov/index.html" ] || fail "--json: htmlcov missing"
 
+# the job's cap: past it a warning, the rest not copied, the result unchanged
+run "$BIN" run -C "$P" --artifacts "$T/arts3" --artifacts-max-bytes 20
+expect_rc 1
+expect_in out "command exited 3"
+expect_in out "the rest is not copied"
+expect_in out "over the job's cap of 20 bytes of artifacts"
+expect_in out "warning: artifacts not kept: the job's 20 bytes of artifacts are used up"
+kept=$(find "$T/arts3" -type f -exec cat {} + | wc -c)
+[ "$kept" -le 20 ] || fail "the cap of 20 bytes kept $kept"
+echo "artifacts: the job's cap (--artifacts-max-bytes 20) warns and keeps $kept bytes"
+
 # without --artifacts: nothing copied, one note
 run "$BIN" run -C "$P" --stage test
 expect_rc 0
