@@ -6,9 +6,13 @@
 # under DIR/<stage>/ (also for the failed stage: artifacts are copied pass
 # or fail), say one warning line for each of the two that found nothing,
 # and not fail because of them.  A symlink out of the container's folder is
-# refused by the safe untar (a warning, nothing written outside).  Without
-# --artifacts nothing is copied and one note says so.  The loader refuses
-# ".." and absolute paths with FILE:LINE:COL.
+# refused by the safe untar (a warning, nothing written outside); a glob
+# works with the working folder / too.  Without --artifacts nothing is
+# copied and one note says so; past the job's cap (--artifacts-max-bytes) a
+# warning and the rest not kept.  The loader refuses ".." and absolute
+# paths with FILE:LINE:COL.  Then serve keeps a job's artifacts and the API
+# lists and serves them (traversal and links refused), and an agent's job
+# uploads the same files to the server.
 . "$(dirname "$0")/lib.sh"
 : "${BIN:?set BIN}" "${BASE_IMAGE:?needs contrib/engine.sh up}" "${DOCKER_HOST:?needs contrib/engine.sh up}"
 build_network
