@@ -581,11 +581,16 @@ static void plan_artifacts(struct run *r, const struct sp_stage *st, struct sp_r
 }
 
 /* One line on what was kept, after the run. */
-static void report_artifacts(struct run *r, const struct sp_run_result *res, const char *dest)
+static void report_artifacts(struct run *r, struct sp_stage_report *rep,
+			     const struct sp_run_result *res, const char *dest)
 {
 	if (!dest)
 		return;
 	r->artifacts_used += res->artifacts_bytes;
+	rep->has_artifacts = true;
+	rep->artifacts_entries = res->artifacts_entries;
+	rep->artifacts_bytes = res->artifacts_bytes;
+	rep->artifacts_warnings = res->artifacts_missing + res->artifacts_failed;
 	note(r, "artifacts: %lu entr%s, %llu bytes in %s%s", res->artifacts_entries,
 	     res->artifacts_entries == 1 ? "y" : "ies", res->artifacts_bytes, dest,
 	     res->artifacts_missing || res->artifacts_failed ? " (see the warnings above)" : "");
@@ -743,7 +748,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	memset(&res, 0, sizeof(res));
 	rc = o->runner->ops->run(o->runner, &ro, &res, err);
 	if (rc == 0)
-		report_artifacts(r, &res, artifacts_dest);
+		report_artifacts(r, rep, &res, artifacts_dest);
 	if (rc == SP_EFAILED) {
 		/* the command could not even start: the stage's own fault */
 		set_message(rep, "%s", err->msg);

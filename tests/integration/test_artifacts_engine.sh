@@ -125,6 +125,8 @@ echo "artifacts: file, folder, globs, missing ones warned, pass or fail, symlink
 run "$BIN" run -C "$P" --stage test --artifacts "$T/arts2" --json
 expect_rc 0
 expect_in out '"artifacts: '
+grep '"event":"stage_finished","stage":"test"' "$T/out" | jq -e '.artifacts.entries > 0 and .artifacts.bytes > 0 and .artifacts.warnings == 0' >/dev/null ||
+	fail "--json: stage_finished lacks its artifacts: $(grep stage_finished "$T/out")"
 [ -s "$T/arts2/test/htmlcov/index.html" ] || fail "--json: htmlcov missing"
 
 # the job's cap: past it a warning, the rest not copied, the result unchanged
@@ -228,6 +230,8 @@ jq -e '.artifacts | map(.path) | index("test/htmlcov/index.html")' "$T/list.json
 	fail "list lacks htmlcov: $(cat "$T/list.json")"
 jq -e '.artifacts[] | select(.path == "make/report.txt") | .size == 7' "$T/list.json" >/dev/null ||
 	fail "report.txt size: $(cat "$T/list.json")"
+curl -fsS "$BASE/api/jobs/$job" | jq -e '.stages[] | select(.name == "make") | .report.artifacts.warnings == 3' >/dev/null ||
+	fail "the job's make stage report lacks artifacts.warnings 3: $(curl -s "$BASE/api/jobs/$job")"
 code=$(curl -s -D "$T/h" -o "$T/got" -w '%{http_code}' "$BASE/api/jobs/$job/artifacts/make/htmlcov/index.html")
 [ "$code" = 200 ] && [ "$(cat "$T/got")" = "<h1>cov</h1>" ] || fail "download: HTTP $code $(cat "$T/got")"
 grep -qi '^content-type: application/octet-stream' "$T/h" || fail "download not octet-stream: $(cat "$T/h")"
