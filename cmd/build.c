@@ -179,6 +179,8 @@ static int run_build(int argc, char **argv)
 	bo.nlabels = stage ? 3 : 2;
 	bo.no_cache = no_cache || p->build.no_cache;
 	bo.pull = pull || p->build.pull;
+	bo.cache_from = (const char *const *)bs.cache_from;
+	bo.ncache_from = bs.ncache_from;
 	bo.cancel = sp_signals_cancel;
 	if (!quiet) {
 		bo.log = print_line;

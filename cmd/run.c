@@ -47,7 +47,7 @@ const struct sp_cmd sp_cmd_run = {
 	"run",
 	"run the pipeline on the working tree with this machine's engine",
 	"usage: stagepipe run [-f FILE] [-C DIR | --clean | --repo URL [--ref REF] [--sha SHA]]\n"
-	"                     [--stage NAME] [--no-push] [--json]\n"
+	"                     [--stage NAME] [--no-push] [--json] [--artifacts DIR]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
 	"                     [--job-id ID] [--event KIND --event-ref NAME] [--permit-stdin]\n"
 	"                     [--agent NAME] [--runner-labels A,B]\n"
@@ -73,6 +73,10 @@ const struct sp_cmd sp_cmd_run = {
 	"                         terminal view\n"
 	"      --junit FILE       write the stages and their tests as JUnit XML\n"
 	"      --coverage FILE    write the test stage's coverage as Cobertura XML\n"
+	"      --artifacts DIR    keep the stages' artifacts: paths copied out of each\n"
+	"                         container into DIR/<stage>/ (created)\n"
+	"      --artifacts-max-bytes N\n"
+	"                         at most N bytes of artifacts in all (default 1 GiB)\n"
 	"      --docker-host HOST engine address (default: $DOCKER_HOST or\n"
 	"                         unix:///var/run/docker.sock)\n"
 	"\n"
@@ -407,7 +411,7 @@ static int run_run(int argc, char **argv)
 {
 	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN,
 	       OPT_REPO, OPT_REF, OPT_SHA, OPT_JOB_ID, OPT_EVENT, OPT_EVENT_REF, OPT_PERMIT_STDIN,
-	       OPT_AGENT, OPT_RUNNER_LABELS };
+	       OPT_AGENT, OPT_RUNNER_LABELS, OPT_ARTIFACTS, OPT_ARTIFACTS_MAX };
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -426,6 +430,8 @@ static int run_run(int argc, char **argv)
 		{ "permit-stdin", no_argument, NULL, OPT_PERMIT_STDIN },
 		{ "agent", required_argument, NULL, OPT_AGENT },
 		{ "runner-labels", required_argument, NULL, OPT_RUNNER_LABELS },
+		{ "artifacts", required_argument, NULL, OPT_ARTIFACTS },
+		{ "artifacts-max-bytes", required_argument, NULL, OPT_ARTIFACTS_MAX },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -440,7 +446,9 @@ static int run_run(int argc, char **argv)
 	const char *file = NULL, *dir = NULL, *stage = NULL, *host = NULL;
 	const char *junit = NULL, *coverage = NULL, *repo = NULL, *ref = NULL, *sha = NULL;
 	const char *job_id = NULL, *event = NULL, *event_ref = NULL, *agent = NULL;
-	const char *runner_labels = NULL;
+	const char *runner_labels = NULL, *artifacts = NULL;
+	unsigned long long artifacts_max = 0;
+	char *end;
 	char job[72], owner[300], why[512], *work = NULL, *clean_dir = NULL;
 	int c, json = 0, no_push = 0, clean = 0, permit_stdin_opt = 0, status, rc;
 
@@ -465,6 +473,14 @@ static int run_run(int argc, char **argv)
 		case OPT_PERMIT_STDIN: permit_stdin_opt = 1; break;
 		case OPT_AGENT: agent = optarg; break;
 		case OPT_RUNNER_LABELS: runner_labels = optarg; break;
+		case OPT_ARTIFACTS: artifacts = optarg; break;
+		case OPT_ARTIFACTS_MAX:
+			errno = 0;
+			artifacts_max = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || artifacts_max == 0 || *optarg == '-')
+				return sp_cmd_usage_error(&sp_cmd_run, "--artifacts-max-bytes \"%s\": "
+							  "give a number of bytes above 0", optarg);
+			break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
 			return SP_EXIT_OK;
@@ -474,6 +490,8 @@ static int run_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return sp_cmd_usage_error(&sp_cmd_run, "unexpected argument \"%s\"", argv[optind]);
+	if (artifacts && !*artifacts)
+		return sp_cmd_usage_error(&sp_cmd_run, "--artifacts needs a folder");
 	if (ref && !repo)
 		return sp_cmd_usage_error(&sp_cmd_run, "--ref needs --repo");
 	if (sha && !repo)
@@ -543,6 +561,8 @@ static int run_run(int argc, char **argv)
 	eo.agent = agent;
 	eo.only_stage = stage;
 	eo.no_push = no_push;
+	eo.artifacts_dir = artifacts;
+	eo.artifacts_max_bytes = artifacts_max;
 	eo.events = &events;
 	eo.cancel = sp_signals_cancel;
 	if (permit_stdin_opt) {

@@ -54,6 +54,10 @@ struct sp_build_opts {
 	enum sp_network network;
 	bool no_cache;
 	bool pull;
+	/* images whose build cache may be reused (BuildKit imports their
+	 * inline cache from their registry); expanded references */
+	const char *const *cache_from;
+	size_t ncache_from;
 	sp_cancel_fn cancel;               /* SP_ECANCELLED when it fires */
 	void *cancel_ud;
 	sp_runner_log_fn log;              /* build progress lines; may be NULL */
@@ -86,6 +90,20 @@ struct sp_run_opts {
 	 * copied out to reports_dest after exit; NULL for none. */
 	const char *reports_dir;
 	const char *reports_dest;
+	/*
+	 * Artifacts: paths relative to the container's working folder (globs
+	 * allowed, core/pipeline/artifact.h), copied out after the command
+	 * ended, whatever its exit code, into artifacts_dest (an existing
+	 * folder) under the same relative paths; at most artifacts_max_bytes
+	 * of files in all (0: SP_ARTIFACTS_DEFAULT_MAX).  A path that is not
+	 * there or a glob that matches nothing is one "warning:" line through
+	 * log; so is a copy that fails or hits the cap (the run still
+	 * succeeds: the command's result stands).  NULL/0: none.
+	 */
+	const char *const *artifacts;
+	size_t nartifacts;
+	const char *artifacts_dest;
+	unsigned long long artifacts_max_bytes;
 	sp_cancel_fn cancel;               /* kill + remove when it fires */
 	void *cancel_ud;
 	sp_runner_log_fn log;              /* the command's output, line by line */
@@ -101,7 +119,14 @@ struct sp_run_result {
 	bool oom_killed;
 	unsigned long long output_bytes;
 	bool reports_copied;               /* reports_dest holds what was there */
+	unsigned long artifacts_entries;   /* files, folders and links copied */
+	unsigned long long artifacts_bytes;
+	unsigned artifacts_missing;        /* paths/globs that found nothing */
+	unsigned artifacts_failed;         /* copies that failed (a warning each) */
 };
+
+/* Most bytes of artifacts a job keeps unless told otherwise. */
+#define SP_ARTIFACTS_DEFAULT_MAX ((unsigned long long)1024 * 1024 * 1024)
 
 struct sp_health_opts {
 	const char *image;

@@ -6,7 +6,7 @@
 // job events).  Parts are redrawn only when the JSON changed, and the log
 // view lives on across redraws.
 
-import { h, fill, badge, stateText, dur, when, elapsed, shortSha, refName, pct, testsText, FINAL, errorBox, title } from './ui.js';
+import { h, fill, badge, stateText, dur, when, elapsed, shortSha, refName, pct, testsText, FINAL, errorBox, title, fmtBytes } from './ui.js';
 import { getJSON, post, session, onSession, onJobs } from './api.js';
 import { LogView } from './log.js';
 
@@ -114,7 +114,9 @@ export default function jobPage(main, id) {
 	let explicit = new URLSearchParams(location.search).get('stage');
 	let job = null, key = '', view = null, timer = 0, gone = false;
 	const head = h('div'), msg = h('div'), fails = h('div'), stages = h('div'), logArea = h('div', { class: 'logarea' });
-	main.replaceChildren(h('h1', { class: 'sr' }, `Job #${id}`), head, msg, fails, stages, logArea);
+	const arts = h('div');
+	let artsFor = '';
+	main.replaceChildren(h('h1', { class: 'sr' }, `Job #${id}`), head, msg, fails, stages, arts, logArea);
 	title(`Job #${id}`);
 
 	async function load() {
@@ -146,7 +148,33 @@ export default function jobPage(main, id) {
 		renderHead();
 		renderFails();
 		renderStages();
+		renderArtifacts();
 		pickLog();
+	}
+
+	// The files the job kept (stages' artifacts:), once it is final; each
+	// a download (the server sends them as attachments, never as pages).
+	async function renderArtifacts() {
+		const k = `${job.state}:${job.attempt}`;
+		if (!FINAL.has(job.state) || artsFor === k)
+			return;
+		artsFor = k;
+		let list = [];
+		try {
+			const a = await getJSON(`/api/jobs/${id}/artifacts`);
+			list = (a && Array.isArray(a.artifacts)) ? a.artifacts : [];
+		} catch (e) {
+			list = [];
+		}
+		if (gone)
+			return;
+		fill(arts, list.length ? h('section', { class: 'artifacts', 'data-testid': 'artifacts' },
+			h('h2', null, `Artifacts (${list.length})`),
+			h('ul', null, list.slice(0, 500).map((f) => h('li', null,
+				h('a', { href: `/api/jobs/${id}/artifacts/` + f.path.split('/').map(encodeURIComponent).join('/'),
+					download: '' }, f.path),
+				h('span', { class: 'muted' }, ' ' + fmtBytes(f.size))))),
+			list.length > 500 ? h('p', { class: 'muted' }, `and ${list.length - 500} more (GET /api/jobs/${id}/artifacts)`) : null) : '');
 	}
 
 	function actions() {

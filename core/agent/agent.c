@@ -55,6 +55,7 @@
 #include "core/base/buf.h"
 #include "core/base/clock.h"
 #include "core/base/error.h"
+#include "core/base/fsutil.h"
 #include "core/base/log.h"
 #include "core/base/xalloc.h"
 #include "core/base/xjson.h"
@@ -427,6 +428,99 @@ static void send_finish(struct sp_agent *a, struct sp_agent_client *client,
 	free(body);
 }
 
+/* ---- artifacts: uploaded file by file before the finish ---- */
+
+/* Percent-encodes s for a query value into b. */
+static void query_escape(struct sp_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '/') {
+			sp_buf_addch(b, (char)ch);
+		} else {
+			sp_buf_addch(b, '%');
+			sp_buf_addch(b, hex[ch >> 4]);
+			sp_buf_addch(b, hex[ch & 15]);
+		}
+	}
+}
+
+/*
+ * Sends every file the job child left in dir (DIR/<stage>/<path>) to the
+ * server (POST .../artifacts?epoch=N&path=P, the file as the body, read
+ * as it is sent).  A file that fails is logged and skipped (one retry for
+ * a network error); 413 (the server's artifacts_max) stops the rest; 409
+ * (the lease is gone) stops everything and marks the job fenced.
+ */
+static void upload_artifacts(struct job *j, const char *dir)
+{
+	const struct sp_agent_lease *l = &j->lease;
+	struct sp_error err = SP_ERROR_INIT;
+	cJSON *list = NULL, *it;
+	uint64_t total = 0;
+	unsigned sent = 0, failed = 0;
+	char q[600];
+
+	if (sp_artifacts_list(dir, &list, &total, &err) < 0)
+		sp_log_warn("agent.artifacts", "job=%" PRId64 " error=%s", l->job,
+			    sp_log_quote(err.msg, q, sizeof(q)));
+	cJSON_ArrayForEach(it, list) {
+		const char *rel = cJSON_GetObjectItemCaseSensitive(it, "path")->valuestring;
+		struct sp_buf path = SP_BUF_INIT;
+		uint64_t size = 0;
+		int fd = -1, tries, rc = 0;
+		long status = 0;
+
+		sp_error_clear(&err);
+		if (!sp_artifacts_rel_ok(rel) || sp_artifacts_open(dir, rel, &fd, &size, &err) < 0) {
+			failed++;
+			continue;
+		}
+		sp_buf_addf(&path, "/api/agent/jobs/%" PRId64 "/artifacts?epoch=%" PRId64 "&path=",
+			    l->job, l->epoch);
+		query_escape(&path, rel);
+		for (tries = 0; tries < 2; tries++) {
+			struct sp_agent_answer ans = SP_AGENT_ANSWER_INIT;
+
+			if (tries && lseek(fd, 0, SEEK_SET) < 0)
+				break;
+			/* at least 256 KiB/s, and a minute for the rest */
+			rc = sp_agent_client_upload(j->client, path.data, fd, size,
+						    60 + (long)(size / (256 * 1024)), &ans, &err);
+			status = ans.status;
+			if (rc == 0 && status != 200)
+				sp_error_set(&err, SP_ERROR, "HTTP %ld: %s", status,
+					     sp_agent_answer_reason(&ans));
+			sp_agent_answer_release(&ans);
+			if (rc == 0 || rc == SP_ECANCELLED)
+				break;
+		}
+		close(fd);
+		sp_buf_release(&path);
+		if (rc == 0 && status == 200) {
+			sent++;
+			continue;
+		}
+		failed++;
+		sp_log_warn("agent.artifact_failed", "job=%" PRId64 " path=%s error=%s", l->job,
+			    sp_log_quote(rel, q, sizeof(q) / 2), sp_log_quote(err.msg, q + sizeof(q) / 2,
+									  sizeof(q) / 2));
+		if (rc == SP_ECANCELLED || status == 413)
+			break;
+		if (status == 409) {
+			atomic_store(&j->fenced, true);
+			break;
+		}
+	}
+	if (sent || failed)
+		sp_log_info("agent.artifacts", "job=%" PRId64 " sent=%u failed=%u bytes=%" PRIu64,
+			    l->job, sent, failed, total);
+	cJSON_Delete(list);
+}
+
 static void *job_main(void *arg)
 {
 	struct job *j = arg;
@@ -437,6 +531,7 @@ static void *job_main(void *arg)
 	struct sp_jobrun_result res;
 	const char **env = sp_xcalloc(4 + l->nsecrets, sizeof(*env));
 	char *user_env = NULL, *token_env = NULL, *names_env = NULL, reason[600], q[600], qr[300];
+	char *artifacts = NULL;
 	size_t nenv = 0, i;
 	enum sp_job_state decided;
 	pthread_t sender;
@@ -494,6 +589,11 @@ static void *job_main(void *arg)
 	o.on_line = job_line;
 	o.on_promote = job_promote;
 	o.ud = j;
+	/* the child's artifacts land here, then go to the server */
+	if (sp_fs_tempdir(&artifacts, "stagepipe-artifacts-", &err) == 0)
+		o.artifacts_dir = artifacts;
+	else
+		sp_error_clear(&err);
 	rc = sp_jobrun(&o, &res, &err);
 
 decided:
@@ -530,6 +630,11 @@ decided:
 			    res.seconds, NULL, NULL);
 		goto out;
 	}
+	if (artifacts) {
+		upload_artifacts(j, artifacts);
+		if (atomic_load(&j->fenced))
+			goto out;
+	}
 	decided = sp_jobrun_decide(&res, j->summary, l->timeout_ms, atomic_load(&j->cancel_asked),
 				   reason, sizeof(reason));
 	if (decided == SP_JOB_QUEUED && j->runs_on) {
@@ -547,6 +652,10 @@ decided:
 	send_finish(a, j->client, l, sp_job_state_name(decided), reason, res.exit_code,
 		    res.seconds, j->summary, NULL);
 out:
+	if (artifacts) {
+		(void)sp_fs_rmtree(artifacts, NULL);
+		free(artifacts);
+	}
 	pthread_mutex_lock(&a->mu);
 	a->running--;
 	j->done = true;

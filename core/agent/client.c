@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -36,7 +37,7 @@ struct sp_agent_client {
 	char *ca_file;
 	CURL *easy;
 	CURLM *multi;
-	struct curl_slist *json_hdrs, *ndjson_hdrs;
+	struct curl_slist *json_hdrs, *ndjson_hdrs, *octet_hdrs;
 	atomic_bool interrupted;
 	struct sp_buf body;        /* the answer being read; wiped after each call */
 	bool too_big;
@@ -95,6 +96,7 @@ int sp_agent_client_new(struct sp_agent_client **out, const struct sp_agent_clie
 	auth = sp_xasprintf("Authorization: Bearer %s", o->token);
 	c->json_hdrs = headers(auth, "application/json", &ok);
 	c->ndjson_hdrs = headers(auth, "application/x-ndjson", &ok);
+	c->octet_hdrs = headers(auth, "application/octet-stream", &ok);
 	if (!ok) {
 		rc = sp_error_set(err, SP_ERROR, "cannot start libcurl: out of memory");
 		goto cleanup;
@@ -120,8 +122,10 @@ void sp_agent_client_free(struct sp_agent_client *c)
 		curl_multi_cleanup(c->multi);
 	wipe_slist(c->json_hdrs);
 	wipe_slist(c->ndjson_hdrs);
+	wipe_slist(c->octet_hdrs);
 	curl_slist_free_all(c->json_hdrs);
 	curl_slist_free_all(c->ndjson_hdrs);
+	curl_slist_free_all(c->octet_hdrs);
 	if (c->body.alloc)
 		explicit_bzero(c->body.data, c->body.alloc);
 	sp_buf_release(&c->body);
@@ -199,9 +203,53 @@ static void wipe_body(struct sp_agent_client *c)
 	}
 }
 
+/* An upload's body, read from a file as libcurl asks for it. */
+struct upload {
+	int fd;
+	int error;  /* errno of a failed read, 0 */
+};
+
+static size_t read_upload(char *buf, size_t size, size_t nmemb, void *ud)
+{
+	struct upload *u = ud;
+	ssize_t n;
+
+	do
+		n = read(u->fd, buf, size * nmemb);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		u->error = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	return (size_t)n;
+}
+
+static int post(struct sp_agent_client *c, const char *path, struct curl_slist *hdrs,
+		const char *body, size_t len, struct upload *up, long timeout_s,
+		struct sp_agent_answer *ans, struct sp_error *err);
+
 int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char *ctype,
 			 const char *body, size_t len, long timeout_s,
 			 struct sp_agent_answer *ans, struct sp_error *err)
+{
+	return post(c, path, !strcmp(ctype, "application/x-ndjson") ? c->ndjson_hdrs : c->json_hdrs,
+		    body, len, NULL, timeout_s, ans, err);
+}
+
+int sp_agent_client_upload(struct sp_agent_client *c, const char *path, int fd, uint64_t size,
+			   long timeout_s, struct sp_agent_answer *ans, struct sp_error *err)
+{
+	struct upload up = { fd, 0 };
+	int rc = post(c, path, c->octet_hdrs, NULL, (size_t)size, &up, timeout_s, ans, err);
+
+	if (rc < 0 && up.error)
+		sp_error_prefix(err, "reading the file to upload: %s", strerror(up.error));
+	return rc;
+}
+
+static int post(struct sp_agent_client *c, const char *path, struct curl_slist *hdrs,
+		const char *body, size_t len, struct upload *up, long timeout_s,
+		struct sp_agent_answer *ans, struct sp_error *err)
 {
 	CURL *e = c->easy;
 	CURLMsg *msg;
@@ -222,10 +270,16 @@ int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char
 	c->too_big = false;
 	c->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER,
-			 !strcmp(ctype, "application/x-ndjson") ? c->ndjson_hdrs : c->json_hdrs);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+	if (up) {
+		/* the body comes from the file, never whole in memory */
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, read_upload);
+		curl_easy_setopt(e, CURLOPT_READDATA, up);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+	}
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)SP_AGENT_CONNECT_TIMEOUT_S);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout_s);

@@ -81,6 +81,13 @@ int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char
 			 const char *body, size_t len, long timeout_s,
 			 struct sp_agent_answer *ans, struct sp_error *err);
 
+/*
+ * The same with a file as the body (application/octet-stream, size bytes
+ * read from fd as they are sent: an artifact upload).  fd is the
+ * caller's; its offset moves.
+ */
+int sp_agent_client_upload(struct sp_agent_client *c, const char *path, int fd, uint64_t size,
+			   long timeout_s, struct sp_agent_answer *ans, struct sp_error *err);
 /* From any thread: the call running on c (and every later one) returns
  * SP_ECANCELLED at once.  For the lease long-poll on a drain. */
 void sp_agent_client_interrupt(struct sp_agent_client *c);

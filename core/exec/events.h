@@ -59,6 +59,11 @@ struct sp_stage_report {
 	size_t nrefs;
 	char **pushed;              /* "ref@sha256:…" per pushed tag */
 	size_t npushed;
+	/* artifacts: copied out (with --artifacts), see runner.h */
+	bool has_artifacts;
+	unsigned long artifacts_entries;
+	unsigned long long artifacts_bytes;
+	unsigned artifacts_warnings;    /* paths that found nothing or failed */
 };
 
 enum sp_event_kind {

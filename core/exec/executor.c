@@ -41,6 +41,7 @@ struct run {
 	struct plan *plans;
 	struct sp_build_settings build;
 	const struct sp_stage *current;
+	unsigned long long artifacts_used;  /* bytes of artifacts kept so far */
 };
 
 /* One decimal as usual, but a figure under the minimum never shows as
@@ -222,6 +223,23 @@ int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipe
 	}
 	if ((rc = sp_pipeline_network(p, vars, &out->network, err)) < 0)
 		goto fail;
+	out->cache_from = sp_xcalloc(p->build.cache_from.n + 1, sizeof(*out->cache_from));
+	for (i = 0; i < p->build.cache_from.n; i++) {
+		const struct sp_pstr *c = &p->build.cache_from.items[i];
+		struct sp_imageref ref;
+		struct sp_error why = SP_ERROR_INIT;
+		if ((rc = sp_pipeline_expand(p, c->s, c->pos, vars, &out->cache_from[i], err)) < 0)
+			goto fail;
+		out->ncache_from++;
+		/* checked at load with sample values; now with the real ones */
+		if (sp_imageref_parse(&ref, out->cache_from[i], &why) < 0) {
+			rc = sp_error_set(err, SP_ECONFIG, "%s:%d:%d: build.cache_from \"%s\" is \"%s\" "
+					  "here, not a valid image reference: %s", p->file,
+					  c->pos.line, c->pos.col, c->s, out->cache_from[i], why.msg);
+			goto fail;
+		}
+		sp_imageref_release(&ref);
+	}
 	out->context_dir = p->build.context[0] == '/' ? sp_xstrdup(p->build.context) :
 			   sp_xasprintf("%s/%s", source_root, p->build.context);
 	return 0;
@@ -238,6 +256,9 @@ void sp_build_settings_release(struct sp_build_settings *s)
 		free(s->values[i]);
 	free(s->values);
 	free(s->args);
+	for (i = 0; i < s->ncache_from; i++)
+		free(s->cache_from[i]);
+	free(s->cache_from);
 	free(s->context_dir);
 	memset(s, 0, sizeof(*s));
 }
@@ -504,6 +525,77 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 	return SP_RESULT_PASSED;
 }
 
+/* ---- artifacts ---- */
+
+/* The job's cap on artifacts, all stages together. */
+static unsigned long long artifacts_cap(const struct run *r)
+{
+	return r->o->artifacts_max_bytes ? r->o->artifacts_max_bytes : SP_ARTIFACTS_DEFAULT_MAX;
+}
+
+/*
+ * Points ro at the stage's artifacts and their folder (DIR/<stage>,
+ * created); *dest and *paths are new, for release_artifacts.  Without a
+ * folder (no --artifacts) or when it cannot be made, a note says the
+ * artifacts are not kept and ro is left alone.
+ */
+static void plan_artifacts(struct run *r, const struct sp_stage *st, struct sp_run_opts *ro,
+			   char **dest, const char ***paths)
+{
+	size_t i;
+
+	*dest = NULL;
+	*paths = NULL;
+	if (!st->artifacts.n)
+		return;
+	if (!r->o->artifacts_dir) {
+		note(r, "artifacts: not kept (run with --artifacts DIR to keep them)");
+		return;
+	}
+	if (mkdir(r->o->artifacts_dir, 0755) < 0 && errno != EEXIST) {
+		note(r, "warning: artifacts not kept: creating %s: %s", r->o->artifacts_dir,
+		     strerror(errno));
+		return;
+	}
+	*dest = sp_xasprintf("%s/%s", r->o->artifacts_dir, st->name);
+	if (mkdir(*dest, 0755) < 0 && errno != EEXIST) {
+		note(r, "warning: artifacts not kept: creating %s: %s", *dest, strerror(errno));
+		free(*dest);
+		*dest = NULL;
+		return;
+	}
+	if (r->artifacts_used >= artifacts_cap(r)) {
+		note(r, "warning: artifacts not kept: the job's %llu bytes of artifacts are used up",
+		     artifacts_cap(r));
+		free(*dest);
+		*dest = NULL;
+		return;
+	}
+	*paths = sp_xcalloc(st->artifacts.n + 1, sizeof(**paths));
+	for (i = 0; i < st->artifacts.n; i++)
+		(*paths)[i] = st->artifacts.items[i].s;
+	ro->artifacts = *paths;
+	ro->nartifacts = st->artifacts.n;
+	ro->artifacts_dest = *dest;
+	ro->artifacts_max_bytes = artifacts_cap(r) - r->artifacts_used;
+}
+
+/* One line on what was kept, after the run. */
+static void report_artifacts(struct run *r, struct sp_stage_report *rep,
+			     const struct sp_run_result *res, const char *dest)
+{
+	if (!dest)
+		return;
+	r->artifacts_used += res->artifacts_bytes;
+	rep->has_artifacts = true;
+	rep->artifacts_entries = res->artifacts_entries;
+	rep->artifacts_bytes = res->artifacts_bytes;
+	rep->artifacts_warnings = res->artifacts_missing + res->artifacts_failed;
+	note(r, "artifacts: %lu entr%s, %llu bytes in %s%s", res->artifacts_entries,
+	     res->artifacts_entries == 1 ? "y" : "ies", res->artifacts_bytes, dest,
+	     res->artifacts_missing || res->artifacts_failed ? " (see the warnings above)" : "");
+}
+
 static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error *err)
 {
 	const struct sp_exec_opts *o = r->o;
@@ -518,8 +610,9 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_run_result res;
 	struct sp_build_kv labels[5];
 	size_t nlabels = 4;
-	char **cmd = NULL, *reports = NULL, *stage_dir = NULL;
-	const char **env = NULL;
+	char **cmd = NULL, *reports = NULL, *stage_dir = NULL, *artifacts_dest = NULL;
+	const char **env = NULL, **artifact_paths = NULL;
+	struct sp_build_kv *args = NULL;
 	size_t ncmd = 0, nenv = 0, i;
 	enum sp_stage_result result = SP_RESULT_PASSED;
 	int rc;
@@ -547,6 +640,21 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	/* tagged only once tests and health check passed (promote) */
 	bo.args = r->build.args;
 	bo.nargs = r->build.nargs;
+	bo.cache_from = (const char *const *)r->build.cache_from;
+	bo.ncache_from = r->build.ncache_from;
+	if (st->push && !o->no_push) {
+		/* the pushed image carries its cache for another machine's cache_from */
+		args = sp_xcalloc(r->build.nargs + 1, sizeof(*args));
+		memcpy(args, r->build.args, r->build.nargs * sizeof(*args));
+		for (i = 0; i < r->build.nargs && strcmp(args[i].name, SP_INLINE_CACHE_ARG); i++)
+			;
+		if (i == r->build.nargs) {
+			args[i].name = SP_INLINE_CACHE_ARG;
+			args[i].value = "1";
+			bo.args = args;
+			bo.nargs = r->build.nargs + 1;
+		}
+	}
 	bo.labels = labels;
 	bo.nlabels = 3;  /* not the owner: images outlive the run */
 	bo.network = r->build.network;
@@ -636,8 +744,11 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.cancel_ud = &cancel;
 	ro.log = on_log;
 	ro.log_ud = r;
+	plan_artifacts(r, st, &ro, &artifacts_dest, &artifact_paths);
 	memset(&res, 0, sizeof(res));
 	rc = o->runner->ops->run(o->runner, &ro, &res, err);
+	if (rc == 0)
+		report_artifacts(r, rep, &res, artifacts_dest);
 	if (rc == SP_EFAILED) {
 		/* the command could not even start: the stage's own fault */
 		set_message(rep, "%s", err->msg);
@@ -674,6 +785,9 @@ out:
 	free(env);
 	free(reports);
 	free(stage_dir);
+	free(artifacts_dest);
+	free(artifact_paths);
+	free(args);
 	sp_build_result_release(&br);
 	return result;
 }

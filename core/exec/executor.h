@@ -67,6 +67,12 @@ struct sp_exec_opts {
 	 * the reports copied out of them are masked with it (the events are
 	 * masked by o->events' own mask). */
 	const struct sp_mask *mask;
+	/* Where stages' artifacts go: DIR/<stage>/<path> (created as
+	 * needed); NULL: artifacts are not copied (one note says so).
+	 * artifacts_max_bytes caps the whole job's, all stages together (0:
+	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more. */
+	const char *artifacts_dir;
+	unsigned long long artifacts_max_bytes;
 };
 
 /* The pipeline's build section with variables filled in, for one job. */
@@ -76,10 +82,17 @@ struct sp_build_settings {
 	size_t nargs;
 	enum sp_network network;
 	char *context_dir;          /* build.context under the source root */
+	char **cache_from;          /* build.cache_from, expanded */
+	size_t ncache_from;
 };
 
+/* The build argument that makes BuildKit export its inline cache with an
+ * image; given to the builds of stages that push (unless build.args sets
+ * it), so that another machine can use the pushed image as cache_from. */
+#define SP_INLINE_CACHE_ARG "BUILDKIT_INLINE_CACHE"
+
 /*
- * Expands p's build args and network with vars and places the context
+ * Expands p's build args, network and cache_from with vars and places the context
  * under source_root.  On success out holds new strings (release with
  * sp_build_settings_release); SP_ECONFIG "FILE:LINE:COL: ..." otherwise.
  */

@@ -8,7 +8,8 @@
  *   {"event":"stage_finished","stage":S,"result":R,"seconds":N,"message":M?,
  *    "exit_code":N?,"image":ID?,"tags":[...]?,"pushed":[...]?,
  *    "tests":{"total","passed","failed","errors","skipped"}?,
- *    "failures":[{"id","message"}]?,"coverage":N?,"coverage_min":N?}
+ *    "failures":[{"id","message"}]?,"coverage":N?,"coverage_min":N?,
+ *    "artifacts":{"entries","bytes","warnings"}?}
  *   {"event":"pipeline_finished","result":R,"seconds":N,"message":M?}
  * R is passed, failed, skipped, cancelled or error (a pipeline is skipped
  * when `run --event` names an event its on: rules do not build).  Each
@@ -127,6 +128,12 @@ static void stage_finished(cJSON *o, const struct sp_stage_report *rep)
 		cJSON_AddStringToObject(o, "image", rep->image_id);
 	add_strings(o, "tags", rep->refs, rep->nrefs);
 	add_strings(o, "pushed", rep->pushed, rep->npushed);
+	if (rep->has_artifacts) {
+		cJSON *a = cJSON_AddObjectToObject(o, "artifacts");
+		cJSON_AddNumberToObject(a, "entries", (double)rep->artifacts_entries);
+		cJSON_AddNumberToObject(a, "bytes", (double)rep->artifacts_bytes);
+		cJSON_AddNumberToObject(a, "warnings", (double)rep->artifacts_warnings);
+	}
 	if (rep->has_tests) {
 		cJSON *t = cJSON_AddObjectToObject(o, "tests");
 		cJSON_AddNumberToObject(t, "total", (double)rep->tests);

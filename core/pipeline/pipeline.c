@@ -29,6 +29,7 @@
 #include "core/base/suggest.h"
 #include "core/pipeline/vars.h"
 #include "core/base/xalloc.h"
+#include "core/pipeline/artifact.h"
 #include "core/yaml/ydoc.h"
 
 #define STAGE_NAME_MAX 63
@@ -44,11 +45,12 @@ static const char *const top_keys[] = {
 };
 static const char *const checkout_keys[] = { "submodules", NULL };
 static const char *const build_keys[] = {
-	"context", "dockerfile", "args", "network", "no_cache", "pull", NULL,
+	"context", "dockerfile", "args", "network", "no_cache", "pull", "cache_from", NULL,
 };
 static const char *const stage_keys[] = {
 	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
-	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus", NULL,
+	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus",
+	"artifacts", NULL,
 };
 static const char *const coverage_keys[] = { "min", NULL };
 static const char *const health_keys[] = { "port", "path", "timeout", NULL };
@@ -341,6 +343,36 @@ static void sample_vars(struct loader *L, struct sp_vars *v, const struct sp_sta
 }
 
 
+/* Checks that s is an image reference once variables get sample values;
+ * what names the key in messages ("tag", "build.cache_from"). */
+static void check_ref(struct loader *L, const struct sp_stage *st, const struct sp_pstr *t,
+		      const char *what);
+
+static void load_cache_from(struct loader *L, const struct sp_ynode *n)
+{
+	struct sp_strlist *l = &L->p->build.cache_from;
+	size_t i;
+
+	if (!get_strlist(L, n, "build.cache_from", l, true, true))
+		return;
+	for (i = 0; i < l->n; i++)
+		check_ref(L, NULL, &l->items[i], "build.cache_from");
+}
+
+static void load_artifacts(struct loader *L, struct sp_stage *st, const struct sp_ynode *n)
+{
+	const char *why;
+	size_t i;
+
+	if (!get_strlist(L, n, "artifacts", &st->artifacts, true, false))
+		return;
+	for (i = 0; i < st->artifacts.n; i++) {
+		const struct sp_pstr *a = &st->artifacts.items[i];
+		if (!sp_artifact_check(a->s, &why))
+			sp_diags_add(L->diags, a->pos.line, a->pos.col, "artifact \"%s\" %s", a->s, why);
+	}
+}
+
 static void load_build(struct loader *L, const struct sp_ynode *n)
 {
 	struct sp_pipeline *p = L->p;
@@ -372,6 +404,8 @@ static void load_build(struct loader *L, const struct sp_ynode *n)
 			get_bool(L, v, "build.no_cache", &p->build.no_cache);
 		} else if (!strcmp(key, "pull")) {
 			get_bool(L, v, "build.pull", &p->build.pull);
+		} else if (!strcmp(key, "cache_from")) {
+			load_cache_from(L, v);
 		} else {
 			unknown_key(L, k, "build", build_keys);
 		}
@@ -474,6 +508,12 @@ static void load_health(struct loader *L, struct sp_stage *st, const struct sp_y
 /* Checks that a tag is an image reference once variables are filled in. */
 static void check_tag(struct loader *L, const struct sp_stage *st, const struct sp_pstr *t)
 {
+	check_ref(L, st, t, "tag");
+}
+
+static void check_ref(struct loader *L, const struct sp_stage *st, const struct sp_pstr *t,
+		      const char *what)
+{
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_imageref ref;
 	struct sp_vars v;
@@ -485,11 +525,11 @@ static void check_tag(struct loader *L, const struct sp_stage *st, const struct 
 	if (sp_imageref_parse(&ref, expanded, &err) < 0) {
 		if (strcmp(expanded, t->s))
 			sp_diags_add(L->diags, t->pos.line, t->pos.col,
-				     "tag \"%s\" (\"%s\" once expanded) is not a valid image reference: %s",
-				     t->s, expanded, err.msg);
+				     "%s \"%s\" (\"%s\" once expanded) is not a valid image reference: %s",
+				     what, t->s, expanded, err.msg);
 		else
 			sp_diags_add(L->diags, t->pos.line, t->pos.col,
-				     "tag \"%s\" is not a valid image reference: %s", t->s, err.msg);
+				     "%s \"%s\" is not a valid image reference: %s", what, t->s, err.msg);
 	} else {
 		sp_imageref_release(&ref);
 	}
@@ -510,7 +550,7 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 {
 	const struct sp_ynode *name = sp_ynode_get(n, "name");
 	const struct sp_ynode *pytest = NULL, *run = NULL, *coverage = NULL, *tags = NULL;
-	const struct sp_ynode *push = NULL, *allow_no_tests = NULL;
+	const struct sp_ynode *push = NULL, *allow_no_tests = NULL, *artifacts = NULL;
 	char where[STAGE_NAME_MAX + 32];
 	size_t i;
 
@@ -583,6 +623,9 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 				else
 					st->nano_cpus = (int64_t)(d * 1e9 + 0.5);
 			}
+		} else if (!strcmp(key, "artifacts")) {
+			artifacts = v;
+			load_artifacts(L, st, v);
 		} else if (!strcmp(key, "allow_no_tests")) {
 			allow_no_tests = v;
 			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
@@ -608,6 +651,10 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 	if (coverage && pytest && st->has_coverage_min && !sp_stage_measures_coverage(st))
 		sp_diags_add(L->diags, AT(coverage),
 			     "coverage.min needs coverage measured: add --cov=PACKAGE to pytest");
+	if (artifacts && !pytest && !run)
+		sp_diags_add(L->diags, AT(artifacts),
+			     "artifacts need a container to copy them from: a pytest or run stage "
+			     "(%s only builds)", where);
 	if (push && st->push && !tags)
 		sp_diags_add(L->diags, AT(push), "push: true needs tags to push");
 	for (i = 0; i < st->tags.n; i++)
@@ -1047,6 +1094,7 @@ void sp_pipeline_free(struct sp_pipeline *p)
 		strlist_release(&st->needs);
 		free(st->needs_idx);
 		strlist_release(&st->tags);
+		strlist_release(&st->artifacts);
 		free(st->health.path);
 		free(st->user);
 		free(st->workdir);
@@ -1057,6 +1105,7 @@ void sp_pipeline_free(struct sp_pipeline *p)
 	free(p->build.context);
 	free(p->build.dockerfile);
 	free(p->build.network.s);
+	strlist_release(&p->build.cache_from);
 	strlist_release(&p->on.push.patterns);
 	strlist_release(&p->on.tag.patterns);
 	strlist_release(&p->on.pull_request.patterns);

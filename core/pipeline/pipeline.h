@@ -97,6 +97,13 @@ struct sp_stage {
 	struct sp_strlist tags;
 	bool push;
 	struct sp_healthcheck health;
+	/*
+	 * artifacts: paths relative to the container's working folder (globs
+	 * allowed; core/pipeline/artifact.h), copied out of a pytest or run
+	 * stage's container after its command ran, passed or failed.  No
+	 * variables.  Checked by the loader: relative, no "..".
+	 */
+	struct sp_strlist artifacts;
 };
 
 /* One "on:" trigger; no patterns means every branch (or tag). */
@@ -116,6 +123,10 @@ struct sp_pipeline {
 		struct sp_pstr network;  /* default|host|none, may use ${env.X:-...} */
 		bool no_cache;
 		bool pull;
+		/* images whose inline build cache BuildKit may reuse (the
+		 * engine pulls what it needs from their registry); may use
+		 * ${...}, checked as image references with sample values */
+		struct sp_strlist cache_from;
 	} build;
 	struct {
 		bool submodules;        /* check submodules out (run --repo, serve) */

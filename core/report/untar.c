@@ -283,6 +283,10 @@ static int prepare_entry(struct job *j, struct archive_entry *e, struct sp_error
 		why = "no name left";
 		goto refuse;
 	}
+	/* an entry left out is never written, so it needs no further check:
+	 * a hostile link next to the wanted files does not spoil them */
+	if (j->opts->filter && !j->opts->filter(j->opts->filter_ud, j->rel.data))
+		return 0;
 	if (strlen(j->root) + 1 + j->rel.len >= PATH_MAX) {
 		why = "path too long";
 		goto refuse;

@@ -36,6 +36,7 @@
 #ifndef SP_UNTAR_H
 #define SP_UNTAR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,15 +50,27 @@
  */
 typedef int (*sp_untar_read_fn)(void *ud, const void **buf, size_t *len, struct sp_error *err);
 
+/*
+ * Whether to extract an entry: rel is its cleaned path (after strip_first),
+ * "a/b" without a leading or trailing '/'; an absolute path or one with
+ * ".." is refused before the filter sees it.  Return true to extract it,
+ * false to skip it: its data is read past and nothing else is checked
+ * (it is never written), it counts toward max_entries but not toward
+ * max_bytes.  A kept hardlink to a skipped file is refused.
+ */
+typedef bool (*sp_untar_filter_fn)(void *ud, const char *rel);
+
 struct sp_untar_opts {
 	int strip_first;      /* drop each entry's first path component (Docker's basename) */
 	uint64_t max_bytes;   /* total size of file data allowed */
 	size_t max_entries;   /* entries allowed, folders and links included */
+	sp_untar_filter_fn filter;  /* NULL: every entry */
+	void *filter_ud;
 };
 
 #define SP_UNTAR_DEFAULT_MAX_BYTES (256u * 1024 * 1024)
 #define SP_UNTAR_DEFAULT_MAX_ENTRIES 10000
-#define SP_UNTAR_OPTS_INIT { 0, SP_UNTAR_DEFAULT_MAX_BYTES, SP_UNTAR_DEFAULT_MAX_ENTRIES }
+#define SP_UNTAR_OPTS_INIT { 0, SP_UNTAR_DEFAULT_MAX_BYTES, SP_UNTAR_DEFAULT_MAX_ENTRIES, NULL, NULL }
 
 /* What an extraction wrote. */
 struct sp_untar_stats {

@@ -103,6 +103,7 @@ struct jobstate {
 	struct sp_joblog *log;      /* NULL until opened */
 	struct sp_jobevents *je;
 	int event_errors;
+	uint64_t artifact_bytes;    /* uploaded (or being uploaded) by this lease */
 };
 
 struct sp_agents {
@@ -847,11 +848,17 @@ static void lease_made(struct sp_agents *a, const struct sp_agents_call *c,
 {
 	struct sp_error err = SP_ERROR_INIT;
 	struct jobstate *s = state_get(a, l->job_id, l->epoch, c->agent, true);
-	char q[600];
+	char q[600], dir[4096];
 
 	pthread_mutex_lock(&a->mu);
 	running_add(&a->agents[c->agent], l->job_id);
 	pthread_mutex_unlock(&a->mu);
+	/* this lease's artifacts only: what an earlier attempt uploaded goes */
+	if (sp_artifacts_reset(a->srv->cfg->data, l->job_id, dir, sizeof(dir), &err) < 0) {
+		sp_log_warn("agent.artifact", "job=%" PRId64 " error=%s", l->job_id,
+			    sp_log_quote(err.msg, q, sizeof(q)));
+		sp_error_clear(&err);
+	}
 	pthread_mutex_lock(&s->mu);
 	if (state_open(a, s, &err))
 		state_note(s, "stagepipe serve: attempt %d on agent %s: %s %s at %s", l->attempt,
@@ -1456,6 +1463,8 @@ enum sp_agents_op sp_agents_route(const char *url, int64_t *job)
 		return SP_AGENTS_OP_PROMOTE;
 	if (!strcmp(slash, "/finish"))
 		return SP_AGENTS_OP_FINISH;
+	if (!strcmp(slash, "/artifacts"))
+		return SP_AGENTS_OP_ARTIFACT;
 	*job = 0;
 	return SP_AGENTS_OP_NONE;
 }
@@ -1468,6 +1477,7 @@ static const char *route_name(enum sp_agents_op op)
 	case SP_AGENTS_OP_PROMOTE: return "agent_promote";
 	case SP_AGENTS_OP_FINISH: return "agent_finish";
 	case SP_AGENTS_OP_LIST: return "agents";
+	case SP_AGENTS_OP_ARTIFACT: return "agent_artifact";
 	case SP_AGENTS_OP_NONE:
 	default: return "other";
 	}
@@ -1506,6 +1516,9 @@ static enum MHD_Result unauthorized(struct sp_req *r, const char *why)
 	return sp_http_reply(r, MHD_HTTP_UNAUTHORIZED, resp);
 }
 
+static enum MHD_Result artifact_begin(struct sp_req *r, int64_t job);
+static enum MHD_Result artifact_finish(struct sp_req *r, int64_t job);
+
 enum MHD_Result sp_agents_begin(struct sp_req *r)
 {
 	struct sp_server *srv = r->h->srv;
@@ -1533,6 +1546,8 @@ enum MHD_Result sp_agents_begin(struct sp_req *r)
 		return unauthorized(r, "unknown token");
 	if (op == SP_AGENTS_OP_LEASE && atomic_load(&srv->draining))
 		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the server is draining");
+	if (op == SP_AGENTS_OP_ARTIFACT)
+		return artifact_begin(r, job);
 	if (op == SP_AGENTS_OP_EVENTS)
 		r->body_max = SP_AGENTS_EVENTS_MAX;
 	if (!sp_http_length_ok(r))
@@ -1581,6 +1596,163 @@ static bool client_gone(void *ud)
 	return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
+/* ---- POST /api/agent/jobs/{id}/artifacts: one file, streamed to disk ---------- */
+
+struct upload {
+	struct sp_agents *a;
+	struct jobstate *s;         /* a reference, put back by upload_free */
+	int fd;
+	char tmp[4096];
+	char *rel;
+	uint64_t declared, got;
+	uint64_t reserved;          /* counted in s->artifact_bytes until placed */
+	bool placed;
+};
+
+static int upload_sink(struct sp_req *r, const char *data, size_t len)
+{
+	struct upload *u = r->sink_ud;
+
+	if (len > u->declared - u->got)
+		return -1;  /* more than Content-Length said */
+	u->got += len;
+	while (len) {
+		ssize_t n = write(u->fd, data, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void upload_free(struct sp_req *r)
+{
+	struct upload *u = r->sink_ud;
+
+	if (!u)
+		return;
+	if (u->fd >= 0)
+		close(u->fd);
+	if (!u->placed && u->tmp[0])
+		unlink(u->tmp);
+	if (u->s) {
+		pthread_mutex_lock(&u->s->mu);
+		if (!u->placed)
+			u->s->artifact_bytes -= u->reserved;
+		pthread_mutex_unlock(&u->s->mu);
+		state_put(u->a, u->s);
+	}
+	free(u->rel);
+	free(u);
+	r->sink_ud = NULL;
+}
+
+static enum MHD_Result artifact_begin(struct sp_req *r, int64_t job)
+{
+	struct sp_agents *a = r->h->srv->agents;
+	const struct sp_server_config *cfg = r->h->srv->cfg;
+	const char *rel = sp_http_arg(r, "path");
+	const char *cl = sp_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	int64_t epoch = arg_num(r, "epoch", -1);
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_agents_call c;
+	struct sp_agents_reply out;
+	struct upload *u;
+	struct jobstate *s;
+	unsigned long long declared;
+	enum MHD_Result ret;
+	char *end, q[600];
+	bool over;
+
+	if (epoch < 1)
+		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "epoch must be a whole number from 1");
+	if (!rel || !sp_artifacts_rel_ok(rel))
+		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "path must be stage/relative/path "
+					   "without \".\", \"..\" or empty parts");
+	if (!cl)
+		return sp_http_reply_error(r, MHD_HTTP_LENGTH_REQUIRED, "Content-Length is required");
+	errno = 0;
+	declared = strtoull(cl, &end, 10);
+	if (errno || end == cl || *end || *cl == '-')
+		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad Content-Length");
+	memset(&c, 0, sizeof(c));
+	memset(&out, 0, sizeof(out));
+	c.agent = r->agent;
+	c.job = job;
+	c.epoch = epoch;
+	if (!(s = state_for_call(a, &c, &out))) {
+		if (out.status == 409)
+			log_stale(a, &c, "artifacts");
+		ret = sp_http_reply_json(r, out.status, out.body);
+		return ret;
+	}
+	pthread_mutex_lock(&s->mu);
+	over = declared > cfg->artifacts_max || s->artifact_bytes > cfg->artifacts_max - declared;
+	if (!over)
+		s->artifact_bytes += declared;
+	pthread_mutex_unlock(&s->mu);
+	if (over) {
+		state_put(a, s);
+		return sp_http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "the job's artifacts would "
+					   "pass artifacts_max (%zu bytes)", cfg->artifacts_max);
+	}
+	u = sp_xcalloc(1, sizeof(*u));
+	u->a = a;
+	u->s = s;
+	u->fd = -1;
+	u->declared = declared;
+	u->reserved = declared;
+	u->rel = sp_xstrdup(rel);
+	r->sink_ud = u;
+	r->sink_free = upload_free;
+	if (sp_artifacts_tmpfile(cfg->data, u->tmp, sizeof(u->tmp), &u->fd, &err) < 0) {
+		u->tmp[0] = '\0';
+		sp_log_warn("agent.artifact", "job=%" PRId64 " error=%s", job,
+			    sp_log_quote(err.msg, q, sizeof(q)));
+		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot store the artifact");
+	}
+	r->sink = upload_sink;
+	return MHD_YES;
+}
+
+static enum MHD_Result artifact_finish(struct sp_req *r, int64_t job)
+{
+	struct upload *u = r->sink_ud;
+	struct sp_error err = SP_ERROR_INIT;
+	char dir[4096], q[600];
+	cJSON *j;
+	int rc;
+
+	if (!u)
+		return sp_http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "no upload");
+	if (r->sink_failed || u->got != u->declared) {
+		if (u->got > u->declared || u->got < u->declared)
+			return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "the body does not have "
+						   "the Content-Length's %llu bytes",
+						   (unsigned long long)u->declared);
+		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot store the artifact");
+	}
+	close(u->fd);
+	u->fd = -1;
+	if (sp_artifacts_dir(dir, sizeof(dir), r->h->srv->cfg->data, job) < 0)
+		return sp_http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "path too long");
+	if ((rc = sp_artifacts_place(dir, u->rel, u->tmp, &err)) < 0) {
+		if (rc == SP_ECONFIG)
+			return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+		sp_log_warn("agent.artifact", "job=%" PRId64 " error=%s", job,
+			    sp_log_quote(err.msg, q, sizeof(q)));
+		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot store the artifact");
+	}
+	u->placed = true;
+	j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "size", (double)u->got);
+	return sp_http_reply_json(r, MHD_HTTP_OK, j);
+}
+
 enum MHD_Result sp_agents_finish(struct sp_req *r)
 {
 	struct sp_agents *a = r->h->srv->agents;
@@ -1595,6 +1767,8 @@ enum MHD_Result sp_agents_finish(struct sp_req *r)
 		return sp_http_reply_json(r, MHD_HTTP_OK, sp_agents_list(a));
 	if (!a || r->agent < 0)
 		return unauthorized(r, "unknown token");
+	if (op == SP_AGENTS_OP_ARTIFACT)
+		return artifact_finish(r, job);
 	memset(&c, 0, sizeof(c));
 	memset(&out, 0, sizeof(out));
 	c.agent = r->agent;

@@ -42,6 +42,7 @@ enum sp_agents_op {
 	SP_AGENTS_OP_PROMOTE,     /* POST /api/agent/jobs/{id}/promote */
 	SP_AGENTS_OP_FINISH,      /* POST /api/agent/jobs/{id}/finish */
 	SP_AGENTS_OP_LIST,        /* GET /api/agents (public, like GET /api/jobs) */
+	SP_AGENTS_OP_ARTIFACT,    /* POST /api/agent/jobs/{id}/artifacts?epoch=N&path=P */
 };
 
 /* The operation of url (a path without the query); *job for the job routes. */

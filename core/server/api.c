@@ -62,6 +62,7 @@ enum api_op {
 	OP_JOB_LOG,
 	OP_JOB_CANCEL,
 	OP_JOB_RETRY,
+	OP_JOB_ARTIFACTS, /* GET /api/jobs/{id}/artifacts[/PATH] (artifacts.c) */
 	OP_JOB_PAGE,      /* GET /jobs/{id} */
 	OP_HEALTHZ,
 	OP_READYZ,
@@ -118,6 +119,8 @@ static enum api_op route_of(const char *url, int64_t *job)
 		return OP_JOB_CANCEL;
 	if (!strcmp(slash, "/retry"))
 		return OP_JOB_RETRY;
+	if (!strcmp(slash, "/artifacts") || !strncmp(slash, "/artifacts/", 11))
+		return OP_JOB_ARTIFACTS;
 	return OP_NOT_FOUND;
 }
 
@@ -129,6 +132,7 @@ static const char *route_name(enum api_op op, const char *method)
 	case OP_JOB_LOG: return "log";
 	case OP_JOB_CANCEL: return "api_cancel";
 	case OP_JOB_RETRY: return "api_retry";
+	case OP_JOB_ARTIFACTS: return "api_artifacts";
 	case OP_JOB_PAGE: return "job_page";
 	case OP_HEALTHZ: return "healthz";
 	case OP_READYZ: return "readyz";
@@ -930,6 +934,10 @@ enum MHD_Result sp_api_finish(struct sp_req *r)
 		return do_cancel(r, job);
 	case OP_JOB_RETRY:
 		return do_retry(r, job);
+	case OP_JOB_ARTIFACTS: {
+		const char *rest = strstr(r->url + 10, "/artifacts") + 10;
+		return sp_artifacts_get(r, job, *rest ? rest + 1 : NULL);
+	}
 	case OP_NOT_FOUND:
 	default:
 		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "not found");

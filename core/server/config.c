@@ -66,7 +66,7 @@ static const char *const top_keys[] = {
 	"listen", "data", "public_url", "workers", "admin_token_env", "admin_token_file",
 	"read_token_env", "read_token_file",
 	"tls", "body_max", "drain_timeout", "lease_ttl", "max_attempts", "job_timeout",
-	"stagepipe", "env", "worker_labels", "agents", "repos", NULL,
+	"stagepipe", "env", "worker_labels", "agents", "repos", "artifacts_max", NULL,
 };
 static const char *const tls_keys[] = { "cert", "key", NULL };
 static const char *const repo_keys[] = {
@@ -1110,6 +1110,8 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 			load_tls(L, v);
 		} else if (!strcmp(key, "body_max")) {
 			get_size(L, v, "body_max", &c->body_max);
+		} else if (!strcmp(key, "artifacts_max")) {
+			get_size(L, v, "artifacts_max", &c->artifacts_max);
 		} else if (!strcmp(key, "drain_timeout")) {
 			get_duration(L, v, "drain_timeout", 0, DRAIN_MAX_MS, &c->drain_timeout_ms);
 		} else if (!strcmp(key, "lease_ttl")) {
@@ -1201,6 +1203,7 @@ static int load_buffer(struct sp_server_config **out, const char *path, const ch
 	L.c->file = sp_xstrdup(path);
 	L.c->workers = 1;
 	L.c->body_max = DEFAULT_BODY_MAX;
+	L.c->artifacts_max = SP_SERVER_ARTIFACTS_MAX_DEFAULT;
 	L.c->drain_timeout_ms = DEFAULT_DRAIN_MS;
 	L.c->lease_ttl_ms = DEFAULT_LEASE_TTL_MS;
 	L.c->max_attempts = 3;

@@ -19,6 +19,7 @@
  *                                             # (or the admin token); badges stay public
  *   tls: { cert: FILE, key: FILE }            # optional: HTTPS (libmicrohttpd + GnuTLS)
  *   body_max: 25m                             # webhook body cap (size like 512k, 25m)
+ *   artifacts_max: 256m                       # a job's artifacts, all stages (1k..1g)
  *   drain_timeout: 10m                        # SIGTERM: how long running jobs may finish
  *   lease_ttl: 30s                            # lease lifetime without a heartbeat
  *   max_attempts: 3                           # infrastructure attempts per job
@@ -109,6 +110,8 @@ struct sp_agent_config {
 	bool has_token;                  /* token_sha256 is set (false only while loading) */
 };
 
+#define SP_SERVER_ARTIFACTS_MAX_DEFAULT ((size_t)256 * 1024 * 1024)
+
 struct sp_server_config {
 	char *file;              /* as given */
 	char **listen;           /* "host:port" each; nlisten >= 1 */
@@ -121,6 +124,7 @@ struct sp_server_config {
 				  * token (Bearer, or the UI's session cookie) */
 	char *tls_cert, *tls_key;  /* both or neither (file contents are read at start) */
 	size_t body_max;         /* bytes; default 25 MiB */
+	size_t artifacts_max;    /* bytes of artifacts a job keeps; default 256 MiB */
 	long drain_timeout_ms;   /* default 10 min */
 	long lease_ttl_ms;       /* default 30 s */
 	int max_attempts;        /* default 3 */

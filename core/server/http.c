@@ -265,6 +265,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (*upload_data_size && r->sink) {
+		if (!r->sink_failed && r->sink(r, upload_data, *upload_data_size) < 0)
+			r->sink_failed = true;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 
@@ -337,6 +343,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (r->reserved)
 		atomic_fetch_sub(&r->h->body_bytes, r->reserved);
+	if (r->sink_free)
+		r->sink_free(r);
 	sp_buf_release(&r->body);
 	free(r->url);
 	free(r);

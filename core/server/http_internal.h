@@ -89,6 +89,19 @@ struct sp_req {
 	struct sp_buf body;
 	const struct sp_repo_config *repo;   /* hooks: the repository of the URL */
 	int agent;                 /* agents: the agent the token names (index), -1 */
+	/*
+	 * A route's begin may set sink: the body then goes there piece by
+	 * piece as it arrives (an artifact upload, written to a file), never
+	 * into body, without the body cap, the body budget or the 60 s body
+	 * deadline (the sender was authenticated by begin).  A negative
+	 * return drops the rest of the body and sets sink_failed for the
+	 * finish.  sink_free (may be NULL) runs when the request ends,
+	 * however it ends.
+	 */
+	int (*sink)(struct sp_req *r, const char *data, size_t len);
+	void (*sink_free)(struct sp_req *r);
+	void *sink_ud;
+	bool sink_failed;
 };
 
 /* ---- http.c: answers (each also records sp_metrics_http) ------------------ */
@@ -163,6 +176,12 @@ enum MHD_Result sp_hooks_readyz(struct sp_req *r);
 enum MHD_Result sp_api_begin(struct sp_req *r);
 /* The whole body is in r->body: answer. */
 enum MHD_Result sp_api_finish(struct sp_req *r);
+
+/* ---- artifacts.c --------------------------------------------------------- */
+
+/* GET /api/jobs/{job}/artifacts (rel NULL or "": the list as JSON) and
+ * /api/jobs/{job}/artifacts/{rel} (the file, as a download). */
+enum MHD_Result sp_artifacts_get(struct sp_req *r, int64_t job, const char *rel);
 
 /* ---- agents.c ------------------------------------------------------------ */
 

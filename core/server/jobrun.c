@@ -96,7 +96,7 @@ static void strv_add(struct strv *s, const char *str)
 	s->v[s->n] = NULL;
 }
 
-static void build_argv(struct strv *a, const struct sp_jobrun_opts *o)
+static void build_argv(struct strv *a, const struct sp_jobrun_opts *o, char *max_buf, size_t max_len)
 {
 	strv_add(a, o->exe);
 	strv_add(a, "run");
@@ -136,6 +136,15 @@ static void build_argv(struct strv *a, const struct sp_jobrun_opts *o)
 	if (o->runner_labels) {
 		strv_add(a, "--runner-labels");
 		strv_add(a, o->runner_labels);
+	}
+	if (o->artifacts_dir) {
+		strv_add(a, "--artifacts");
+		strv_add(a, o->artifacts_dir);
+		if (o->artifacts_max_bytes) {
+			snprintf(max_buf, max_len, "%llu", o->artifacts_max_bytes);
+			strv_add(a, "--artifacts-max-bytes");
+			strv_add(a, max_buf);
+		}
 	}
 	strv_add(a, "--permit-stdin");
 }
@@ -357,7 +366,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	sigset_t all, old, pipeset, pending;
 	bool mask_set = false, sigpipe_pending_before = false, exited = false;
 	int64_t start = sp_clock_ms(), deadline = 0, kill_at = 0, exited_at = 0, next_tick;
-	char *prog = NULL;
+	char *prog = NULL, artifacts_max[24];
 	pid_t pid = -1;
 	int rc = 0, status = 0, e;
 
@@ -377,7 +386,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	}
 	if ((rc = sp_child_which(&prog, o->exe, NULL, err)) < 0)
 		goto out;
-	build_argv(&argv, o);
+	build_argv(&argv, o, artifacts_max, sizeof(artifacts_max));
 	build_env(&envp, o->env);
 
 	if (pipe2(in_pipe, O_CLOEXEC) < 0 || pipe2(out_pipe, O_CLOEXEC) < 0 ||

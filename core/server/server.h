@@ -65,6 +65,45 @@ void sp_metrics_leases_expired(struct sp_metrics *m, int n);
 int sp_metrics_render(struct sp_metrics *m, struct sp_store *st, struct sp_buf *out,
 		      struct sp_error *err);
 
+/* ---- artifacts.c: DATA/artifacts/<job>/<stage>/<path> -------------------- */
+
+/* DATA/artifacts/<job> into buf; -1 when it does not fit. */
+int sp_artifacts_dir(char *buf, size_t len, const char *data, int64_t job);
+/* Makes DATA/artifacts/<job> an empty folder (before each attempt), its
+ * path into buf.  0, or SP_ERROR. */
+int sp_artifacts_reset(const char *data, int64_t job, char *buf, size_t len,
+		       struct sp_error *err);
+/*
+ * Every regular file under dir (symlinks and other types left out, never
+ * followed) as a new JSON array of {"path": "stage/a/b", "size": N},
+ * sorted by path, and their total size.  A missing dir is an empty list.
+ * *out is always set (caller deletes).  SP_ETOOBIG past 100000 files.
+ */
+int sp_artifacts_list(const char *dir, cJSON **out, uint64_t *total, struct sp_error *err);
+/*
+ * Opens the regular file rel ("stage/a/b") under dir for reading without
+ * following any symlink; *fd (caller closes) and *size.  SP_ECONFIG for
+ * a path with an empty, "." or ".." component; SP_ENOTFOUND otherwise.
+ */
+int sp_artifacts_open(const char *dir, const char *rel, int *fd, uint64_t *size,
+		      struct sp_error *err);
+
+/* Whether rel ("stage/a/b") is a path an upload may write: 1 to 1024
+ * bytes, components of 1 to 255 bytes, none "." or "..", no control
+ * byte or backslash, no leading or trailing '/'. */
+bool sp_artifacts_rel_ok(const char *rel);
+/* A new temporary file DATA/artifacts/.tmp/upload-XXXXXX for an upload
+ * (its path into path, *fd open for writing; the caller closes it and
+ * unlinks it when it is not placed).  0 or SP_ERROR. */
+int sp_artifacts_tmpfile(const char *data, char *path, size_t len, int *fd, struct sp_error *err);
+/*
+ * Moves the finished upload tmp to dir/rel, creating the folders on the
+ * way (never through a symlink: each is opened with O_NOFOLLOW; the final
+ * rename replaces whatever had the name).  SP_ECONFIG for a bad rel or a
+ * non-folder on the way; SP_ERROR for a system error.
+ */
+int sp_artifacts_place(const char *dir, const char *rel, const char *tmp, struct sp_error *err);
+
 /* ---- logs.c: one file per job and stage -------------------------------- */
 
 /*
@@ -108,6 +147,8 @@ struct sp_jobrun_opts {
 	const char *runner_labels;  /* the child's --runner-labels "a,b" ("" none; NULL: not
 				     * checked): a pipeline whose runs_on needs others exits 4 */
 	const char *const *env;     /* extra "NAME=value" for the child (may be NULL) */
+	const char *artifacts_dir;  /* the child's --artifacts (NULL: none) */
+	unsigned long long artifacts_max_bytes;  /* its --artifacts-max-bytes (0: default) */
 	long timeout_ms;            /* SIGTERM, then SIGKILL 10 s later; 0: none */
 	/* Polled about every 100 ms; non-zero: SIGTERM to the child (it removes its
 	 * containers and exits 130), SIGKILL after 30 s. */

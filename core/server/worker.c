@@ -440,7 +440,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	struct sp_finish f;
 	struct job j;
 	enum sp_job_state state;
-	char label[40], reason[600], q[600], **job_env = NULL;
+	char label[40], reason[600], q[600], **job_env = NULL, artifacts[4096];
 	int rc;
 
 	memset(&j, 0, sizeof(j));
@@ -473,6 +473,14 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 
 	snprintf(label, sizeof(label), "srv-%" PRId64, l->job_id);
 	memset(&o, 0, sizeof(o));
+	/* this attempt's artifacts only: what an earlier one left goes */
+	if (sp_artifacts_reset(cfg->data, l->job_id, artifacts, sizeof(artifacts), &err) < 0) {
+		job_note(&j, "stagepipe serve: artifacts will not be kept: %s", err.msg);
+		sp_error_clear(&err);
+	} else {
+		o.artifacts_dir = artifacts;
+		o.artifacts_max_bytes = cfg->artifacts_max;
+	}
 	o.exe = cfg->stagepipe ? cfg->stagepipe : w->srv->self_exe;
 	o.repo_url = repo->url;
 	o.ref = l->ref;

@@ -127,6 +127,19 @@ int sp_docker_build(struct sp_engine *e, const struct sp_build_opts *o,
 		free(json);
 	}
 	add_param(&q, "networkmode", sp_network_name(o->network));
+	if (o->ncache_from) {
+		/* moby hands these to BuildKit's dockerfile frontend as
+		 * "cache-from": each image's inline cache metadata (its config's
+		 * moby.buildkit.cache.v0) is read from its registry and matching
+		 * layers are pulled instead of rebuilt */
+		cJSON *arr = cJSON_CreateArray();
+		for (i = 0; i < o->ncache_from; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(o->cache_from[i]));
+		json = sp_xjson_print(arr);
+		cJSON_Delete(arr);
+		add_param(&q, "cachefrom", json);
+		free(json);
+	}
 	if (o->no_cache)
 		add_param(&q, "nocache", "1");
 	if (o->pull)

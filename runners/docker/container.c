@@ -13,10 +13,12 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,12 +379,143 @@ out:
 	return rc;
 }
 
+/* ---- streaming an archive into the extractor ---- */
+
+/*
+ * The engine's answer is pushed to us (libcurl's write callback) while
+ * libarchive pulls its input: a thread runs the extraction reading one end
+ * of a socket pair, the transfer writes the other.  Either side stopping
+ * early ends it for the other: the extractor closing its end makes the
+ * next send fail (EPIPE, no signal with MSG_NOSIGNAL), the transfer
+ * closing its end is an early EOF for the extractor.
+ */
+struct extract_job {
+	const char *dest;
+	const struct sp_untar_opts *opts;
+	int rfd, wfd;
+	bool peer_gone;              /* the extractor stopped before the end */
+	int rc;                      /* the extractor's result */
+	struct sp_error err;
+	struct sp_untar_stats stats;
+	char buf[65536];
+};
+
+static int extract_read(void *ud, const void **buf, size_t *len, struct sp_error *err)
+{
+	struct extract_job *x = ud;
+	ssize_t n;
+
+	do
+		n = read(x->rfd, x->buf, sizeof(x->buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return sp_error_set(err, SP_ERROR, "reading the archive stream: %s", strerror(errno));
+	*buf = x->buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+static void *extract_thread(void *ud)
+{
+	struct extract_job *x = ud;
+
+	x->rc = sp_untar_extract(x->dest, extract_read, x, x->opts, &x->stats, &x->err);
+	close(x->rfd);  /* a sender still writing gets EPIPE */
+	x->rfd = -1;
+	return NULL;
+}
+
+static int extract_send(void *ud, const char *data, size_t len, struct sp_error *err)
+{
+	struct extract_job *x = ud;
+
+	while (len) {
+		ssize_t n = send(x->wfd, data, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			x->peer_gone = true;
+			return sp_error_set(err, SP_ERROR, "the extraction stopped");
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int sp_container_extract(struct sp_engine *e, const char *id, const char *path,
+			 const char *dest, const struct sp_untar_opts *opts,
+			 sp_cancel_fn cancel, void *cancel_ud, struct sp_untar_stats *stats,
+			 struct sp_error *err)
+{
+	struct extract_job *x = sp_xcalloc(1, sizeof(*x));
+	struct sp_engine_request req;
+	struct sp_buf url = SP_BUF_INIT;
+	pthread_t th;
+	bool started = false;
+	int sv[2], rc;
+
+	x->dest = dest;
+	x->opts = opts;
+	x->rfd = x->wfd = -1;
+	x->err = (struct sp_error)SP_ERROR_INIT;
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "socketpair: %s", strerror(errno));
+		goto out;
+	}
+	x->rfd = sv[0];
+	x->wfd = sv[1];
+	if ((rc = pthread_create(&th, NULL, extract_thread, x)) != 0) {
+		close(x->rfd);
+		x->rfd = -1;
+		rc = sp_error_set(err, SP_ERROR, "starting the extraction: %s", strerror(rc));
+		goto out;
+	}
+	started = true;
+	sp_buf_addf(&url, "/containers/%s/archive?path=", id);
+	sp_engine_urlencode(&url, path);
+	memset(&req, 0, sizeof(req));
+	req.path = url.data;
+	req.data = extract_send;
+	req.data_ud = x;
+	req.low_speed_secs = 60;
+	req.cancel = cancel;
+	req.cancel_ud = cancel_ud;
+	rc = sp_engine_request(e, &req, NULL, err);
+	close(x->wfd);  /* the end of the archive (or an early one) for the extractor */
+	x->wfd = -1;
+	pthread_join(th, NULL);
+	started = false;
+	if (rc == 0 || (x->peer_gone && rc != SP_ECANCELLED)) {
+		/* the transfer was fine, or it stopped because the extractor did */
+		if (x->rc < 0) {
+			sp_error_clear(err);
+			*err = x->err;
+			rc = x->rc;
+		}
+	}
+	if (stats)
+		*stats = x->stats;
+out:
+	if (started) {
+		close(x->wfd);
+		pthread_join(th, NULL);
+	}
+	if (x->wfd >= 0)
+		close(x->wfd);
+	free(x);
+	sp_buf_release(&url);
+	return rc;
+}
+
 int sp_container_inspect(struct sp_engine *e, const char *id, struct sp_container_state *st,
 			 struct sp_error *err)
 {
 	struct sp_buf out = SP_BUF_INIT, log = SP_BUF_INIT;
 	char *path = sp_xasprintf("/containers/%s/json", id);
-	const cJSON *state, *health, *status, *entries, *entry, *net, *ip;
+	const cJSON *state, *health, *status, *entries, *entry, *net, *ip, *wd;
 	cJSON *j = NULL;
 	int rc, n, i;
 
@@ -416,6 +549,9 @@ int sp_container_inspect(struct sp_engine *e, const char *id, struct sp_containe
 		}
 	}
 	st->health_log = sp_buf_detach(&log, NULL);
+	wd = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "Config"),
+					      "WorkingDir");
+	st->workdir = sp_xstrdup(cJSON_IsString(wd) ? wd->valuestring : "");
 	net = cJSON_GetObjectItemCaseSensitive(j, "NetworkSettings");
 	ip = cJSON_GetObjectItemCaseSensitive(net, "IPAddress");
 	st->ip = sp_xstrdup(cJSON_IsString(ip) ? ip->valuestring : "");
@@ -433,6 +569,7 @@ void sp_container_state_release(struct sp_container_state *st)
 		return;
 	free(st->health_log);
 	free(st->ip);
+	free(st->workdir);
 	memset(st, 0, sizeof(*st));
 }
 

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/report/untar.h"
 #include "runners/docker/engine.h"
 #include "runners/runner.h"
 
@@ -58,6 +59,22 @@ int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
 			  const char *dest, sp_cancel_fn cancel, void *cancel_ud,
 			  struct sp_error *err);
 
+/*
+ * Streams the archive of path (absolute, inside the container; works on a
+ * stopped one) into the safe extractor (core/report/untar.h) with opts
+ * (strip_first, caps, filter), writing under dest (must exist).  The
+ * response is handed over through a socket pair to a thread that
+ * extracts while the bytes arrive: nothing the size of the archive is
+ * held in memory or on disk.  stats (may be NULL) gets what was written.
+ * Returns 0; SP_ENOTFOUND when path does not exist in the container;
+ * SP_ETOOBIG past a cap; SP_ECANCELLED; SP_ERROR for a refused entry;
+ * SP_EENGINE.
+ */
+int sp_container_extract(struct sp_engine *e, const char *id, const char *path,
+			 const char *dest, const struct sp_untar_opts *opts,
+			 sp_cancel_fn cancel, void *cancel_ud, struct sp_untar_stats *stats,
+			 struct sp_error *err);
+
 struct sp_container_state {
 	bool running;
 	int exit_code;
@@ -65,6 +82,7 @@ struct sp_container_state {
 	char health[16];          /* "starting", "healthy", "unhealthy" */
 	char *health_log;         /* the last probes' output, newest last; owned */
 	char *ip;                 /* the container's address on its network; owned, may be "" */
+	char *workdir;            /* Config.WorkingDir; owned, "" when the image sets none */
 };
 
 /* Reads the container's state; release with sp_container_state_release. */

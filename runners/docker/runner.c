@@ -11,14 +11,18 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/base/duration.h"
 #include "core/registry/auth.h"
 #include "core/base/error.h"
+#include "core/pipeline/artifact.h"
 #include "core/pipeline/vars.h"
 #include "core/base/xalloc.h"
 #include "runners/docker/build.h"
@@ -115,6 +119,143 @@ static int remove_container(struct sp_engine *e, const char *id, sp_runner_log_f
 			    id, sp_engine_host(e));
 }
 
+static void warn(const struct sp_run_opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warn(const struct sp_run_opts *o, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	if (!o->log)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->log(o->log_ud, SP_STREAM_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static bool artifact_filter(void *ud, const char *rel)
+{
+	return sp_artifact_match(ud, rel);
+}
+
+/* mkdir -p of rel (cleaned, may be "") under root; 0 or -1 with errno. */
+static int make_dirs(const char *root, const char *rel)
+{
+	char *path = sp_xasprintf("%s/%s", root, rel), *p;
+	int rc = 0;
+
+	for (p = path + strlen(root) + 1; rc == 0 && *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			rc = -1;
+		*p = '/';
+	}
+	if (rc == 0 && *rel && mkdir(path, 0755) < 0 && errno != EEXIST)
+		rc = -1;
+	free(path);
+	return rc;
+}
+
+/*
+ * Copies o->artifacts out of container id (see runner.h).  Only a cancel
+ * is an error (SP_ECANCELLED, err set); everything else is a warning line
+ * and a count in res.
+ */
+static int copy_artifacts(struct sp_engine *e, const char *id, const struct sp_run_opts *o,
+			  struct sp_run_result *res, struct sp_error *err)
+{
+	struct sp_container_state st;
+	unsigned long long cap = o->artifacts_max_bytes ? o->artifacts_max_bytes :
+				 SP_ARTIFACTS_DEFAULT_MAX;
+	const char *workdir;
+	size_t i;
+	int rc = 0;
+
+	if ((rc = sp_container_inspect(e, id, &st, err)) < 0) {
+		warn(o, "warning: artifacts not copied: %s", err->msg);
+		res->artifacts_failed += (unsigned)o->nartifacts;
+		sp_error_clear(err);
+		return 0;
+	}
+	workdir = *st.workdir ? st.workdir : "/";
+	for (i = 0; i < o->nartifacts; i++) {
+		struct sp_untar_opts uo = SP_UNTAR_OPTS_INIT;
+		struct sp_untar_stats stats = { 0, 0 };
+		struct sp_error why = SP_ERROR_INIT;
+		const char *pat = o->artifacts[i];
+		char *base = NULL, *rest = NULL, *src = NULL, *dest = NULL, *slash;
+		const char *sub;
+
+		sp_artifact_split(pat, &base, &rest);
+		src = sp_xasprintf("%s%s%s%s", workdir, workdir[strlen(workdir) - 1] == '/' ? "" : "/",
+				   base, rest ? (*base ? "/." : ".") : "");
+		/* a glob: the base folder's contents ("base/." gives entries
+		 * "./a", also for "/" itself), filtered, into dest/base; a plain
+		 * path: the archive of it as is ("name/..."), into dest/dirname */
+		if (rest) {
+			uo.filter = artifact_filter;
+			uo.filter_ud = rest;
+			sub = base;
+			dest = sp_xasprintf("%s%s%s", o->artifacts_dest, *base ? "/" : "", base);
+		} else {
+			slash = strrchr(base, '/');
+			if (slash)
+				*slash = '\0';
+			sub = slash ? base : "";
+			dest = sp_xasprintf("%s%s%s", o->artifacts_dest, *sub ? "/" : "", sub);
+		}
+		uo.max_bytes = cap - res->artifacts_bytes;
+		uo.max_entries = 100000;
+		if (make_dirs(o->artifacts_dest, sub) < 0) {
+			warn(o, "warning: artifact %s: creating %s: %s", pat, dest, strerror(errno));
+			res->artifacts_failed++;
+			goto next;
+		}
+		rc = sp_container_extract(e, id, src, dest, &uo, o->cancel, o->cancel_ud, &stats, &why);
+		res->artifacts_entries += stats.entries;
+		res->artifacts_bytes += stats.bytes;
+		if (rc == SP_ECANCELLED) {
+			*err = why;
+			goto next;
+		}
+		if (rc == SP_ENOTFOUND) {
+			warn(o, "warning: artifact %s: %s not found in the container; nothing copied",
+			     pat, rest ? "folder" : "path");
+			res->artifacts_missing++;
+		} else if (rc == SP_ETOOBIG && !strstr(why.msg, "entries")) {
+			warn(o, "warning: artifact %s: over the job's cap of %llu bytes of artifacts; "
+			     "the rest is not copied", pat, cap);
+			res->artifacts_failed++;
+		} else if (rc == SP_ETOOBIG) {
+			warn(o, "warning: artifact %s: %s; the rest is not copied", pat, why.msg);
+			res->artifacts_failed++;
+		} else if (rc < 0) {
+			warn(o, "warning: artifact %s: %s", pat, why.msg);
+			res->artifacts_failed++;
+		} else if (rest && stats.entries == 0) {
+			warn(o, "warning: artifact %s: no match in the container; nothing copied", pat);
+			res->artifacts_missing++;
+		}
+		if (rest && stats.entries == 0)
+			(void)rmdir(dest);  /* only when it stayed empty */
+		rc = 0;
+next:
+		free(base);
+		free(rest);
+		free(src);
+		free(dest);
+		if (rc == SP_ECANCELLED || (res->artifacts_bytes >= cap && i + 1 < o->nartifacts))
+			break;
+	}
+	sp_container_state_release(&st);
+	return rc;
+}
+
 static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 		      struct sp_run_result *res, struct sp_error *err)
 {
@@ -174,6 +315,9 @@ static int docker_run(struct sp_runner *r, const struct sp_run_opts *o,
 		else
 			res->reports_copied = true;
 	}
+	if (o->nartifacts && o->artifacts_dest &&
+	    (rc = copy_artifacts(e, id, o, res, err)) < 0)
+		goto out;
 out:
 	if (id && remove_container(e, id, o->log, o->log_ud, o->cancel, o->cancel_ud,
 				   &cleanup_err) < 0)

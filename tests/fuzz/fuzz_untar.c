@@ -85,7 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sp_untar_opts opts = { 0, 1024 * 1024, 200 };
+	struct sp_untar_opts opts = { 0, 1024 * 1024, 200, NULL, NULL };
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_untar_stats stats;
 	struct src s;

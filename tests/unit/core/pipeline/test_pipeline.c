@@ -212,6 +212,27 @@ static const struct bad_case bad_cases[] = {
 	{ "health_port_no_network", HEAD "build:\n  network: none\n" STAGE1 "    healthcheck: {port: 80}\n",
 	  4, 12, "needs build.network host or default" },
 	{ "health_unknown", HEAD STAGE1 "    healthcheck: {prot: 80}\n", 6, 19, "did you mean \"port\"?" },
+	/* artifacts and cache_from */
+	{ "artifact_dotdot", HEAD STAGE1 "    run: make\n    artifacts: [dist/../../etc]\n", 7, 17,
+	  "artifact \"dist/../../etc\" must not climb out of the working folder (\"..\")" },
+	{ "artifact_dotdot_alone", HEAD STAGE1 "    run: make\n    artifacts:\n      - ok.txt\n      - ..\n",
+	  9, 9, "must not climb out" },
+	{ "artifact_absolute", HEAD STAGE1 "    pytest: []\n    artifacts: /etc/passwd\n", 7, 16,
+	  "must be relative to the container's working folder, not absolute" },
+	{ "artifact_dot", HEAD STAGE1 "    run: make\n    artifacts: [\"./\"]\n", 7, 17,
+	  "names the working folder itself" },
+	{ "artifact_empty", HEAD STAGE1 "    run: make\n    artifacts: [\"\"]\n", 7, 17, "must not be empty" },
+	{ "artifact_backslash", HEAD STAGE1 "    run: make\n    artifacts: ['a\\b']\n", 7, 17, "backslash" },
+	{ "artifact_map", HEAD STAGE1 "    run: make\n    artifacts: {paths: [a]}\n", 7, 16,
+	  "artifacts must be a list or a string" },
+	{ "artifact_build_stage", HEAD STAGE1 "    artifacts: [dist/]\n", 6, 16,
+	  "artifacts need a container to copy them from: a pytest or run stage" },
+	{ "cache_from_bad", HEAD "build:\n  cache_from: [\"Reg/App:1\"]\n" STAGE1, 4, 16,
+	  "build.cache_from \"Reg/App:1\" is not a valid image reference" },
+	{ "cache_from_var", HEAD "build:\n  cache_from: \"${env.UPPER}/app\"\n" STAGE1, 4, 15,
+	  "once expanded" },
+	{ "cache_from_unknown_var", HEAD "build:\n  cache_from: [\"${NOPE}/app\"]\n" STAGE1, 4, 17,
+	  "unknown variable ${NOPE}" },
 	/* on */
 	{ "on_unknown", HEAD STAGE1 "on:\n  pushh: true\n", 7, 3, "did you mean \"push\"?" },
 	{ "on_push_unknown", HEAD STAGE1 "on:\n  push: {branch: [main]}\n", 7, 10, "did you mean \"branches\"?" },
@@ -469,6 +490,27 @@ static void test_secrets(void **state)
 	sp_pipeline_free(p);
 }
 
+static void test_artifacts_and_cache_from(void **state)
+{
+	struct sp_pipeline *p;
+
+	(void)state;
+	p = load_ok(HEAD "build:\n  cache_from: [\"${env.REGISTRY}/app:latest\", app:cache]\n"
+		    STAGE1 "    pytest: [--cov=app]\n    artifacts: [htmlcov/, \"dist/*.whl\", ./cov.xml]\n"
+		    "  - name: sh\n    target: t\n    run: make\n    artifacts: out\n");
+	assert_int_equal(p->build.cache_from.n, 2);
+	assert_string_equal(p->build.cache_from.items[0].s, "${env.REGISTRY}/app:latest");
+	assert_int_equal(p->stages[0].artifacts.n, 3);
+	assert_string_equal(p->stages[0].artifacts.items[1].s, "dist/*.whl");
+	assert_int_equal(p->stages[0].artifacts.items[1].pos.line, 9);
+	assert_int_equal(p->stages[1].artifacts.n, 1);
+	sp_pipeline_free(p);
+	p = load_ok(HEAD STAGE1);
+	assert_int_equal(p->build.cache_from.n, 0);
+	assert_int_equal(p->stages[0].artifacts.n, 0);
+	sp_pipeline_free(p);
+}
+
 static void test_on_match(void **state)
 {
 	struct sp_pipeline *p;
@@ -573,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_on_match),
 		cmocka_unit_test(test_runs_on),
 		cmocka_unit_test(test_secrets),
+		cmocka_unit_test(test_artifacts_and_cache_from),
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct CMUnitTest *tests = calloc(nbad + nfixed, sizeof(*tests));

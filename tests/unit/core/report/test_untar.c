@@ -789,6 +789,56 @@ static void test_bad_streams(void **state)
 	sp_buf_release(&junk);
 }
 
+/* The artifacts' filter: "dist/" + star + ".whl" out of the archive of dist. */
+static bool only_wheels(void *ud, const char *rel)
+{
+	(void)ud;
+	return strlen(rel) > 4 && !strcmp(rel + strlen(rel) - 4, ".whl") && !strchr(rel, '/');
+}
+
+static void test_filter(void **state)
+{
+	struct place *p = *state;
+	struct sp_untar_opts opts = SP_UNTAR_OPTS_INIT;
+	struct sp_untar_stats stats;
+	struct sp_error err = SP_ERROR_INIT;
+	struct tarb t;
+
+	opts.strip_first = 1;
+	opts.filter = only_wheels;
+	opts.max_bytes = 11;  /* the two wheels exactly, not the sdist */
+	tar_begin(&t);
+	tar_dir(&t, "dist/");
+	tar_file(&t, "dist/app-1.whl", "wheel");
+	tar_file(&t, "dist/app-1.tar.gz", "a big sdist over the cap");
+	/* hostile entries left out by the filter neither stop nor reach anything */
+	tar_symlink(&t, "dist/escape", "/etc/passwd");
+	tar_entry(&t, "dist/fifo", AE_IFIFO, 0644, NULL, 0, NULL, NULL);
+	tar_file(&t, "dist/sub/x.whl", "nested");
+	tar_file(&t, "dist/lib-2.whl", "wheel2");
+	tar_end(&t);
+	assert_int_equal(extract(p, &t.out, &opts, 0, 0, &stats, &err), 0);
+	assert_file(p, "app-1.whl", "wheel");
+	assert_file(p, "lib-2.whl", "wheel2");
+	assert_absent(p, "app-1.tar.gz");
+	assert_absent(p, "escape");
+	assert_absent(p, "fifo");
+	assert_absent(p, "sub");
+	assert_int_equal(stats.entries, 2);
+	assert_int_equal(stats.bytes, 11);
+	assert_contained(p);
+	sp_buf_release(&t.out);
+
+	/* a kept entry is still checked; ".." is refused before the filter */
+	reset_dest(p);
+	tar_begin(&t);
+	tar_symlink(&t, "dist/bad.whl", "/etc/passwd");
+	expect_refused(p, &t, &opts, SP_ERROR, "symlink to an absolute path");
+	tar_begin(&t);
+	tar_file(&t, "dist/../x.whl", "pwned");
+	expect_refused(p, &t, &opts, SP_ERROR, "\"..\" in the path");
+}
+
 static void test_dest(void **state)
 {
 	struct place *p = *state;
@@ -834,6 +884,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_streams, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filter, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
