@@ -1,0 +1,150 @@
+/*
+ * init.c — `stagepipe init [DIR]`: a pipeline (and, when missing, the
+ * three-stage Dockerfile) for an existing Python project.
+ *
+ * The reading is core/init/detect.c, the files core/init/scaffold.c; this
+ * file parses the options, says what was found and written, and what to
+ * run next.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "core/base/error.h"
+#include "core/init/detect.h"
+#include "core/init/scaffold.h"
+
+static int run_init(int argc, char **argv);
+
+const struct sp_cmd sp_cmd_init = {
+	"init",
+	"write a pipeline (and Dockerfile) for an existing Python project",
+	"usage: stagepipe init [--force] [DIR]\n"
+	"\n"
+	"Reads the Python project in DIR (default: the current folder):\n"
+	"pyproject.toml, setup.cfg, requirements*.txt, uv.lock, requires-python,\n"
+	"the package layout (src/ or flat) and the tests folder, and writes:\n"
+	"\n"
+	"  stagepipe.yml   a pytest stage with coverage on the `testing` target, then\n"
+	"                  `promote`: the `runtime` image tagged and pushed (health-\n"
+	"                  checked when it is a FastAPI/uvicorn or Flask/gunicorn app)\n"
+	"  Dockerfile      when there is none: builder / runtime / testing, the base\n"
+	"                  image an ARG (BASE_IMAGE, default python:3.X-slim from\n"
+	"                  requires-python), non-root runtime; pip installs only what\n"
+	"                  the base image lacks (uv sync --locked with uv.lock)\n"
+	"  .dockerignore   when there is none\n"
+	"  " SP_INIT_DEPS_SCRIPT "  what the Dockerfile runs to find what pip must install\n"
+	"\n"
+	"Nothing is overwritten without --force: an existing stagepipe.yml stops\n"
+	"init before it writes anything; an existing Dockerfile or .dockerignore is\n"
+	"kept (the pipeline expects its `testing` and `runtime` targets).\n"
+	"\n"
+	"  -f, --force   overwrite the files init writes\n"
+	"\n"
+	"Exit status: 0 written, 1 a file is already there (nothing written),\n"
+	"2 usage error or DIR is not a Python project init can read.\n",
+	run_init,
+};
+
+static const char *action_word(enum sp_init_action a)
+{
+	switch (a) {
+	case SP_INIT_WROTE: return "wrote   ";
+	case SP_INIT_REPLACED: return "replaced";
+	case SP_INIT_KEPT: return "kept    ";
+	case SP_INIT_SAME: return "same    ";
+	}
+	return "";
+}
+
+static void describe(const struct sp_init_project *p)
+{
+	size_t i;
+
+	printf("stagepipe init: %s, %s", p->name,
+	       p->layout == SP_INIT_LAYOUT_SRC ? "src layout" : "flat layout");
+	if (p->packages.n) {
+		printf(", package%s", p->packages.n == 1 ? "" : "s");
+		for (i = 0; i < p->packages.n; i++)
+			printf("%s %s", i ? "," : "", p->packages.v[i]);
+	}
+	printf(", tests in %s\n", p->tests_dir ? p->tests_dir : "(none found)");
+	printf("  python 3.%d", p->py_minor);
+	if (p->python_from && p->python_spec && strcmp(p->python_from, ".python-version"))
+		printf(" (requires-python \"%s\", %s)", p->python_spec, p->python_from);
+	else if (p->python_from)
+		printf(" (%s)", p->python_from);
+	printf("; dependencies: %zu runtime, %zu dev, installed with %s\n", p->deps.n,
+	       p->dev_deps.n, p->installer == SP_INIT_UV ? "uv (uv.lock)" : "pip");
+	if (p->web != SP_INIT_WEB_NONE)
+		printf("  web service: %s%s served by %s on port %d, health check %s\n",
+		       p->app_ref, p->app_factory ? " (factory)" : "",
+		       p->web == SP_INIT_WEB_UVICORN ? "uvicorn" : "gunicorn", SP_INIT_PORT,
+		       p->health_path ? p->health_path : "(port open)");
+}
+
+static int run_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sp_init_project p;
+	struct sp_init_result res;
+	struct sp_error err = SP_ERROR_INIT;
+	const char *dir = ".";
+	int force = 0, c, rc, status;
+	size_t i;
+
+	while ((c = getopt_long(argc, argv, "+fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': force = 1; break;
+		case 'h': sp_cmd_print_usage(&sp_cmd_init, stdout); return SP_EXIT_OK;
+		default: return sp_cmd_usage_error(&sp_cmd_init, "bad option");
+		}
+	}
+	if (optind < argc)
+		dir = argv[optind++];
+	if (optind < argc)
+		return sp_cmd_usage_error(&sp_cmd_init, "unexpected argument \"%s\"", argv[optind]);
+
+	if (sp_init_detect(&p, dir, &err) < 0) {
+		fprintf(stderr, "stagepipe init: %s\n", err.msg);
+		status = SP_EXIT_USAGE;
+		goto out;
+	}
+	rc = sp_init_write(dir, &p, force, &res, &err);
+	if (rc == SP_ECONFLICT) {
+		fprintf(stderr, "stagepipe init: %s\n", err.msg);
+		status = SP_EXIT_FAILED;
+		goto out;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "stagepipe init: %s\n", err.msg);
+		status = SP_EXIT_INFRA;
+		goto out;
+	}
+	describe(&p);
+	for (i = 0; i < res.n; i++) {
+		printf("  %s %s/%s", action_word(res.action[i]), dir, res.path[i]);
+		if (res.action[i] == SP_INIT_KEPT)
+			printf(" (already there; --force overwrites it)");
+		printf("\n");
+	}
+	for (i = 0; i < p.notes.n; i++)
+		printf("note: %s\n", p.notes.v[i]);
+	if (p.installer == SP_INIT_UV)
+		printf("note: the builder copies uv from UV_IMAGE and syncs from PyPI: it needs the "
+		       "network\n");
+	if (!p.in_git)
+		printf("note: not in a git work tree: the image is tagged :latest only\n");
+	printf("next: stagepipe validate -f %s/stagepipe.yml && stagepipe run -C %s\n", dir, dir);
+	printf("      (offline: eval \"$(contrib/engine.sh up)\" first; it exports BASE_IMAGE, "
+	       "BUILD_NETWORK and REGISTRY)\n");
+	status = SP_EXIT_OK;
+out:
+	sp_init_project_release(&p);
+	return status;
+}
