@@ -69,7 +69,10 @@ static void describe(const struct sp_init_project *p)
 		for (i = 0; i < p->packages.n; i++)
 			printf("%s %s", i ? "," : "", p->packages.v[i]);
 	}
-	printf(", tests in %s\n", p->tests_dir ? p->tests_dir : "(none found)");
+	if (p->tests_dir)
+		printf(", tests in %s/\n", p->tests_dir);
+	else
+		printf(", no tests folder\n");
 	printf("  python 3.%d", p->py_minor);
 	if (p->python_from && p->python_spec && strcmp(p->python_from, ".python-version"))
 		printf(" (requires-python \"%s\", %s)", p->python_spec, p->python_from);

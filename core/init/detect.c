@@ -489,10 +489,11 @@ static char *image_name(const char *s)
 
 static int is_package_dir(const char *dir, const char *name)
 {
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
 	char *p;
 	int ok;
 
-	if (!is_identifier(name, strlen(name)))
+	if (!is_identifier(base, strlen(base)))
 		return 0;
 	p = join(name, "__init__.py");
 	ok = is_file(dir, p);
@@ -1069,7 +1070,8 @@ int sp_init_detect(struct sp_init_project *p, const char *dir, struct sp_error *
 		if (ends_with(top.v[i], ".py") || (!strncmp(top.v[i], "requirements", 12) &&
 						   ends_with(top.v[i], ".txt")))
 			any_py = 1;
-	if (!t && !setup_cfg && !any_py && !is_dir(dir, "src") && !is_dir(dir, "requirements")) {
+	find_layout(p, dir, t);
+	if (!t && !setup_cfg && !any_py && !p->packages.n && !is_dir(dir, "requirements")) {
 		rc = sp_error_set(err, SP_ENOTFOUND,
 				  "%s: no pyproject.toml, setup.cfg, setup.py, requirements*.txt "
 				  "or .py file: not a Python project init can read", dir);
@@ -1122,7 +1124,6 @@ int sp_init_detect(struct sp_init_project *p, const char *dir, struct sp_error *
 		}
 	}
 
-	find_layout(p, dir, t);
 	if (!p->packages.n)
 		sp_init_list_add(&p->notes, "no package or module found (neither src/PKG nor "
 				 "PKG/__init__.py nor a top-level .py module): coverage is measured "
