@@ -328,12 +328,15 @@ static char *ini_get(const char *text, const char *section, const char *key)
 	return sp_buf_detach(&b, NULL);
 }
 
-/* Each line (or ';'/','-separated item) of an INI list value. */
+/* The items of an INI list value. */
 static void ini_list(const char *value, struct sp_init_list *out, int names)
 {
+	/* a dangling list has one item a line (';' then starts a marker); a
+	 * one-line value separates items with ';' (setuptools' list-semi) */
+	const char *sep = strchr(value, '\n') ? "\n" : ";";
 	char *copy = sp_xstrdup(value), *item, *save = NULL;
 
-	for (item = strtok_r(copy, "\n;", &save); item; item = strtok_r(NULL, "\n;", &save)) {
+	for (item = strtok_r(copy, sep, &save); item; item = strtok_r(NULL, sep, &save)) {
 		while (*item == ' ')
 			item++;
 		if (!*item || *item == '#')
@@ -873,21 +876,18 @@ static void add_dep_file(struct sp_init_project *p, const char *dir, const char 
 }
 
 static void read_req_file(struct sp_init_project *p, const char *dir, const char *file,
-			  struct sp_init_list *names)
+			  struct sp_init_list *names, int depth)
 {
 	struct sp_init_list inc = { 0 };
 	size_t i;
 
 	read_requirements(dir, file, names, &inc);
 	add_dep_file(p, dir, file);
-	for (i = 0; i < inc.n; i++) {
-		/* one level of -r includes, relative to the project folder */
+	/* -r includes, relative to the project folder, a few levels deep */
+	for (i = 0; i < inc.n && depth < 4; i++)
 		if (!strchr(file, '/') && !strstr(inc.v[i], "..") && inc.v[i][0] != '/' &&
-		    is_file(dir, inc.v[i])) {
-			read_requirements(dir, inc.v[i], names, NULL);
-			add_dep_file(p, dir, inc.v[i]);
-		}
-	}
+		    is_file(dir, inc.v[i]))
+			read_req_file(p, dir, inc.v[i], names, depth + 1);
 	sp_init_list_release(&inc);
 }
 
@@ -942,7 +942,7 @@ static void find_deps(struct sp_init_project *p, const char *dir, const struct s
 	}
 	for (i = 0; req_runtime[i]; i++)
 		if (is_file(dir, req_runtime[i])) {
-			read_req_file(p, dir, req_runtime[i], &p->deps);
+			read_req_file(p, dir, req_runtime[i], &p->deps, 0);
 			list_add_unique(&p->runtime_args, req_runtime[i]);
 			break;
 		}
@@ -990,7 +990,7 @@ static void find_deps(struct sp_init_project *p, const char *dir, const struct s
 	}
 	for (i = 0; req_dev[i]; i++)
 		if (is_file(dir, req_dev[i])) {
-			read_req_file(p, dir, req_dev[i], &p->dev_deps);
+			read_req_file(p, dir, req_dev[i], &p->dev_deps, 0);
 			sp_init_list_add(&p->dev_args, req_dev[i]);
 			have_dev = 1;
 		}
