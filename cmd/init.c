@@ -98,7 +98,7 @@ static int run_init(int argc, char **argv)
 	struct sp_init_result res;
 	struct sp_error err = SP_ERROR_INIT;
 	const char *dir = ".";
-	int force = 0, c, rc, status;
+	int force = 0, here, c, rc, status;
 	size_t i;
 
 	while ((c = getopt_long(argc, argv, "+fh", opts, NULL)) != -1) {
@@ -130,8 +130,10 @@ static int run_init(int argc, char **argv)
 		goto out;
 	}
 	describe(&p);
+	here = !strcmp(dir, ".");
 	for (i = 0; i < res.n; i++) {
-		printf("  %s %s/%s", action_word(res.action[i]), dir, res.path[i]);
+		printf("  %s %s%s%s", action_word(res.action[i]), here ? "" : dir, here ? "" : "/",
+		       res.path[i]);
 		if (res.action[i] == SP_INIT_KEPT)
 			printf(" (already there; --force overwrites it)");
 		printf("\n");
@@ -143,9 +145,13 @@ static int run_init(int argc, char **argv)
 		       "network\n");
 	if (!p.in_git)
 		printf("note: not in a git work tree: the image is tagged :latest only\n");
-	printf("next: stagepipe validate -f %s/stagepipe.yml && stagepipe run -C %s\n", dir, dir);
-	printf("      (offline: eval \"$(contrib/engine.sh up)\" first; it exports BASE_IMAGE, "
-	       "BUILD_NETWORK and REGISTRY)\n");
+	if (here)
+		printf("next: stagepipe validate && stagepipe run\n");
+	else
+		printf("next: stagepipe validate -f %s/stagepipe.yml && stagepipe run -C %s\n", dir,
+		       dir);
+	printf("      (the pipeline reads BASE_IMAGE, BUILD_NETWORK and REGISTRY from the "
+	       "environment:\n       contrib/engine.sh up exports them for its offline engine)\n");
 	status = SP_EXIT_OK;
 out:
 	sp_init_project_release(&p);

@@ -533,8 +533,8 @@ static void find_layout(struct sp_init_project *p, const char *dir, const struct
 	e = t ? sp_toml_get(t, "tool.setuptools.packages") : NULL;
 	if (e && e->type == SP_TOML_ARRAY) {
 		for (i = 0; i < e->nitems; i++) {
-			if (strchr(e->items[i], '.'))
-				continue;
+			if (!is_identifier(e->items[i], strlen(e->items[i])))
+				continue; /* "pkg.sub", or not a name we could write in a COPY */
 			if (is_dir(dir, e->items[i])) {
 				list_add_unique(&p->packages, e->items[i]);
 				list_add_unique(&p->copy, e->items[i]);
@@ -1103,6 +1103,15 @@ int sp_init_detect(struct sp_init_project *p, const char *dir, struct sp_error *
 		p->python_spec = sp_xstrdup(spec);
 	else if (setup_cfg && (p->python_spec = ini_get(setup_cfg, "options", "python_requires")))
 		p->python_from = "setup.cfg";
+	if (p->python_spec && (strlen(p->python_spec) > 200 ||
+			       strpbrk(p->python_spec, "\n\r\t\x1b\"\\"))) {
+		/* it goes into the Dockerfile's comment and init's output: plain text only */
+		free(p->python_spec);
+		p->python_spec = NULL;
+		p->python_from = NULL;
+		sp_init_list_add(&p->notes, "requires-python is not a plain one-line specifier: "
+				 "ignored, using 3.12");
+	}
 	p->py_minor = SP_INIT_PY_DEFAULT;
 	if (p->python_spec) {
 		m = sp_init_pick_python(p->python_spec);

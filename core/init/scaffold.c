@@ -195,15 +195,18 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 	size_t i;
 
 	sp_buf_addf(out,
-		    "# Written by `stagepipe init` for %s: three stages, as in the multi-stage\n"
-		    "# guide: builder -> runtime, builder -> testing.\n"
+		    "# Written by `stagepipe init` for %s.\n"
+		    "# Three stages, as in the multi-stage guide: builder -> runtime,\n"
+		    "# builder -> testing.\n"
 		    "#\n"
-		    "# BASE_IMAGE is the Python image to build on (python:3.%d-slim%s%s%s);\n"
-		    "# stagepipe.yml passes ${env.BASE_IMAGE} when it is set.\n",
-		    p->name, p->py_minor, p->python_from ? ", from " : "",
-		    p->python_from ? p->python_from : "",
-		    p->python_from && p->python_spec && strcmp(p->python_from, ".python-version")
-			    ? "'s requires-python" : "");
+		    "# BASE_IMAGE is the Python image to build on: python:3.%d-slim by default",
+		    p->name, p->py_minor);
+	if (p->python_from && p->python_spec && strcmp(p->python_from, ".python-version"))
+		sp_buf_addf(out, "\n# (%s's requires-python \"%s\")", p->python_from, p->python_spec);
+	else if (p->python_from)
+		sp_buf_addf(out, "\n# (from %s)", p->python_from);
+	sp_buf_addstr(out, "; stagepipe.yml passes ${env.BASE_IMAGE}\n"
+			   "# when it is set.\n");
 	if (uv)
 		sp_buf_addstr(out,
 			      "# Dependencies: `uv sync --locked` from uv.lock (the uv binary comes from\n"

@@ -442,6 +442,33 @@ static void test_not_python(void **state)
 	sp_init_project_release(&p);
 }
 
+/* What goes into the Dockerfile and the pipeline stays plain. */
+static void test_hostile_values(void **state)
+{
+	const char *dir = *state;
+	struct sp_init_project p;
+	char *df;
+
+	put(dir, "pyproject.toml",
+	    "[project]\nname = \"x\\n\\nRUN evil\"\n"
+	    "requires-python = \">=3.9\\nRUN curl evil\"\n"
+	    "[tool.setuptools]\npackages = [\"good\", \"bad pkg\", \"bad\\nRUN x\"]\n");
+	put(dir, "good/__init__.py", "");
+	put(dir, "bad pkg/__init__.py", "");
+	detect(&p, dir);
+	assert_string_equal(p.name, "x-run-evil");
+	assert_null(p.python_spec);
+	assert_true(has_note(&p, "not a plain one-line specifier"));
+	assert_list(&p.packages, (const char *const[]){ "good", NULL });
+	df = dockerfile(&p);
+	assert_null(strstr(df, "\nRUN evil"));
+	assert_null(strstr(df, "\nRUN curl"));
+	assert_null(strstr(df, "bad"));
+	free(df);
+	assert_pipeline_valid(&p);
+	sp_init_project_release(&p);
+}
+
 static void test_pick_python(void **state)
 {
 	static const struct {
@@ -572,6 +599,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flask_factory_and_no_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poetry_and_python_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_python, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_values, setup, teardown),
 		cmocka_unit_test(test_pick_python),
 		cmocka_unit_test(test_req_name),
 		cmocka_unit_test_setup_teardown(test_write, setup, teardown),
