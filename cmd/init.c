@@ -6,14 +6,19 @@
  * file parses the options, says what was found and written, and what to
  * run next.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
 #include "core/base/error.h"
+#include "core/base/fsutil.h"
+#include "core/base/xalloc.h"
 #include "core/init/detect.h"
 #include "core/init/scaffold.h"
+#include "runners/docker/ignore.h"
 
 static int run_init(int argc, char **argv);
 
@@ -56,6 +61,75 @@ static const char *action_word(enum sp_init_action a)
 	case SP_INIT_SAME: return "same    ";
 	}
 	return "";
+}
+
+
+/* A kept .dockerignore must let in what the new Dockerfile copies. */
+static void check_kept_dockerignore(const char *dir, const struct sp_init_project *p)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_ignore *ig = NULL;
+	char *path = sp_xasprintf("%s/.dockerignore", dir);
+	size_t i;
+
+	if (sp_ignore_load_file(&ig, path, &err) < 0) {
+		printf("warning: %s\n", err.msg);
+		goto out;
+	}
+	for (i = 0; i < p->dep_files.n; i++)
+		if (sp_ignore_match(ig, p->dep_files.v[i]))
+			printf("warning: the kept .dockerignore leaves out %s, which the Dockerfile "
+			       "copies\n", p->dep_files.v[i]);
+	for (i = 0; i < p->copy.n; i++)
+		if (sp_ignore_match(ig, p->copy.v[i]))
+			printf("warning: the kept .dockerignore leaves out %s, which the Dockerfile "
+			       "copies\n", p->copy.v[i]);
+	if (p->installer == SP_INIT_PIP && sp_ignore_match(ig, SP_INIT_DEPS_SCRIPT))
+		printf("warning: the kept .dockerignore leaves out " SP_INIT_DEPS_SCRIPT
+		       ", which the Dockerfile copies\n");
+out:
+	sp_ignore_free(ig);
+	free(path);
+}
+
+/* Does the Dockerfile text have a stage named name (FROM ... AS name)? */
+static int has_stage(const char *text, const char *name)
+{
+	const char *line = text, *s;
+	size_t n = strlen(name);
+
+	for (; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (strncasecmp(s, "FROM", 4) || (s[4] != ' ' && s[4] != '\t'))
+			continue;
+		for (s += 4; *s && *s != '\n'; s++)
+			if ((s[-1] == ' ' || s[-1] == '\t') && !strncasecmp(s, "AS", 2) &&
+			    (s[2] == ' ' || s[2] == '\t')) {
+				s += 2;
+				while (*s == ' ' || *s == '\t')
+					s++;
+				if (!strncasecmp(s, name, n) && (isspace((unsigned char)s[n]) || !s[n]))
+					return 1;
+			}
+	}
+	return 0;
+}
+
+/* A kept Dockerfile must have the targets the pipeline names. */
+static void check_kept_dockerfile(const char *dir)
+{
+	char *path = sp_xasprintf("%s/Dockerfile", dir), *text = sp_fs_read_small(path);
+	static const char *const targets[] = { "testing", "runtime" };
+	size_t i;
+
+	for (i = 0; text && i < 2; i++)
+		if (!has_stage(text, targets[i]))
+			printf("warning: the kept Dockerfile has no `%s` stage (FROM ... AS %s), "
+			       "which stagepipe.yml builds\n", targets[i], targets[i]);
+	free(text);
+	free(path);
 }
 
 static void describe(const struct sp_init_project *p)
@@ -138,6 +212,10 @@ static int run_init(int argc, char **argv)
 			printf(" (already there; --force overwrites it)");
 		printf("\n");
 	}
+	if (res.n >= 3 && res.action[1] == SP_INIT_KEPT)
+		check_kept_dockerfile(dir);
+	else if (res.n >= 3 && res.action[2] == SP_INIT_KEPT)
+		check_kept_dockerignore(dir, &p);
 	for (i = 0; i < p.notes.n; i++)
 		printf("note: %s\n", p.notes.v[i]);
 	if (p.installer == SP_INIT_UV)

@@ -204,6 +204,12 @@ expect_rc 0
 expect_in out "kept     $K/Dockerfile (already there; --force overwrites it)"
 [ ! -e "$K/.stagepipe/missing_deps.py" ] || fail "helper written for a kept Dockerfile"
 grep -q 'FROM scratch AS testing' "$K/Dockerfile" || fail "Dockerfile changed"
+expect_not_in out "warning"
+rm "$K/stagepipe.yml"
+printf 'FROM scratch AS test\n' >"$K/Dockerfile"
+run "$BIN" init "$K"
+expect_rc 0
+expect_in out "warning: the kept Dockerfile has no \`testing\` stage"
 mkdir -p "$T/empty"
 run "$BIN" init "$T/empty"
 expect_rc 2
