@@ -84,7 +84,7 @@ static void check_kept_dockerignore(const char *dir, const struct sp_init_projec
 		if (sp_ignore_match(ig, p->copy.v[i]))
 			printf("warning: the kept .dockerignore leaves out %s, which the Dockerfile "
 			       "copies\n", p->copy.v[i]);
-	if (p->installer == SP_INIT_PIP && sp_ignore_match(ig, SP_INIT_DEPS_SCRIPT))
+	if (sp_ignore_match(ig, SP_INIT_DEPS_SCRIPT))
 		printf("warning: the kept .dockerignore leaves out " SP_INIT_DEPS_SCRIPT
 		       ", which the Dockerfile copies\n");
 out:
@@ -219,8 +219,8 @@ static int run_init(int argc, char **argv)
 	for (i = 0; i < p.notes.n; i++)
 		printf("note: %s\n", p.notes.v[i]);
 	if (p.installer == SP_INIT_UV)
-		printf("note: the builder copies uv from UV_IMAGE and syncs from PyPI: it needs the "
-		       "network\n");
+		printf("note: uv comes from UV_IMAGE (default " SP_INIT_UV_IMAGE "); where the "
+		       "base image has every dependency, UV_IMAGE=$BASE_IMAGE builds offline\n");
 	if (!p.in_git)
 		printf("note: not in a git work tree: the image is tagged :latest only\n");
 	if (here)

@@ -54,13 +54,15 @@ void sp_init_render_pipeline(struct sp_buf *out, const struct sp_init_project *p
 		    "  dockerfile: Dockerfile\n"
 		    "  args:\n"
 		    "    BASE_IMAGE: ${env.BASE_IMAGE:-python:3.%d-slim}\n"
+		    "%s"
 		    "  network: ${env.BUILD_NETWORK:-default}\n"
 		    "\n"
 		    "stages:\n"
 		    "  - name: test\n"
 		    "    target: testing\n"
 		    "    pytest: [-v",
-		    p->web != SP_INIT_WEB_NONE ? "health-checked, " : "", p->name, p->py_minor);
+		    p->web != SP_INIT_WEB_NONE ? "health-checked, " : "", p->name, p->py_minor,
+		    p->installer == SP_INIT_UV ? "    UV_IMAGE: ${env.UV_IMAGE:-" SP_INIT_UV_IMAGE "}\n" : "");
 	cov_args(out, p, ", ");
 	sp_buf_addstr(out, ", --cov-report=term-missing]\n");
 	if (p->has_fail_under)
@@ -117,25 +119,49 @@ static void copy_dep_files(struct sp_buf *out, const struct sp_init_project *p)
 		sp_buf_addstr(out, "COPY requirements ./requirements\n");
 }
 
-static void pip_install(struct sp_buf *out, const struct sp_init_list *args, const char *tmp,
-			const char *what, int compile)
+/*
+ * The RUN step that installs what the image lacks: the helper lists the
+ * unmet requirements, and only when there are some does pip (or uv sync)
+ * run; dev: the testing stage's dev and test dependencies.
+ */
+static void install_missing(struct sp_buf *out, const struct sp_init_project *p, int dev)
 {
+	const struct sp_init_list *args = dev ? &p->dev_args : &p->runtime_args;
+	const char *tmp = dev ? "/tmp/requirements-dev.txt" : "/tmp/requirements.txt";
+	const char *what = dev ? "dev dependencies" : "runtime dependencies";
+	int uv = p->installer == SP_INIT_UV;
 	size_t i;
 
-	sp_buf_addstr(out, "RUN --mount=type=cache,target=/root/.cache/pip \\\n"
-			   "    python " SP_INIT_DEPS_SCRIPT);
+	sp_buf_addf(out, "RUN --mount=type=cache,target=/root/.cache/%s \\\n"
+			 "    python3 " SP_INIT_DEPS_SCRIPT, uv ? "uv" : "pip");
 	for (i = 0; i < args->n; i++)
 		sp_buf_addf(out, " %s", args->v[i]);
-	sp_buf_addf(out,
-		    " > %s && \\\n"
-		    "    if [ -s %s ]; then \\\n"
-		    "        python -m pip install -r %s; \\\n"
-		    "    else \\\n"
-		    "        echo \"%s provided by the base image; pip skipped\"; \\\n"
-		    "    fi && \\\n"
-		    "    rm -f %s",
-		    tmp, tmp, tmp, what, tmp);
-	if (compile)
+	sp_buf_addf(out, " > %s && \\\n    if [ -s %s ]; then \\\n", tmp, tmp);
+	if (!uv) {
+		sp_buf_addf(out, "        python -m pip install -r %s; \\\n", tmp);
+	} else {
+		sp_buf_addstr(out, "        command -v uv >/dev/null || { echo \"no uv in the image: "
+				   "UV_IMAGE must hold /uv\" >&2; exit 1; }; \\\n");
+		if (!dev) {
+			sp_buf_addstr(out, "        uv sync --locked --no-dev --no-install-project; \\\n");
+		} else {
+			sp_buf_addstr(out, "        uv sync --locked --no-install-project");
+			if (p->dev_extra && p->dev_args.n > 2 && !strcmp(p->dev_args.v[1], "--extra"))
+				sp_buf_addf(out, " --extra %s", p->dev_extra);
+			if (!sp_init_list_has(&p->dev_deps, "pytest") ||
+			    !sp_init_list_has(&p->dev_deps, "pytest-cov"))
+				sp_buf_addstr(out, " && \\\n        uv pip install pytest pytest-cov");
+			sp_buf_addstr(out, "; \\\n");
+		}
+	}
+	sp_buf_addf(out, "    else \\\n"
+			 "        echo \"%s provided by the base image; %s skipped\"; \\\n",
+		    what, uv ? "uv sync" : "pip");
+	if (uv && !dev)
+		sp_buf_addstr(out, "        python3 -m venv --system-site-packages --without-pip "
+				   "/app/.venv; \\\n");
+	sp_buf_addf(out, "    fi && \\\n    rm -f %s", tmp);
+	if (!uv && !dev)
 		sp_buf_addstr(out, " && \\\n    python -m compileall -q /app/.venv");
 	sp_buf_addstr(out, "\n");
 }
@@ -209,8 +235,12 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 			   "# when it is set.\n");
 	if (uv)
 		sp_buf_addstr(out,
-			      "# Dependencies: `uv sync --locked` from uv.lock (the uv binary comes from\n"
-			      "# UV_IMAGE), runtime ones in the builder, dev ones in testing.\n");
+			      "# Dependencies: " SP_INIT_DEPS_SCRIPT " lists the requirements the\n"
+			      "# base image does not meet; when there are some, `uv sync --locked` installs\n"
+			      "# uv.lock's versions into /app/.venv (uv comes from UV_IMAGE).  When the\n"
+			      "# base image has them all (an offline Debian image: set UV_IMAGE to the\n"
+			      "# base image too, the wildcard COPY then copies nothing), uv never runs\n"
+			      "# and the venv sees the base image's packages (--system-site-packages).\n");
 	else
 		sp_buf_addstr(out,
 			      "# Dependencies: " SP_INIT_DEPS_SCRIPT " lists the requirements the\n"
@@ -226,7 +256,7 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 		    "ARG BASE_IMAGE=python:3.%d-slim\n",
 		    pythonpath(p), p->py_minor);
 	if (uv)
-		sp_buf_addstr(out, "ARG UV_IMAGE=ghcr.io/astral-sh/uv:latest\n\nFROM ${UV_IMAGE} AS uv\n");
+		sp_buf_addstr(out, "ARG UV_IMAGE=" SP_INIT_UV_IMAGE "\n\nFROM ${UV_IMAGE} AS uv\n");
 	sp_buf_addstr(out,
 		      "\n"
 		      "# ============================================\n"
@@ -235,7 +265,8 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 		      "FROM ${BASE_IMAGE} AS builder\n\n");
 	if (uv) {
 		sp_buf_addstr(out,
-			      "COPY --from=uv /uv /bin/uv\n"
+			      "# A wildcard: an image without uv (UV_IMAGE=${BASE_IMAGE}) copies nothing.\n"
+			      "COPY --from=uv /uv* /usr/local/bin/\n"
 			      "\n"
 			      "ENV UV_LINK_MODE=copy \\\n"
 			      "    UV_COMPILE_BYTECODE=1 \\\n"
@@ -250,10 +281,8 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 			      "\n"
 			      "# Dependency files first, so code changes keep this layer cached.\n");
 		copy_dep_files(out, p);
-		sp_buf_addstr(out,
-			      "\n"
-			      "RUN --mount=type=cache,target=/root/.cache/uv \\\n"
-			      "    uv sync --locked --no-dev --no-install-project\n");
+		sp_buf_addstr(out, "COPY " SP_INIT_DEPS_SCRIPT " .stagepipe/\n\n");
+		install_missing(out, p, 0);
 	} else {
 		sp_buf_addstr(out,
 			      "ENV VIRTUAL_ENV=/app/.venv \\\n"
@@ -271,7 +300,7 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 			      "# Dependency files first, so code changes keep this layer cached.\n");
 		copy_dep_files(out, p);
 		sp_buf_addstr(out, "COPY " SP_INIT_DEPS_SCRIPT " .stagepipe/\n\n");
-		pip_install(out, &p->runtime_args, "/tmp/requirements.txt", "runtime dependencies", 1);
+		install_missing(out, p, 0);
 	}
 
 	sp_buf_addstr(out,
@@ -315,22 +344,9 @@ void sp_init_render_dockerfile(struct sp_buf *out, const struct sp_init_project 
 		      "# STAGE 3: testing (CI)\n"
 		      "# ============================================\n"
 		      "FROM builder AS testing\n\n");
-	if (uv) {
-		sp_buf_addstr(out, "# Dev dependencies too (pytest, pytest-cov, ...).\n"
-				   "RUN --mount=type=cache,target=/root/.cache/uv \\\n"
-				   "    uv sync --locked --no-install-project");
-		if (p->dev_extra && strcmp(p->dev_extra, "uv-dev") &&
-		    !strcmp(p->dev_args.n > 2 ? p->dev_args.v[1] : "", "--extra"))
-			sp_buf_addf(out, " --extra %s", p->dev_extra);
-		if (!sp_init_list_has(&p->dev_deps, "pytest") ||
-		    !sp_init_list_has(&p->dev_deps, "pytest-cov"))
-			sp_buf_addstr(out, " && \\\n    uv pip install pytest pytest-cov");
-		sp_buf_addstr(out, "\n\n");
-	} else {
-		sp_buf_addstr(out, "# Dev dependencies (and pytest, pytest-cov), same rule as above.\n");
-		pip_install(out, &p->dev_args, "/tmp/requirements-dev.txt", "dev dependencies", 0);
-		sp_buf_addstr(out, "\n");
-	}
+	sp_buf_addstr(out, "# Dev dependencies (and pytest, pytest-cov), same rule as above.\n");
+	install_missing(out, p, 1);
+	sp_buf_addstr(out, "\n");
 	sp_buf_addstr(out, "# Tests run as the same non-root user as the service; /app must be\n"
 			   "# writable for .coverage and .pytest_cache.\n");
 	add_user(out, 1);
@@ -496,8 +512,8 @@ int sp_init_write(const char *dir, const struct sp_init_project *p, int force,
 		look(dir, &f[i]);
 		f[i].write = force || !f[i].exists;
 	}
-	/* the helper goes with a Dockerfile init writes (pip only) */
-	if (!f[1].write || p->installer == SP_INIT_UV)
+	/* the helper goes with a Dockerfile init writes */
+	if (!f[1].write)
 		f[3].write = 0;
 	else if (f[3].exists && !f[3].same && !force)
 		sp_buf_addf(&conflicts, "%s%s", conflicts.len ? ", " : "", f[3].path);

@@ -7,7 +7,8 @@
  * .dockerignore, plus .stagepipe/missing_deps.py which the Dockerfile runs
  * so that pip installs only what the base image lacks (a Debian image
  * with the packages and no PyPI builds it offline; python:3.X-slim online).
- * With uv.lock the builder runs `uv sync --locked` instead (online only).
+ * With uv.lock, `uv sync --locked` instead of pip, by the same rule (uv
+ * from UV_IMAGE; offline UV_IMAGE=BASE_IMAGE copies no uv and needs none).
  */
 #ifndef SP_INIT_SCAFFOLD_H
 #define SP_INIT_SCAFFOLD_H
@@ -19,6 +20,7 @@ struct sp_error;
 
 #define SP_INIT_DEPS_SCRIPT ".stagepipe/missing_deps.py"
 #define SP_INIT_PORT 8000
+#define SP_INIT_UV_IMAGE "ghcr.io/astral-sh/uv:latest"
 
 extern const char sp_init_deps_script[];
 

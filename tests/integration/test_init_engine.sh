@@ -1,6 +1,6 @@
 # stagepipe init on the real engine: the files it writes for a src-layout
-# library and a flat-layout FastAPI service (both made here) and for the
-# example app (its own Dockerfile, .dockerignore and pipeline moved aside)
+# library, a flat-layout FastAPI service and a uv project (all made here)
+# and for the example app (its own Dockerfile, .dockerignore and pipeline moved aside)
 # pass `validate` and then the whole pipeline, offline (BASE_IMAGE with no
 # PyPI, BUILD_NETWORK=none, pushes to $REGISTRY); init again refuses
 # without --force and changes nothing.
@@ -194,7 +194,39 @@ expect_in out "17/17 passed"
 expect_in out "healthy after"
 expect_in out "pushed $REGISTRY/sp-init-example-$uniq:"
 
-# 5. an existing Dockerfile is kept; a folder with nothing Python is refused
+# 5. a uv project (uv.lock): offline, UV_IMAGE is the base image (no uv in
+#    it), which has every dependency, so uv is never needed
+U=$T/uvproj
+mkdir -p "$U/src/uvpkg" "$U/tests"
+cat >"$U/pyproject.toml" <<EOF
+[project]
+name = "sp-init-uv-$uniq"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["pydantic>=1.10"]
+
+[dependency-groups]
+dev = ["pytest>=7", "pytest-cov"]
+EOF
+printf 'version = 1\nrequires-python = ">=3.11"\n' >"$U/uv.lock"
+printf 'from pydantic import BaseModel\n\n\nclass Point(BaseModel):\n    x: int\n    y: int\n' \
+	>"$U/src/uvpkg/__init__.py"
+printf 'from uvpkg import Point\n\n\ndef test_point():\n    assert Point(x=1, y=2).y == 2\n' \
+	>"$U/tests/test_point.py"
+commit "$U"
+run "$BIN" init "$U"
+expect_rc 0
+expect_in out "installed with uv (uv.lock)"
+grep -q 'uv sync --locked --no-dev --no-install-project' "$U/Dockerfile" || fail "no uv sync"
+grep -q 'UV_IMAGE: ${env.UV_IMAGE:-' "$U/stagepipe.yml" || fail "no UV_IMAGE build arg"
+commit_again "$U"
+UV_IMAGE=$BASE_IMAGE run "$BIN" run -C "$U"
+expect_rc 0
+expect_in out "runtime dependencies provided by the base image; uv sync skipped"
+expect_in out "1/1 passed"
+expect_in out "pipeline sp-init-uv-$uniq passed"
+
+# 6. an existing Dockerfile is kept; a folder with nothing Python is refused
 K=$T/kept
 mkdir -p "$K/pkg"
 : >"$K/pkg/__init__.py"

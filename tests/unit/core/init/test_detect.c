@@ -284,6 +284,7 @@ static void test_uv_lock(void **state)
 {
 	const char *dir = *state;
 	struct sp_init_project p;
+	struct sp_buf b = SP_BUF_INIT;
 	char *df;
 
 	put(dir, "pyproject.toml",
@@ -300,12 +301,19 @@ static void test_uv_lock(void **state)
 	assert_pipeline_valid(&p);
 	df = dockerfile(&p);
 	assert_non_null(strstr(df, "ARG BASE_IMAGE=python:3.13-slim\n"));
-	assert_non_null(strstr(df, "COPY --from=uv /uv /bin/uv\n"));
+	assert_non_null(strstr(df, "ARG UV_IMAGE=ghcr.io/astral-sh/uv:latest\n"));
+	assert_non_null(strstr(df, "COPY --from=uv /uv* /usr/local/bin/\n"));
 	assert_non_null(strstr(df, "COPY pyproject.toml uv.lock ./\n"));
-	assert_non_null(strstr(df, "uv sync --locked --no-dev --no-install-project\n"));
-	assert_non_null(strstr(df, "uv sync --locked --no-install-project\n"));
-	assert_null(strstr(df, "missing_deps"));
+	assert_non_null(strstr(df, "missing_deps.py pyproject.toml > /tmp/requirements.txt"));
+	assert_non_null(strstr(df, "uv sync --locked --no-dev --no-install-project; \\\n"));
+	/* the dev group has pytest and pytest-cov: no extra install */
+	assert_non_null(strstr(df, "uv sync --locked --no-install-project; \\\n"));
+	assert_non_null(strstr(df, "uv sync skipped"));
+	assert_null(strstr(df, "pip install"));
 	free(df);
+	sp_init_render_pipeline(&b, &p);
+	assert_non_null(strstr(b.data, "    UV_IMAGE: ${env.UV_IMAGE:-ghcr.io/astral-sh/uv:latest}\n"));
+	sp_buf_release(&b);
 	sp_init_project_release(&p);
 }
 
