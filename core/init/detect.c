@@ -122,6 +122,17 @@ static int is_dir(const char *dir, const char *name)
 	return ok;
 }
 
+/* A folder, not a symbolic link to one (walks do not follow links). */
+static int is_real_dir(const char *dir, const char *name)
+{
+	struct stat st;
+	char *p = join(dir, name);
+	int ok = lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
+
+	free(p);
+	return ok;
+}
+
 /*
  * The contents of dir/name (NUL-terminated, *len its length), a new string;
  * NULL when it cannot be read or is over MAX_FILE bytes.
@@ -204,6 +215,8 @@ char *sp_init_req_name(const char *req)
 
 	while (*s == ' ' || *s == '\t')
 		s++;
+	if (!isalnum((unsigned char)*s))
+		return NULL; /* a path, an option, a URL: no name */
 	while (isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '.') {
 		char ch = (char)tolower((unsigned char)*s);
 		if (ch == '_' || ch == '.')
@@ -627,7 +640,7 @@ static void find_tests(struct sp_init_project *p, const char *dir, const struct 
 
 struct scan {
 	const char *root;   /* project folder */
-	size_t files;
+	size_t files, dirs;
 	/* best candidate so far */
 	char *ref;
 	int factory;
@@ -759,7 +772,7 @@ static void scan_dir(struct scan *sc, const char *rel, const char *mod, int dept
 	struct sp_init_list names = { 0 };
 	size_t i, len;
 
-	if (depth > MAX_DEPTH)
+	if (depth > MAX_DEPTH || ++sc->dirs > MAX_SCAN / 10)
 		return;
 	list_dir(&names, sc->root, rel);
 	for (i = 0; i < names.n && sc->files < MAX_SCAN; i++) {
@@ -776,7 +789,7 @@ static void scan_dir(struct scan *sc, const char *rel, const char *mod, int dept
 			free(text);
 			free(m);
 		} else if (n[0] != '.' && strcmp(n, "tests") && strcmp(n, "test") &&
-			   is_identifier(n, nl) && is_dir(sc->root, path)) {
+			   is_identifier(n, nl) && is_real_dir(sc->root, path)) {
 			char *m = sp_xasprintf("%s.%s", mod, n);
 			scan_dir(sc, path, m, depth + 1);
 			free(m);
@@ -997,6 +1010,9 @@ static void find_deps(struct sp_init_project *p, const char *dir, const struct s
 	/* the pipeline runs pytest with --cov: these two, whatever the project lists */
 	add_arg2(&p->dev_args, "--require", "pytest");
 	add_arg2(&p->dev_args, "--require", "pytest-cov");
+	if (!p->runtime_args.n && is_file(dir, "setup.py"))
+		sp_init_list_add(&p->notes, "setup.py is not read (it is code): list the "
+				 "dependencies in pyproject.toml, setup.cfg or requirements.txt");
 	if (!have_dev)
 		sp_init_list_add(&p->notes, "no dev/test dependencies found (optional-dependencies "
 				 "dev or test, dependency-groups, requirements-dev.txt): the testing "

@@ -512,6 +512,8 @@ static void test_req_name(void **state)
 	assert_string_equal(n, "zope-interface-x");
 	free(n);
 	assert_null(sp_init_req_name(">=1"));
+	assert_null(sp_init_req_name("./local/pkg"));
+	assert_null(sp_init_req_name("-e ."));
 	assert_null(sp_init_req_name(""));
 }
 
