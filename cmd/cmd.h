@@ -33,5 +33,6 @@ extern const struct sp_cmd sp_cmd_push;
 extern const struct sp_cmd sp_cmd_run;
 extern const struct sp_cmd sp_cmd_serve;
 extern const struct sp_cmd sp_cmd_agent;
+extern const struct sp_cmd sp_cmd_init;
 
 #endif
