@@ -1238,7 +1238,7 @@ static void load_all_stages(struct loader *L, const struct sp_ynode *stages)
 				Q.diags = &quiet;
 			load_stage(&Q, st, n, i, v);
 			sp_diags_release(&quiet);
-			if (st->name && strlen(st->name) > SP_STAGE_NAME_MAX && st->group &&
+			if (st->matrix.n && strlen(st->name) > SP_STAGE_NAME_MAX &&
 			    (v == 0 || strlen(p->stages[k - 2].name) <= SP_STAGE_NAME_MAX))
 				sp_diags_add(L->diags, AT(sp_ynode_get(n, "matrix")),
 					     "the variant name \"%s\" is longer than %d bytes; use "
