@@ -13,6 +13,8 @@
 #     stage is skipped naming the failed variant;
 #  3. --stage 'test[3.11]' runs that variant only, --stage test both;
 #  4. the loader's errors for a bad matrix, as FILE:LINE:COL;
+#  5. serve (which reads the --json stream of its job's child): the job's
+#     stages are the variants, with their own states, counts and logs;
 # and no container is left.
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
@@ -20,6 +22,10 @@
 command -v jq >/dev/null 2>&1 || fail "jq not found"
 SOCK=${DOCKER_HOST#unix://}
 build_network
+export XDG_CACHE_HOME="$T/cache" GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
+mkdir -p "$HOME"
+git config --global user.name Test
+git config --global user.email test@example.com
 
 TAG=$(rnd 4)
 PIPE=sptest-matrix-$TAG
@@ -96,7 +102,15 @@ images() { # the images this test built (labelled with its own pipeline name)
 	curl -s --unix-socket "$SOCK" -G "http://localhost/images/json" \
 		--data-urlencode "filters={\"label\":[\"io.stagepipe.pipeline=$PIPE\"]}" | jq -r '.[].Id'
 }
+srv_pid=
 test_cleanup() {
+	if [ -n "$srv_pid" ]; then
+		kill -TERM "$srv_pid" 2>/dev/null
+		i=0
+		while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+		kill -9 "$srv_pid" 2>/dev/null
+		wait "$srv_pid" 2>/dev/null
+	fi
 	for c in $(containers); do
 		curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://localhost/containers/$c?force=1"
 	done
@@ -218,6 +232,59 @@ expect_in err "bad.yml:7:23: matrix.PYTHON_VERSION must not be an empty list"
 expect_in err "bad.yml:8:22: each value of matrix.DB must be a string or number, not a mapping"
 expect_in err 'bad.yml:9:15: stage "test": ${matrix.NOPE} has no value: the stage has no matrix key NOPE'
 expect_in err "bad.yml:12:13: matrix makes more than 64 variants"
+
+# ---- 5. serve: the variants are the job's stages ---------------------------
+git -C "$P" init -q -b main
+git -C "$P" add -A
+git -C "$P" commit -qm "matrix project"
+PORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+SP_TEST_ADMIN=admin-$(rnd 8)
+SP_APP_SECRET=hook-$(rnd 8)
+export SP_TEST_ADMIN SP_APP_SECRET
+cat >"$T/serve.yml" <<EOF
+listen: 127.0.0.1:$PORT
+data: $T/data
+workers: 1
+admin_token_env: SP_TEST_ADMIN
+job_timeout: 15m
+env:
+  DOCKER_HOST: "$DOCKER_HOST"
+  BASE_IMAGE: "$BASE_IMAGE"
+  BUILD_NETWORK: "$BUILD_NETWORK"
+  FAIL_ON: "3.12"
+repos:
+  - name: app
+    url: file://$P
+    forge: github
+    secret_env: SP_APP_SECRET
+EOF
+serve_up "$T/serve.yml" "$BASE"
+curl -s -X POST -H "Authorization: Bearer $SP_TEST_ADMIN" -H 'Content-Type: application/json' \
+	-d '{"repo":"app","ref":"main"}' "$BASE/api/jobs" >"$T/created"
+job=$(jq -r .job "$T/created")
+[ -n "$job" ] && [ "$job" != null ] || fail "manual job: $(cat "$T/created")"
+n=300
+while [ $n -gt 0 ]; do
+	curl -s "$BASE/api/jobs/$job" >"$T/job.json"
+	case $(jq -r .state "$T/job.json") in passed | failed | error | cancelled | skipped) break ;; esac
+	sleep 1
+	n=$((n - 1))
+done
+[ "$(jq -r .state "$T/job.json")" = failed ] ||
+	{ jq . "$T/job.json"; tail -20 "$T/serve.log"; fail "serve: the job did not fail as wanted"; }
+[ "$(jq -c '[.stages[].name]' "$T/job.json")" = '["test[3.11]","test[3.12]","after"]' ] ||
+	{ jq . "$T/job.json"; fail "serve: the job's stages are not the variants"; }
+[ "$(jq -c '[.stages[].state]' "$T/job.json")" = '["passed","failed","skipped"]' ] ||
+	{ jq . "$T/job.json"; fail "serve: the variants' states"; }
+[ "$(jq -c '[.stages[0,1] | .. | objects | select(has("total")) | .total]' "$T/job.json")" = '[5,6]' ] ||
+	{ jq . "$T/job.json"; fail "serve: the variants' own test counts"; }
+code=$(curl -s -o "$T/vlog" -w '%{http_code}' "$BASE/api/jobs/$job/log?stage=test%5B3.11%5D")
+[ "$code" = 200 ] || fail "serve: log of test[3.11]: HTTP $code $(cat "$T/vlog")"
+grep -q "test_per_version\[1\] PASSED" "$T/vlog" || fail "serve: test[3.11]'s log: $(head -c 1500 "$T/vlog")"
+code=$(curl -s -o "$T/vlog" -w '%{http_code}' "$BASE/api/jobs/$job/log?stage=test%5B3.12%5D")
+[ "$code" = 200 ] && grep -q "failing on purpose for 3.12" "$T/vlog" ||
+	fail "serve: log of test[3.12]: HTTP $code $(head -c 1500 "$T/vlog")"
 
 [ -z "$(containers)" ] || fail "containers left: $(containers)"
 echo "ok: matrix variants built, run, reported and gated on the real engine"
