@@ -86,6 +86,7 @@ static int run_build(int argc, char **argv)
 	const char *file = NULL, *dir = NULL, *stage_name = NULL, *target = NULL, *host = NULL;
 	struct sp_build_settings bs;
 	char **tags = NULL;
+	const char **mnames = NULL, **mvalues = NULL;
 	struct sp_build_kv labels[3];
 	size_t ntags = 0, i;
 	int c, quiet = 0, no_cache = 0, pull = 0, status = SP_EXIT_OK;
@@ -141,6 +142,17 @@ static int run_build(int argc, char **argv)
 
 	vars = src.vars;
 	vars.stage = stage ? stage->name : NULL;
+	if (stage && stage->matrix.n) {
+		mnames = sp_xcalloc(stage->matrix.n, sizeof(*mnames));
+		mvalues = sp_xcalloc(stage->matrix.n, sizeof(*mvalues));
+		for (i = 0; i < stage->matrix.n; i++) {
+			mnames[i] = stage->matrix.items[i].name;
+			mvalues[i] = stage->matrix.items[i].value;
+		}
+		vars.matrix_names = mnames;
+		vars.matrix_values = mvalues;
+		vars.nmatrix = stage->matrix.n;
+	}
 	for (i = 0; stage && i < stage->tags.n; i++) {
 		char *t;
 		if (sp_pipeline_expand(p, stage->tags.items[i].s, stage->tags.items[i].pos, &vars,
@@ -157,6 +169,8 @@ static int run_build(int argc, char **argv)
 		status = sp_cmd_fail("build", &err);
 		goto out;
 	}
+	if (stage)
+		sp_build_settings_add_matrix(&bs, stage);
 	if ((status = sp_cmd_open_engine(&engine, "build", host)) != 0)
 		goto out;
 
@@ -204,6 +218,8 @@ out:
 	for (i = 0; tags && i < ntags; i++)
 		free(tags[i]);
 	free(tags);
+	free(mnames);
+	free(mvalues);
 	sp_build_settings_release(&bs);
 	sp_source_release(&src);
 	return status;

@@ -59,6 +59,9 @@ static void describe_stage(const struct sp_stage *st, struct sp_buf *b)
 	if (st->tags.n)
 		sp_buf_addf(b, "; %zu tag%s%s", st->tags.n, st->tags.n == 1 ? "" : "s",
 			    st->push ? ", pushed" : "");
+	for (i = 0; i < st->matrix.n; i++)
+		sp_buf_addf(b, "%s%s=%s", i ? ", " : "; matrix ", st->matrix.items[i].name,
+			    st->matrix.items[i].value);
 	if (st->health.enabled) {
 		if (st->health.port)
 			sp_buf_addf(b, "; healthcheck http :%d%s", st->health.port, st->health.path);

@@ -33,6 +33,12 @@ struct plan {
 	size_t nenv;
 	char **args;         /* pytest arguments or the run command, expanded */
 	size_t nargs;
+	/* a matrix variant's build args: build.args with its matrix over them
+	 * (values borrowed from the run's build settings and the pipeline);
+	 * NULL without a matrix (the run's build args as they are) */
+	struct sp_build_kv *bargs;
+	size_t nbargs;
+	const char **mnames, **mvalues;  /* the matrix for ${matrix.KEY} */
 };
 
 struct run {
@@ -135,6 +141,33 @@ static void select_with_needs(struct run *r, size_t idx)
 		select_with_needs(r, st->needs_idx[i]);
 }
 
+/* A matrix variant's build args and ${matrix.KEY} values, into pl. */
+static void plan_matrix(struct run *r, const struct sp_stage *st, struct plan *pl)
+{
+	size_t i, j;
+
+	if (!st->matrix.n)
+		return;
+	pl->bargs = sp_xcalloc(r->build.nargs + st->matrix.n, sizeof(*pl->bargs));
+	pl->mnames = sp_xcalloc(st->matrix.n, sizeof(*pl->mnames));
+	pl->mvalues = sp_xcalloc(st->matrix.n, sizeof(*pl->mvalues));
+	for (i = 0; i < r->build.nargs; i++)
+		pl->bargs[pl->nbargs++] = r->build.args[i];
+	for (i = 0; i < st->matrix.n; i++) {
+		const struct sp_pvar *m = &st->matrix.items[i];
+
+		pl->mnames[i] = m->name;
+		pl->mvalues[i] = m->value;
+		/* the matrix wins over build.args of the same name */
+		for (j = 0; j < pl->nbargs && strcmp(pl->bargs[j].name, m->name); j++)
+			;
+		if (j == pl->nbargs)
+			pl->nbargs++;
+		pl->bargs[j].name = m->name;
+		pl->bargs[j].value = m->value;
+	}
+}
+
 static int plan(struct run *r, struct sp_error *err)
 {
 	const struct sp_pipeline *p = r->o->pipeline;
@@ -143,11 +176,13 @@ static int plan(struct run *r, struct sp_error *err)
 	int rc;
 
 	if (r->o->only_stage) {
-		const struct sp_stage *st = sp_pipeline_stage(p, r->o->only_stage);
-		if (!st)
+		/* a matrix stage's name selects all its variants */
+		if (!sp_pipeline_stage(p, r->o->only_stage))
 			return sp_error_set(err, SP_ECONFIG, "no stage \"%s\" in %s", r->o->only_stage,
 					    p->file);
-		select_with_needs(r, (size_t)(st - p->stages));
+		for (i = 0; i < p->nstages; i++)
+			if (sp_stage_selected(&p->stages[i], r->o->only_stage))
+				select_with_needs(r, i);
 	} else {
 		for (i = 0; i < p->nstages; i++)
 			r->plans[i].selected = true;
@@ -161,6 +196,10 @@ static int plan(struct run *r, struct sp_error *err)
 		if (!pl->selected)
 			continue;
 		v.stage = st->name;
+		plan_matrix(r, st, pl);
+		v.matrix_names = pl->mnames;
+		v.matrix_values = pl->mvalues;
+		v.nmatrix = st->matrix.n;
 		pl->tags = sp_xcalloc(st->tags.n + 1, sizeof(*pl->tags));
 		for (j = 0; j < st->tags.n; j++) {
 			const struct sp_pstr *t = &st->tags.items[j];
@@ -246,6 +285,29 @@ int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipe
 fail:
 	sp_build_settings_release(out);
 	return rc;
+}
+
+void sp_build_settings_add_matrix(struct sp_build_settings *s, const struct sp_stage *st)
+{
+	size_t i, j;
+
+	if (!st->matrix.n)
+		return;
+	s->args = sp_xrealloc(s->args, (s->nargs + st->matrix.n + 1) * sizeof(*s->args));
+	s->values = sp_xrealloc(s->values, (s->nargs + st->matrix.n + 1) * sizeof(*s->values));
+	for (i = 0; i < st->matrix.n; i++) {
+		const struct sp_pvar *m = &st->matrix.items[i];
+
+		for (j = 0; j < s->nargs && strcmp(s->args[j].name, m->name); j++)
+			;
+		if (j == s->nargs)
+			s->nargs++;
+		else
+			free(s->values[j]);
+		s->values[j] = sp_xstrdup(m->value);
+		s->args[j].name = m->name;
+		s->args[j].value = s->values[j];
+	}
 }
 
 void sp_build_settings_release(struct sp_build_settings *s)
@@ -638,21 +700,21 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	bo.dockerfile = p->build.dockerfile;
 	bo.target = st->target;
 	/* tagged only once tests and health check passed (promote) */
-	bo.args = r->build.args;
-	bo.nargs = r->build.nargs;
+	bo.args = pl->bargs ? pl->bargs : r->build.args;
+	bo.nargs = pl->bargs ? pl->nbargs : r->build.nargs;
 	bo.cache_from = (const char *const *)r->build.cache_from;
 	bo.ncache_from = r->build.ncache_from;
 	if (st->push && !o->no_push) {
 		/* the pushed image carries its cache for another machine's cache_from */
-		args = sp_xcalloc(r->build.nargs + 1, sizeof(*args));
-		memcpy(args, r->build.args, r->build.nargs * sizeof(*args));
-		for (i = 0; i < r->build.nargs && strcmp(args[i].name, SP_INLINE_CACHE_ARG); i++)
+		args = sp_xcalloc(bo.nargs + 1, sizeof(*args));
+		memcpy(args, bo.args, bo.nargs * sizeof(*args));
+		for (i = 0; i < bo.nargs && strcmp(args[i].name, SP_INLINE_CACHE_ARG); i++)
 			;
-		if (i == r->build.nargs) {
+		if (i == bo.nargs) {
 			args[i].name = SP_INLINE_CACHE_ARG;
 			args[i].value = "1";
 			bo.args = args;
-			bo.nargs = r->build.nargs + 1;
+			bo.nargs++;
 		}
 	}
 	bo.labels = labels;
@@ -925,6 +987,9 @@ out:
 		for (j = 0; j < pl->nargs; j++)
 			free(pl->args[j]);
 		free(pl->args);
+		free(pl->bargs);
+		free(pl->mnames);
+		free(pl->mvalues);
 		sp_stage_report_release(&r.reports[i]);
 	}
 	free(r.plans);

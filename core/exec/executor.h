@@ -102,6 +102,13 @@ int sp_build_settings_expand(struct sp_build_settings *out, const struct sp_pipe
 void sp_build_settings_release(struct sp_build_settings *s);
 
 /*
+ * Puts a matrix variant's values over s's build args (`stagepipe build
+ * --stage 'test[3.11]'`): a key of st's matrix replaces the build arg of
+ * its name, or is added.  Nothing for a stage without matrix.
+ */
+void sp_build_settings_add_matrix(struct sp_build_settings *s, const struct sp_stage *st);
+
+/*
  * Runs the pipeline.  Returns 0 when every selected stage passed;
  * SP_EFAILED when one failed (its report says why); SP_ECANCELLED when
  * interrupted; SP_EENGINE for an infrastructure error; SP_ECONFIG when a

@@ -157,6 +157,20 @@ static void stage_finished(cJSON *o, const struct sp_stage_report *rep)
 		cJSON_AddNumberToObject(o, "coverage_min", st->coverage_min);
 }
 
+/* A matrix variant's "group" ("test" for "test[3.11]") and "matrix" {KEY: value}. */
+static void matrix_of(cJSON *o, const struct sp_stage *st)
+{
+	cJSON *m;
+	size_t i;
+
+	if (!st->matrix.n)
+		return;
+	cJSON_AddStringToObject(o, "group", st->group);
+	m = cJSON_AddObjectToObject(o, "matrix");
+	for (i = 0; i < st->matrix.n; i++)
+		cJSON_AddStringToObject(m, st->matrix.items[i].name, st->matrix.items[i].value);
+}
+
 static void json_event(struct sp_sink *self, const struct sp_event *ev)
 {
 	struct json_sink *j = (struct json_sink *)self;
@@ -179,6 +193,7 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		cJSON_AddStringToObject(o, "event", "stage_started");
 		cJSON_AddStringToObject(o, "stage", ev->stage->name);
 		cJSON_AddStringToObject(o, "target", ev->stage->target);
+		matrix_of(o, ev->stage);
 		break;
 	case SP_EVENT_LOG:
 		cJSON_AddStringToObject(o, "event", "log");
@@ -193,6 +208,7 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		cJSON_AddStringToObject(o, "event", "stage_finished");
 		cJSON_AddStringToObject(o, "stage", ev->stage->name);
 		stage_finished(o, ev->report);
+		matrix_of(o, ev->stage);
 		if (ev->stage->needs.n)
 			cJSON_AddItemToObject(o, "needs", needs_of(ev->stage));
 		break;

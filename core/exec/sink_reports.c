@@ -22,6 +22,7 @@
 #include "core/base/error.h"
 #include "core/exec/sinks.h"
 #include "core/report/xmlread.h"
+#include "core/base/buf.h"
 #include "core/base/xalloc.h"
 
 struct reports {
@@ -304,6 +305,38 @@ static void reports_event(struct sp_sink *self, const struct sp_event *ev)
 		return;
 	}
 	s->rc = copy_file(ev->reports[i].coverage_path, s->coverage_path, &s->err);
+	/* matrix variants each also get a file of their own */
+	for (i = 0; i < ev->nreports && s->rc == 0; i++) {
+		const struct sp_stage_report *rep = &ev->reports[i];
+		char *to;
+
+		if (!rep->coverage_path || !rep->stage->matrix.n)
+			continue;
+		to = sp_reports_variant_path(s->coverage_path, rep->stage->name);
+		s->rc = copy_file(rep->coverage_path, to, &s->err);
+		free(to);
+	}
+}
+
+char *sp_reports_variant_path(const char *path, const char *stage)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+	struct sp_buf b = SP_BUF_INIT;
+	const char *c;
+
+	if (!dot || dot == base)
+		dot = base + strlen(base);
+	sp_buf_add(&b, path, (size_t)(dot - path));
+	sp_buf_addstr(&b, ".");
+	/* test[3.11,pg] -> test-3.11-pg: no brackets or commas in file names */
+	for (c = stage; *c; c++)
+		if (*c == '[' || *c == ',')
+			sp_buf_addstr(&b, "-");
+		else if (*c != ']')
+			sp_buf_add(&b, c, 1);
+	sp_buf_addstr(&b, dot);
+	return sp_buf_detach(&b, NULL);
 }
 
 static int reports_finish(struct sp_sink *self, struct sp_error *err)

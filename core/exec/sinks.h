@@ -34,7 +34,19 @@ int sp_sink_out_finish(struct sp_sink_out *o, struct sp_error *err);
 /* out is borrowed (not closed). */
 struct sp_sink *sp_sink_term_new(FILE *out, bool color);
 struct sp_sink *sp_sink_json_new(FILE *out);
-/* Either path may be NULL. */
+/*
+ * Either path may be NULL.  coverage_path gets the first stage's coverage
+ * report; each matrix variant with coverage also gets its own copy at
+ * sp_reports_variant_path(coverage_path, its name).  The JUnit file holds
+ * every stage, variants included, under their own names.
+ */
 struct sp_sink *sp_sink_reports_new(const char *junit_path, const char *coverage_path);
+
+/*
+ * path with the stage's name before its extension, brackets and commas
+ * made dashes: ("out/coverage.xml", "test[3.11,pg]") gives
+ * "out/coverage.test-3.11-pg.xml".  A new string the caller frees.
+ */
+char *sp_reports_variant_path(const char *path, const char *stage);
 
 #endif

@@ -50,7 +50,7 @@ static const char *const build_keys[] = {
 static const char *const stage_keys[] = {
 	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
 	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus",
-	"artifacts", NULL,
+	"artifacts", "matrix", NULL,
 };
 static const char *const coverage_keys[] = { "min", NULL };
 static const char *const health_keys[] = { "port", "path", "timeout", NULL };
@@ -329,7 +329,28 @@ static void unknown_key(struct loader *L, const struct sp_ynode *key, const char
 
 /* ---- sections ---- */
 
-/* Variables for checks at load time: the real environment, sample values for the rest. */
+/*
+ * The matrix of st as the parallel arrays sp_vars wants; *names and
+ * *values are new arrays of borrowed strings the caller frees (both NULL
+ * when st has no matrix).
+ */
+static void matrix_arrays(const struct sp_stage *st, const char ***names, const char ***values)
+{
+	size_t i;
+
+	*names = *values = NULL;
+	if (!st || !st->matrix.n)
+		return;
+	*names = sp_xcalloc(st->matrix.n, sizeof(**names));
+	*values = sp_xcalloc(st->matrix.n, sizeof(**values));
+	for (i = 0; i < st->matrix.n; i++) {
+		(*names)[i] = st->matrix.items[i].name;
+		(*values)[i] = st->matrix.items[i].value;
+	}
+}
+
+/* Variables for checks at load time: the real environment, sample values
+ * for the rest (the stage's matrix, set by the caller, is its own). */
 static void sample_vars(struct loader *L, struct sp_vars *v, const struct sp_stage *st)
 {
 	memset(v, 0, sizeof(*v));
@@ -373,6 +394,22 @@ static void load_artifacts(struct loader *L, struct sp_stage *st, const struct s
 	}
 }
 
+/* build.args are the pipeline's, not a variant's: no ${matrix.KEY} there. */
+static void check_build_args_matrix(struct loader *L)
+{
+	size_t i;
+
+	for (i = 0; i < L->p->build.args.n; i++) {
+		const struct sp_pvar *a = &L->p->build.args.items[i];
+
+		if (strstr(a->value, "${matrix."))
+			sp_diags_add(L->diags, a->pos.line, a->pos.col,
+				     "build.args.%s uses ${matrix...}: build.args are shared by "
+				     "all stages; a stage's matrix keys are given to its build as "
+				     "build arguments already", a->name);
+	}
+}
+
 static void load_build(struct loader *L, const struct sp_ynode *n)
 {
 	struct sp_pipeline *p = L->p;
@@ -390,6 +427,7 @@ static void load_build(struct loader *L, const struct sp_ynode *n)
 			get_nonempty(L, v, "build.dockerfile", &p->build.dockerfile);
 		} else if (!strcmp(key, "args")) {
 			get_varlist(L, v, "build.args", &p->build.args);
+			check_build_args_matrix(L);
 		} else if (!strcmp(key, "network")) {
 			if (get_nonempty(L, v, "build.network", &p->build.network.s) && check_vars(L, v)) {
 				struct sp_error err = SP_ERROR_INIT;
@@ -515,13 +553,22 @@ static void check_ref(struct loader *L, const struct sp_stage *st, const struct 
 		      const char *what)
 {
 	struct sp_error err = SP_ERROR_INIT;
+	int rc;
 	struct sp_imageref ref;
 	struct sp_vars v;
 	char *expanded = NULL;
+	const char **names, **values;
 
 	sample_vars(L, &v, st);
-	if (sp_vars_expand(&expanded, t->s, &v, NULL, &err) < 0)
-		return; /* already reported by check_vars */
+	matrix_arrays(st, &names, &values);
+	v.matrix_names = names;
+	v.matrix_values = values;
+	v.nmatrix = st ? st->matrix.n : 0;
+	rc = sp_vars_expand(&expanded, t->s, &v, NULL, &err);
+	free(names);
+	free(values);
+	if (rc < 0)
+		return; /* reported by check_vars, or by check_matrix_refs */
 	if (sp_imageref_parse(&ref, expanded, &err) < 0) {
 		if (strcmp(expanded, t->s))
 			sp_diags_add(L->diags, t->pos.line, t->pos.col,
@@ -546,8 +593,180 @@ bool sp_stage_measures_coverage(const struct sp_stage *st)
 	return false;
 }
 
-static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_ynode *n, size_t idx)
+/* ---- matrix: ---- */
+
+/* One key of a matrix: its name and its list of values. */
+struct axis {
+	const struct sp_ynode *key, *values;
+};
+
+static bool matrix_value_ok(const char *s)
 {
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 32 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					   "0123456789._+-") == n;
+}
+
+/*
+ * Reads matrix: {KEY: [v, ...], ...} into ax (room for n->n / 2 keys);
+ * returns how many variants it makes, or 0 after reporting what is wrong.
+ */
+static size_t parse_matrix(struct loader *L, const struct sp_ynode *n, struct axis *ax,
+			   size_t *nax)
+{
+	size_t i, j, m, count = 1;
+	bool ok = true;
+
+	*nax = 0;
+	if (!want_map(L, n, "matrix"))
+		return 0;
+	if (n->n == 0) {
+		sp_diags_add(L->diags, AT(n), "matrix must not be empty (KEY: [value, ...])");
+		return 0;
+	}
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+
+		if (!env_name_ok(k->value)) {
+			sp_diags_add(L->diags, AT(k), "invalid matrix key \"%s\" (a build argument "
+				     "name: letters, digits and _; not starting with a digit)", k->value);
+			ok = false;
+			continue;
+		}
+		if (v->kind != SP_YSEQ) {
+			sp_diags_add(L->diags, AT(v), "matrix.%s must be a list of values, not %s",
+				     k->value, sp_ynode_kind_name(v));
+			ok = false;
+			continue;
+		}
+		if (v->n == 0) {
+			sp_diags_add(L->diags, AT(v), "matrix.%s must not be an empty list", k->value);
+			ok = false;
+			continue;
+		}
+		for (j = 0; j < v->n; j++) {
+			const struct sp_ynode *it = v->items[j];
+
+			if (it->kind != SP_YSCALAR || sp_ynode_is_null(it)) {
+				sp_diags_add(L->diags, AT(it), "each value of matrix.%s must be a "
+					     "string or number, not %s", k->value, sp_ynode_kind_name(it));
+				ok = false;
+				continue;
+			}
+			if (!matrix_value_ok(it->value)) {
+				sp_diags_add(L->diags, AT(it), "matrix.%s value \"%s\" must be 1 to 32 "
+					     "of letters, digits, '.', '_', '+' and '-' (it becomes part "
+					     "of the stage's name)", k->value, it->value);
+				ok = false;
+				continue;
+			}
+			for (m = 0; m < j; m++)
+				if (v->items[m]->kind == SP_YSCALAR &&
+				    !strcmp(v->items[m]->value, it->value)) {
+					sp_diags_add(L->diags, AT(it), "matrix.%s lists \"%s\" twice",
+						     k->value, it->value);
+					ok = false;
+					break;
+				}
+		}
+		ax[*nax].key = k;
+		ax[*nax].values = v;
+		(*nax)++;
+		if (count <= SP_MATRIX_MAX_VARIANTS)
+			count *= v->n;
+	}
+	if (!ok)
+		return 0;
+	if (count > SP_MATRIX_MAX_VARIANTS) {
+		sp_diags_add(L->diags, AT(n), "matrix makes more than %d variants; use fewer "
+			     "values or keys", SP_MATRIX_MAX_VARIANTS);
+		return 0;
+	}
+	return count;
+}
+
+/*
+ * Makes st the variant-th combination of its matrix (last key fastest):
+ * fills st->matrix and renames it NAME[v1,v2,...], keeping NAME in group.
+ */
+static void apply_variant(struct sp_stage *st, const struct axis *ax, size_t nax, size_t variant)
+{
+	struct sp_buf name = SP_BUF_INIT;
+	size_t i, rest = variant;
+
+	st->matrix.items = sp_xcalloc(nax, sizeof(*st->matrix.items));
+	st->matrix.n = nax;
+	for (i = nax; i-- > 0;) {
+		const struct sp_ynode *v = ax[i].values->items[rest % ax[i].values->n];
+
+		rest /= ax[i].values->n;
+		st->matrix.items[i].name = sp_xstrdup(ax[i].key->value);
+		st->matrix.items[i].value = sp_xstrdup(v->value);
+		st->matrix.items[i].pos = pos_of(v);
+	}
+	sp_buf_addf(&name, "%s[", st->group);
+	for (i = 0; i < nax; i++)
+		sp_buf_addf(&name, "%s%s", i ? "," : "", st->matrix.items[i].value);
+	sp_buf_addstr(&name, "]");
+	free(st->name);
+	st->name = sp_buf_detach(&name, NULL);
+}
+
+/* Reports a ${matrix.KEY} in s that the stage's matrix does not have. */
+static void check_matrix_ref(struct loader *L, const struct sp_stage *st, const struct sp_vars *v,
+			     const char *s, struct sp_pos pos)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	char *out = NULL;
+	size_t off = 0;
+
+	if (!strstr(s, "${matrix."))
+		return;
+	if (sp_vars_expand(&out, s, v, &off, &err) < 0) {
+		if (strstr(err.msg, "matrix"))
+			sp_diags_add(L->diags, pos.line, pos.col, "stage \"%s\": %s",
+				     st->group ? st->group : "?", err.msg);
+	}
+	free(out);
+}
+
+/* The ${matrix.KEY} of a stage's pytest/run arguments, env and tags. */
+static void check_matrix_refs(struct loader *L, const struct sp_stage *st)
+{
+	const char **names, **values;
+	struct sp_vars v;
+	size_t i;
+
+	sample_vars(L, &v, st);
+	matrix_arrays(st, &names, &values);
+	v.matrix_names = names;
+	v.matrix_values = values;
+	v.nmatrix = st ? st->matrix.n : 0;
+	for (i = 0; i < st->args.n; i++)
+		check_matrix_ref(L, st, &v, st->args.items[i].s, st->args.items[i].pos);
+	for (i = 0; i < st->env.n; i++)
+		check_matrix_ref(L, st, &v, st->env.items[i].value, st->env.items[i].pos);
+	for (i = 0; i < st->tags.n; i++)
+		check_matrix_ref(L, st, &v, st->tags.items[i].s, st->tags.items[i].pos);
+	free(names);
+	free(values);
+}
+
+bool sp_stage_selected(const struct sp_stage *st, const char *name)
+{
+	return (st->name && !strcmp(st->name, name)) || (st->group && !strcmp(st->group, name));
+}
+
+/*
+ * Loads one stage mapping into st.  variant (0 without a matrix) says
+ * which combination of its matrix st becomes; L's diags hear about the
+ * matrix itself only for variant 0.
+ */
+static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_ynode *n, size_t idx,
+		       size_t variant)
+{
+	const struct sp_ynode *mnode = sp_ynode_get(n, "matrix");
 	const struct sp_ynode *name = sp_ynode_get(n, "name");
 	const struct sp_ynode *pytest = NULL, *run = NULL, *coverage = NULL, *tags = NULL;
 	const struct sp_ynode *push = NULL, *allow_no_tests = NULL, *artifacts = NULL;
@@ -629,6 +848,8 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 		} else if (!strcmp(key, "allow_no_tests")) {
 			allow_no_tests = v;
 			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
+		} else if (!strcmp(key, "matrix")) {
+			/* below, once the name is known */
 		} else {
 			unknown_key(L, k, where, stage_keys);
 		}
@@ -657,6 +878,17 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 			     "(%s only builds)", where);
 	if (push && st->push && !tags)
 		sp_diags_add(L->diags, AT(push), "push: true needs tags to push");
+	if (st->name)
+		st->group = sp_xstrdup(st->name);
+	if (mnode && st->name) {
+		struct axis *ax = sp_xcalloc(mnode->n / 2 + 1, sizeof(*ax));
+		size_t nax = 0;
+
+		if (parse_matrix(L, mnode, ax, &nax) > 0)
+			apply_variant(st, ax, nax, variant);
+		free(ax);
+	}
+	check_matrix_refs(L, st);
 	for (i = 0; i < st->tags.n; i++)
 		check_tag(L, st, &st->tags.items[i]);
 }
@@ -768,6 +1000,15 @@ static void load_secrets(struct loader *L, const struct sp_ynode *n)
 	}
 }
 
+/* Whether stage i is the first (or only) stage of its group. */
+static bool first_variant(const struct sp_pipeline *p, size_t i)
+{
+	const struct sp_stage *st = &p->stages[i];
+
+	return i == 0 || !st->matrix.n || !p->stages[i - 1].group || !st->group ||
+	       strcmp(p->stages[i - 1].group, st->group) != 0;
+}
+
 /*
  * Secrets stay out of builds: a build argument is kept in the image's
  * history (docker history shows it to anyone who pulls the image).  And a
@@ -794,7 +1035,7 @@ static void check_secrets(struct loader *L)
 					     "environment variables", a->name, name, name);
 		}
 		for (j = 0; j < p->nstages; j++)
-			for (k = 0; k < p->stages[j].env.n; k++) {
+			for (k = 0; first_variant(p, j) && k < p->stages[j].env.n; k++) {
 				const struct sp_pvar *e = &p->stages[j].env.items[k];
 
 				if (!strcmp(e->name, name))
@@ -802,7 +1043,7 @@ static void check_secrets(struct loader *L)
 						     "stage \"%s\" env sets %s, which is a secret: "
 						     "secrets are given to every test container "
 						     "already; remove it from env",
-						     p->stages[j].name ? p->stages[j].name : "?", name);
+						     p->stages[j].group ? p->stages[j].group : "?", name);
 			}
 	}
 }
@@ -856,6 +1097,45 @@ static void report_cycle(struct loader *L, const bool *placed, size_t start)
 	free(seen);
 }
 
+/*
+ * A need that names a matrix stage ("test") stands for all its variants:
+ * it is replaced by one item per variant ("test[3.11]", "test[3.12]"),
+ * each with the position of the need as written.  A need naming one
+ * variant, or a plain stage, stays as it is.
+ */
+static void expand_needs(const struct sp_pipeline *p, struct sp_stage *st)
+{
+	struct sp_strlist out = { NULL, 0 };
+	size_t i, j, n = 0;
+
+	for (i = 0; i < st->needs.n; i++) {
+		size_t m = 0;
+		for (j = 0; j < p->nstages; j++)
+			m += p->stages[j].matrix.n && p->stages[j].group &&
+			     !strcmp(p->stages[j].group, st->needs.items[i].s);
+		n += m ? m : 1;
+	}
+	if (n == st->needs.n)
+		return;
+	out.items = sp_xcalloc(n, sizeof(*out.items));
+	for (i = 0; i < st->needs.n; i++) {
+		const struct sp_pstr *nd = &st->needs.items[i];
+		size_t before = out.n;
+		for (j = 0; j < p->nstages; j++)
+			if (p->stages[j].matrix.n && p->stages[j].group &&
+			    !strcmp(p->stages[j].group, nd->s)) {
+				out.items[out.n].s = sp_xstrdup(p->stages[j].name);
+				out.items[out.n++].pos = nd->pos;
+			}
+		if (out.n == before) {
+			out.items[out.n].s = sp_xstrdup(nd->s);
+			out.items[out.n++].pos = nd->pos;
+		}
+	}
+	strlist_release(&st->needs);
+	st->needs = out;
+}
+
 static void check_stages(struct loader *L)
 {
 	struct sp_pipeline *p = L->p;
@@ -864,45 +1144,54 @@ static void check_stages(struct loader *L)
 
 	for (i = 0; i < p->nstages; i++) {
 		struct sp_stage *st = &p->stages[i];
-		if (!st->name || !stage_name_ok(st->name)) {
+		if (!st->group || !stage_name_ok(st->group)) {
 			ok = false;
 			continue;
 		}
+		if (!first_variant(p, i))
+			continue;
 		for (j = 0; j < i; j++) {
-			if (p->stages[j].name && !strcmp(p->stages[j].name, st->name)) {
+			if (p->stages[j].group && !strcmp(p->stages[j].group, st->group) &&
+			    first_variant(p, j)) {
 				sp_diags_add(L->diags, st->pos.line, st->pos.col,
 					     "duplicate stage name \"%s\" (first at line %d)",
-					     st->name, p->stages[j].pos.line);
+					     st->group, p->stages[j].pos.line);
 				ok = false;
 			}
 		}
 	}
 	if (!ok)
 		return;  /* needs cannot be resolved reliably */
+	for (i = 0; i < p->nstages; i++)
+		expand_needs(p, &p->stages[i]);
 	for (i = 0; i < p->nstages; i++) {
 		struct sp_stage *st = &p->stages[i];
+		bool quiet = !first_variant(p, i);
 		st->needs_idx = sp_xcalloc(st->needs.n + 1, sizeof(*st->needs_idx));
 		for (j = 0; j < st->needs.n; j++) {
 			const struct sp_pstr *nd = &st->needs.items[j];
 			ssize_t idx = stage_index(p, nd->s);
-			if (idx < 0) {
+			if (idx >= 0 && !strcmp(p->stages[idx].group, st->group)) {
+				if (!quiet)
+					sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
+						     "stage \"%s\" needs itself", st->group);
+				ok = false;
+			} else if (idx < 0 && quiet) {
+				ok = false;
+			} else if (idx < 0) {
 				const char **names = sp_xcalloc(p->nstages + 1, sizeof(*names));
 				const char *hint;
 				for (k = 0; k < p->nstages; k++)
-					names[k] = p->stages[k].name;
+					names[k] = p->stages[k].group;
 				hint = sp_suggest(nd->s, names);
 				if (hint)
 					sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
 						     "stage \"%s\" needs unknown stage \"%s\"; did you mean \"%s\"?",
-						     st->name, nd->s, hint);
+						     st->group, nd->s, hint);
 				else
 					sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
-						     "stage \"%s\" needs unknown stage \"%s\"", st->name, nd->s);
+						     "stage \"%s\" needs unknown stage \"%s\"", st->group, nd->s);
 				free(names);
-				ok = false;
-			} else if ((size_t)idx == i) {
-				sp_diags_add(L->diags, nd->pos.line, nd->pos.col,
-					     "stage \"%s\" needs itself", st->name);
 				ok = false;
 			}
 			st->needs_idx[j] = idx < 0 ? 0 : (size_t)idx;
@@ -934,6 +1223,76 @@ static void check_stages(struct loader *L)
 		}
 	}
 	free(placed);
+}
+
+/* How many variants a stage mapping makes: 1 without a (valid) matrix. */
+static size_t variants_of(const struct sp_ynode *n)
+{
+	struct sp_diags quiet = SP_DIAGS_INIT;
+	struct loader Q = { &quiet, NULL, NULL };
+	const struct sp_ynode *m = n->kind == SP_YMAP ? sp_ynode_get(n, "matrix") : NULL;
+	struct axis *ax;
+	size_t nax, count;
+
+	if (!m)
+		return 1;
+	ax = sp_xcalloc(m->n / 2 + 1, sizeof(*ax));
+	count = parse_matrix(&Q, m, ax, &nax);
+	free(ax);
+	sp_diags_release(&quiet);
+	return count ? count : 1;
+}
+
+/*
+ * Loads the stages list, a matrix stage as one sp_stage per variant: the
+ * mapping is read again for each (so every variant owns its strings), with
+ * the problems of the mapping reported once, from variant 0.
+ */
+static void load_all_stages(struct loader *L, const struct sp_ynode *stages)
+{
+	struct sp_pipeline *p = L->p;
+	size_t *counts = sp_xcalloc(stages->n, sizeof(*counts));
+	size_t i, v, total = 0, k = 0;
+	bool matrix = false;
+
+	for (i = 0; i < stages->n; i++) {
+		counts[i] = variants_of(stages->items[i]);
+		matrix |= counts[i] > 1;
+		total += counts[i];
+	}
+	if (matrix && total > SP_PIPELINE_MAX_STAGES) {
+		sp_diags_add(L->diags, AT(stages), "the matrices make %zu stages in all; at most "
+			     "%d are run", total, SP_PIPELINE_MAX_STAGES);
+		free(counts);
+		return;
+	}
+	p->stages = sp_xcalloc(total, sizeof(*p->stages));
+	p->nstages = total;
+	for (i = 0; i < stages->n; i++) {
+		const struct sp_ynode *n = stages->items[i];
+
+		if (!want_map(L, n, "each stage")) {
+			k += counts[i];
+			continue;
+		}
+		for (v = 0; v < counts[i]; v++) {
+			struct sp_diags quiet = SP_DIAGS_INIT;
+			struct loader Q = *L;
+			struct sp_stage *st = &p->stages[k++];
+
+			if (v)
+				Q.diags = &quiet;
+			load_stage(&Q, st, n, i, v);
+			sp_diags_release(&quiet);
+			if (st->matrix.n && strlen(st->name) > SP_STAGE_NAME_MAX &&
+			    (v == 0 || strlen(p->stages[k - 2].name) <= SP_STAGE_NAME_MAX))
+				sp_diags_add(L->diags, AT(sp_ynode_get(n, "matrix")),
+					     "the variant name \"%s\" is longer than %d bytes; use "
+					     "shorter values or a shorter stage name", st->name,
+					     SP_STAGE_NAME_MAX);
+		}
+	}
+	free(counts);
 }
 
 static void load_root(struct loader *L, const struct sp_ynode *root)
@@ -1006,26 +1365,20 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 		sp_diags_add(L->diags, AT(stages), "stages must not be empty");
 		return;
 	}
-	p->stages = sp_xcalloc(stages->n, sizeof(*p->stages));
-	p->nstages = stages->n;
-	for (i = 0; i < stages->n; i++) {
-		if (!want_map(L, stages->items[i], "each stage"))
-			continue;
-		load_stage(L, &p->stages[i], stages->items[i], i);
-	}
+	load_all_stages(L, stages);
 	check_stages(L);
 	check_secrets(L);
 	/* a port probe needs a network; known now only when it is written out */
 	if (!strcmp(p->build.network.s, "none"))
 		for (i = 0; i < p->nstages; i++)
-			if (p->stages[i].health.port)
+			if (p->stages[i].health.port && first_variant(p, i))
 				sp_diags_add(L->diags, p->build.network.pos.line ? p->build.network.pos.line :
 					     p->stages[i].pos.line,
 					     p->build.network.pos.line ? p->build.network.pos.col :
 					     p->stages[i].pos.col,
 					     "stage \"%s\" probes healthcheck.port, which needs "
 					     "build.network host or default, not none",
-					     p->stages[i].name ? p->stages[i].name : "?");
+					     p->stages[i].group ? p->stages[i].group : "?");
 }
 
 int sp_pipeline_load_buffer(struct sp_pipeline **out, const char *name,
@@ -1088,6 +1441,8 @@ void sp_pipeline_free(struct sp_pipeline *p)
 	for (i = 0; i < p->nstages; i++) {
 		struct sp_stage *st = &p->stages[i];
 		free(st->name);
+		free(st->group);
+		varlist_release(&st->matrix);
 		free(st->target);
 		strlist_release(&st->args);
 		varlist_release(&st->env);
@@ -1119,8 +1474,14 @@ void sp_pipeline_free(struct sp_pipeline *p)
 const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char *name)
 {
 	ssize_t i = stage_index(p, name);
+	size_t j;
 
-	return i < 0 ? NULL : &p->stages[i];
+	if (i >= 0)
+		return &p->stages[i];
+	for (j = 0; j < p->nstages; j++)
+		if (p->stages[j].group && !strcmp(p->stages[j].group, name))
+			return &p->stages[j];
+	return NULL;
 }
 
 int sp_pipeline_network(const struct sp_pipeline *p, const struct sp_vars *vars,

@@ -27,6 +27,12 @@ struct sp_vars;
 #define SP_PIPELINE_MAX_FILE (4 * 1024 * 1024)
 /* Timeout of a stage that sets none. */
 #define SP_STAGE_DEFAULT_TIMEOUT_MS ((int64_t)60 * 60 * 1000)
+/* Most variants one matrix stage expands to, and most stages a pipeline
+ * with a matrix may expand to in all (serve keeps at most 256 per job). */
+#define SP_MATRIX_MAX_VARIANTS 64
+#define SP_PIPELINE_MAX_STAGES 256
+/* Longest variant name, e.g. "test[3.11,postgres]" (serve's limit). */
+#define SP_STAGE_NAME_MAX 100
 /* How long a health check waits for "healthy" unless told otherwise. */
 #define SP_HEALTH_DEFAULT_TIMEOUT_MS ((int64_t)60 * 1000)
 
@@ -77,7 +83,21 @@ struct sp_healthcheck {
 };
 
 struct sp_stage {
+	/*
+	 * A stage with matrix: is expanded by the loader into one sp_stage per
+	 * combination of values (cartesian product, last key fastest), each a
+	 * full stage of its own: name is the variant's, "test[3.11]" or
+	 * "test[3.11,postgres]" (values in key order as written); group is the
+	 * name as written ("test"), shared by the variants; matrix holds this
+	 * variant's KEY: value pairs (position: the value in the file), given
+	 * to its build as build arguments (over build.args of the same name)
+	 * and to its fields as ${matrix.KEY}.  Without matrix: group equals
+	 * name and matrix is empty.  needs naming a group lists every variant
+	 * (needs.items then hold the variant names, in order).
+	 */
 	char *name;
+	char *group;
+	struct sp_varlist matrix;
 	struct sp_pos pos;          /* of the stage's mapping */
 	char *target;               /* Dockerfile target */
 	enum sp_stage_kind kind;
@@ -182,8 +202,14 @@ int sp_pipeline_load_buffer(struct sp_pipeline **out, const char *name,
 
 void sp_pipeline_free(struct sp_pipeline *p);
 
-/* The stage named name (borrowed), or NULL. */
+/*
+ * The stage named name (borrowed), or NULL.  A matrix stage's group name
+ * ("test") gives its first variant; see sp_stage_selected for all.
+ */
 const struct sp_stage *sp_pipeline_stage(const struct sp_pipeline *p, const char *name);
+
+/* Whether name selects st: its own name, or its group (every variant). */
+bool sp_stage_selected(const struct sp_stage *st, const char *name);
 
 const char *sp_network_name(enum sp_network n);
 

@@ -96,6 +96,15 @@ static int parse_ref(struct ref *r, const char *s, struct sp_error *err)
 					    clip(r->name_len - 4), r->name + 4);
 		return 0;
 	}
+	if (r->name_len > 7 && !strncmp(r->name, "matrix.", 7)) {
+		if (!env_name_ok(r->name + 7, r->name_len - 7))
+			return sp_error_set(err, SP_ECONFIG, "invalid matrix key \"%.*s\"",
+					    clip(r->name_len - 7), r->name + 7);
+		if (r->has_def)
+			return sp_error_set(err, SP_ECONFIG,
+				"a default (\":-\") is only allowed for ${env.NAME:-default}");
+		return 0;
+	}
 	if (r->has_def)
 		return sp_error_set(err, SP_ECONFIG,
 			"a default (\":-\") is only allowed for ${env.NAME:-default}");
@@ -115,7 +124,7 @@ static int parse_ref(struct ref *r, const char *s, struct sp_error *err)
 				name, name);
 		return sp_error_set(err, SP_ECONFIG,
 			"unknown variable ${%s}; known: GIT_SHA, GIT_SHORT_SHA, GIT_BRANCH, "
-			"GIT_TAG, PIPELINE, STAGE, env.NAME", name);
+			"GIT_TAG, PIPELINE, STAGE, env.NAME, matrix.KEY", name);
 	}
 }
 
@@ -175,6 +184,16 @@ static const char *builtin_value(const struct sp_vars *v, const char *name, size
 	return NULL;
 }
 
+static const char *matrix_value(const struct sp_vars *v, const char *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < v->nmatrix; i++)
+		if (strlen(v->matrix_names[i]) == len && !strncmp(v->matrix_names[i], key, len))
+			return v->matrix_values[i];
+	return NULL;
+}
+
 int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 		   size_t *bad_off, struct sp_error *err)
 {
@@ -221,6 +240,13 @@ int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 					"environment variable %.*s is not set (write ${%.*s:-default} "
 					"to give a default)", clip(r.name_len - 4), r.name + 4,
 					clip(r.name_len), r.name);
+				goto fail;
+			}
+		} else if (r.name_len > 7 && !strncmp(r.name, "matrix.", 7)) {
+			if (!(val = matrix_value(vars, r.name + 7, r.name_len - 7))) {
+				rc = sp_error_set(err, SP_ECONFIG, "${%.*s} has no value: the stage has "
+						  "no matrix key %.*s", clip(r.name_len), r.name,
+						  clip(r.name_len - 7), r.name + 7);
 				goto fail;
 			}
 		} else {

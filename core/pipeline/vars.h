@@ -5,6 +5,7 @@
  *   ${PIPELINE} ${STAGE}
  *   ${env.NAME}            the environment variable NAME (must be set)
  *   ${env.NAME:-default}   ... or default when NAME is unset or empty
+ *   ${matrix.KEY}          the value of KEY in the stage's matrix: variant
  *   $${                    a literal "${"
  *
  * A "$" not followed by "{" is literal.  Names are checked when the file
@@ -29,6 +30,15 @@ struct sp_vars {
 	const char *git_tag;        /* NULL when HEAD is not tagged */
 	const char *pipeline;
 	const char *stage;          /* NULL outside a stage */
+	/*
+	 * The stage variant's matrix values (KEY -> value, nmatrix of each,
+	 * borrowed); none outside a matrix stage.  A ${matrix.KEY} that is not
+	 * here is an error, also with sample set (the loader checks names
+	 * against the stage's own matrix that way).
+	 */
+	const char *const *matrix_names;
+	const char *const *matrix_values;
+	size_t nmatrix;
 	sp_vars_getenv_fn getenv;   /* NULL: no environment at all */
 	void *getenv_ud;
 	/*

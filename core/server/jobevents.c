@@ -83,15 +83,25 @@ static double seconds_of(const cJSON *ev, const char *key)
 
 /*
  * A stage name as a pipeline can write it (pipeline.c: lower case letters,
- * digits, '-' and '_', at most 100 bytes, not starting with '-' or '_').  The
+ * digits, '-' and '_', at most 100 bytes, not starting with '-' or '_'),
+ * or a matrix variant's, "test[3.11,postgres]".  The
  * child runs a pipeline that comes from the repository, so what it says is
  * checked before it becomes a row or a file name.
  */
 static bool stage_ok(const char *s)
 {
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_");
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_"), m;
 
-	return n > 0 && n <= MAX_STAGE_NAME && s[n] == '\0' && s[0] != '-' && s[0] != '_';
+	if (n == 0 || s[0] == '-' || s[0] == '_' || strlen(s) > MAX_STAGE_NAME)
+		return false;
+	if (s[n] == '\0')
+		return true;
+	/* a matrix variant: NAME[v1,v2] (values: letters, digits and ._+-) */
+	if (s[n] != '[')
+		return false;
+	m = strspn(s + n + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		   "0123456789._+-,");
+	return m > 0 && s[n + 1 + m] == ']' && s[n + 2 + m] == '\0';
 }
 
 /* A stage result of docs/events.md; anything else is "error". */

@@ -57,7 +57,7 @@ int sp_logs_path(char *buf, size_t len, const char *data, int64_t job, const cha
 	if (!stage || !data)
 		return -1;
 	n = strspn(stage, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		   "0123456789_.-[]");
+		   "0123456789_.-[]+,");
 	if (n == 0 || n > STAGE_NAME_MAX || stage[n] != '\0' || stage[0] == '.')
 		return -1;
 	w = snprintf(buf, len, "%s/logs/%" PRId64 "/%s.log", data, job, stage);

@@ -1429,6 +1429,100 @@ static void test_only_stage_unknown(void **state)
 	h_free(h);
 }
 
+#define MATRIX \
+	HEAD "build:\n  args: {PYTHON_VERSION: \"3.10\", KEEP: k}\n" \
+	"stages:\n" \
+	"  - name: test\n    target: testing\n" \
+	"    matrix:\n      PYTHON_VERSION: [\"3.11\", \"3.12\"]\n" \
+	"    pytest: [-q, \"-k=py${matrix.PYTHON_VERSION}\"]\n" \
+	"    env: {PV: \"${matrix.PYTHON_VERSION}\", ST: \"${STAGE}\"}\n" \
+	"  - name: promote\n    target: runtime\n    needs: [test]\n"
+
+static void test_matrix_variants(void **state)
+{
+	static const struct step s[] = {
+		{ .stage = "test[3.11]", .junit = "pass-junit.xml" },
+		{ .stage = "test[3.12]", .exit_code = 1, .junit = "fail-junit.xml" },
+	};
+	const struct rec_report *a, *b;
+	const struct call *c;
+	struct harness *h;
+	char *argv;
+
+	(void)state;
+	h = h_new(MATRIX, s, NSTEPS(s));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	/* each variant built with its value over build.args, the rest kept */
+	c = find_call(&h->fake, OP_BUILD, "test[3.11]");
+	assert_string_equal(c->target, "testing");
+	assert_true(strv_has(&c->args, "PYTHON_VERSION=3.11"));
+	assert_false(strv_has(&c->args, "PYTHON_VERSION=3.10"));
+	assert_true(strv_has(&c->args, "KEEP=k"));
+	assert_int_equal(c->args.n, 2);
+	c = find_call(&h->fake, OP_BUILD, "test[3.12]");
+	assert_true(strv_has(&c->args, "PYTHON_VERSION=3.12"));
+	/* ${matrix.KEY} in arguments and env; each variant its own reports dir */
+	c = find_call(&h->fake, OP_RUN, "test[3.12]");
+	argv = strv_join(&c->argv);
+	assert_contains(argv, "-q -k=py3.12 --junitxml=");
+	free(argv);
+	assert_true(strv_has(&c->env, "PV=3.12"));
+	assert_true(strv_has(&c->env, "ST=test[3.12]"));
+	assert_contains(c->reports_dest, "/test[3.12]/reports");
+	c = find_call(&h->fake, OP_RUN, "test[3.11]");
+	assert_true(strv_has(&c->env, "PV=3.11"));
+	assert_contains(c->reports_dest, "/test[3.11]/reports");
+	/* reported apart, with their own counts */
+	a = finished(h->rec, "test[3.11]");
+	b = finished(h->rec, "test[3.12]");
+	assert_int_equal(a->result, SP_RESULT_PASSED);
+	assert_int_equal(b->result, SP_RESULT_FAILED);
+	assert_true(a->has_tests && b->has_tests);
+	assert_int_equal(a->failed, 0);
+	assert_true(b->failed > 0);
+	/* needs: [test] waits for both; one failing skips promote */
+	assert_int_equal(finished(h->rec, "promote")->result, SP_RESULT_SKIPPED);
+	assert_string_equal(finished(h->rec, "promote")->message, "needs test[3.12], which failed");
+	assert_int_equal(count_calls(&h->fake, OP_BUILD, "promote"), 0);
+	assert_int_equal(pipeline_finished(h->rec)->result, SP_RESULT_FAILED);
+	h_free(h);
+}
+
+static void test_matrix_only_stage(void **state)
+{
+	static const struct step s[] = {
+		{ .stage = "test[3.11]", .junit = "pass-junit.xml" },
+		{ .stage = "test[3.12]", .junit = "pass-junit.xml" },
+	};
+	struct harness *h;
+
+	(void)state;
+	/* the group's name: every variant */
+	h = h_new(MATRIX, s, NSTEPS(s));
+	h->o.only_stage = "test";
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(finished(h->rec, "test[3.11]")->result, SP_RESULT_PASSED);
+	assert_int_equal(finished(h->rec, "test[3.12]")->result, SP_RESULT_PASSED);
+	assert_int_equal(finished(h->rec, "promote")->result, SP_RESULT_SKIPPED);
+	h_free(h);
+	/* one variant's name: that one */
+	h = h_new(MATRIX, s, NSTEPS(s));
+	h->o.only_stage = "test[3.12]";
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(finished(h->rec, "test[3.11]")->result, SP_RESULT_SKIPPED);
+	assert_contains(finished(h->rec, "test[3.11]")->message, "not selected");
+	assert_int_equal(finished(h->rec, "test[3.12]")->result, SP_RESULT_PASSED);
+	assert_int_equal(count_calls(&h->fake, OP_BUILD, NULL), 1);
+	h_free(h);
+	/* promote brings both variants along */
+	h = h_new(MATRIX, s, NSTEPS(s));
+	h->o.only_stage = "promote";
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(count_calls(&h->fake, OP_BUILD, NULL), 3);
+	assert_int_equal(finished(h->rec, "promote")->result, SP_RESULT_PASSED);
+	h_free(h);
+}
+
 static void test_stage_order_follows_needs(void **state)
 {
 	struct harness *h;
@@ -2337,6 +2431,8 @@ int main(void)
 		cmocka_unit_test(test_needs_chain_skips_transitively),
 		cmocka_unit_test(test_only_stage_selects_needs),
 		cmocka_unit_test(test_only_stage_unknown),
+		cmocka_unit_test(test_matrix_variants),
+		cmocka_unit_test(test_matrix_only_stage),
 		cmocka_unit_test(test_stage_order_follows_needs),
 		cmocka_unit_test(test_build_failure),
 		cmocka_unit_test(test_engine_error_stops_pipeline),

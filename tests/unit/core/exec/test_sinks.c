@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/base/buf.h"
@@ -311,6 +312,124 @@ static void test_coverage_is_copied(void **state)
 	free(cov);
 }
 
+static char *file_text(FILE *f, size_t *len);
+
+static void test_variant_path(void **state)
+{
+	char *p;
+
+	(void)state;
+	p = sp_reports_variant_path("out/coverage.xml", "test[3.11,pg]");
+	assert_string_equal(p, "out/coverage.test-3.11-pg.xml");
+	free(p);
+	p = sp_reports_variant_path("a.b/cov", "test[3.12]");
+	assert_string_equal(p, "a.b/cov.test-3.12");
+	free(p);
+	p = sp_reports_variant_path(".coverage", "t[1]");
+	assert_string_equal(p, ".coverage.t-1");
+	free(p);
+}
+
+/* Two variants of a matrix stage with coverage: PATH holds the first's,
+ * and each has its own file beside it. */
+static void test_coverage_per_variant(void **state)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	char *cov1 = sp_test_fixture_path("pytest", "fail-coverage.xml");
+	char *cov2 = sp_test_fixture_path("pytest", "pass-coverage.xml");
+	char *dir = temp_path("covdir"), *out, *v1, *v2, *a, *b, *want;
+	struct sp_pvar m1 = { W("PY"), W("3.11"), { 0, 0 } }, m2 = { W("PY"), W("3.12"), { 0, 0 } };
+	size_t alen, blen, wlen;
+	struct run r;
+
+	(void)state;
+	unlink(dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	out = sp_xasprintf("%s/coverage.xml", dir);
+	v1 = sp_xasprintf("%s/coverage.test-3.11.xml", dir);
+	v2 = sp_xasprintf("%s/coverage.test-3.12.xml", dir);
+	run_init(&r, NULL, cov1);
+	r.stages[0].name = W("test[3.11]");
+	r.stages[0].group = W("test");
+	r.stages[0].matrix.items = &m1;
+	r.stages[0].matrix.n = 1;
+	r.stages[1].name = W("test[3.12]");
+	r.stages[1].group = W("test");
+	r.stages[1].matrix.items = &m2;
+	r.stages[1].matrix.n = 1;
+	r.stages[1].kind = SP_STAGE_PYTEST;
+	r.reports[1].coverage_path = cov2;
+	assert_int_equal(run_reports(NULL, out, &r, &err), 0);
+	a = sp_test_read_file(v1, &alen);
+	b = sp_test_read_file(v2, &blen);
+	want = sp_test_read_file(cov2, &wlen);
+	assert_int_equal(blen, wlen);
+	assert_memory_equal(b, want, wlen);
+	free(want);
+	want = sp_test_read_file(cov1, &wlen);
+	assert_int_equal(alen, wlen);
+	assert_memory_equal(a, want, wlen);
+	free(a);
+	a = sp_test_read_file(out, &alen);
+	assert_int_equal(alen, wlen);
+	free(a);
+	free(b);
+	free(want);
+	unlink(out);
+	unlink(v1);
+	unlink(v2);
+	rmdir(dir);
+	free(out);
+	free(v1);
+	free(v2);
+	free(dir);
+	free(cov1);
+	free(cov2);
+}
+
+/* A variant's stage events carry its group and matrix values. */
+static void test_json_matrix(void **state)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_events events = SP_EVENTS_INIT;
+	struct sp_event ev = { 0 };
+	struct sp_pvar m[2] = { { W("PY"), W("3.11"), { 0, 0 } }, { W("DB"), W("pg"), { 0, 0 } } };
+	struct run r;
+	FILE *f = tmpfile();
+	cJSON *o, *mx;
+	char *text;
+	size_t len;
+
+	(void)state;
+	assert_non_null(f);
+	run_init(&r, NULL, NULL);
+	r.stages[0].name = W("test[3.11,pg]");
+	r.stages[0].group = W("test");
+	r.stages[0].matrix.items = m;
+	r.stages[0].matrix.n = 2;
+	sp_events_add(&events, sp_sink_json_new(f));
+	ev.kind = SP_EVENT_STAGE_STARTED;
+	ev.pipeline = &r.pl;
+	ev.stage = &r.stages[0];
+	sp_events_emit(&events, &ev);
+	assert_int_equal(sp_events_finish(&events, &err), 0);
+	sp_events_release(&events);
+	text = file_text(f, &len);
+	o = cJSON_Parse(text);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItem(o, "stage")->valuestring, "test[3.11,pg]");
+	assert_string_equal(cJSON_GetObjectItem(o, "group")->valuestring, "test");
+	mx = cJSON_GetObjectItem(o, "matrix");
+	assert_non_null(mx);
+	assert_string_equal(cJSON_GetObjectItem(mx, "PY")->valuestring, "3.11");
+	assert_string_equal(cJSON_GetObjectItem(mx, "DB")->valuestring, "pg");
+	/* in the order written */
+	assert_string_equal(mx->child->string, "PY");
+	cJSON_Delete(o);
+	free(text);
+	fclose(f);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -525,6 +644,9 @@ int main(void)
 		cmocka_unit_test(test_json_log_line_with_nul),
 		cmocka_unit_test(test_write_failure_is_reported),
 		cmocka_unit_test(test_finish_ok),
+		cmocka_unit_test(test_variant_path),
+		cmocka_unit_test(test_coverage_per_variant),
+		cmocka_unit_test(test_json_matrix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -237,6 +237,27 @@ static const struct bad_case bad_cases[] = {
 	{ "on_unknown", HEAD STAGE1 "on:\n  pushh: true\n", 7, 3, "did you mean \"push\"?" },
 	{ "on_push_unknown", HEAD STAGE1 "on:\n  push: {branch: [main]}\n", 7, 10, "did you mean \"branches\"?" },
 	{ "on_push_bad", HEAD STAGE1 "on:\n  push: 3\n", 7, 9, "must be true or false" },
+	/* matrix */
+	{ "matrix_not_map", HEAD STAGE1 "    matrix: [1, 2]\n", 6, 13, "matrix must be a mapping" },
+	{ "matrix_empty", HEAD STAGE1 "    matrix: {}\n", 6, 13, "matrix must not be empty" },
+	{ "matrix_empty_list", HEAD STAGE1 "    matrix:\n      PY: []\n", 7, 11, "matrix.PY must not be an empty list" },
+	{ "matrix_scalar_values", HEAD STAGE1 "    matrix:\n      PY: \"3.11\"\n", 7, 11, "matrix.PY must be a list of values, not a string" },
+	{ "matrix_nested_value", HEAD STAGE1 "    matrix:\n      PY: [\"3.11\", [3]]\n", 7, 20, "each value of matrix.PY must be a string or number, not a list" },
+	{ "matrix_null_value", HEAD STAGE1 "    matrix:\n      PY: [~]\n", 7, 12, "must be a string or number" },
+	{ "matrix_bad_key", HEAD STAGE1 "    matrix:\n      python-version: [1]\n", 7, 7, "invalid matrix key \"python-version\"" },
+	{ "matrix_bad_value", HEAD STAGE1 "    matrix:\n      PY: [\"3 11\"]\n", 7, 12, "value \"3 11\" must be 1 to 32" },
+	{ "matrix_dup_value", HEAD STAGE1 "    matrix:\n      PY: [\"3.11\", \"3.11\"]\n", 7, 20, "lists \"3.11\" twice" },
+	{ "matrix_too_many", HEAD STAGE1 "    matrix:\n      A: [1, 2, 3, 4, 5, 6, 7, 8]\n      B: [1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
+	  7, 7, "more than 64 variants" },
+	{ "matrix_ref_unknown", HEAD STAGE1 "    matrix: {PY: [\"3.11\"]}\n    pytest: [\"-k${matrix.PV}\"]\n",
+	  7, 14, "no matrix key PV" },
+	{ "matrix_ref_no_matrix", HEAD STAGE1 "    env: {A: \"${matrix.PY}\"}\n", 6, 14, "no matrix key PY" },
+	{ "matrix_ref_bad_key", HEAD STAGE1 "    env: {A: \"${matrix.P-Y}\"}\n", 6, 15, "invalid matrix key" },
+	{ "matrix_in_build_args", HEAD "build:\n  args:\n    A: ${matrix.PY}\n" STAGE1, 5, 8, "build.args are shared" },
+	{ "matrix_needs_itself", HEAD STAGE1 "    matrix: {PY: [a, b]}\n    needs: [test]\n", 7, 13, "needs itself" },
+	{ "matrix_name_too_long", HEAD "stages:\n  - name: " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "\n    target: t\n"
+	  "    matrix:\n      A: [bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n      B: [cccccccccccccccccccccccccccccccc]\n",
+	  7, 7, "longer than 100 bytes" },
 	/* hostile */
 	{ "deep_nesting", HEAD "stages: "
 	  "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]\n",
@@ -579,6 +600,90 @@ static void test_on_match(void **state)
 	sp_pipeline_free(p);
 }
 
+static void test_matrix_expansion(void **state)
+{
+	struct sp_pipeline *p = load_ok(HEAD "build:\n  args: {PYTHON_VERSION: \"3.10\", KEEP: k}\n"
+		"stages:\n"
+		"  - name: lint\n    target: t\n    run: ruff check .\n"
+		"  - name: test\n    target: testing\n"
+		"    matrix:\n      PYTHON_VERSION: [\"3.11\", 3.12]\n      DB: [postgres, mysql]\n"
+		"    pytest: [\"-k${matrix.DB}\"]\n    tags: [\"app:${matrix.PYTHON_VERSION}\"]\n"
+		"    needs: [lint]\n"
+		"  - {name: promote, target: runtime, needs: [test, lint]}\n"
+		"  - {name: one, target: t, needs: [\"test[3.12,mysql]\"]}\n");
+	const char *const want[] = { "test[3.11,postgres]", "test[3.11,mysql]",
+				     "test[3.12,postgres]", "test[3.12,mysql]" };
+	const struct sp_stage *pr, *one;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(p->nstages, 7);
+	assert_string_equal(p->stages[0].name, "lint");
+	assert_string_equal(p->stages[0].group, "lint");
+	assert_int_equal(p->stages[0].matrix.n, 0);
+	for (i = 0; i < 4; i++) {
+		const struct sp_stage *st = &p->stages[1 + i];
+		assert_string_equal(st->name, want[i]);
+		assert_string_equal(st->group, "test");
+		assert_int_equal(st->matrix.n, 2);
+		assert_string_equal(st->matrix.items[0].name, "PYTHON_VERSION");
+		assert_string_equal(st->matrix.items[1].name, "DB");
+		/* every variant owns its strings */
+		assert_string_equal(st->args.items[0].s, "-k${matrix.DB}");
+		assert_int_equal(st->needs.n, 1);
+		assert_int_equal(st->needs_idx[0], 0);
+		assert_true(sp_stage_selected(st, "test"));
+		assert_true(sp_stage_selected(st, want[i]));
+		assert_false(sp_stage_selected(st, "lint"));
+	}
+	assert_string_equal(p->stages[1].matrix.items[0].value, "3.11");
+	assert_string_equal(p->stages[1].matrix.items[1].value, "postgres");
+	assert_int_equal(p->stages[1].matrix.items[1].pos.line, 13);
+	assert_string_equal(p->stages[4].matrix.items[0].value, "3.12");
+	assert_string_equal(p->stages[4].matrix.items[1].value, "mysql");
+	assert_false(sp_stage_selected(&p->stages[1], "test[3.12,mysql]"));
+	/* needs: [test, lint] waits for every variant, then lint */
+	pr = sp_pipeline_stage(p, "promote");
+	assert_int_equal(pr->needs.n, 5);
+	for (i = 0; i < 4; i++) {
+		assert_string_equal(pr->needs.items[i].s, want[i]);
+		assert_int_equal(pr->needs_idx[i], 1 + i);
+		assert_int_equal(pr->needs.items[i].pos.line, pr->needs.items[0].pos.line);
+	}
+	assert_string_equal(pr->needs.items[4].s, "lint");
+	one = sp_pipeline_stage(p, "one");
+	assert_int_equal(one->needs.n, 1);
+	assert_int_equal(one->needs_idx[0], 4);
+	/* the group's name finds the first variant */
+	assert_ptr_equal(sp_pipeline_stage(p, "test"), &p->stages[1]);
+	assert_ptr_equal(sp_pipeline_stage(p, "test[3.12,postgres]"), &p->stages[3]);
+	assert_null(sp_pipeline_stage(p, "test[3.13]"));
+	/* order: lint, the variants in file order, promote, one */
+	assert_string_equal(p->stages[p->order[0]].name, "lint");
+	assert_string_equal(p->stages[p->order[1]].name, "test[3.11,postgres]");
+	assert_string_equal(p->stages[p->order[4]].name, "test[3.12,mysql]");
+	assert_string_equal(p->stages[p->order[5]].name, "promote");
+	sp_pipeline_free(p);
+}
+
+static void test_matrix_errors_once(void **state)
+{
+	const char *yaml = HEAD "stages:\n  - name: test\n    target: t\n"
+		"    matrix: {A: [a, b, c]}\n    needs: [nope]\n    timeout: forever\n";
+	struct sp_diags d = SP_DIAGS_INIT;
+	struct sp_pipeline *p = NULL;
+
+	(void)state;
+	assert_int_equal(sp_pipeline_load_buffer(&p, "t.yml", yaml, strlen(yaml), NULL, &d),
+			 SP_ECONFIG);
+	/* one message per mistake, not one per variant */
+	assert_int_equal(d.n, 2);
+	assert_non_null(strstr(d.items[0].msg, "timeout") ? d.items[0].msg : d.items[1].msg);
+	assert_true(strstr(d.items[0].msg, "unknown stage \"nope\"") ||
+		    strstr(d.items[1].msg, "unknown stage \"nope\""));
+	sp_diags_release(&d);
+}
+
 static void test_huge_scalar(void **state)
 {
 	size_t n = 300 * 1024;
@@ -616,6 +721,8 @@ int main(void)
 		cmocka_unit_test(test_runs_on),
 		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_artifacts_and_cache_from),
+		cmocka_unit_test(test_matrix_expansion),
+		cmocka_unit_test(test_matrix_errors_once),
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct CMUnitTest *tests = calloc(nbad + nfixed, sizeof(*tests));

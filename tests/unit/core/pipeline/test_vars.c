@@ -188,6 +188,40 @@ static void test_sample(void **state)
 	free(out);
 }
 
+static void test_matrix(void **state)
+{
+	static const char *const names[] = { "PY", "DB" };
+	static const char *const values[] = { "3.11", "postgres" };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_vars v = full();
+	char *out = NULL;
+	size_t off = 0;
+
+	(void)state;
+	v.matrix_names = names;
+	v.matrix_values = values;
+	v.nmatrix = 2;
+	assert_int_equal(sp_vars_expand(&out, "py${matrix.PY}-${matrix.DB} ${STAGE}", &v, NULL,
+					NULL), 0);
+	assert_string_equal(out, "py3.11-postgres test");
+	free(out);
+	/* a key the stage does not have is an error, also when sampling */
+	assert_int_equal(sp_vars_expand(&out, "x ${matrix.P}", &v, &off, &err), SP_ECONFIG);
+	assert_null(out);
+	assert_int_equal(off, 2);
+	assert_non_null(strstr(err.msg, "no matrix key P"));
+	v.sample = 1;
+	v.nmatrix = 0;
+	assert_int_equal(sp_vars_expand(&out, "${matrix.PY}", &v, NULL, &err), SP_ECONFIG);
+	/* checks: the key's syntax, no default */
+	assert_int_equal(sp_vars_check("${matrix.PY}", &off, &err), 0);
+	assert_int_equal(sp_vars_check("${matrix.3X}", &off, &err), SP_ECONFIG);
+	assert_non_null(strstr(err.msg, "invalid matrix key"));
+	assert_int_equal(sp_vars_check("${matrix.PY:-3}", &off, &err), SP_ECONFIG);
+	assert_non_null(strstr(err.msg, "only allowed for ${env"));
+	assert_int_equal(sp_vars_check("${matrix.}", &off, &err), SP_ECONFIG);
+}
+
 static void test_check(void **state)
 {
 	struct sp_error err = SP_ERROR_INIT;
@@ -227,6 +261,7 @@ int main(void)
 		cmocka_unit_test(test_many_refs_linear),
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_matrix),
 		cmocka_unit_test(test_uses_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -248,6 +248,43 @@ static void test_odd_stage_name_goes_to_job_log(void **state)
 	sp_lease_release(&l);
 }
 
+/* Matrix variants are stages of their own: rows and log files by name. */
+static void test_matrix_variant_stages(void **state)
+{
+	struct fix *f = *state;
+	struct sp_lease l = new_leased_job(f->st);
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_joblog *log = NULL;
+	struct sp_jobevents *je;
+	cJSON *job = NULL;
+	char *text;
+
+	assert_int_equal(sp_joblog_open(&log, f->dir, l.job_id, &err), 0);
+	je = sp_jobevents_new(&f->srv, l.job_id, l.epoch, log);
+	assert_int_equal(feed(je, "{\"event\":\"pipeline_started\",\"stages\":[\"test[3.11,pg]\","
+			      "\"test[3.12,pg]\",\"promote\"],\"needs\":{\"promote\":"
+			      "[\"test[3.11,pg]\",\"test[3.12,pg]\"]}}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"test[3.11,pg]\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"log\",\"stage\":\"test[3.11,pg]\",\"line\":\"ok\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_finished\",\"stage\":\"test[3.11,pg]\","
+			      "\"result\":\"passed\",\"seconds\":1}"), 0);
+	/* not a variant's shape: ignored, as before */
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"test[a/b]\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"test[]\"}"), 0);
+	assert_int_equal(feed(je, "{\"event\":\"stage_started\",\"stage\":\"test[x]y\"}"), 0);
+	sp_jobevents_free(je);
+	sp_joblog_close(log);
+	text = log_text(f->dir, l.job_id, "test[3.11,pg]");
+	assert_string_equal(text, "ok\n");
+	free(text);
+	assert_int_equal(sp_store_job_get(f->st, l.job_id, &job, &err), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(job, "stages")), 3);
+	assert_string_equal(jstr(stage_of(job, "test[3.11,pg]"), "state"), "passed");
+	assert_string_equal(jstr(stage_of(job, "test[3.12,pg]"), "state"), "pending");
+	cJSON_Delete(job);
+	sp_lease_release(&l);
+}
+
 /*
  * A stage's log file the disk refuses (/dev/full): the line is lost and
  * counted once, with an error — not moved to the job log, which would
@@ -340,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_odd_stage_name_goes_to_job_log, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_matrix_variant_stages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_stage_log_loses_the_line, setup,
 						teardown),
 	};

@@ -37,6 +37,8 @@ static void test_path(void **state)
 	assert_int_equal(sp_logs_path(buf, sizeof(buf), "/d", 1, "build-x_1.2[linux]"), 0);
 	assert_string_equal(buf, "/d/logs/1/build-x_1.2[linux].log");
 
+	assert_int_equal(sp_logs_path(buf, sizeof(buf), "/d", 1, "test[3.11,postgres+x]"), 0);
+	assert_string_equal(buf, "/d/logs/1/test[3.11,postgres+x].log");
 	assert_int_equal(sp_logs_path(buf, sizeof(buf), "/d", 1, ""), -1);
 	assert_string_equal(buf, "");
 	assert_int_equal(sp_logs_path(buf, sizeof(buf), "/d", 1, NULL), -1);
