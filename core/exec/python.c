@@ -175,9 +175,20 @@ int sp_python_check(const struct sp_python_info *info, const struct sp_stage *st
 int sp_python_not_found(const struct sp_stage *st, const char *image, const char *why,
 			struct sp_error *err)
 {
+	const char *exec_ = why ? strstr(why, "exec: ") : NULL;
+	size_t len;
+
+	/* of the runtime's long story, the part that says what went wrong:
+	 * `exec: "X": executable file not found in $PATH` */
+	if (exec_)
+		why = exec_;
+	len = why ? strlen(why) : 0;
+	if (exec_ && len > 9 && !strcmp(why + len - 9, ": unknown"))
+		len -= 9;
 	if (st->python)
-		return sp_error_set(err, SP_EFAILED, "cannot start python: %s (stage \"%s\") in %s%s%s",
-				    st->python, st->name, image, why ? ": " : "", why ? why : "");
+		return sp_error_set(err, SP_EFAILED, "cannot start python: %s (stage \"%s\") in %s%s%.*s",
+				    st->python, st->name, image, why ? ": " : "", (int)len,
+				    why ? why : "");
 	return sp_error_set(err, SP_EFAILED, "no Python in %s: neither python nor python3 "
 			    "can be started from its PATH; install Python in that target, or set "
 			    "python: in stage \"%s\" to the interpreter's absolute path", image,

@@ -2552,6 +2552,20 @@ static void test_python_pure(void **state)
 	s = sp_python_image_name("t", "app:1");
 	assert_string_equal(s, "the image of target \"t\" (app:1)");
 	free(s);
+	/* the runtime's reason, trimmed to what went wrong */
+	{
+		struct sp_error e = SP_ERROR_INIT;
+		st.python = py;
+		assert_int_equal(sp_python_not_found(&st, "IMG", "cannot start `python3.12` in the "
+						     "image: POST /x: HTTP 400: OCI runtime create "
+						     "failed: exec: \"python3.12\": executable file "
+						     "not found in $PATH: unknown", &e), SP_EFAILED);
+		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG: "
+				    "exec: \"python3.12\": executable file not found in $PATH");
+		assert_int_equal(sp_python_not_found(&st, "IMG", NULL, &e), SP_EFAILED);
+		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG");
+		st.python = NULL;
+	}
 	/* the probe script names every key the parser reads */
 	assert_non_null(strstr(sp_python_probe_script, "'executable'"));
 	assert_non_null(strstr(sp_python_probe_script, "'pytest_cov'"));
