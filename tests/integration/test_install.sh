@@ -99,6 +99,38 @@ complete_words "$SP" build -C "$top/contrib/example-app" --target "" | sort | tr
 [ "$(cat "$T/c")" = "builder runtime testing " ] || fail "bash: --target gives '$(cat "$T/c")'"
 [ -z "$(complete_words "$SP" run --stage "" 2>&1)" ] || fail "bash: --stage without a pipeline file"
 
+# zsh completing for real (in a zpty, as a terminal would): commands,
+# options, stage names from the pipeline file, Dockerfile targets
+if command -v zsh >/dev/null 2>&1 && zsh -c 'zmodload zsh/zpty' 2>/dev/null; then
+	mkdir -p "$T/zfp"
+	cp "$ZSHC" "$T/zfp/"
+	cat >"$T/zcomp.zsh" <<'EOF2'
+# zcomp.zsh FPATH_DIR BIN_DIR LINE WANT...: types LINE and TAB in an
+# interactive zsh, fails unless everything it shows has each WANT
+zmodload zsh/zpty
+fp=$1 bindir=$2 line=$3; shift 3
+zpty z 'zsh -f -i'
+zpty -w z "PROMPT='> '; path=($bindir \$path); fpath=($fp \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w -n z "$line"$'\t'
+all= out=
+for i in {1..80}; do
+  while zpty -r -t z out; do all+=$out; done
+  ok=1
+  for w in "$@"; do [[ $all == *"$w"* ]] || ok=0; done
+  (( ok )) && break
+  sleep 0.1
+done
+zpty -d z
+(( ok )) || { print -r -- "zsh showed: ${all//$'\e'\[[0-9;?]#[A-Za-z]/}"; exit 1; }
+EOF2
+	zc() { zsh -f "$T/zcomp.zsh" "$T/zfp" "$(dirname "$SP")" "$@" >"$T/zc.out" 2>&1 ||
+		{ cat "$T/zc.out"; fail "zsh: '$1' does not complete to $2..."; }; }
+	zc "stagepipe va" "stagepipe validate"
+	zc "stagepipe run --no" "--no-push"
+	zc "stagepipe run -f $top/pipelines/fastapi.yml --stage=" promote test
+	zc "stagepipe build -C $top/contrib/example-app --target=" builder runtime testing
+fi
+
 # 5. make uninstall leaves nothing but folders
 make -C "$top" --no-print-directory uninstall DESTDIR="$D" PREFIX=/usr >"$T/make.out" 2>&1 ||
 	{ cat "$T/make.out"; fail "make uninstall failed"; }
