@@ -117,6 +117,15 @@ stages:
     pytest: [-q]
 EOF
 
+# validate shows the key, and refuses a bad one with its position
+run "$BIN" validate -f "$P/stagepipe.yml"
+expect_rc 0
+expect_in out "target py3only; pytest -s; python /usr/bin/python3.11; timeout 1h"
+sed 's|python: python3.99|python: "python3 -X dev"|' "$P/stagepipe.yml" >"$T/bad.yml"
+run "$BIN" validate -f "$T/bad.yml"
+expect_rc 2
+expect_in err 'bad.yml:19:13: python "python3 -X dev" must be a program name (python3.12) or an absolute path (/opt/venv/bin/python), without spaces'
+
 stage() { run "$BIN" run -C "$P" --stage "$1"; }
 # the last line of the run's output: the reason
 last_line() { tail -n 1 "$T/out"; }
