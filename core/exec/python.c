@@ -173,7 +173,7 @@ int sp_python_check(const struct sp_python_info *info, const struct sp_stage *st
 }
 
 int sp_python_not_found(const struct sp_stage *st, const char *image, const char *why,
-			struct sp_error *err)
+			const char *python2, struct sp_error *err)
 {
 	const char *exec_ = why ? strstr(why, "exec: ") : NULL;
 	size_t len;
@@ -189,6 +189,11 @@ int sp_python_not_found(const struct sp_stage *st, const char *image, const char
 		return sp_error_set(err, SP_EFAILED, "cannot start python: %s (stage \"%s\") in %s%s%.*s",
 				    st->python, st->name, image, why ? ": " : "", (int)len,
 				    why ? why : "");
+	if (python2)
+		return sp_error_set(err, SP_EFAILED, "no Python 3 in %s: python is Python %s and "
+				    "python3 cannot be started from its PATH; install Python 3 in "
+				    "that target, or set python: in stage \"%s\" to the interpreter's "
+				    "absolute path", image, python2, st->name);
 	return sp_error_set(err, SP_EFAILED, "no Python in %s: neither python nor python3 "
 			    "can be started from its PATH; install Python in that target, or set "
 			    "python: in stage \"%s\" to the interpreter's absolute path", image,
@@ -229,7 +234,7 @@ int sp_python_find(struct sp_runner *runner, const struct sp_run_opts *base,
 	const char *cands[2];
 	size_t n = sp_python_candidates(st, cands), i;
 	char *image = sp_python_image_name(target, base->image);
-	char why[SP_ERROR_MSG_MAX] = "";
+	char why[SP_ERROR_MSG_MAX] = "", py2[32] = "";
 	int rc = 0;
 
 	*out = NULL;
@@ -256,13 +261,20 @@ int sp_python_find(struct sp_runner *runner, const struct sp_run_opts *base,
 		}
 		if (rc < 0)
 			goto out;
+		/* a `python` that is Python 2 (python-is-python2, old images) is
+		 * not what a pytest of today runs on: python3 next */
+		if (i + 1 < n && info->version && !strncmp(info->version, "2.", 2)) {
+			snprintf(py2, sizeof(py2), "%s", info->version);
+			continue;
+		}
 		if ((rc = sp_python_check(info, st, cands[i], image, err)) < 0)
 			goto out;
 		*out = sp_xstrdup(cands[i]);
 		goto out;
 	}
 	sp_error_clear(err);
-	rc = sp_python_not_found(st, image, *why ? why : NULL, err);
+	sp_python_info_release(info);
+	rc = sp_python_not_found(st, image, *why ? why : NULL, *py2 ? py2 : NULL, err);
 out:
 	free(image);
 	return rc;

@@ -12,7 +12,7 @@
  * `CANDIDATE -c SCRIPT`, where SCRIPT prints lines
  * "stagepipe-probe: KEY=VALUE" (executable, version, pytest,
  * pytest_cov, path).  A candidate that cannot be started (not on PATH,
- * not executable) makes way for the next.  The probe finds pytest and
+ * not executable), or a `python` that is Python 2, makes way for the next.  The probe finds pytest and
  * pytest-cov without importing them (importlib.util.find_spec), so it
  * costs one interpreter start.  A stage whose image lacks Python, or
  * pytest, or pytest-cov while the stage asks for --cov, fails with one
@@ -81,11 +81,12 @@ int sp_python_check(const struct sp_python_info *info, const struct sp_stage *st
 		    const char *candidate, const char *image, struct sp_error *err);
 
 /*
- * SP_EFAILED with one line in err: no candidate could be started
- * (why: the engine's reason for the last one, may be NULL).
+ * SP_EFAILED with one line in err: no candidate could be started (why:
+ * the engine's reason for the last one, may be NULL), or `python` was
+ * Python 2 (python2: its version, may be NULL) and python3 could not be.
  */
 int sp_python_not_found(const struct sp_stage *st, const char *image, const char *why,
-			struct sp_error *err);
+			const char *python2, struct sp_error *err);
 
 /*
  * One line saying which interpreter runs the tests:

@@ -138,6 +138,7 @@ struct step {
 	enum interrupt push_int;
 	/* the interpreter probe (core/exec/python.h) of a pytest stage */
 	const char *no_python;      /* space-separated names that cannot start */
+	const char *python2;        /* space-separated names that are Python 2.7.18 */
 	bool no_pytest, no_cov;     /* what the probe's interpreter lacks */
 	bool probe_silent;          /* the probe prints nothing of its own */
 	enum interrupt probe_int;
@@ -465,7 +466,7 @@ static int fake_probe(struct fake *f, const struct sp_run_opts *o, struct sp_run
 	exe = sp_xasprintf("/usr/bin/%s", o->cmd[0]);
 	say(o, "executable", exe);
 	free(exe);
-	say(o, "version", "3.11.2");
+	say(o, "version", word_in(s->python2, o->cmd[0]) ? "2.7.18" : "3.11.2");
 	say(o, "pytest", s->no_pytest ? "" : "7.2.1");
 	say(o, "pytest_cov", s->no_cov ? "" : "4.0.0");
 	say(o, "path", "/usr/local/bin:/usr/bin");
@@ -2383,6 +2384,39 @@ static void test_python3_when_no_python(void **state)
 	h_free(h);
 }
 
+/* a `python` that is Python 2 makes way for python3; one set by python: does not */
+static void test_python2_skipped(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml", .python2 = "python" } };
+	static const struct step both[] = { { .stage = "test", .python2 = "python",
+					      .no_python = "python3" } };
+	static const struct step key[] = { { .stage = "test", .junit = "pass-junit.xml",
+					     .coverage = "pass-coverage.xml", .python2 = "python2" } };
+	struct harness *h;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(h->fake.nprobes, 2);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python3");
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE(""), both, NSTEPS(both));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_contains(finished(h->rec, "test")->message, "no Python 3 in the image of target "
+			"\"testing\" (sha256:000000000000): python is Python 2.7.18 and python3 "
+			"cannot be started from its PATH");
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE("    python: python2\n"), key, NSTEPS(key));
+	assert_int_equal(h_run(h), 0);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python2");
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "(Python 2.7.18, the stage's python: "
+			   "python2)"));
+	h_free(h);
+}
+
 /* python: is the only candidate */
 static void test_python_key(void **state)
 {
@@ -2559,10 +2593,10 @@ static void test_python_pure(void **state)
 		assert_int_equal(sp_python_not_found(&st, "IMG", "cannot start `python3.12` in the "
 						     "image: POST /x: HTTP 400: OCI runtime create "
 						     "failed: exec: \"python3.12\": executable file "
-						     "not found in $PATH: unknown", &e), SP_EFAILED);
+						     "not found in $PATH: unknown", NULL, &e), SP_EFAILED);
 		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG: "
 				    "exec: \"python3.12\": executable file not found in $PATH");
-		assert_int_equal(sp_python_not_found(&st, "IMG", NULL, &e), SP_EFAILED);
+		assert_int_equal(sp_python_not_found(&st, "IMG", NULL, NULL, &e), SP_EFAILED);
 		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG");
 		st.python = NULL;
 	}
@@ -2715,6 +2749,7 @@ int main(void)
 		cmocka_unit_test(test_python_first),
 		cmocka_unit_test(test_python3_when_no_python),
 		cmocka_unit_test(test_python_key),
+		cmocka_unit_test(test_python2_skipped),
 		cmocka_unit_test(test_python_missing_pieces),
 		cmocka_unit_test(test_python_probe_silent),
 		cmocka_unit_test(test_python_probe_interrupted),
