@@ -11,7 +11,8 @@
 #                        any sanitizer report of any stagepipe process
 #   make fuzz, fuzz-smoke  libFuzzer targets (tests/fuzz/README.md)
 #   make demo            run the example pipeline on a real engine
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (binary, man pages, completions)
+#   make uninstall       removes what install put there
 #   make analyze         gcc -fanalyzer over the sources
 #   make clean
 #
@@ -21,6 +22,8 @@ VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 MANDIR    ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 BUILD     ?= build
 
 CC        ?= cc
@@ -298,17 +301,26 @@ fuzz-smoke-%: fuzz-build
 		printf '  FAIL   fuzz_%s (log: %s)\n' "$$n" "$$s.log"; tail -n 60 $$s.log; exit 1; \
 	fi
 
+# The binary, the man pages (docs/man/) and the bash and zsh completions
+# (contrib/completion/), under PREFIX, staged under DESTDIR.
 install: $(BIN)
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/stagepipe
+	install -m 644 docs/man/stagepipe.1 $(DESTDIR)$(MANDIR)/man1/stagepipe.1
+	install -m 644 docs/man/stagepipe.yml.5 $(DESTDIR)$(MANDIR)/man5/stagepipe.yml.5
+	install -m 644 contrib/completion/stagepipe.bash $(DESTDIR)$(BASHCOMPDIR)/stagepipe
+	install -m 644 contrib/completion/_stagepipe $(DESTDIR)$(ZSHCOMPDIR)/_stagepipe
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/stagepipe
+	rm -f $(DESTDIR)$(BINDIR)/stagepipe $(DESTDIR)$(MANDIR)/man1/stagepipe.1 \
+		$(DESTDIR)$(MANDIR)/man5/stagepipe.yml.5 $(DESTDIR)$(BASHCOMPDIR)/stagepipe \
+		$(DESTDIR)$(ZSHCOMPDIR)/_stagepipe
 
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -40,6 +40,8 @@ static void describe_stage(const struct sp_stage *st, struct sp_buf *b)
 		sp_buf_addstr(b, "; pytest");
 		for (i = 0; i < st->args.n; i++)
 			sp_buf_addf(b, " %s", st->args.items[i].s);
+		if (st->python)
+			sp_buf_addf(b, "; python %s", st->python);
 	} else if (st->kind == SP_STAGE_RUN) {
 		sp_buf_addstr(b, "; run");
 		for (i = 0; i < st->args.n; i++)

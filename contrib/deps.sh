@@ -22,7 +22,7 @@ libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev
 libsqlite3-dev libmicrohttpd-dev valgrind"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 BROWSER_PKGS="chromium fonts-dejavu-core"
-ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq"
+ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq groff-base man-db zsh"
 
 pkgs=$BUILD_PKGS
 browser=0

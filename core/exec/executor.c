@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/base/buf.h"
+#include "core/exec/python.h"
 #include "core/report/cobertura.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
@@ -658,6 +659,49 @@ static void report_artifacts(struct run *r, struct sp_stage_report *rep,
 	     res->artifacts_missing || res->artifacts_failed ? " (see the warnings above)" : "");
 }
 
+/*
+ * A pytest stage's interpreter (core/exec/python.h), probed in a container
+ * of the stage's image with the stage's env, user, workdir and limits.
+ * PASSED with *out set (the caller frees it); otherwise the stage's result,
+ * its message set.
+ */
+static enum sp_stage_result choose_python(struct run *r, struct sp_stage_report *rep,
+					  const struct plan *pl, const char *image,
+					  const struct sp_build_kv *labels, size_t nlabels,
+					  struct sp_cancel *cancel, char **out, struct sp_error *err)
+{
+	const struct sp_stage *st = rep->stage;
+	struct sp_python_info info = SP_PYTHON_INFO_INIT;
+	struct sp_run_opts ro;
+	char *line;
+	int rc;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.image = image;
+	ro.env = (const char *const *)pl->env;  /* not the secrets: the probe needs none */
+	ro.nenv = pl->nenv;
+	ro.user = st->user;
+	ro.workdir = st->workdir;
+	ro.memory = st->memory;
+	ro.nano_cpus = st->nano_cpus;
+	ro.labels = labels;
+	ro.nlabels = nlabels;
+	ro.cancel = sp_cancel_check;
+	ro.cancel_ud = cancel;
+	rc = sp_python_find(r->o->runner, &ro, st, st->target, out, &info, err);
+	if (rc == 0) {
+		line = sp_python_describe(&info, st, *out);
+		note(r, "%s", line);
+		free(line);
+	}
+	sp_python_info_release(&info);
+	if (rc == SP_ECANCELLED)
+		return interrupted(r, rep, cancel, "looking for the Python interpreter");
+	if (rc < 0)
+		set_message(rep, "%s", err->msg);
+	return rc == 0 ? SP_RESULT_PASSED : rc == SP_EFAILED ? SP_RESULT_FAILED : SP_RESULT_ERROR;
+}
+
 static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error *err)
 {
 	const struct sp_exec_opts *o = r->o;
@@ -673,6 +717,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_build_kv labels[5];
 	size_t nlabels = 4;
 	char **cmd = NULL, *reports = NULL, *stage_dir = NULL, *artifacts_dest = NULL;
+	char *python = NULL;
 	const char **env = NULL, **artifact_paths = NULL;
 	struct sp_build_kv *args = NULL;
 	size_t ncmd = 0, nenv = 0, i;
@@ -754,9 +799,14 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	}
 
 	/* run the command */
+	if (st->kind == SP_STAGE_PYTEST &&
+	    (result = choose_python(r, rep, pl, br.image_id, labels, nlabels, &cancel, &python,
+				    err)) != SP_RESULT_PASSED)
+		goto out;
 	cmd = sp_xcalloc(pl->nargs + 8, sizeof(*cmd));
 	if (st->kind == SP_STAGE_PYTEST) {
-		cmd[ncmd++] = sp_xstrdup("python");
+		cmd[ncmd++] = python;
+		python = NULL;  /* owned by cmd */
 		cmd[ncmd++] = sp_xstrdup("-m");
 		cmd[ncmd++] = sp_xstrdup("pytest");
 		for (i = 0; i < pl->nargs; i++)
@@ -850,6 +900,7 @@ out:
 	free(artifacts_dest);
 	free(artifact_paths);
 	free(args);
+	free(python);
 	sp_build_result_release(&br);
 	return result;
 }

@@ -50,7 +50,7 @@ static const char *const build_keys[] = {
 static const char *const stage_keys[] = {
 	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
 	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus",
-	"artifacts", "matrix", NULL,
+	"artifacts", "matrix", "python", NULL,
 };
 static const char *const coverage_keys[] = { "min", NULL };
 static const char *const health_keys[] = { "port", "path", "timeout", NULL };
@@ -593,6 +593,27 @@ bool sp_stage_measures_coverage(const struct sp_stage *st)
 	return false;
 }
 
+/*
+ * A stage's python: the interpreter's argv[0], looked up on the
+ * container's PATH by the engine when it is a name: a name of
+ * [A-Za-z0-9._+-] not starting with '-', or an absolute path without
+ * spaces or control characters.
+ */
+static bool python_ok(const char *s)
+{
+	const char *c;
+
+	if (s[0] == '/') {
+		for (c = s; *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f)
+				return false;
+		return strlen(s) > 1;
+	}
+	return s[0] != '-' && s[0] != '.' &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-") ==
+	       strlen(s);
+}
+
 /* ---- matrix: ---- */
 
 /* One key of a matrix: its name and its list of values. */
@@ -770,6 +791,7 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 	const struct sp_ynode *name = sp_ynode_get(n, "name");
 	const struct sp_ynode *pytest = NULL, *run = NULL, *coverage = NULL, *tags = NULL;
 	const struct sp_ynode *push = NULL, *allow_no_tests = NULL, *artifacts = NULL;
+	const struct sp_ynode *python = NULL;
 	char where[STAGE_NAME_MAX + 32];
 	size_t i;
 
@@ -845,6 +867,12 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 		} else if (!strcmp(key, "artifacts")) {
 			artifacts = v;
 			load_artifacts(L, st, v);
+		} else if (!strcmp(key, "python")) {
+			python = v;
+			if (get_nonempty(L, v, "python", &st->python) && !python_ok(st->python))
+				sp_diags_add(L->diags, AT(v), "python \"%s\" must be a program name "
+					     "(python3.12) or an absolute path (/opt/venv/bin/python), "
+					     "without spaces", st->python);
 		} else if (!strcmp(key, "allow_no_tests")) {
 			allow_no_tests = v;
 			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
@@ -869,6 +897,9 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 	if (allow_no_tests && !pytest)
 		sp_diags_add(L->diags, AT(allow_no_tests),
 			     "allow_no_tests needs a pytest stage (%s has no \"pytest\")", where);
+	if (python && !pytest)
+		sp_diags_add(L->diags, AT(python),
+			     "python needs a pytest stage (%s has no \"pytest\")", where);
 	if (coverage && pytest && st->has_coverage_min && !sp_stage_measures_coverage(st))
 		sp_diags_add(L->diags, AT(coverage),
 			     "coverage.min needs coverage measured: add --cov=PACKAGE to pytest");
@@ -1453,6 +1484,7 @@ void sp_pipeline_free(struct sp_pipeline *p)
 		free(st->health.path);
 		free(st->user);
 		free(st->workdir);
+		free(st->python);
 	}
 	free(p->stages);
 	free(p->order);

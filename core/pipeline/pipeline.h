@@ -65,7 +65,7 @@ struct sp_varlist {
 
 enum sp_stage_kind {
 	SP_STAGE_BUILD,   /* only build the target (e.g. promote) */
-	SP_STAGE_PYTEST,  /* python -m pytest ARGS in a container of the target */
+	SP_STAGE_PYTEST,  /* PYTHON -m pytest ARGS in a container of the target */
 	SP_STAGE_RUN,     /* a command in a container of the target */
 };
 
@@ -110,6 +110,10 @@ struct sp_stage {
 	struct sp_varlist env;
 	char *user;                 /* container user; NULL: the image's */
 	char *workdir;              /* container working dir; NULL: the image's */
+	/* pytest stages: the interpreter (a name looked up on the container's
+	 * PATH, or an absolute path); NULL: python, else python3
+	 * (core/exec/python.h) */
+	char *python;
 	int64_t memory;             /* container memory limit in bytes; 0: none */
 	int64_t nano_cpus;          /* CPU limit in 1e-9 CPUs; 0: none */
 	struct sp_strlist needs;

@@ -38,6 +38,7 @@
 #include "core/base/error.h"
 #include "core/exec/events.h"
 #include "core/exec/executor.h"
+#include "core/exec/python.h"
 #include "core/base/fsutil.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/vars.h"
@@ -135,6 +136,12 @@ struct step {
 	const char *push_msg;
 	unsigned push_fail_at;
 	enum interrupt push_int;
+	/* the interpreter probe (core/exec/python.h) of a pytest stage */
+	const char *no_python;      /* space-separated names that cannot start */
+	const char *python2;        /* space-separated names that are Python 2.7.18 */
+	bool no_pytest, no_cov;     /* what the probe's interpreter lacks */
+	bool probe_silent;          /* the probe prints nothing of its own */
+	enum interrupt probe_int;
 };
 
 enum op { OP_BUILD, OP_RUN, OP_HEALTH, OP_PUSH, OP_TAG };
@@ -169,6 +176,18 @@ struct call {
 
 #define MAX_CALLS 64
 
+/* One interpreter probe (kept apart from the calls, which stay the stage's
+ * own operations). */
+struct probe {
+	char *stage;
+	char *argv0;
+	struct strv env;
+	char *user, *workdir;
+	enum sp_network network;
+	bool has_reports, has_mask;
+	int rc;
+};
+
 struct fake {
 	struct sp_runner base;      /* first: the executor sees only this */
 	const struct step *steps;
@@ -180,6 +199,8 @@ struct fake {
 	unsigned pushes;            /* of the current stage */
 	unsigned nbuilds;
 	unsigned npush_total;
+	struct probe probes[MAX_CALLS];
+	size_t nprobes;
 	bool signalled;             /* the job's Ctrl-C flag */
 	unsigned cancel_polls;
 	bool freed;
@@ -383,17 +404,90 @@ static void copy_reports(const struct step *s, const char *dest)
 	}
 }
 
+static bool word_in(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+	const char *p = list;
+
+	while (p && *p) {
+		if (!strncmp(p, w, n) && (p[n] == ' ' || !p[n]))
+			return true;
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+static void say(const struct sp_run_opts *o, const char *key, const char *v)
+{
+	char *line = sp_xasprintf(SP_PYTHON_PROBE_MARK "%s=%s", key, v);
+
+	o->log(o->log_ud, SP_STREAM_STDOUT, line, strlen(line));
+	free(line);
+}
+
+/* The interpreter probe, answered as the step says. */
+static int fake_probe(struct fake *f, const struct sp_run_opts *o, struct sp_run_result *res,
+		      struct sp_error *err)
+{
+	const char *stage = label_of(o->labels, o->nlabels, "io.stagepipe.stage");
+	const struct step *s = step_of(f, stage);
+	struct probe *p;
+	char *exe;
+	size_t i;
+	int rc;
+
+	if (f->nprobes == MAX_CALLS)
+		fail_msg("more than %d probes", MAX_CALLS);
+	p = &f->probes[f->nprobes++];
+	memset(p, 0, sizeof(*p));
+	p->stage = xstrdup_or_null(stage);
+	p->argv0 = sp_xstrdup(o->cmd[0]);
+	for (i = 0; i < o->nenv; i++)
+		strv_push(&p->env, o->env[i]);
+	p->user = xstrdup_or_null(o->user);
+	p->workdir = xstrdup_or_null(o->workdir);
+	p->network = o->network;
+	p->has_reports = o->reports_dir || o->reports_dest;
+	p->has_mask = o->mask != NULL;
+	if ((rc = cancelled_already(o->cancel, o->cancel_ud, err)) < 0)
+		return p->rc = rc;
+	if (s->probe_int == INT_HANG || s->probe_int == INT_SIGNAL)
+		return p->rc = hang(f, s->probe_int, o->cancel, o->cancel_ud, err);
+	if (word_in(s->no_python, o->cmd[0]))
+		return p->rc = sp_error_set(err, SP_EFAILED, "cannot start `%s` in the image: exec: "
+					    "\"%s\": executable file not found in $PATH", o->cmd[0],
+					    o->cmd[0]);
+	res->exit_code = 0;
+	if (s->probe_silent)
+		return 0;
+	o->log(o->log_ud, SP_STREAM_STDOUT, "sitecustomize says hello", 24);
+	exe = sp_xasprintf("/usr/bin/%s", o->cmd[0]);
+	say(o, "executable", exe);
+	free(exe);
+	say(o, "version", word_in(s->python2, o->cmd[0]) ? "2.7.18" : "3.11.2");
+	say(o, "pytest", s->no_pytest ? "" : "7.2.1");
+	say(o, "pytest_cov", s->no_cov ? "" : "4.0.0");
+	say(o, "path", "/usr/local/bin:/usr/bin");
+	return 0;
+}
+
 static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 		    struct sp_run_result *res, struct sp_error *err)
 {
 	struct fake *f = (struct fake *)r;
-	struct call *c = new_call(f, OP_RUN, o->cancel, o->cancel_ud, o->labels, o->nlabels);
-	const struct step *s = step_of(f, c->stage);
+	struct call *c;
+	const struct step *s;
 	size_t i;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
+	if (o->ncmd == 3 && !strcmp(o->cmd[1], "-c") && !strcmp(o->cmd[2], sp_python_probe_script))
+		return fake_probe(f, o, res, err);
+	c = new_call(f, OP_RUN, o->cancel, o->cancel_ud, o->labels, o->nlabels);
+	s = step_of(f, c->stage);
 	c->image = xstrdup_or_null(o->image);
 	for (i = 0; i < o->ncmd; i++)
 		strv_push(&c->argv, o->cmd[i]);
@@ -826,6 +920,14 @@ static void h_free(struct harness *h)
 
 	for (i = 0; i < h->fake.ncalls; i++)
 		call_release(&h->fake.calls[i]);
+	for (i = 0; i < h->fake.nprobes; i++) {
+		struct probe *p = &h->fake.probes[i];
+		free(p->stage);
+		free(p->argv0);
+		strv_release(&p->env);
+		free(p->user);
+		free(p->workdir);
+	}
 	free(h->fake.cur_stage);
 	sp_events_release(&h->events);
 	sp_pipeline_free(h->p);
@@ -2316,6 +2418,288 @@ static void test_work_dir_missing(void **state)
 	h_free(h);
 }
 
+
+/* ---- the interpreter (core/exec/python.h) ---- */
+
+#define PY_STAGE(extra) \
+	"stages:\n  - name: test\n    target: testing\n    pytest: [-q, --cov=app]\n" \
+	"    user: \"1000\"\n    workdir: /src\n    env: { APP_ENV: test }\n" extra
+
+/* python first; the probe runs as the tests will, without network or reports */
+static void test_python_first(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml" } };
+	struct harness *h;
+	const struct probe *p;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(h->fake.nprobes, 1);
+	p = &h->fake.probes[0];
+	assert_string_equal(p->argv0, "python");
+	assert_string_equal(p->stage, "test");
+	assert_true(strv_has(&p->env, "APP_ENV=test"));
+	assert_string_equal(p->user, "1000");
+	assert_string_equal(p->workdir, "/src");
+	assert_int_equal(p->network, SP_NETWORK_NONE);
+	assert_false(p->has_reports);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python");
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "python: /usr/bin/python (Python 3.11.2, "
+			   "python on the image's PATH), pytest 7.2.1, pytest-cov 4.0.0"));
+	/* the probe's own output is not the stage's */
+	assert_false(logged(h->rec, "test", SP_STREAM_STDOUT, "sitecustomize says hello"));
+	assert_false(logged(h->rec, "test", SP_STREAM_STDOUT, SP_PYTHON_PROBE_MARK));
+	h_free(h);
+}
+
+/* an image with only python3 runs the tests with python3 */
+static void test_python3_when_no_python(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml", .no_python = "python" } };
+	struct harness *h;
+	char *argv;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(h->fake.nprobes, 2);
+	assert_string_equal(h->fake.probes[0].argv0, "python");
+	assert_int_equal(h->fake.probes[0].rc, SP_EFAILED);
+	assert_string_equal(h->fake.probes[1].argv0, "python3");
+	argv = strv_join(&find_call(&h->fake, OP_RUN, "test")->argv);
+	assert_string_equal(argv, "python3 -m pytest -q --cov=app "
+			    "--junitxml=" SP_REPORTS_DIR "/junit.xml "
+			    "--cov-report=xml:" SP_REPORTS_DIR "/coverage.xml");
+	free(argv);
+	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_PASSED);
+	h_free(h);
+}
+
+/* a `python` that is Python 2 makes way for python3; one set by python: does not */
+static void test_python2_skipped(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml", .python2 = "python" } };
+	static const struct step both[] = { { .stage = "test", .python2 = "python",
+					      .no_python = "python3" } };
+	static const struct step key[] = { { .stage = "test", .junit = "pass-junit.xml",
+					     .coverage = "pass-coverage.xml", .python2 = "python2" } };
+	struct harness *h;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(h->fake.nprobes, 2);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python3");
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE(""), both, NSTEPS(both));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_contains(finished(h->rec, "test")->message, "no Python 3 in the image of target "
+			"\"testing\" (sha256:000000000000): python is Python 2.7.18 and python3 "
+			"cannot be started from its PATH");
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE("    python: python2\n"), key, NSTEPS(key));
+	assert_int_equal(h_run(h), 0);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python2");
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "(Python 2.7.18, the stage's python: "
+			   "python2)"));
+	h_free(h);
+}
+
+/* python: is the only candidate */
+static void test_python_key(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml" } };
+	static const struct step gone[] = { { .stage = "test", .no_python = "/opt/py/bin/python3" } };
+	struct harness *h;
+	const struct rec_report *rep;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE("    python: /opt/py/bin/python3\n"), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(h->fake.nprobes, 1);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "/opt/py/bin/python3");
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "the stage's python: /opt/py/bin/python3"));
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE("    python: /opt/py/bin/python3\n"), gone, NSTEPS(gone));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_int_equal(h->fake.nprobes, 1);
+	rep = finished(h->rec, "test");
+	assert_int_equal(rep->result, SP_RESULT_FAILED);
+	assert_contains(rep->message, "cannot start python: /opt/py/bin/python3 (stage \"test\") in "
+			"the image of target \"testing\" (sha256:");
+	assert_contains(rep->message, "executable file not found");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	h_free(h);
+}
+
+/* no interpreter, no pytest, no pytest-cov: one line each, exit 1, no test run */
+static void test_python_missing_pieces(void **state)
+{
+	static const struct step nopy[] = { { .stage = "test", .no_python = "python python3" } };
+	static const struct step nopytest[] = { { .stage = "test", .no_python = "python",
+						  .no_pytest = true } };
+	static const struct step nocov[] = { { .stage = "test", .no_cov = true } };
+	static const struct step nocov_ok[] = { { .stage = "test", .no_cov = true,
+						  .junit = "pass-junit.xml" } };
+	struct harness *h;
+	const struct rec_report *rep;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), nopy, NSTEPS(nopy));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	rep = finished(h->rec, "test");
+	assert_int_equal(rep->result, SP_RESULT_FAILED);
+	assert_contains(rep->message, "no Python in the image of target \"testing\" (sha256:");
+	assert_contains(rep->message, "neither python nor python3");
+	assert_null(strchr(rep->message, '\n'));
+	assert_int_equal(h->fake.nprobes, 2);
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE(""), nopytest, NSTEPS(nopytest));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	rep = finished(h->rec, "test");
+	assert_string_equal(rep->message, "no pytest in the image of target \"testing\" "
+			    "(sha256:000000000000"
+			    "): /usr/bin/python3 (Python 3.11.2, python3 on the image's PATH) cannot "
+			    "import pytest; install pytest in that target, or set python: in stage "
+			    "\"test\" to an interpreter that has it");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE(""), nocov, NSTEPS(nocov));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	rep = finished(h->rec, "test");
+	assert_contains(rep->message, "--cov needs the pytest-cov plugin, which /usr/bin/python "
+			"(Python 3.11.2, python on the image's PATH) in the image of target "
+			"\"testing\"");
+	assert_contains(rep->message, "drop --cov (and coverage.min) from stage \"test\"");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	h_free(h);
+
+	/* without --cov, pytest-cov is not needed */
+	h = h_new(HEAD "stages:\n  - name: test\n    target: testing\n    pytest: [-q]\n",
+		  nocov_ok, NSTEPS(nocov_ok));
+	assert_int_equal(h_run(h), 0);
+	h_free(h);
+}
+
+/* a probe that prints nothing of its own does not stop the tests */
+static void test_python_probe_silent(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml", .probe_silent = true } };
+	struct harness *h;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "the probe said nothing"));
+	h_free(h);
+}
+
+/* the stage's deadline and Ctrl-C reach the probe */
+static void test_python_probe_interrupted(void **state)
+{
+	static const struct step hang_[] = { { .stage = "test", .probe_int = INT_HANG } };
+	static const struct step sig[] = { { .stage = "test", .probe_int = INT_SIGNAL } };
+	struct harness *h;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE("    timeout: 100ms\n"), hang_, NSTEPS(hang_));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_contains(finished(h->rec, "test")->message,
+			"timed out after 100ms while looking for the Python interpreter");
+	h_free(h);
+
+	h = h_new(HEAD PY_STAGE(""), sig, NSTEPS(sig));
+	assert_int_equal(h_run(h), SP_ECANCELLED);
+	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_CANCELLED);
+	h_free(h);
+}
+
+/* the pure parts: candidates, probe lines, image names */
+static void test_python_pure(void **state)
+{
+	struct sp_python_info info = SP_PYTHON_INFO_INIT;
+	struct sp_stage st;
+	const char *c[2];
+	char name[] = "t", py[] = "python3.12";
+	char *s;
+	static const char *const lines[] = {
+		"noise",
+		SP_PYTHON_PROBE_MARK "executable=/opt/venv/bin/python",
+		SP_PYTHON_PROBE_MARK "version=3.12.1\r",
+		SP_PYTHON_PROBE_MARK "pytest=?",
+		SP_PYTHON_PROBE_MARK "pytest_cov=",
+		SP_PYTHON_PROBE_MARK "path=",
+		SP_PYTHON_PROBE_MARK "unknown=1",
+		SP_PYTHON_PROBE_MARK "no equals sign",
+	};
+	size_t i;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	st.name = name;
+	assert_int_equal(sp_python_candidates(&st, c), 2);
+	assert_string_equal(c[0], "python");
+	assert_string_equal(c[1], "python3");
+	st.python = py;
+	assert_int_equal(sp_python_candidates(&st, c), 1);
+	assert_string_equal(c[0], "python3.12");
+	st.python = NULL;
+
+	sp_python_info_feed(&info, "noise", 5);
+	assert_false(info.seen);
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		sp_python_info_feed(&info, lines[i], strlen(lines[i]));
+	assert_true(info.seen);
+	assert_string_equal(info.executable, "/opt/venv/bin/python");
+	assert_string_equal(info.version, "3.12.1");
+	assert_string_equal(info.pytest, "?");
+	assert_null(info.pytest_cov);
+	assert_string_equal(info.path, "");
+	s = sp_python_describe(&info, &st, "python");
+	assert_string_equal(s, "python: /opt/venv/bin/python (Python 3.12.1, python on the image's "
+			    "PATH), pytest ?");
+	free(s);
+	sp_python_info_release(&info);
+	sp_python_info_release(NULL);
+
+	s = sp_python_image_name("testing", "sha256:0123456789abcdef0123");
+	assert_string_equal(s, "the image of target \"testing\" (sha256:0123456789ab)");
+	free(s);
+	s = sp_python_image_name("t", "app:1");
+	assert_string_equal(s, "the image of target \"t\" (app:1)");
+	free(s);
+	/* the runtime's reason, trimmed to what went wrong */
+	{
+		struct sp_error e = SP_ERROR_INIT;
+		st.python = py;
+		assert_int_equal(sp_python_not_found(&st, "IMG", "cannot start `python3.12` in the "
+						     "image: POST /x: HTTP 400: OCI runtime create "
+						     "failed: exec: \"python3.12\": executable file "
+						     "not found in $PATH: unknown", NULL, &e), SP_EFAILED);
+		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG: "
+				    "exec: \"python3.12\": executable file not found in $PATH");
+		assert_int_equal(sp_python_not_found(&st, "IMG", NULL, NULL, &e), SP_EFAILED);
+		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG");
+		st.python = NULL;
+	}
+	/* the probe script names every key the parser reads */
+	assert_non_null(strstr(sp_python_probe_script, "'executable'"));
+	assert_non_null(strstr(sp_python_probe_script, "'pytest_cov'"));
+	assert_non_null(strstr(sp_python_probe_script, SP_PYTHON_PROBE_MARK));
+}
+
 /* ---- the final event ---- */
 
 static void test_pipeline_finished_carries_every_report(void **state)
@@ -2458,6 +2842,14 @@ int main(void)
 		cmocka_unit_test(test_permit_wait_interrupted),
 		cmocka_unit_test(test_skip),
 		cmocka_unit_test(test_work_dir_missing),
+		cmocka_unit_test(test_python_first),
+		cmocka_unit_test(test_python3_when_no_python),
+		cmocka_unit_test(test_python_key),
+		cmocka_unit_test(test_python2_skipped),
+		cmocka_unit_test(test_python_missing_pieces),
+		cmocka_unit_test(test_python_probe_silent),
+		cmocka_unit_test(test_python_probe_interrupted),
+		cmocka_unit_test(test_python_pure),
 		cmocka_unit_test(test_pipeline_finished_carries_every_report),
 		cmocka_unit_test_teardown(test_coverage_message_rounds_down, free_harness),
 		cmocka_unit_test_teardown(test_run_stage_timeout_wording, free_harness),

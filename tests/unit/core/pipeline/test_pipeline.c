@@ -16,6 +16,7 @@
 #include "core/yaml/diag.h"
 #include "core/base/error.h"
 #include "core/pipeline/pipeline.h"
+#include "core/base/xalloc.h"
 #include "core/pipeline/vars.h"
 
 /* ---- helpers ---- */
@@ -99,6 +100,26 @@ static void check_bad(void **state)
 #define HEAD "version: 1\nname: app\n"
 #define STAGE1 "stages:\n  - name: test\n    target: testing\n"
 
+static void test_python_key(void **state)
+{
+	static const char *const ok[] = { "python3", "python3.12", "/opt/venv/bin/python",
+					  "pypy3", "python3.13t" };
+	struct sp_pipeline *p;
+	size_t i;
+
+	(void)state;
+	p = load_ok(HEAD STAGE1 "    pytest: []\n");
+	assert_null(p->stages[0].python);
+	sp_pipeline_free(p);
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char *y = sp_xasprintf(HEAD STAGE1 "    pytest: []\n    python: %s\n", ok[i]);
+		p = load_ok(y);
+		assert_string_equal(p->stages[0].python, ok[i]);
+		sp_pipeline_free(p);
+		free(y);
+	}
+}
+
 static const struct bad_case bad_cases[] = {
 	/* YAML syntax */
 	{ "syntax_unclosed_flow", HEAD "stages: [a, b\n", 4, 1, "YAML syntax" },
@@ -177,6 +198,13 @@ static const struct bad_case bad_cases[] = {
 	{ "memory_overflow", HEAD STAGE1 "    memory: 9000000000g\n", 6, 13, "memory must be a size like 512m" },
 	{ "cpus_zero", HEAD STAGE1 "    cpus: 0\n", 6, 11, "cpus must be more than 0" },
 	{ "workdir_relative", HEAD STAGE1 "    workdir: app\n", 6, 14, "absolute path" },
+	{ "python_run", HEAD STAGE1 "    run: make\n    python: python3\n", 7, 13, "python needs a pytest stage" },
+	{ "python_empty", HEAD STAGE1 "    pytest: []\n    python: \"\"\n", 7, 13, "python must not be empty" },
+	{ "python_space", HEAD STAGE1 "    pytest: []\n    python: \"python -X dev\"\n", 7, 13, "a program name (python3.12) or an absolute path" },
+	{ "python_option", HEAD STAGE1 "    pytest: []\n    python: -m\n", 7, 13, "a program name" },
+	{ "python_relative", HEAD STAGE1 "    pytest: []\n    python: .venv/bin/python\n", 7, 13, "a program name" },
+	{ "python_list", HEAD STAGE1 "    pytest: []\n    python: [python3]\n", 7, 13, "python must be a string" },
+	{ "python_typo", HEAD STAGE1 "    pytest: []\n    pyhton: python3\n", 7, 5, "did you mean \"python\"" },
 	{ "allow_no_tests_run", HEAD STAGE1 "    run: make\n    allow_no_tests: true\n", 7, 21, "allow_no_tests needs a pytest stage" },
 	{ "coverage_negative", HEAD STAGE1 "    pytest: []\n    coverage: {min: -5}\n", 7, 21, "between 0 and 100" },
 	{ "coverage_string", HEAD STAGE1 "    pytest: []\n    coverage: {min: \"80\"}\n", 7, 21, "must be a number, not a string" },
@@ -709,6 +737,7 @@ int main(void)
 	const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_reference_pipeline),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_python_key),
 		cmocka_unit_test(test_order_follows_needs),
 		cmocka_unit_test(test_run_list_and_env),
 		cmocka_unit_test(test_anchors_and_merge),
