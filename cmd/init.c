@@ -37,7 +37,7 @@ const struct sp_cmd sp_cmd_init = {
 	"  Dockerfile      when there is none: builder / runtime / testing, the base\n"
 	"                  image an ARG (BASE_IMAGE, default python:3.X-slim from\n"
 	"                  requires-python), non-root runtime; pip installs only what\n"
-	"                  the base image lacks (uv sync --locked with uv.lock)\n"
+	"                  the base image lacks (uv, held to uv.lock, when there is one)\n"
 	"  .dockerignore   when there is none\n"
 	"  " SP_INIT_DEPS_SCRIPT "\n"
 	"                  with the Dockerfile: what it runs to find what pip (or uv)\n"

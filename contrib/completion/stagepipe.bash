@@ -8,7 +8,7 @@
 # and --target from the Dockerfile's `FROM ... AS name` lines.
 # Keep it true to `stagepipe help COMMAND` and stagepipe(1).
 
-_stagepipe_commands="run validate build context push prune serve agent help"
+_stagepipe_commands="run validate build context push prune serve agent init help"
 
 # The -f/--file and -C of the words typed so far.
 _stagepipe_file_opts()
@@ -68,7 +68,7 @@ _stagepipe()
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return 0
 		;;
-	-C)
+	-C | --artifacts)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -d -- "$cur"))
 		return 0
@@ -95,7 +95,7 @@ _stagepipe()
 		return 0
 		;;
 	--repo | --ref | --sha | --job-id | --event-ref | --agent | --runner-labels | \
-		-t | --tag | --server | --name | --capacity | --labels)
+		-t | --tag | --server | --name | --capacity | --labels | --artifacts-max-bytes)
 		return 0
 		;;
 	esac
@@ -103,8 +103,8 @@ _stagepipe()
 	case $cmd in
 	run)
 		opts="-f --file -C --clean --repo --ref --sha --stage --no-push --json --junit
-		      --coverage --docker-host --job-id --event --event-ref --permit-stdin
-		      --agent --runner-labels"
+		      --coverage --artifacts --artifacts-max-bytes --docker-host --job-id --event
+		      --event-ref --permit-stdin --agent --runner-labels"
 		;;
 	validate) opts="-f --file -q --quiet" ;;
 	build)
@@ -118,6 +118,14 @@ _stagepipe()
 	agent)
 		opts="--server --token-file --name --capacity --labels --docker-host --ca-file
 		      --stagepipe"
+		;;
+	init)
+		opts="-f --force"
+		if [[ $cur != -* ]]; then
+			compopt -o filenames 2>/dev/null
+			COMPREPLY=($(compgen -d -- "$cur"))
+			return 0
+		fi
 		;;
 	help)
 		((COMP_CWORD == 2)) &&
