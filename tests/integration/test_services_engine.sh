@@ -240,3 +240,18 @@ expect_rc 130
 grep -F '"service":"echo","state":"removed"' "$T/out" >/dev/null || fail "no removed event after SIGINT"
 expect_none_left "after SIGINT"
 echo "SIGINT mid-test: exit 130, services and test container gone"
+
+# ---- 6. where the engine has networks: a per-job network, names as aliases ---------
+# (build.network default; this engine has no "bridge" for builds, so the
+# Dockerfile has no RUN step and the stage runs python3 -m pytest itself)
+pipeline 'X: "1"' '{port: 7000}' |
+	sed 's/    pytest: \[-v, -p, no:cacheprovider\]/    run: [python3, -m, pytest, -v, -p, no:cacheprovider]/' \
+		>"$P/stagepipe.yml"
+sed -i '/^RUN /d' "$P/Dockerfile"
+grep -q 'run: \[python3' "$P/stagepipe.yml" || fail "could not make the run: variant"
+BUILD_NETWORK=default run "$BIN" run -C "$P" --json
+expect_rc 0
+grep -qF 'test_echo_service_answers PASSED' "$T/out" || { cat "$T/out"; fail "echo not reached"; }
+grep -qF 'test_web_service_answers PASSED' "$T/out" || { cat "$T/out"; fail "web not reached"; }
+expect_none_left "after a run on a per-job network"
+echo "per-job network: echo and web reached by alias, network and containers gone"
