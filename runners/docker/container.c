@@ -676,6 +676,51 @@ out:
 	return rc;
 }
 
+int sp_network_list_labelled(struct sp_engine *e, const char *label, sp_container_each_fn fn,
+			     void *ud, struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT, path = SP_BUF_INIT;
+	cJSON *filters = cJSON_CreateObject(), *arr, *list = NULL;
+	const cJSON *n;
+	char *json = NULL;
+	int rc;
+
+	arr = cJSON_AddArrayToObject(filters, "label");
+	cJSON_AddItemToArray(arr, cJSON_CreateString(label));
+	json = sp_xjson_print(filters);
+	sp_buf_addstr(&path, "/networks?filters=");
+	sp_engine_urlencode(&path, json);
+	if ((rc = sp_engine_call(e, "GET", path.data, NULL, &out, err)) < 0)
+		goto out;
+	list = cJSON_ParseWithLength(out.data, out.len);
+	cJSON_ArrayForEach(n, list) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(n, "Id");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "Name");
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(n, "Labels");
+		const cJSON *job = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job");
+		const cJSON *owner = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner");
+		const cJSON *agent = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.agent");
+		struct sp_container_summary cs;
+		if (!cJSON_IsString(id))
+			continue;
+		cs.id = id->valuestring;
+		cs.name = cJSON_IsString(name) ? name->valuestring : "";
+		cs.state = "";
+		cs.job = cJSON_IsString(job) ? job->valuestring : "";
+		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
+		cs.agent = cJSON_IsString(agent) ? agent->valuestring : "";
+		if (fn(ud, &cs) < 0)
+			break;
+	}
+out:
+	cJSON_Delete(list);
+	cJSON_Delete(filters);
+	free(json);
+	sp_buf_release(&out);
+	sp_buf_release(&path);
+	return rc;
+}
+
 bool sp_container_owner_alive(const struct sp_container_summary *c, const char *host)
 {
 	const char *colon = strrchr(c->owner, ':');

@@ -123,6 +123,10 @@ typedef int (*sp_container_each_fn)(void *ud, const struct sp_container_summary 
 int sp_container_list_labelled(struct sp_engine *e, const char *label,
 			       sp_container_each_fn fn, void *ud, struct sp_error *err);
 
+/* The same for networks (a stage's services' network): state is "". */
+int sp_network_list_labelled(struct sp_engine *e, const char *label, sp_container_each_fn fn,
+			     void *ud, struct sp_error *err);
+
 /*
  * Might the run that created c (label io.stagepipe.owner "host:pid") still
  * be going?  A run of this machine (host: its gethostname) is asked

@@ -255,3 +255,37 @@ grep -qF 'test_echo_service_answers PASSED' "$T/out" || { cat "$T/out"; fail "ec
 grep -qF 'test_web_service_answers PASSED' "$T/out" || { cat "$T/out"; fail "web not reached"; }
 expect_none_left "after a run on a per-job network"
 echo "per-job network: echo and web reached by alias, network and containers gone"
+
+# ---- 7. kill -9 mid-test: what is left is what `stagepipe prune` knows -------------
+# (only --dry-run: the engine is shared, so this test removes its own leftovers)
+marker=$(rnd 3)
+pipeline "SLOW: \"$marker\"" '{port: 7000}' |
+	sed 's/    pytest: \[-v, -p, no:cacheprovider\]/    run: [python3, -m, pytest, -v, -p, no:cacheprovider]/' \
+		>"$P/stagepipe.yml"
+BUILD_NETWORK=default "$BIN" run -C "$P" --json >"$T/killed" 2>"$T/err" &
+pid=$!
+i=0
+until grep -qF "test_web_service_answers PASSED" "$T/killed"; do
+	i=$((i + 1))
+	[ $i -lt 1200 ] || { cat "$T/killed" "$T/err"; fail "the slow test never started (kill -9)"; }
+	sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+pid=
+run "$BIN" prune --dry-run
+expect_rc 0
+job=$(jq -r 'select(.event == "pipeline_started") | .job' "$T/killed")
+[ -n "$job" ] || fail "no job id"
+grep -qF "would remove network stagepipe-$job-test (job $job)" "$T/out" ||
+	{ cat "$T/out"; fail "prune does not know the services' network"; }
+[ "$(grep -c "would remove .* (job $job, " "$T/out")" -ge 3 ] ||
+	{ cat "$T/out"; fail "prune does not know the services' and test's containers"; }
+for c in $(labelled); do # ours: containers first, then the network
+	curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://localhost/containers/$c?force=1"
+done
+for c in $(labelled); do
+	curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://localhost/networks/$c"
+done
+expect_none_left "after removing what kill -9 left"
+echo "kill -9: prune --dry-run lists the services, the test container and the network"
