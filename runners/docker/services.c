@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,9 +291,40 @@ int sp_docker_services_logs(struct sp_services *s, size_t i, unsigned tail, sp_r
 	return sp_container_tail_masked(s->engine, s->ids[i], tail, s->mask, log, log_ud, err);
 }
 
+/* How long down waits for an engine that went away (as runner.c's run does). */
+#define ENGINE_BACK_MS (60 * 1000)
+
+/* Removes container id; when the engine is gone, waits for it once. */
+static int remove_waiting(struct sp_services *s, const char *id, bool *waited,
+			  struct sp_error *err)
+{
+	int64_t deadline;
+
+	if (sp_container_remove(s->engine, id, err) == 0 || *waited || sp_engine_ping(s->engine))
+		return err->code ? err->code : 0;
+	*waited = true;
+	if (s->log) {
+		char line[256];
+		int n = snprintf(line, sizeof(line), "the Docker engine went away; waiting up to %ds "
+				 "for it to come back to remove the services", ENGINE_BACK_MS / 1000);
+		s->log(s->log_ud, SP_STREAM_INFO, line, n > 0 && (size_t)n < sizeof(line) ?
+		       (size_t)n : strlen(line));
+	}
+	deadline = sp_cancel_now_ms() + ENGINE_BACK_MS;
+	while (sp_cancel_now_ms() < deadline) {
+		pause_ms(500);
+		if (sp_engine_ping(s->engine)) {
+			sp_error_clear(err);
+			return sp_container_remove(s->engine, id, err);
+		}
+	}
+	return err->code ? err->code : SP_EENGINE;
+}
+
 int sp_docker_services_down(struct sp_services *s, struct sp_error *err)
 {
 	struct sp_error one = SP_ERROR_INIT;
+	bool waited = false;
 	size_t i;
 	int rc = 0;
 
@@ -300,7 +332,7 @@ int sp_docker_services_down(struct sp_services *s, struct sp_error *err)
 		return 0;
 	/* the namespace's owner last: the others live in its network */
 	for (i = s->n; i-- > 0;) {
-		if (s->ids[i] && sp_container_remove(s->engine, s->ids[i], &one) < 0 && rc == 0) {
+		if (s->ids[i] && remove_waiting(s, s->ids[i], &waited, &one) < 0 && rc == 0) {
 			rc = one.code ? one.code : SP_EENGINE;
 			if (err)
 				*err = one;
