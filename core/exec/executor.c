@@ -134,6 +134,36 @@ static void select_with_needs(struct run *r, size_t idx)
 		select_with_needs(r, st->needs_idx[i]);
 }
 
+/* Expands (and drops) every variable of a stage's services: a missing
+ * value then fails the job before anything is built, like the stage's own. */
+static int check_service_vars(const struct sp_pipeline *p, const struct sp_stage *st,
+			      const struct sp_vars *v, struct sp_error *err)
+{
+	size_t i, j;
+	char *x = NULL;
+	int rc = 0;
+
+	for (i = 0; i < st->nservices && rc == 0; i++) {
+		const struct sp_service *sv = &st->services[i];
+		if (sv->image.s && (rc = sp_pipeline_expand(p, sv->image.s, sv->image.pos, v, &x,
+							    err)) == 0)
+			free(x);
+		for (j = 0; j < sv->env.n && rc == 0; j++)
+			if ((rc = sp_pipeline_expand(p, sv->env.items[j].value, sv->env.items[j].pos, v,
+						     &x, err)) == 0)
+				free(x);
+		for (j = 0; j < sv->command.n && rc == 0; j++)
+			if ((rc = sp_pipeline_expand(p, sv->command.items[j].s, sv->command.items[j].pos,
+						     v, &x, err)) == 0)
+				free(x);
+		for (j = 0; j < sv->ready_cmd.n && rc == 0; j++)
+			if ((rc = sp_pipeline_expand(p, sv->ready_cmd.items[j].s,
+						     sv->ready_cmd.items[j].pos, v, &x, err)) == 0)
+				free(x);
+	}
+	return rc;
+}
+
 static int plan(struct run *r, struct sp_error *err)
 {
 	const struct sp_pipeline *p = r->o->pipeline;
@@ -160,6 +190,8 @@ static int plan(struct run *r, struct sp_error *err)
 		if (!pl->selected)
 			continue;
 		v.stage = st->name;
+		if ((rc = check_service_vars(p, st, &v, err)) < 0)
+			return rc;
 		pl->tags = sp_xcalloc(st->tags.n + 1, sizeof(*pl->tags));
 		for (j = 0; j < st->tags.n; j++) {
 			const struct sp_pstr *t = &st->tags.items[j];

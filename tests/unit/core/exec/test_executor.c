@@ -1029,6 +1029,21 @@ static void test_services_not_ready(void **state)
 			    "service echo not ready after 1s: nothing listens on port 7000");
 }
 
+static void test_services_missing_variable_stops_before_building(void **state)
+{
+	static const struct step s[] = { { .stage = "test" } };
+	struct harness *h = h_new(HEAD "stages:\n  - name: test\n    target: testing\n"
+				  "    run: [make]\n    services:\n"
+				  "      - {name: db, image: pg, env: {PW: \"${env.NOT_SET}\"}}\n", s, 1);
+
+	*state = h;
+	h->fake.base.services = &fake_services;
+	assert_int_equal(h_run(h), SP_ECONFIG);
+	assert_contains(h->err.msg, "t.yml:8:41:");
+	assert_contains(h->err.msg, "NOT_SET");
+	assert_int_equal(h->fake.ncalls, 0);
+}
+
 static void test_services_need_a_runner_that_has_them(void **state)
 {
 	static const struct step s[] = { { .stage = "test" } };
@@ -2557,6 +2572,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_services_logs_on_failure, free_harness),
 		cmocka_unit_test_teardown(test_services_not_ready, free_harness),
 		cmocka_unit_test_teardown(test_services_need_a_runner_that_has_them, free_harness),
+		cmocka_unit_test_teardown(test_services_missing_variable_stops_before_building,
+					  free_harness),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
