@@ -185,7 +185,7 @@ static int wait_ready(struct sp_services *s, const struct sp_services_opts *o, s
 					       &code, &probe);
 			if (rc == 0 && code == 0)
 				break;
-			if (rc == 0 && sv->ready_port && code == 126)
+			if (rc == 0 && sv->ready_port && (code == 126 || code == 127))
 				snprintf(what, sizeof(what), "its port check needs /bin/sh in the image; "
 					 "use ready: {cmd: [...]}");
 			if (rc < 0 && rc != SP_ETIMEOUT && rc != SP_EENGINE) {
