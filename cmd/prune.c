@@ -92,7 +92,7 @@ static int prune_network(void *ud, const struct sp_container_summary *n)
 		printf("would remove network %s (job %s)\n", n->name, n->job);
 		return 0;
 	}
-	if (sp_network_remove(pr->engine, n->id, &err) < 0) {
+	if (sp_container_network_remove(pr->engine, n->id, &err) < 0) {
 		fprintf(stderr, "stagepipe prune: network %s: %s\n", n->name, err.msg);
 		pr->failed++;
 		return 0;
@@ -140,7 +140,7 @@ static int run_prune(int argc, char **argv)
 		status = sp_cmd_fail("prune", &err);
 		goto out;
 	}
-	if (sp_network_list_labelled(pr.engine, "io.stagepipe.job", prune_network, &pr, &err) < 0) {
+	if (sp_container_network_list(pr.engine, "io.stagepipe.job", prune_network, &pr, &err) < 0) {
 		status = sp_cmd_fail("prune", &err);
 		goto out;
 	}

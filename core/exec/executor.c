@@ -670,6 +670,7 @@ static int services_prepare(struct stage_services *ss, const struct sp_stage *st
 struct prefixed {
 	struct run *r;
 	const char *name;
+	bool said;           /* the header line is out */
 };
 
 static void on_service_log(void *ud, enum sp_log_stream stream, const char *line, size_t len)
@@ -677,6 +678,9 @@ static void on_service_log(void *ud, enum sp_log_stream stream, const char *line
 	struct prefixed *pf = ud;
 
 	(void)stream;
+	if (!pf->said)
+		note(pf->r, "service %s: its last %d lines of output:", pf->name, SERVICE_LOG_TAIL);
+	pf->said = true;
 	note(pf->r, "%s | %.*s", pf->name, (int)len, line);
 }
 
@@ -690,9 +694,7 @@ static void services_show_logs(struct stage_services *ss)
 	if (!ss->handle)
 		return;
 	for (i = 0; i < ss->n; i++) {
-		struct prefixed pf = { ss->r, ss->specs[i].name };
-		note(ss->r, "service %s: its last %d lines of output:", ss->specs[i].name,
-		     SERVICE_LOG_TAIL);
+		struct prefixed pf = { ss->r, ss->specs[i].name, false };
 		if (runner->services->logs(runner, ss->handle, i, SERVICE_LOG_TAIL, on_service_log,
 					   &pf, &err) < 0)
 			note(ss->r, "service %s: no output: %s", ss->specs[i].name, err.msg);

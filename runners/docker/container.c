@@ -531,7 +531,7 @@ out:
 	return rc;
 }
 
-int sp_network_create(struct sp_engine *e, const char *name, const struct sp_build_kv *labels,
+int sp_container_network_create(struct sp_engine *e, const char *name, const struct sp_build_kv *labels,
 		      size_t nlabels, struct sp_error *err)
 {
 	cJSON *body = cJSON_CreateObject(), *lab;
@@ -552,7 +552,7 @@ int sp_network_create(struct sp_engine *e, const char *name, const struct sp_bui
 	return rc;
 }
 
-int sp_network_remove(struct sp_engine *e, const char *name, struct sp_error *err)
+int sp_container_network_remove(struct sp_engine *e, const char *name, struct sp_error *err)
 {
 	char *path = sp_xasprintf("/networks/%s", name);
 	struct sp_error local = SP_ERROR_INIT;
@@ -564,36 +564,6 @@ int sp_network_remove(struct sp_engine *e, const char *name, struct sp_error *er
 		return 0;
 	if (rc < 0 && err)
 		*err = local;
-	return rc;
-}
-
-int sp_image_pull_ref(struct sp_engine *e, const char *ref, sp_cancel_fn cancel, void *cancel_ud,
-		      struct sp_error *err)
-{
-	struct sp_engine_request req;
-	struct sp_buf path = SP_BUF_INIT, out = SP_BUF_INIT;
-	struct sp_engine_response resp = { 0, &out };
-	const char *p, *msg;
-	int rc;
-
-	sp_buf_addstr(&path, "/images/create?fromImage=");
-	sp_engine_urlencode(&path, ref);
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.path = path.data;
-	req.cancel = cancel;
-	req.cancel_ud = cancel_ud;
-	req.low_speed_secs = 120;
-	rc = sp_engine_request(e, &req, &resp, err);
-	/* the answer is a JSON message stream; a failure is an "error" member */
-	if (rc == 0 && out.data && (p = strstr(out.data, "\"error\""))) {
-		msg = strchr(p + 7, '"');
-		rc = sp_error_set(err, SP_EENGINE, "pulling %s: %.200s", ref, msg ? msg + 1 : p);
-		if ((p = strchr(err->msg, '"')))
-			*(char *)p = '\0';
-	}
-	sp_buf_release(&path);
-	sp_buf_release(&out);
 	return rc;
 }
 
@@ -676,7 +646,7 @@ out:
 	return rc;
 }
 
-int sp_network_list_labelled(struct sp_engine *e, const char *label, sp_container_each_fn fn,
+int sp_container_network_list(struct sp_engine *e, const char *label, sp_container_each_fn fn,
 			     void *ud, struct sp_error *err)
 {
 	struct sp_buf out = SP_BUF_INIT, path = SP_BUF_INIT;

@@ -91,14 +91,10 @@ int sp_container_exec(struct sp_engine *e, const char *id, const char *const *cm
 		      int64_t limit_ms, int *exit_code, struct sp_error *err);
 
 /* Creates a user-defined bridge network with labels. */
-int sp_network_create(struct sp_engine *e, const char *name, const struct sp_build_kv *labels,
+int sp_container_network_create(struct sp_engine *e, const char *name, const struct sp_build_kv *labels,
 		      size_t nlabels, struct sp_error *err);
 /* Removes a network; gone is fine. */
-int sp_network_remove(struct sp_engine *e, const char *name, struct sp_error *err);
-
-/* Pulls ref ("postgres:16", "reg:5000/x@sha256:…") into the engine. */
-int sp_image_pull_ref(struct sp_engine *e, const char *ref, sp_cancel_fn cancel, void *cancel_ud,
-		      struct sp_error *err);
+int sp_container_network_remove(struct sp_engine *e, const char *name, struct sp_error *err);
 
 /* SIGKILL; a container already gone or stopped is not an error. */
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err);
@@ -124,7 +120,7 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 			       sp_container_each_fn fn, void *ud, struct sp_error *err);
 
 /* The same for networks (a stage's services' network): state is "". */
-int sp_network_list_labelled(struct sp_engine *e, const char *label, sp_container_each_fn fn,
+int sp_container_network_list(struct sp_engine *e, const char *label, sp_container_each_fn fn,
 			     void *ud, struct sp_error *err);
 
 /*

@@ -37,6 +37,7 @@
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
 #include "runners/docker/container.h"
+#include "runners/docker/image.h"
 
 struct sp_services {
 	struct sp_engine *engine;          /* borrowed from the runner */
@@ -128,9 +129,11 @@ static int create_one(struct sp_services *s, const struct sp_services_opts *o, s
 			       (size_t)len : strlen(line));
 		}
 		sp_error_clear(err);
-		rc = sp_image_pull_ref(s->engine, sv->image, o->cancel, o->cancel_ud, err);
+		rc = sp_image_pull(s->engine, sv->image, o->cancel, o->cancel_ud, err);
 		if (rc == 0)
 			rc = sp_container_create(s->engine, &ro, &s->ids[i], err);
+		if (rc == SP_ENOTFOUND)  /* no such image: the pipeline's fault */
+			err->code = rc = SP_EFAILED;
 	}
 	if (rc == 0 && (rc = sp_container_start(s->engine, s->ids[i], err)) < 0 &&
 	    rc == SP_EFAILED && sv->ncmd)
@@ -245,7 +248,7 @@ int sp_docker_services_up(struct sp_engine *e, const struct sp_services_opts *o,
 	for (i = 0; i < o->n; i++)
 		s->names[i] = sp_xstrdup(o->services[i].name);
 	if (o->network == SP_NETWORK_DEFAULT) {
-		if ((rc = sp_network_create(e, o->net_name, o->labels, o->nlabels, err)) < 0) {
+		if ((rc = sp_container_network_create(e, o->net_name, o->labels, o->nlabels, err)) < 0) {
 			sp_error_prefix(err, "creating the services' network %s", o->net_name);
 			return rc;
 		}
@@ -341,7 +344,7 @@ int sp_docker_services_down(struct sp_services *s, struct sp_error *err)
 		free(s->ids[i]);
 		free(s->names[i]);
 	}
-	if (s->net && sp_network_remove(s->engine, s->net, &one) < 0 && rc == 0) {
+	if (s->net && sp_container_network_remove(s->engine, s->net, &one) < 0 && rc == 0) {
 		rc = one.code ? one.code : SP_EENGINE;
 		if (err)
 			*err = one;

@@ -289,3 +289,16 @@ for c in $(labelled); do
 done
 expect_none_left "after removing what kill -9 left"
 echo "kill -9: prune --dry-run lists the services, the test container and the network"
+
+# ---- 8. an image that no registry has: the stage fails with one line -------------
+: "${REGISTRY:?needs contrib/engine.sh up}"
+pipeline 'X: "1"' '{port: 7000}' | sed "s|image: \${env.BASE_IMAGE}|image: $REGISTRY/sptest-none-$TAG:1|" \
+	>"$P/stagepipe.yml"
+grep -q "sptest-none-$TAG" "$P/stagepipe.yml" || fail "could not make the missing-image variant"
+run "$BIN" run -C "$P"
+expect_rc 1
+expect_in out "service web: pulling $REGISTRY/sptest-none-$TAG:1"
+expect_in out "== test failed"
+expect_in out "service web: pulling $REGISTRY/sptest-none-$TAG:1:"
+expect_none_left "after a missing image"
+echo "missing image: pulled, refused by the registry, the stage failed, none left"
