@@ -5,8 +5,11 @@
 # engine without a bridge: one shared network namespace, the names mapped
 # to localhost), and gone afterwards: after a pass, a failing test (whose
 # run shows the services' logs, masked), a service that never gets ready
-# (one clear line and its logs) and SIGINT mid-test.  Also the loader's
-# errors for services, with their line and column.
+# (one clear line and its logs), SIGINT mid-test, a per-job network where
+# the engine has networks (aliases), an image no registry has, SIGTERM
+# while waiting for readiness; after kill -9, `prune --dry-run` lists what
+# was left (this script removes it: the engine is shared).  Also the
+# loader's errors for services, with their line and column.
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 : "${DOCKER_HOST:?needs contrib/engine.sh up}"
@@ -302,3 +305,26 @@ expect_in out "== test failed"
 expect_in out "service web: pulling $REGISTRY/sptest-none-$TAG:1:"
 expect_none_left "after a missing image"
 echo "missing image: pulled, refused by the registry, the stage failed, none left"
+
+# ---- 9. SIGTERM while waiting for a service to be ready ----------------------------
+pipeline 'X: "1"' '{port: 7999, timeout: 5m}' >"$P/stagepipe.yml"
+"$BIN" run -C "$P" --json >"$T/termed" 2>"$T/err" &
+pid=$!
+i=0
+# (services are waited for in order: echo's wait, which cannot end, blocks)
+until grep -qF '"service":"web","state":"starting"' "$T/termed"; do
+	i=$((i + 1))
+	[ $i -lt 1200 ] || { cat "$T/termed" "$T/err"; fail "web never started (SIGTERM)"; }
+	sleep 0.1
+done
+sleep 2
+[ "$(labelled | wc -l)" -ge 2 ] || fail "expected both services to run before SIGTERM"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+expect_rc 130
+[ "$(jq -r 'select(.event == "stage_finished") | .message' "$T/termed")" = \
+	"interrupted while starting the services" ] || { cat "$T/termed"; fail "SIGTERM: wrong message"; }
+expect_none_left "after SIGTERM while waiting for a service"
+echo "SIGTERM while waiting for readiness: exit 130, none left"
