@@ -28,8 +28,9 @@ const struct sp_cmd sp_cmd_prune = {
 	"remove containers left behind by interrupted runs",
 	"usage: stagepipe prune [-n] [--all] [--docker-host HOST]\n"
 	"\n"
-	"Removes the containers labelled io.stagepipe.job whose run is no longer\n"
-	"alive, and says what it removed.  A run on this machine is asked directly;\n"
+	"Removes the containers labelled io.stagepipe.job (and the networks of\n"
+	"services) whose run is no longer alive, and says what it removed.  A run\n"
+	"on this machine is asked directly;\n"
 	"for a run elsewhere (an engine shared over tcp://) only containers that\n"
 	"have stopped are removed.\n"
 	"\n"
@@ -74,6 +75,33 @@ static int prune_one(void *ud, const struct sp_container_summary *c)
 	return 0;
 }
 
+/* A services' network (after the containers, which were on it). */
+static int prune_network(void *ud, const struct sp_container_summary *n)
+{
+	struct prune *pr = ud;
+	struct sp_error err = SP_ERROR_INIT;
+
+	pr->found++;
+	if (!pr->all && sp_container_owner_alive(n, pr->host)) {
+		pr->alive++;
+		printf("kept network %s (job %s: its run %s may still be going; --all removes it)\n",
+		       n->name, n->job, *n->owner ? n->owner : "on an unknown host");
+		return 0;
+	}
+	if (pr->dry_run) {
+		printf("would remove network %s (job %s)\n", n->name, n->job);
+		return 0;
+	}
+	if (sp_container_network_remove(pr->engine, n->id, &err) < 0) {
+		fprintf(stderr, "stagepipe prune: network %s: %s\n", n->name, err.msg);
+		pr->failed++;
+		return 0;
+	}
+	pr->removed++;
+	printf("removed network %s (job %s)\n", n->name, n->job);
+	return 0;
+}
+
 static int run_prune(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -109,6 +137,10 @@ static int run_prune(int argc, char **argv)
 	if ((status = sp_cmd_open_engine(&pr.engine, "prune", host)) != 0)
 		return status;
 	if (sp_container_list_labelled(pr.engine, "io.stagepipe.job", prune_one, &pr, &err) < 0) {
+		status = sp_cmd_fail("prune", &err);
+		goto out;
+	}
+	if (sp_container_network_list(pr.engine, "io.stagepipe.job", prune_network, &pr, &err) < 0) {
 		status = sp_cmd_fail("prune", &err);
 		goto out;
 	}

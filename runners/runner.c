@@ -66,3 +66,14 @@ void sp_push_result_release(struct sp_push_result *res)
 	free(res->digest);
 	memset(res, 0, sizeof(*res));
 }
+
+const char *sp_service_state_name(enum sp_service_state s)
+{
+	switch (s) {
+	case SP_SERVICE_STARTING: return "starting";
+	case SP_SERVICE_READY: return "ready";
+	case SP_SERVICE_FAILED: return "failed";
+	case SP_SERVICE_REMOVED: return "removed";
+	}
+	return "?";
+}

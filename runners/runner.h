@@ -112,6 +112,14 @@ struct sp_run_opts {
 	 * raw output with it before cutting it into lines (sp_runner_lines),
 	 * so that a secret split across two reads is caught. */
 	const struct sp_mask *mask;
+	/* Services (sp_services_ops): a Docker NetworkMode that replaces
+	 * network ("container:ID", a user network's name); NULL: network.
+	 * alias: the container's name on that user network; extra_hosts:
+	 * "name:address" lines for /etc/hosts. */
+	const char *network_mode;
+	const char *alias;
+	const char *const *extra_hosts;
+	size_t nextra_hosts;
 };
 
 struct sp_run_result {
@@ -183,6 +191,66 @@ void sp_runner_lines_release(struct sp_runner_lines *l);
 
 struct sp_runner;
 
+/* ---- services: containers a stage's command talks to ---- */
+
+struct sp_service_spec {
+	const char *name;                  /* its host name for the stage */
+	const char *image;                 /* id or reference (pulled when absent) */
+	const char *const *cmd;            /* NULL: the image's CMD */
+	size_t ncmd;
+	const char *const *env;            /* "NAME=value" */
+	size_t nenv;
+	int ready_port;                    /* ready once a TCP socket listens on it */
+	const char *const *ready_cmd;      /* ready once this exits 0 inside it */
+	size_t nready_cmd;
+	int64_t ready_timeout_ms;          /* from its start */
+};
+
+enum sp_service_state {
+	SP_SERVICE_STARTING,               /* detail: the image */
+	SP_SERVICE_READY,                  /* detail: how it was seen ready */
+	SP_SERVICE_FAILED,                 /* detail: why */
+	SP_SERVICE_REMOVED,
+};
+
+const char *sp_service_state_name(enum sp_service_state s);
+
+struct sp_services_opts {
+	const struct sp_service_spec *services;
+	size_t n;
+	enum sp_network network;           /* the stage's (build.network) */
+	const char *net_name;              /* for a per-job network, where there is one */
+	const struct sp_build_kv *labels;  /* io.stagepipe.* on every container and network */
+	size_t nlabels;
+	const struct sp_mask *mask;        /* the job's secrets, for their output */
+	sp_cancel_fn cancel;
+	void *cancel_ud;
+	void (*state)(void *ud, size_t i, enum sp_service_state st, const char *detail);
+	void *state_ud;
+	sp_runner_log_fn log;              /* stagepipe's own notes (pulls, removal) */
+	void *log_ud;
+};
+
+struct sp_services;  /* a runner's running services */
+
+struct sp_services_ops {
+	/* Starts the services in order, then waits until each is ready.
+	 * *out is set whenever anything was created, also on failure (for
+	 * logs and down).  0: all ready; SP_EFAILED: one exited or did not
+	 * get ready in time (*failed its index; err says why); SP_ECANCELLED;
+	 * SP_EENGINE. */
+	int (*up)(struct sp_runner *r, const struct sp_services_opts *o, struct sp_services **out,
+		  size_t *failed, struct sp_error *err);
+	/* The NetworkMode (sp_run_opts.network_mode) that reaches them. */
+	const char *(*network_mode)(const struct sp_services *s);
+	/* The last tail lines of service i's output, masked, to log. */
+	int (*logs)(struct sp_runner *r, struct sp_services *s, size_t i, unsigned tail,
+		    sp_runner_log_fn log, void *log_ud, struct sp_error *err);
+	/* Removes every container and the network, whatever a pending
+	 * signal says; frees s.  Returns < 0 when something was left. */
+	int (*down)(struct sp_runner *r, struct sp_services *s, struct sp_error *err);
+};
+
 struct sp_runner_ops {
 	const char *name;
 	int (*build)(struct sp_runner *r, const struct sp_build_opts *o,
@@ -207,6 +275,7 @@ struct sp_runner_ops {
 
 struct sp_runner {
 	const struct sp_runner_ops *ops;
+	const struct sp_services_ops *services;  /* NULL: no services on this backend */
 };
 
 #endif

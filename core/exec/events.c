@@ -118,6 +118,10 @@ static void emit_masked(struct sp_events *ev, const struct sp_event *e)
 			c.report = &one;
 		}
 		break;
+	case SP_EVENT_SERVICE:
+		message = sp_mask_dup(ev->mask, e->message);
+		c.message = message;
+		break;
 	case SP_EVENT_PIPELINE_FINISHED:
 		message = sp_mask_dup(ev->mask, e->message);
 		c.message = message;

@@ -72,6 +72,7 @@ enum sp_event_kind {
 	SP_EVENT_LOG,
 	SP_EVENT_STAGE_FINISHED,   /* also for skipped stages */
 	SP_EVENT_PIPELINE_FINISHED,
+	SP_EVENT_SERVICE,          /* a stage's service starts, is ready, fails, is removed */
 };
 
 struct sp_event {
@@ -90,7 +91,11 @@ struct sp_event {
 	double seconds;
 	const struct sp_stage_report *reports; /* every stage, file order */
 	size_t nreports;
-	const char *message;                   /* why the pipeline did not pass */
+	const char *message;                   /* why the pipeline did not pass;
+						* SERVICE: the detail */
+	/* SERVICE (with stage) */
+	const char *service;                   /* its name */
+	enum sp_service_state service_state;
 };
 
 struct sp_sink {

@@ -169,6 +169,36 @@ static void plan_matrix(struct run *r, const struct sp_stage *st, struct plan *p
 	}
 }
 
+/* Expands (and drops) every variable of a stage's services: a missing
+ * value then fails the job before anything is built, like the stage's own. */
+static int check_service_vars(const struct sp_pipeline *p, const struct sp_stage *st,
+			      const struct sp_vars *v, struct sp_error *err)
+{
+	size_t i, j;
+	char *x = NULL;
+	int rc = 0;
+
+	for (i = 0; i < st->nservices && rc == 0; i++) {
+		const struct sp_service *sv = &st->services[i];
+		if (sv->image.s && (rc = sp_pipeline_expand(p, sv->image.s, sv->image.pos, v, &x,
+							    err)) == 0)
+			free(x);
+		for (j = 0; j < sv->env.n && rc == 0; j++)
+			if ((rc = sp_pipeline_expand(p, sv->env.items[j].value, sv->env.items[j].pos, v,
+						     &x, err)) == 0)
+				free(x);
+		for (j = 0; j < sv->command.n && rc == 0; j++)
+			if ((rc = sp_pipeline_expand(p, sv->command.items[j].s, sv->command.items[j].pos,
+						     v, &x, err)) == 0)
+				free(x);
+		for (j = 0; j < sv->ready_cmd.n && rc == 0; j++)
+			if ((rc = sp_pipeline_expand(p, sv->ready_cmd.items[j].s,
+						     sv->ready_cmd.items[j].pos, v, &x, err)) == 0)
+				free(x);
+	}
+	return rc;
+}
+
 static int plan(struct run *r, struct sp_error *err)
 {
 	const struct sp_pipeline *p = r->o->pipeline;
@@ -201,6 +231,8 @@ static int plan(struct run *r, struct sp_error *err)
 		v.matrix_names = pl->mnames;
 		v.matrix_values = pl->mvalues;
 		v.nmatrix = st->matrix.n;
+		if ((rc = check_service_vars(p, st, &v, err)) < 0)
+			return rc;
 		pl->tags = sp_xcalloc(st->tags.n + 1, sizeof(*pl->tags));
 		for (j = 0; j < st->tags.n; j++) {
 			const struct sp_pstr *t = &st->tags.items[j];
@@ -702,6 +734,254 @@ static enum sp_stage_result choose_python(struct run *r, struct sp_stage_report 
 	return rc == 0 ? SP_RESULT_PASSED : rc == SP_EFAILED ? SP_RESULT_FAILED : SP_RESULT_ERROR;
 }
 
+/* ---- services (services: on a stage) ---- */
+
+/* How many lines of a service's output are shown when something failed. */
+#define SERVICE_LOG_TAIL 40
+
+struct stage_services {
+	struct run *r;
+	struct sp_services *handle;       /* the runner's; NULL until started */
+	struct sp_service_spec *specs;
+	size_t n;
+	char **owned;                     /* every string allocated for specs */
+	size_t nowned, owned_alloc;
+};
+
+static char *keep(struct stage_services *ss, char *s)
+{
+	if (ss->nowned == ss->owned_alloc) {
+		ss->owned_alloc = ss->owned_alloc ? 2 * ss->owned_alloc : 16;
+		ss->owned = sp_xrealloc(ss->owned, ss->owned_alloc * sizeof(*ss->owned));
+	}
+	ss->owned[ss->nowned++] = s;
+	return s;
+}
+
+static void on_service_state(void *ud, size_t i, enum sp_service_state state, const char *detail)
+{
+	struct stage_services *ss = ud;
+	struct sp_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = SP_EVENT_SERVICE;
+	ev.stage = ss->r->current;
+	ev.service = ss->specs[i].name;
+	ev.service_state = state;
+	ev.message = detail;
+	emit(ss->r, &ev);
+}
+
+/* Expands a list of pipeline strings into argv (kept in ss). */
+static int expand_list(struct stage_services *ss, const struct sp_strlist *l,
+		       const struct sp_vars *v, const char *const **out, size_t *n,
+		       struct sp_error *err)
+{
+	const struct sp_pipeline *p = ss->r->o->pipeline;
+	const char **argv = (const char **)keep(ss, sp_xcalloc(l->n + 1, sizeof(char *)));
+	char *x;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < l->n; i++) {
+		if ((rc = sp_pipeline_expand(p, l->items[i].s, l->items[i].pos, v, &x, err)) < 0)
+			return rc;
+		argv[i] = keep(ss, x);
+	}
+	*out = argv;
+	*n = l->n;
+	return 0;
+}
+
+/* The services' specs: variables filled in, targets built. */
+static int services_prepare(struct stage_services *ss, const struct sp_stage *st,
+			    struct sp_build_opts *bo, struct sp_error *err)
+{
+	const struct sp_pipeline *p = ss->r->o->pipeline;
+	struct sp_vars v = *ss->r->o->vars;
+	size_t i, j;
+	int rc;
+
+	v.stage = st->name;
+	ss->specs = sp_xcalloc(st->nservices + 1, sizeof(*ss->specs));
+	ss->n = st->nservices;
+	for (i = 0; i < st->nservices; i++) {
+		const struct sp_service *sv = &st->services[i];
+		struct sp_service_spec *sp = &ss->specs[i];
+		const char **env = (const char **)keep(ss, sp_xcalloc(sv->env.n + 1, sizeof(char *)));
+		char *x;
+
+		sp->name = sv->name;
+		sp->ready_port = sv->ready_port;
+		sp->ready_timeout_ms = sv->ready_timeout_ms;
+		for (j = 0; j < sv->env.n; j++) {
+			const struct sp_pvar *e = &sv->env.items[j];
+			if ((rc = sp_pipeline_expand(p, e->value, e->pos, &v, &x, err)) < 0)
+				return rc;
+			env[j] = keep(ss, sp_xasprintf("%s=%s", e->name, x));
+			free(x);
+		}
+		sp->env = env;
+		sp->nenv = sv->env.n;
+		if (sv->command_shell && sv->command.n == 1) {
+			const char **sh = (const char **)keep(ss, sp_xcalloc(4, sizeof(char *)));
+			if ((rc = sp_pipeline_expand(p, sv->command.items[0].s, sv->command.items[0].pos,
+						     &v, &x, err)) < 0)
+				return rc;
+			sh[0] = "/bin/sh";
+			sh[1] = "-c";
+			sh[2] = keep(ss, x);
+			sp->cmd = sh;
+			sp->ncmd = 3;
+		} else if ((rc = expand_list(ss, &sv->command, &v, &sp->cmd, &sp->ncmd, err)) < 0) {
+			return rc;
+		}
+		if ((rc = expand_list(ss, &sv->ready_cmd, &v, &sp->ready_cmd, &sp->nready_cmd,
+				      err)) < 0)
+			return rc;
+		if (sv->image.s) {
+			if ((rc = sp_pipeline_expand(p, sv->image.s, sv->image.pos, &v, &x, err)) < 0)
+				return rc;
+			sp->image = keep(ss, x);
+		} else {
+			struct sp_build_result br;
+			struct sp_build_opts o = *bo;
+			memset(&br, 0, sizeof(br));
+			o.target = sv->target;
+			rc = ss->r->o->runner->ops->build(ss->r->o->runner, &o, &br, err);
+			if (rc < 0) {
+				sp_error_prefix(err, "building target %s of service %s", sv->target,
+						sv->name);
+				sp_build_result_release(&br);
+				return rc;
+			}
+			note(ss->r, "built %s for service %s: %.19s (%.1fs)", sv->target, sv->name,
+			     br.image_id, br.seconds);
+			sp->image = keep(ss, br.image_id);
+			br.image_id = NULL;
+			sp_build_result_release(&br);
+		}
+	}
+	return 0;
+}
+
+struct prefixed {
+	struct run *r;
+	const char *name;
+	bool said;           /* the header line is out */
+};
+
+static void on_service_log(void *ud, enum sp_log_stream stream, const char *line, size_t len)
+{
+	struct prefixed *pf = ud;
+
+	(void)stream;
+	if (!pf->said)
+		note(pf->r, "service %s: its last %d lines of output:", pf->name, SERVICE_LOG_TAIL);
+	pf->said = true;
+	note(pf->r, "%s | %.*s", pf->name, (int)len, line);
+}
+
+/* The last lines of each service's output (masked), when something failed. */
+static void services_show_logs(struct stage_services *ss)
+{
+	struct sp_runner *runner = ss->r->o->runner;
+	struct sp_error err = SP_ERROR_INIT;
+	size_t i;
+
+	if (!ss->handle)
+		return;
+	for (i = 0; i < ss->n; i++) {
+		struct prefixed pf = { ss->r, ss->specs[i].name, false };
+		if (runner->services->logs(runner, ss->handle, i, SERVICE_LOG_TAIL, on_service_log,
+					   &pf, &err) < 0)
+			note(ss->r, "service %s: no output: %s", ss->specs[i].name, err.msg);
+		sp_error_clear(&err);
+	}
+}
+
+/*
+ * Builds and starts the stage's services and waits until they are ready.
+ * 0, or the stage's result when it cannot go on (rep's message set, the
+ * services' logs shown).  *mode: the NetworkMode that reaches them.
+ */
+static enum sp_stage_result services_up(struct stage_services *ss, struct sp_stage_report *rep,
+					struct sp_build_opts *bo, struct sp_cancel *cancel,
+					const struct sp_build_kv *labels, size_t nlabels,
+					const char **mode, struct sp_error *err)
+{
+	const struct sp_stage *st = rep->stage;
+	struct sp_runner *runner = ss->r->o->runner;
+	struct sp_services_opts so;
+	char *net;
+	size_t failed = 0, k;
+	int rc;
+
+	*mode = NULL;
+	if (!runner->services) {
+		set_message(rep, "the %s runner cannot run services", runner->ops->name);
+		return SP_RESULT_ERROR;
+	}
+	if ((rc = services_prepare(ss, st, bo, err)) < 0) {
+		if (rc == SP_ECANCELLED)
+			return interrupted(ss->r, rep, cancel, "building a service");
+		set_message(rep, "%s", err->msg);
+		return rc == SP_EENGINE ? SP_RESULT_ERROR : SP_RESULT_FAILED;
+	}
+	net = sp_xasprintf("stagepipe-%s-%s", ss->r->o->job_id, st->name);
+	for (k = 0; net[k]; k++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", net[k]))
+			net[k] = '-';
+	memset(&so, 0, sizeof(so));
+	so.services = ss->specs;
+	so.n = ss->n;
+	so.network = ss->r->build.network;
+	so.net_name = net;
+	so.labels = labels;
+	so.nlabels = nlabels;
+	so.mask = ss->r->o->mask;
+	so.cancel = sp_cancel_check;
+	so.cancel_ud = cancel;
+	so.state = on_service_state;
+	so.state_ud = ss;
+	so.log = on_log;
+	so.log_ud = ss->r;
+	rc = runner->services->up(runner, &so, &ss->handle, &failed, err);
+	free(net);
+	if (rc == SP_ECANCELLED)
+		return interrupted(ss->r, rep, cancel, "starting the services");
+	if (rc < 0) {
+		set_message(rep, "%s", err->msg);
+		services_show_logs(ss);
+		return rc == SP_EFAILED ? SP_RESULT_FAILED : SP_RESULT_ERROR;
+	}
+	*mode = runner->services->network_mode(ss->handle);
+	return SP_RESULT_PASSED;
+}
+
+/* Removes the services (whatever happened) and frees ss's strings. */
+static void services_down(struct stage_services *ss)
+{
+	struct sp_runner *runner = ss->r->o->runner;
+	struct sp_error err = SP_ERROR_INIT;
+	size_t i;
+
+	if (ss->handle) {
+		if (runner->services->down(runner, ss->handle, &err) < 0)
+			note(ss->r, "services not all removed (`stagepipe prune` removes them): %s",
+			     err.msg);
+		else
+			for (i = 0; i < ss->n; i++)
+				on_service_state(ss, i, SP_SERVICE_REMOVED, NULL);
+		ss->handle = NULL;
+	}
+	for (i = 0; i < ss->nowned; i++)
+		free(ss->owned[i]);
+	free(ss->owned);
+	free(ss->specs);
+	memset(ss, 0, sizeof(*ss));
+}
+
 static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error *err)
 {
 	const struct sp_exec_opts *o = r->o;
@@ -722,9 +1002,13 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_build_kv *args = NULL;
 	size_t ncmd = 0, nenv = 0, i;
 	enum sp_stage_result result = SP_RESULT_PASSED;
+	struct stage_services svc;
+	const char *svc_mode = NULL;
 	int rc;
 
 	memset(&br, 0, sizeof(br));
+	memset(&svc, 0, sizeof(svc));
+	svc.r = r;
 	cancel.deadline_ms = sp_cancel_now_ms() + st->timeout_ms;
 	labels[0].name = "io.stagepipe.job";
 	labels[0].value = o->job_id;
@@ -798,6 +1082,11 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		goto out;
 	}
 
+	if (st->nservices &&
+	    (result = services_up(&svc, rep, &bo, &cancel, labels, nlabels, &svc_mode, err)) !=
+	    SP_RESULT_PASSED)
+		goto out;
+
 	/* run the command */
 	if (st->kind == SP_STAGE_PYTEST &&
 	    (result = choose_python(r, rep, pl, br.image_id, labels, nlabels, &cancel, &python,
@@ -844,6 +1133,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.nenv = nenv;
 	ro.mask = o->mask;
 	ro.network = r->build.network;
+	ro.network_mode = svc_mode;  /* NULL without services */
 	ro.user = st->user;
 	ro.workdir = st->workdir;
 	ro.memory = st->memory;
@@ -888,9 +1178,14 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 			    res.oom_killed ? " (out of memory)" : "");
 		result = SP_RESULT_FAILED;
 	}
+	if (svc.handle && (result == SP_RESULT_FAILED || result == SP_RESULT_ERROR))
+		services_show_logs(&svc);
+	services_down(&svc);  /* before the health check and pushes: not needed there */
+	svc.r = r;
 	if (result == SP_RESULT_PASSED)
 		result = promote(r, rep, pl, &cancel, labels, nlabels, err);
 out:
+	services_down(&svc);
 	for (i = 0; cmd && i < ncmd; i++)
 		free(cmd[i]);
 	free(cmd);

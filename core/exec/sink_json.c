@@ -212,6 +212,14 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		if (ev->stage->needs.n)
 			cJSON_AddItemToObject(o, "needs", needs_of(ev->stage));
 		break;
+	case SP_EVENT_SERVICE:
+		cJSON_AddStringToObject(o, "event", "service");
+		cJSON_AddStringToObject(o, "stage", ev->stage->name);
+		cJSON_AddStringToObject(o, "service", ev->service);
+		cJSON_AddStringToObject(o, "state", sp_service_state_name(ev->service_state));
+		if (ev->message)
+			cJSON_AddStringToObject(o, "message", ev->message);
+		break;
 	case SP_EVENT_PIPELINE_FINISHED:
 		cJSON_AddStringToObject(o, "event", "pipeline_finished");
 		cJSON_AddStringToObject(o, "pipeline", ev->pipeline->name);

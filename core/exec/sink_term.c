@@ -174,6 +174,13 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 	case SP_EVENT_PIPELINE_FINISHED:
 		summary(t, ev);
 		break;
+	case SP_EVENT_SERVICE:
+		fprintf(t->out.f, ":: service %s %s%s", ev->service,
+			sp_service_state_name(ev->service_state), ev->message ? ": " : "");
+		if (ev->message)
+			put_clean(t->out.f, ev->message);
+		fputc('\n', t->out.f);
+		break;
 	}
 	if (ev->kind != SP_EVENT_LOG || ev->stream != SP_STREAM_BUILD ||
 	    sp_clock_ms() - t->flushed_ms >= BUILD_FLUSH_MS) {

@@ -50,8 +50,12 @@ static const char *const build_keys[] = {
 static const char *const stage_keys[] = {
 	"name", "target", "pytest", "run", "coverage", "timeout", "env", "needs",
 	"tags", "push", "healthcheck", "allow_no_tests", "user", "workdir", "memory", "cpus",
-	"artifacts", "matrix", "python", NULL,
+	"artifacts", "matrix", "python", "services", NULL,
 };
+static const char *const service_keys[] = {
+	"name", "image", "target", "env", "command", "ready", NULL,
+};
+static const char *const ready_keys[] = { "port", "cmd", "timeout", NULL };
 static const char *const coverage_keys[] = { "min", NULL };
 static const char *const health_keys[] = { "port", "path", "timeout", NULL };
 static const char *const on_keys[] = { "push", "tag", "pull_request", NULL };
@@ -543,6 +547,166 @@ static void load_health(struct loader *L, struct sp_stage *st, const struct sp_y
 		st->health.path = sp_xstrdup("/health");
 }
 
+/* ---- services ---- */
+
+/* A service name is its host name on the job's network: a DNS label. */
+static bool service_name_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	return len >= 1 && len <= 63 && (islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])) &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == len && s[len - 1] != '-';
+}
+
+static void services_free(struct sp_service *sv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(sv[i].name);
+		free(sv[i].image.s);
+		free(sv[i].target);
+		varlist_release(&sv[i].env);
+		strlist_release(&sv[i].command);
+		strlist_release(&sv[i].ready_cmd);
+	}
+	free(sv);
+}
+
+static void load_ready(struct loader *L, struct sp_service *sv, const struct sp_ynode *n,
+		       const char *where)
+{
+	size_t i;
+
+	if (!want_map(L, n, "ready"))
+		return;
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		if (!strcmp(k->value, "port")) {
+			double d;
+			if (!get_number(L, v, "ready.port", &d))
+				continue;
+			if (d < 1 || d > 65535 || d != (int)d)
+				sp_diags_add(L->diags, AT(v),
+					     "ready.port must be a port number (1-65535), not %s", v->value);
+			else
+				sv->ready_port = (int)d;
+		} else if (!strcmp(k->value, "cmd")) {
+			if (get_strlist(L, v, "ready.cmd", &sv->ready_cmd, false, true) &&
+			    sv->ready_cmd.n == 0)
+				sp_diags_add(L->diags, AT(v), "ready.cmd must not be empty");
+		} else if (!strcmp(k->value, "timeout")) {
+			get_duration(L, v, "ready.timeout", &sv->ready_timeout_ms);
+		} else {
+			unknown_key(L, k, where, ready_keys);
+		}
+	}
+	if (sv->ready_port && sv->ready_cmd.n)
+		sp_diags_add(L->diags, AT(n), "%s: ready has both port and cmd; choose one", where);
+}
+
+static void load_service(struct loader *L, struct sp_service *sv, const struct sp_ynode *n,
+			 const char *stage_where, size_t idx)
+{
+	const struct sp_ynode *name = sp_ynode_get(n, "name");
+	const struct sp_ynode *image = NULL, *target = NULL;
+	char where[2 * STAGE_NAME_MAX + 64];
+	size_t i;
+
+	sv->pos = pos_of(n);
+	sv->ready_timeout_ms = SP_SERVICE_DEFAULT_READY_MS;
+	if (name && name->kind == SP_YSCALAR && service_name_ok(name->value))
+		snprintf(where, sizeof(where), "service \"%s\" of %s", name->value, stage_where);
+	else
+		snprintf(where, sizeof(where), "service %zu of %s", idx + 1, stage_where);
+	for (i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		const char *key = k->value;
+
+		if (!strcmp(key, "name")) {
+			if (get_nonempty(L, v, "service name", &sv->name) && !service_name_ok(sv->name))
+				sp_diags_add(L->diags, AT(v),
+					     "service name \"%s\" must be a host name: lower case "
+					     "letters, digits and '-', starting with a letter or digit, "
+					     "at most 63 long", sv->name);
+		} else if (!strcmp(key, "image")) {
+			image = v;
+			if (get_nonempty(L, v, "image", &sv->image.s)) {
+				struct sp_imageref ref;
+				struct sp_error err = SP_ERROR_INIT;
+				sv->image.pos = pos_of(v);
+				if (!check_vars(L, v))
+					continue;
+				if (strchr(sv->image.s, '$'))
+					continue;  /* checked once expanded */
+				if (sp_imageref_parse(&ref, sv->image.s, &err) < 0)
+					sp_diags_add(L->diags, AT(v),
+						     "image \"%s\" is not a valid image reference: %s",
+						     sv->image.s, err.msg);
+				else
+					sp_imageref_release(&ref);
+			}
+		} else if (!strcmp(key, "target")) {
+			target = v;
+			if (get_nonempty(L, v, "target", &sv->target) && !target_ok(sv->target))
+				sp_diags_add(L->diags, AT(v),
+					     "target \"%s\" is not a valid Dockerfile stage name", sv->target);
+		} else if (!strcmp(key, "env")) {
+			get_varlist(L, v, "env", &sv->env);
+		} else if (!strcmp(key, "command")) {
+			if (get_strlist(L, v, "command", &sv->command, true, true))
+				sv->command_shell = v->kind == SP_YSCALAR;
+			if (v->kind == SP_YSEQ && v->n == 0)
+				sp_diags_add(L->diags, AT(v), "command must not be empty");
+		} else if (!strcmp(key, "ready")) {
+			load_ready(L, sv, v, where);
+		} else {
+			unknown_key(L, k, where, service_keys);
+		}
+	}
+	if (!name)
+		sp_diags_add(L->diags, AT(n), "%s is missing the required key \"name\"", where);
+	if (!image && !target)
+		sp_diags_add(L->diags, AT(n),
+			     "%s needs \"image\" (an image reference) or \"target\" (a Dockerfile "
+			     "stage, built like the stage's own)", where);
+	if (image && target)
+		sp_diags_add(L->diags, AT(target), "%s has both \"image\" and \"target\"; choose one",
+			     where);
+}
+
+/* services: [{name, image|target, env, command, ready}, ...] */
+static void load_services(struct loader *L, struct sp_stage *st, const struct sp_ynode *n,
+			  const char *where)
+{
+	size_t i, j;
+
+	if (n->kind != SP_YSEQ) {
+		sp_diags_add(L->diags, AT(n), "services must be a list of mappings, not %s",
+			     sp_ynode_kind_name(n));
+		return;
+	}
+	services_free(st->services, st->nservices);
+	st->services = sp_xcalloc(n->n + 1, sizeof(*st->services));
+	st->nservices = 0;
+	for (i = 0; i < n->n; i++) {
+		struct sp_service *sv = &st->services[st->nservices];
+		if (!want_map(L, n->items[i], "each service"))
+			continue;
+		load_service(L, sv, n->items[i], where, i);
+		st->nservices++;
+		if (!sv->name)
+			continue;
+		for (j = 0; j + 1 < st->nservices; j++)
+			if (st->services[j].name && !strcmp(st->services[j].name, sv->name)) {
+				sp_diags_add(L->diags, sv->pos.line, sv->pos.col,
+					     "duplicate service name \"%s\" in %s (first at line %d)",
+					     sv->name, where, st->services[j].pos.line);
+				break;
+			}
+	}
+}
+
 /* Checks that a tag is an image reference once variables are filled in. */
 static void check_tag(struct loader *L, const struct sp_stage *st, const struct sp_pstr *t)
 {
@@ -792,6 +956,7 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 	const struct sp_ynode *pytest = NULL, *run = NULL, *coverage = NULL, *tags = NULL;
 	const struct sp_ynode *push = NULL, *allow_no_tests = NULL, *artifacts = NULL;
 	const struct sp_ynode *python = NULL;
+	const struct sp_ynode *services = NULL;
 	char where[STAGE_NAME_MAX + 32];
 	size_t i;
 
@@ -873,6 +1038,9 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 				sp_diags_add(L->diags, AT(v), "python \"%s\" must be a program name "
 					     "(python3.12) or an absolute path (/opt/venv/bin/python), "
 					     "without spaces", st->python);
+		} else if (!strcmp(key, "services")) {
+			services = v;
+			load_services(L, st, v, where);
 		} else if (!strcmp(key, "allow_no_tests")) {
 			allow_no_tests = v;
 			get_bool(L, v, "allow_no_tests", &st->allow_no_tests);
@@ -920,6 +1088,9 @@ static void load_stage(struct loader *L, struct sp_stage *st, const struct sp_yn
 		free(ax);
 	}
 	check_matrix_refs(L, st);
+	if (services && !pytest && !run)
+		sp_diags_add(L->diags, AT(services),
+			     "services need a pytest or run stage (%s only builds)", where);
 	for (i = 0; i < st->tags.n; i++)
 		check_tag(L, st, &st->tags.items[i]);
 }
@@ -1485,6 +1656,7 @@ void sp_pipeline_free(struct sp_pipeline *p)
 		free(st->user);
 		free(st->workdir);
 		free(st->python);
+		services_free(st->services, st->nservices);
 	}
 	free(p->stages);
 	free(p->order);

@@ -82,6 +82,27 @@ struct sp_healthcheck {
 	int64_t timeout_ms;
 };
 
+/* How long a service may take to be ready unless told otherwise. */
+#define SP_SERVICE_DEFAULT_READY_MS ((int64_t)60 * 1000)
+
+/*
+ * A service of a stage (services:): a container started before the stage's
+ * command, reachable from it by name, removed after it.  See README.md,
+ * "Services".  Strings may hold ${...} variables (expanded per job).
+ */
+struct sp_service {
+	char *name;                 /* host name: [a-z0-9][a-z0-9-]*, at most 63 */
+	struct sp_pos pos;          /* of the service's mapping */
+	struct sp_pstr image;       /* an image reference, or s NULL ... */
+	char *target;               /* ... a Dockerfile target of the pipeline's build */
+	struct sp_varlist env;
+	struct sp_strlist command;  /* empty: the image's CMD */
+	bool command_shell;         /* command given as one string: sh -c */
+	int ready_port;             /* ready once something listens on it (TCP); 0: no */
+	struct sp_strlist ready_cmd;/* ready once this exits 0 in the service */
+	int64_t ready_timeout_ms;
+};
+
 struct sp_stage {
 	/*
 	 * A stage with matrix: is expanded by the loader into one sp_stage per
@@ -128,6 +149,8 @@ struct sp_stage {
 	 * variables.  Checked by the loader: relative, no "..".
 	 */
 	struct sp_strlist artifacts;
+	struct sp_service *services;  /* services: (pytest and run stages) */
+	size_t nservices;
 };
 
 /* One "on:" trigger; no patterns means every branch (or tag). */

@@ -74,7 +74,20 @@ int sp_container_create(struct sp_engine *e, const struct sp_run_opts *o, char *
 	cJSON_AddFalseToObject(body, "Tty");
 	cJSON_AddFalseToObject(body, "OpenStdin");
 	host = cJSON_AddObjectToObject(body, "HostConfig");
-	cJSON_AddStringToObject(host, "NetworkMode", network_mode(o->network));
+	cJSON_AddStringToObject(host, "NetworkMode",
+				o->network_mode ? o->network_mode : network_mode(o->network));
+	if (o->nextra_hosts) {
+		arr = cJSON_AddArrayToObject(host, "ExtraHosts");
+		for (i = 0; i < o->nextra_hosts; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(o->extra_hosts[i]));
+	}
+	if (o->network_mode && o->alias) {
+		cJSON *net = cJSON_AddObjectToObject(body, "NetworkingConfig");
+		cJSON *eps = cJSON_AddObjectToObject(net, "EndpointsConfig");
+		cJSON *ep = cJSON_AddObjectToObject(eps, o->network_mode);
+		arr = cJSON_AddArrayToObject(ep, "Aliases");
+		cJSON_AddItemToArray(arr, cJSON_CreateString(o->alias));
+	}
 	if (o->memory)
 		cJSON_AddNumberToObject(host, "Memory", (double)o->memory);
 	if (o->nano_cpus)
@@ -576,10 +589,119 @@ void sp_container_state_release(struct sp_container_state *st)
 int sp_container_tail(struct sp_engine *e, const char *id, unsigned tail, sp_runner_log_fn log,
 		      void *log_ud, struct sp_error *err)
 {
+	return sp_container_tail_masked(e, id, tail, NULL, log, log_ud, err);
+}
+
+int sp_container_tail_masked(struct sp_engine *e, const char *id, unsigned tail,
+			     const struct sp_mask *mask, sp_runner_log_fn log, void *log_ud,
+			     struct sp_error *err)
+{
 	char query[64];
 
 	snprintf(query, sizeof(query), "stdout=1&stderr=1&tail=%u", tail);
-	return stream_logs(e, id, query, log, log_ud, NULL, NULL, NULL, NULL, err);
+	return stream_logs(e, id, query, log, log_ud, mask, NULL, NULL, NULL, err);
+}
+
+int sp_container_exec(struct sp_engine *e, const char *id, const char *const *cmd, size_t ncmd,
+		      int64_t limit_ms, int *exit_code, struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT;
+	cJSON *body = cJSON_CreateObject(), *arr, *j = NULL;
+	const cJSON *jid, *running, *code;
+	char *json = NULL, *path = NULL, *exec_id = NULL;
+	int64_t deadline = sp_cancel_now_ms() + limit_ms;
+	size_t i;
+	int rc;
+
+	*exit_code = -1;
+	arr = cJSON_AddArrayToObject(body, "Cmd");
+	for (i = 0; i < ncmd; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(cmd[i]));
+	cJSON_AddFalseToObject(body, "AttachStdout");
+	cJSON_AddFalseToObject(body, "AttachStderr");
+	json = sp_xjson_print(body);
+	path = sp_xasprintf("/containers/%s/exec", id);
+	if ((rc = sp_engine_call(e, "POST", path, json, &out, err)) < 0)
+		goto out;
+	j = cJSON_ParseWithLength(out.data, out.len);
+	jid = cJSON_GetObjectItemCaseSensitive(j, "Id");
+	if (!cJSON_IsString(jid)) {
+		rc = sp_error_set(err, SP_EENGINE, "POST %s: no Id in the answer", path);
+		goto out;
+	}
+	exec_id = sp_xstrdup(jid->valuestring);
+	free(path);
+	path = sp_xasprintf("/exec/%s/start", exec_id);
+	if ((rc = sp_engine_call(e, "POST", path, "{\"Detach\":true}", NULL, err)) < 0)
+		goto out;
+	free(path);
+	path = sp_xasprintf("/exec/%s/json", exec_id);
+	for (;;) {
+		struct timespec ts = { 0, 100 * 1000000L };
+		cJSON_Delete(j);
+		j = NULL;
+		sp_buf_reset(&out);
+		if ((rc = sp_engine_call(e, "GET", path, NULL, &out, err)) < 0)
+			goto out;
+		j = cJSON_ParseWithLength(out.data, out.len);
+		running = cJSON_GetObjectItemCaseSensitive(j, "Running");
+		code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
+		if (!cJSON_IsTrue(running) && cJSON_IsNumber(code)) {
+			*exit_code = code->valueint;
+			break;
+		}
+		if (sp_cancel_now_ms() >= deadline) {
+			rc = sp_error_set(err, SP_ETIMEOUT, "still running after %lldms",
+					  (long long)limit_ms);
+			goto out;
+		}
+		nanosleep(&ts, NULL);
+	}
+	rc = 0;
+out:
+	cJSON_Delete(j);
+	cJSON_Delete(body);
+	free(json);
+	free(path);
+	free(exec_id);
+	sp_buf_release(&out);
+	return rc;
+}
+
+int sp_container_network_create(struct sp_engine *e, const char *name, const struct sp_build_kv *labels,
+		      size_t nlabels, struct sp_error *err)
+{
+	cJSON *body = cJSON_CreateObject(), *lab;
+	char *json;
+	size_t i;
+	int rc;
+
+	cJSON_AddStringToObject(body, "Name", name);
+	cJSON_AddTrueToObject(body, "CheckDuplicate");
+	cJSON_AddStringToObject(body, "Driver", "bridge");
+	lab = cJSON_AddObjectToObject(body, "Labels");
+	for (i = 0; i < nlabels; i++)
+		cJSON_AddStringToObject(lab, labels[i].name, labels[i].value);
+	json = sp_xjson_print(body);
+	rc = sp_engine_call(e, "POST", "/networks/create", json, NULL, err);
+	cJSON_Delete(body);
+	free(json);
+	return rc;
+}
+
+int sp_container_network_remove(struct sp_engine *e, const char *name, struct sp_error *err)
+{
+	char *path = sp_xasprintf("/networks/%s", name);
+	struct sp_error local = SP_ERROR_INIT;
+	long status = 0;
+	int rc = sp_engine_call_status(e, "DELETE", path, NULL, NULL, &status, &local);
+
+	free(path);
+	if (status == 404)
+		return 0;
+	if (rc < 0 && err)
+		*err = local;
+	return rc;
 }
 
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err)
@@ -646,6 +768,51 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 		cs.id = id->valuestring;
 		cs.name = cJSON_IsString(name) ? name->valuestring : "";
 		cs.state = cJSON_IsString(state) ? state->valuestring : "";
+		cs.job = cJSON_IsString(job) ? job->valuestring : "";
+		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
+		cs.agent = cJSON_IsString(agent) ? agent->valuestring : "";
+		if (fn(ud, &cs) < 0)
+			break;
+	}
+out:
+	cJSON_Delete(list);
+	cJSON_Delete(filters);
+	free(json);
+	sp_buf_release(&out);
+	sp_buf_release(&path);
+	return rc;
+}
+
+int sp_container_network_list(struct sp_engine *e, const char *label, sp_container_each_fn fn,
+			     void *ud, struct sp_error *err)
+{
+	struct sp_buf out = SP_BUF_INIT, path = SP_BUF_INIT;
+	cJSON *filters = cJSON_CreateObject(), *arr, *list = NULL;
+	const cJSON *n;
+	char *json = NULL;
+	int rc;
+
+	arr = cJSON_AddArrayToObject(filters, "label");
+	cJSON_AddItemToArray(arr, cJSON_CreateString(label));
+	json = sp_xjson_print(filters);
+	sp_buf_addstr(&path, "/networks?filters=");
+	sp_engine_urlencode(&path, json);
+	if ((rc = sp_engine_call(e, "GET", path.data, NULL, &out, err)) < 0)
+		goto out;
+	list = cJSON_ParseWithLength(out.data, out.len);
+	cJSON_ArrayForEach(n, list) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(n, "Id");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "Name");
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(n, "Labels");
+		const cJSON *job = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job");
+		const cJSON *owner = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner");
+		const cJSON *agent = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.agent");
+		struct sp_container_summary cs;
+		if (!cJSON_IsString(id))
+			continue;
+		cs.id = id->valuestring;
+		cs.name = cJSON_IsString(name) ? name->valuestring : "";
+		cs.state = "";
 		cs.job = cJSON_IsString(job) ? job->valuestring : "";
 		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
 		cs.agent = cJSON_IsString(agent) ? agent->valuestring : "";

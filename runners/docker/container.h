@@ -94,6 +94,26 @@ void sp_container_state_release(struct sp_container_state *st);
 int sp_container_tail(struct sp_engine *e, const char *id, unsigned tail, sp_runner_log_fn log,
 		      void *log_ud, struct sp_error *err);
 
+/* The same, with the secrets of mask (may be NULL) masked first. */
+int sp_container_tail_masked(struct sp_engine *e, const char *id, unsigned tail,
+			     const struct sp_mask *mask, sp_runner_log_fn log, void *log_ud,
+			     struct sp_error *err);
+
+/*
+ * Runs cmd in the running container through the exec API (detached, no
+ * output kept) and waits up to limit_ms for it to finish: 0 and its exit
+ * status in *exit_code; SP_ETIMEOUT when it still runs (it is left to
+ * finish by itself, inside the container); SP_EENGINE etc.
+ */
+int sp_container_exec(struct sp_engine *e, const char *id, const char *const *cmd, size_t ncmd,
+		      int64_t limit_ms, int *exit_code, struct sp_error *err);
+
+/* Creates a user-defined bridge network with labels. */
+int sp_container_network_create(struct sp_engine *e, const char *name, const struct sp_build_kv *labels,
+		      size_t nlabels, struct sp_error *err);
+/* Removes a network; gone is fine. */
+int sp_container_network_remove(struct sp_engine *e, const char *name, struct sp_error *err);
+
 /* SIGKILL; a container already gone or stopped is not an error. */
 int sp_container_kill(struct sp_engine *e, const char *id, struct sp_error *err);
 
@@ -116,6 +136,10 @@ typedef int (*sp_container_each_fn)(void *ud, const struct sp_container_summary 
 
 int sp_container_list_labelled(struct sp_engine *e, const char *label,
 			       sp_container_each_fn fn, void *ud, struct sp_error *err);
+
+/* The same for networks (a stage's services' network): state is "". */
+int sp_container_network_list(struct sp_engine *e, const char *label, sp_container_each_fn fn,
+			     void *ud, struct sp_error *err);
 
 /*
  * Might the run that created c (label io.stagepipe.owner "host:pid") still

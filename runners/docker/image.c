@@ -704,3 +704,78 @@ out:
 	sp_imageref_release(&r);
 	return rc;
 }
+
+struct pull_io {
+	struct sp_buf line;      /* the JSON message line being read */
+	char error[512];         /* the first error the stream reported */
+};
+
+static void pull_line(struct pull_io *io)
+{
+	const char *s = io->line.data, *msg;
+	size_t n = io->line.len;
+	cJSON *j = NULL;
+
+	if (!*io->error && n && sp_jsonmsg_parse(&j, &s, &n) == 0 && j &&
+	    (msg = sp_jsonmsg_error(j)))
+		snprintf(io->error, sizeof(io->error), "%s", msg);
+	cJSON_Delete(j);
+	sp_buf_reset(&io->line);
+}
+
+static int pull_data(void *ud, const char *data, size_t len, struct sp_error *err)
+{
+	struct pull_io *io = ud;
+	const char *nl;
+
+	(void)err;
+	while (len) {
+		nl = memchr(data, '\n', len);
+		if (!nl) {
+			if (io->line.len < 64 * 1024)  /* progress lines are short */
+				sp_buf_add(&io->line, data, len);
+			break;
+		}
+		if (io->line.len < 64 * 1024)
+			sp_buf_add(&io->line, data, (size_t)(nl - data));
+		pull_line(io);
+		len -= (size_t)(nl - data) + 1;
+		data = nl + 1;
+	}
+	return 0;
+}
+
+int sp_image_pull(struct sp_engine *e, const char *ref, sp_engine_cancel_fn cancel,
+		  void *cancel_ud, struct sp_error *err)
+{
+	struct sp_engine_request req;
+	struct sp_buf path = SP_BUF_INIT;
+	struct pull_io io;
+	int rc;
+
+	memset(&io, 0, sizeof(io));
+	sp_buf_init(&io.line, 0);
+	sp_buf_addstr(&path, "/images/create?fromImage=");
+	sp_engine_urlencode(&path, ref);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.path = path.data;
+	req.data = pull_data;
+	req.data_ud = &io;
+	req.cancel = cancel;
+	req.cancel_ud = cancel_ud;
+	req.low_speed_secs = 120;
+	rc = sp_engine_request(e, &req, NULL, err);
+	if (rc == 0) {
+		pull_line(&io);
+		if (*io.error)
+			rc = sp_error_set(err, strstr(io.error, "not found") ||
+					  strstr(io.error, "manifest unknown") ? SP_ENOTFOUND :
+					  SP_EENGINE, "pulling %s: %s", ref, io.error);
+	} else if (rc != SP_ECANCELLED) {
+		sp_error_prefix(err, "pulling %s", ref);
+	}
+	sp_buf_release(&io.line);
+	sp_buf_release(&path);
+	return rc;
+}

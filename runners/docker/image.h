@@ -71,6 +71,16 @@ const char *sp_image_info_repo_digest(const struct sp_image_info *info, const ch
  */
 int sp_image_remove(struct sp_engine *e, const char *name, bool force, struct sp_error *err);
 
+/*
+ * Pulls ref ("postgres:16", "reg:5000/team/db@sha256:…") into the engine
+ * (POST /images/create; credentials are not sent: public or local
+ * registries).  SP_ENOTFOUND when the registry has no such image,
+ * SP_EENGINE for other failures (the engine's message in err),
+ * SP_ECANCELLED when cancel (may be NULL) fired.
+ */
+int sp_image_pull(struct sp_engine *e, const char *ref, sp_engine_cancel_fn cancel,
+		  void *cancel_ud, struct sp_error *err);
+
 /* ---- push ---- */
 
 enum sp_image_layer_state {

@@ -28,6 +28,7 @@
 #include "runners/docker/build.h"
 #include "runners/docker/container.h"
 #include "runners/docker/image.h"
+#include "runners/docker/services.h"
 
 struct docker_runner {
 	struct sp_runner base;
@@ -517,6 +518,33 @@ static void docker_free(struct sp_runner *r)
 	free(r);
 }
 
+static int docker_services_up(struct sp_runner *r, const struct sp_services_opts *o,
+			      struct sp_services **out, size_t *failed, struct sp_error *err)
+{
+	return sp_docker_services_up(engine_of(r), o, out, failed, err);
+}
+
+static int docker_services_logs(struct sp_runner *r, struct sp_services *s, size_t i,
+				unsigned tail, sp_runner_log_fn log, void *log_ud,
+				struct sp_error *err)
+{
+	(void)r;
+	return sp_docker_services_logs(s, i, tail, log, log_ud, err);
+}
+
+static int docker_services_down(struct sp_runner *r, struct sp_services *s, struct sp_error *err)
+{
+	(void)r;
+	return sp_docker_services_down(s, err);
+}
+
+static const struct sp_services_ops docker_services = {
+	docker_services_up,
+	sp_docker_services_network_mode,
+	docker_services_logs,
+	docker_services_down,
+};
+
 static const struct sp_runner_ops docker_ops = {
 	"docker",
 	docker_build,
@@ -532,6 +560,7 @@ struct sp_runner *sp_docker_runner_new(struct sp_engine *e)
 	struct docker_runner *d = sp_xcalloc(1, sizeof(*d));
 
 	d->base.ops = &docker_ops;
+	d->base.services = &docker_services;
 	d->engine = e;
 	return &d->base;
 }

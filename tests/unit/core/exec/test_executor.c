@@ -473,6 +473,94 @@ static int fake_probe(struct fake *f, const struct sp_run_opts *o, struct sp_run
 	return 0;
 }
 
+/* ---- fake services (runners/runner.h sp_services_ops) ---- */
+
+/* What the fake services did, in order, with the run's network mode. */
+static struct {
+	char trace[1024];
+	int up_rc;                  /* what up returns */
+	size_t nspecs;
+	char images[4][80];
+	char env0[80];
+	char cmd0[80];
+	bool has_mask_fn;
+} svc;
+
+static void svc_trace_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void svc_trace_add(const char *fmt, ...)
+{
+	size_t len = strlen(svc.trace);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(svc.trace + len, sizeof(svc.trace) - len, fmt, ap);
+	va_end(ap);
+	len = strlen(svc.trace);
+	snprintf(svc.trace + len, sizeof(svc.trace) - len, " ");
+}
+
+static int fake_services_up(struct sp_runner *r, const struct sp_services_opts *o,
+			    struct sp_services **out, size_t *failed, struct sp_error *err)
+{
+	size_t i;
+
+	(void)r;
+	*out = (struct sp_services *)&svc;
+	svc.nspecs = o->n;
+	for (i = 0; i < o->n && i < 4; i++) {
+		snprintf(svc.images[i], sizeof(svc.images[i]), "%s", o->services[i].image);
+		o->state(o->state_ud, i, SP_SERVICE_STARTING, o->services[i].image);
+	}
+	if (o->n && o->services[0].nenv)
+		snprintf(svc.env0, sizeof(svc.env0), "%s", o->services[0].env[0]);
+	if (o->n && o->services[0].ncmd)
+		snprintf(svc.cmd0, sizeof(svc.cmd0), "%s", o->services[0].cmd[o->services[0].ncmd - 1]);
+	svc_trace_add("up(%zu,%s)", o->n, sp_network_name(o->network));
+	if (svc.up_rc) {
+		*failed = o->n - 1;
+		o->state(o->state_ud, o->n - 1, SP_SERVICE_FAILED, "not ready");
+		return sp_error_set(err, svc.up_rc, "service %s not ready after 1s: nothing listens "
+				    "on port %d", o->services[o->n - 1].name,
+				    o->services[o->n - 1].ready_port);
+	}
+	for (i = 0; i < o->n; i++)
+		o->state(o->state_ud, i, SP_SERVICE_READY, "listening");
+	return 0;
+}
+
+static const char *fake_services_mode(const struct sp_services *s)
+{
+	(void)s;
+	return "container:fake";
+}
+
+static int fake_services_logs(struct sp_runner *r, struct sp_services *s, size_t i, unsigned tail,
+			      sp_runner_log_fn log, void *log_ud, struct sp_error *err)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "service %zu says hello", i);
+
+	(void)r;
+	(void)s;
+	(void)err;
+	svc_trace_add("logs(%zu,%u)", i, tail);
+	log(log_ud, SP_STREAM_STDOUT, line, (size_t)n);
+	return 0;
+}
+
+static int fake_services_down(struct sp_runner *r, struct sp_services *s, struct sp_error *err)
+{
+	(void)r;
+	(void)err;
+	assert_ptr_equal(s, &svc);
+	svc_trace_add("down");
+	return 0;
+}
+
+static const struct sp_services_ops fake_services = {
+	fake_services_up, fake_services_mode, fake_services_logs, fake_services_down,
+};
+
 static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 		    struct sp_run_result *res, struct sp_error *err)
 {
@@ -501,6 +589,7 @@ static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 	c->reports_dir = xstrdup_or_null(o->reports_dir);
 	c->reports_dest = xstrdup_or_null(o->reports_dest);
 	c->has_log = o->log != NULL;
+	svc_trace_add("run(%s)", o->network_mode ? o->network_mode : "-");
 
 	if ((rc = cancelled_already(o->cancel, o->cancel_ud, err)) < 0)
 		return rc;
@@ -953,6 +1042,120 @@ static struct harness *run_test_stage(const char *yaml, const struct step *s, in
 
 	assert_int_equal(h_run(h), want_rc);
 	return h;
+}
+
+/* ---- services ---- */
+
+#define SERVICES_STAGE \
+	"stages:\n" \
+	"  - name: test\n" \
+	"    target: testing\n" \
+	"    pytest: [-q]\n" \
+	"    services:\n" \
+	"      - {name: db, image: \"${env.REGISTRY}/postgres:16\", env: {URL: \"${env.DB_URL}\"},\n" \
+	"         command: \"serve --sha ${GIT_SHORT_SHA}\", ready: {port: 5432}}\n" \
+	"      - {name: echo, target: echo, ready: {port: 7000}}\n"
+
+static size_t service_events(const struct recorder *rec)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < rec->n; i++)
+		if (rec->ev[i].kind == SP_EVENT_SERVICE)
+			n++;
+	return n;
+}
+
+static void test_services_around_the_tests(void **state)
+{
+	static const struct step s[] = {
+		{ .stage = "test", .exit_code = 0, .junit = "pass-junit.xml" },
+	};
+	struct harness *h;
+
+	(void)state;
+	memset(&svc, 0, sizeof(svc));
+	h = h_new(HEAD SERVICES_STAGE, s, 1);
+	h->fake.base.services = &fake_services;
+	*state = h;
+	assert_int_equal(h_run(h), 0);
+	/* up before the tests, which join the services' network; down after */
+	assert_string_equal(svc.trace, "up(2,default) run(container:fake) down ");
+	assert_int_equal(svc.nspecs, 2);
+	assert_string_equal(svc.images[0], "127.0.0.1:5000/postgres:16");
+	/* echo is a target: built like the stage's own, with the job's labels */
+	assert_int_equal(count_calls(&h->fake, OP_BUILD, "test"), 2);
+	assert_string_equal(h->fake.calls[1].target, "echo");
+	assert_true(strncmp(svc.images[1], "sha256:", 7) == 0);
+	assert_string_equal(svc.env0, "URL=postgres://db/test");
+	assert_string_equal(svc.cmd0, "serve --sha 0123456");
+	/* starting, ready and removed for each */
+	assert_int_equal(service_events(h->rec), 6);
+	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_PASSED);
+}
+
+static void test_services_logs_on_failure(void **state)
+{
+	static const struct step s[] = {
+		{ .stage = "test", .exit_code = 1, .junit = "fail-junit.xml" },
+	};
+	struct harness *h;
+
+	(void)state;
+	memset(&svc, 0, sizeof(svc));
+	h = h_new(HEAD SERVICES_STAGE, s, 1);
+	h->fake.base.services = &fake_services;
+	*state = h;
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_string_equal(svc.trace, "up(2,default) run(container:fake) logs(0,40) logs(1,40) down ");
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "db | service 0 says hello"));
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "echo | service 1 says hello"));
+}
+
+static void test_services_not_ready(void **state)
+{
+	static const struct step s[] = { { .stage = "test" } };
+	struct harness *h;
+
+	(void)state;
+	memset(&svc, 0, sizeof(svc));
+	svc.up_rc = SP_EFAILED;
+	h = h_new(HEAD SERVICES_STAGE, s, 1);
+	h->fake.base.services = &fake_services;
+	*state = h;
+	assert_int_equal(h_run(h), SP_EFAILED);
+	/* no test run; the logs shown; everything removed */
+	assert_string_equal(svc.trace, "up(2,default) logs(0,40) logs(1,40) down ");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	assert_string_equal(finished(h->rec, "test")->message,
+			    "service echo not ready after 1s: nothing listens on port 7000");
+}
+
+static void test_services_missing_variable_stops_before_building(void **state)
+{
+	static const struct step s[] = { { .stage = "test" } };
+	struct harness *h = h_new(HEAD "stages:\n  - name: test\n    target: testing\n"
+				  "    run: [make]\n    services:\n"
+				  "      - {name: db, image: pg, env: {PW: \"${env.NOT_SET}\"}}\n", s, 1);
+
+	*state = h;
+	h->fake.base.services = &fake_services;
+	assert_int_equal(h_run(h), SP_ECONFIG);
+	assert_contains(h->err.msg, "t.yml:8:41:");
+	assert_contains(h->err.msg, "NOT_SET");
+	assert_int_equal(h->fake.ncalls, 0);
+}
+
+static void test_services_need_a_runner_that_has_them(void **state)
+{
+	static const struct step s[] = { { .stage = "test" } };
+	struct harness *h = h_new(HEAD SERVICES_STAGE, s, 1);
+
+	*state = h;
+	assert_int_equal(h_run(h), SP_EENGINE);
+	assert_string_equal(finished(h->rec, "test")->message,
+			    "the fake runner cannot run services");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
 }
 
 /* ---- pytest status ---- */
@@ -2853,6 +3056,12 @@ int main(void)
 		cmocka_unit_test(test_pipeline_finished_carries_every_report),
 		cmocka_unit_test_teardown(test_coverage_message_rounds_down, free_harness),
 		cmocka_unit_test_teardown(test_run_stage_timeout_wording, free_harness),
+		cmocka_unit_test_teardown(test_services_around_the_tests, free_harness),
+		cmocka_unit_test_teardown(test_services_logs_on_failure, free_harness),
+		cmocka_unit_test_teardown(test_services_not_ready, free_harness),
+		cmocka_unit_test_teardown(test_services_need_a_runner_that_has_them, free_harness),
+		cmocka_unit_test_teardown(test_services_missing_variable_stops_before_building,
+					  free_harness),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -550,6 +550,56 @@ static void test_json_log_line_with_nul(void **state)
 	fclose(f);
 }
 
+/* A service event: stage, service, state and its detail, masked. */
+static void test_json_service_event(void **state)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_events events = SP_EVENTS_INIT;
+	struct sp_event ev = { 0 };
+	struct run r;
+	FILE *f = tmpfile();
+	cJSON *o;
+	char *text;
+	size_t len;
+
+	struct sp_mask *mask = sp_mask_new();
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(sp_mask_add(mask, "listens", 7, &err), 0);
+	run_init(&r, NULL, NULL);
+	sp_events_add(&events, sp_sink_json_new(f));
+	events.mask = mask;
+	ev.kind = SP_EVENT_SERVICE;
+	ev.pipeline = &r.pl;
+	ev.stage = &r.stages[0];
+	ev.service = "db";
+	ev.service_state = SP_SERVICE_FAILED;
+	ev.message = "service db not ready after 5s: nothing listens on port 5432";
+	sp_events_emit(&events, &ev);
+	ev.service_state = SP_SERVICE_REMOVED;
+	ev.message = NULL;
+	sp_events_emit(&events, &ev);
+	assert_int_equal(sp_events_finish(&events, &err), 0);
+	sp_events_release(&events);
+
+	text = file_text(f, &len);
+	o = cJSON_Parse(text);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItem(o, "event")->valuestring, "service");
+	assert_string_equal(cJSON_GetObjectItem(o, "stage")->valuestring, "test");
+	assert_string_equal(cJSON_GetObjectItem(o, "service")->valuestring, "db");
+	assert_string_equal(cJSON_GetObjectItem(o, "state")->valuestring, "failed");
+	assert_string_equal(cJSON_GetObjectItem(o, "message")->valuestring,
+			    "service db not ready after 5s: nothing *** on port 5432");
+	cJSON_Delete(o);
+	sp_mask_free(mask);
+	assert_non_null(strstr(text, "\n{\"event\":\"service\",\"stage\":\"test\",\"service\":\"db\","
+			       "\"state\":\"removed\"}\n"));
+	free(text);
+	fclose(f);
+}
+
 /* Both printing sinks report a failed write from finish. */
 static void check_write_failure(struct sp_sink *sink, FILE *f)
 {
@@ -642,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_coverage_is_copied),
 		cmocka_unit_test(test_junit_big_report_streams),
 		cmocka_unit_test(test_json_log_line_with_nul),
+		cmocka_unit_test(test_json_service_event),
 		cmocka_unit_test(test_write_failure_is_reported),
 		cmocka_unit_test(test_finish_ok),
 		cmocka_unit_test(test_variant_path),

@@ -135,6 +135,28 @@ static const struct bad_case bad_cases[] = {
 	{ "root_not_map", "- a\n- b\n", 1, 1, "must be a mapping" },
 	{ "runs_on_bad_label", HEAD STAGE1 "runs_on: [linux, GPU]\n", 6, 18, "\"GPU\" is not a label" },
 	{ "runs_on_map", HEAD STAGE1 "runs_on: {a: b}\n", 6, 10, "runs_on must be a list" },
+	/* services */
+	{ "services_not_list", HEAD STAGE1 "    pytest: true\n    services: {a: b}\n", 7, 15, "services must be a list of mappings, not a mapping" },
+	{ "services_on_build_stage", HEAD STAGE1 "    services: [{name: db, image: pg}]\n", 6, 15, "services need a pytest or run stage (stage \"test\" only builds)" },
+	{ "service_scalar", HEAD STAGE1 "    pytest: true\n    services:\n" "      - db\n", 8, 9, "each service must be a mapping" },
+	{ "service_unknown_key", HEAD STAGE1 "    pytest: true\n    services:\n" "      - name: db\n        image: pg\n        prot: 5\n", 10, 9, "unknown key \"prot\" in service \"db\" of stage \"test\"" },
+	{ "service_no_image", HEAD STAGE1 "    pytest: true\n    services:\n" "      - name: db\n", 8, 9, "service \"db\" of stage \"test\" needs \"image\" (an image reference) or \"target\"" },
+	{ "service_both", HEAD STAGE1 "    pytest: true\n    services:\n" "      - name: db\n        image: pg\n        target: db\n", 10, 17, "has both \"image\" and \"target\"" },
+	{ "service_no_name", HEAD STAGE1 "    pytest: true\n    services:\n" "      - image: pg\n", 8, 9, "service 1 of stage \"test\" is missing the required key \"name\"" },
+	{ "service_bad_name", HEAD STAGE1 "    pytest: true\n    services:\n" "      - name: my_db\n        image: pg\n", 8, 15, "service name \"my_db\" must be a host name" },
+	{ "service_name_dash", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db-, image: pg}\n", 8, 16, "must be a host name" },
+	{ "service_dup", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg}\n      - {name: db, image: pg}\n", 9, 9, "duplicate service name \"db\" in stage \"test\" (first at line 8)" },
+	{ "service_bad_image", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: \"Bad Image\"}\n", 8, 27, "image \"Bad Image\" is not a valid image reference" },
+	{ "service_bad_target", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, target: \"-x\"}\n", 8, 28, "not a valid Dockerfile stage name" },
+	{ "service_bad_var", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: \"pg:${nope\"}\n", 8, 31, "unterminated \"${\"" },
+	{ "service_env_name", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, env: {1X: a}}\n", 8, 37, "invalid name \"1X\" in env" },
+	{ "service_command_empty", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, command: []}\n", 8, 40, "command must not be empty" },
+	{ "ready_not_map", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, ready: 5432}\n", 8, 38, "ready must be a mapping" },
+	{ "ready_port_bad", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, ready: {port: 0}}\n", 8, 45, "ready.port must be a port number (1-65535), not 0" },
+	{ "ready_unknown", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, ready: {prot: 5}}\n", 8, 39, "did you mean \"port\"?" },
+	{ "ready_both", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, ready: {port: 5, cmd: [x]}}\n", 8, 38, "ready has both port and cmd" },
+	{ "ready_cmd_empty", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, ready: {cmd: []}}\n", 8, 44, "ready.cmd must not be empty" },
+	{ "ready_timeout_bad", HEAD STAGE1 "    pytest: true\n    services:\n" "      - {name: db, image: pg, ready: {timeout: soon}}\n", 8, 48, "invalid ready.timeout" },
 	/* secrets */
 	{ "secrets_map", HEAD STAGE1 "secrets: {A: b}\n", 6, 10, "secrets must be a list" },
 	{ "secrets_scalar", HEAD STAGE1 "secrets: TOKEN\n", 6, 10, "secrets must be a list" },
@@ -430,6 +452,41 @@ static void test_health_and_triggers(void **state)
 	assert_true(p->on.tag.enabled);
 	assert_int_equal(p->on.tag.patterns.n, 0);
 	assert_true(p->on.pull_request.enabled);
+	sp_pipeline_free(p);
+}
+
+static void test_services(void **state)
+{
+	struct sp_pipeline *p = load_ok(HEAD STAGE1 "    pytest: [-q]\n    services:\n"
+		"      - name: db\n        image: \"${env.REGISTRY}/postgres:16\"\n"
+		"        env: {POSTGRES_PASSWORD: pw}\n        ready: {port: 5432, timeout: 90s}\n"
+		"      - name: cache\n        target: cache\n        command: redis-server --port 6380\n"
+		"        ready: {cmd: [redis-cli, -p, \"6380\", ping]}\n"
+		"      - {name: 9web, image: nginx, command: [nginx, -g, daemon off;]}\n");
+	const struct sp_stage *st = &p->stages[0];
+	const struct sp_service *sv = st->services;
+
+	(void)state;
+	assert_int_equal(st->nservices, 3);
+	assert_string_equal(sv[0].name, "db");
+	assert_string_equal(sv[0].image.s, "${env.REGISTRY}/postgres:16");
+	assert_null(sv[0].target);
+	assert_int_equal(sv[0].env.n, 1);
+	assert_int_equal(sv[0].ready_port, 5432);
+	assert_int_equal(sv[0].ready_timeout_ms, 90000);
+	assert_int_equal(sv[0].pos.line, 8);
+	assert_string_equal(sv[1].target, "cache");
+	assert_null(sv[1].image.s);
+	assert_true(sv[1].command_shell);
+	assert_int_equal(sv[1].command.n, 1);
+	assert_int_equal(sv[1].ready_cmd.n, 4);
+	assert_int_equal(sv[1].ready_port, 0);
+	assert_int_equal(sv[1].ready_timeout_ms, SP_SERVICE_DEFAULT_READY_MS);
+	assert_false(sv[2].command_shell);
+	assert_int_equal(sv[2].command.n, 3);
+	sp_pipeline_free(p);
+	p = load_ok(HEAD STAGE1 "    run: make check\n    services: []\n");
+	assert_int_equal(p->stages[0].nservices, 0);
 	sp_pipeline_free(p);
 }
 
@@ -742,6 +799,7 @@ int main(void)
 		cmocka_unit_test(test_run_list_and_env),
 		cmocka_unit_test(test_anchors_and_merge),
 		cmocka_unit_test(test_health_and_triggers),
+		cmocka_unit_test(test_services),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_alias_bomb),
