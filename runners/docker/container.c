@@ -523,6 +523,35 @@ out:
 	return rc;
 }
 
+/* Config.Healthcheck {Test, Timeout} into st->health_cmd and _timeout_ms. */
+static void health_cmd(const cJSON *hc, struct sp_container_state *st)
+{
+	const cJSON *test = cJSON_GetObjectItemCaseSensitive(hc, "Test");
+	const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(hc, "Timeout");
+	const cJSON *kind = cJSON_GetArrayItem(test, 0);
+	int i, n = cJSON_GetArraySize(test);
+
+	if (cJSON_IsNumber(timeout) && timeout->valuedouble > 0)
+		st->health_timeout_ms = (int64_t)(timeout->valuedouble / 1e6);
+	if (!cJSON_IsString(kind) || n < 2)
+		return;   /* none, NONE, or inherited: nothing of our own to run */
+	for (i = 1; i < n; i++)
+		if (!cJSON_IsString(cJSON_GetArrayItem(test, i)))
+			return;
+	if (!strcmp(kind->valuestring, "CMD-SHELL")) {
+		st->health_cmd = sp_xcalloc(4, sizeof(*st->health_cmd));
+		st->health_cmd[0] = sp_xstrdup("/bin/sh");
+		st->health_cmd[1] = sp_xstrdup("-c");
+		st->health_cmd[2] = sp_xstrdup(cJSON_GetArrayItem(test, 1)->valuestring);
+		st->nhealth_cmd = 3;
+	} else if (!strcmp(kind->valuestring, "CMD")) {
+		st->health_cmd = sp_xcalloc((size_t)n, sizeof(*st->health_cmd));
+		for (i = 1; i < n; i++)
+			st->health_cmd[i - 1] = sp_xstrdup(cJSON_GetArrayItem(test, i)->valuestring);
+		st->nhealth_cmd = (size_t)n - 1;
+	}
+}
+
 int sp_container_inspect(struct sp_engine *e, const char *id, struct sp_container_state *st,
 			 struct sp_error *err)
 {
@@ -562,6 +591,8 @@ int sp_container_inspect(struct sp_engine *e, const char *id, struct sp_containe
 		}
 	}
 	st->health_log = sp_buf_detach(&log, NULL);
+	health_cmd(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "Config"),
+						    "Healthcheck"), st);
 	wd = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "Config"),
 					      "WorkingDir");
 	st->workdir = sp_xstrdup(cJSON_IsString(wd) ? wd->valuestring : "");
@@ -578,11 +609,17 @@ out:
 
 void sp_container_state_release(struct sp_container_state *st)
 {
+	size_t i;
+
 	if (!st)
 		return;
+
 	free(st->health_log);
 	free(st->ip);
 	free(st->workdir);
+	for (i = 0; i < st->nhealth_cmd; i++)
+		free(st->health_cmd[i]);
+	free(st->health_cmd);
 	memset(st, 0, sizeof(*st));
 }
 

@@ -83,6 +83,11 @@ struct sp_container_state {
 	char *health_log;         /* the last probes' output, newest last; owned */
 	char *ip;                 /* the container's address on its network; owned, may be "" */
 	char *workdir;            /* Config.WorkingDir; owned, "" when the image sets none */
+	/* The HEALTHCHECK's command as an argv (CMD as written, CMD-SHELL
+	 * through /bin/sh -c); NULL-terminated, owned; NULL without one. */
+	char **health_cmd;
+	size_t nhealth_cmd;
+	int64_t health_timeout_ms; /* its Timeout; 0: Docker's default (30 s) */
 };
 
 /* Reads the container's state; release with sp_container_state_release. */

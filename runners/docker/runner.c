@@ -372,6 +372,33 @@ static int probe_http(const char *host, int port, const char *path)
 	return status >= 200 && status < 300;
 }
 
+/* How often the health check looks again (inspect, and probe). */
+#define HEALTH_POLL_MS 200
+
+/*
+ * Runs the image's HEALTHCHECK command in the container through the exec
+ * API, within its Timeout and the time left; 1 when it exited 0.  A failure
+ * is not a verdict (the start period's rule: early failures do not count);
+ * Docker's own probes still decide "unhealthy".
+ */
+static int probe_exec(struct sp_engine *e, const char *id, const struct sp_container_state *st,
+		      int64_t deadline)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	int64_t left = deadline - sp_cancel_now_ms();
+	int64_t limit = st->health_timeout_ms > 0 ? st->health_timeout_ms : 30000;
+	int code = -1;
+
+	if (left <= 0)
+		return 0;
+	if (limit > left)
+		limit = left;
+	if (sp_container_exec(e, id, (const char *const *)st->health_cmd, st->nhealth_cmd, limit,
+			      &code, &err) < 0)
+		return 0;
+	return code == 0;
+}
+
 static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, struct sp_error *err)
 {
 	struct sp_engine *e = engine_of(r);
@@ -427,6 +454,11 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 			goto out;
 		} else if (!strcmp(st.health, "healthy")) {
 			break;
+		} else if (st.health_cmd && strcmp(st.health, "unhealthy") &&
+			   probe_exec(e, id, &st, deadline)) {
+			/* the image's own check passed when we ran it: Docker's
+			 * first scheduled probe comes only after its interval */
+			break;
 		} else if (!strcmp(st.health, "unhealthy")) {
 			log_text(o, SP_STREAM_INFO, st.health_log);
 			rc = sp_error_set(err, SP_EFAILED, "unhealthy: %s failed; its last output is "
@@ -443,7 +475,7 @@ static int docker_health(struct sp_runner *r, const struct sp_health_opts *o, st
 					  o->port ? "no 2xx answer" : st.health);
 			goto out;
 		}
-		pause_ms(500);
+		pause_ms(HEALTH_POLL_MS);
 	}
 	rc = 0;
 out:
