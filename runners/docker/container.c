@@ -773,8 +773,17 @@ int sp_container_remove(struct sp_engine *e, const char *id, struct sp_error *er
 	return rc;
 }
 
-int sp_container_list_labelled(struct sp_engine *e, const char *label,
-			       sp_container_each_fn fn, void *ud, struct sp_error *err)
+static const char *str_or_empty(const cJSON *j)
+{
+	return cJSON_IsString(j) ? j->valuestring : "";
+}
+
+/*
+ * GET what?filters={"label":[label]} (containers or networks) and calls fn
+ * with each entry's id, name, state (containers) and stagepipe labels.
+ */
+static int list_labelled(struct sp_engine *e, const char *what, const char *label, bool networks,
+			 sp_container_each_fn fn, void *ud, struct sp_error *err)
 {
 	struct sp_buf out = SP_BUF_INIT, path = SP_BUF_INIT;
 	cJSON *filters = cJSON_CreateObject(), *arr, *list = NULL;
@@ -785,29 +794,26 @@ int sp_container_list_labelled(struct sp_engine *e, const char *label,
 	arr = cJSON_AddArrayToObject(filters, "label");
 	cJSON_AddItemToArray(arr, cJSON_CreateString(label));
 	json = sp_xjson_print(filters);
-	sp_buf_addstr(&path, "/containers/json?all=1&filters=");
+	sp_buf_addstr(&path, what);
 	sp_engine_urlencode(&path, json);
 	if ((rc = sp_engine_call(e, "GET", path.data, NULL, &out, err)) < 0)
 		goto out;
 	list = cJSON_ParseWithLength(out.data, out.len);
 	cJSON_ArrayForEach(c, list) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "Id");
-		const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
-		const cJSON *state = cJSON_GetObjectItemCaseSensitive(c, "State");
 		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
-		const cJSON *job = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job");
-		const cJSON *owner = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner");
-		const cJSON *agent = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.agent");
-		const cJSON *name = cJSON_GetArrayItem(names, 0);
 		struct sp_container_summary cs;
+
 		if (!cJSON_IsString(id))
 			continue;
 		cs.id = id->valuestring;
-		cs.name = cJSON_IsString(name) ? name->valuestring : "";
-		cs.state = cJSON_IsString(state) ? state->valuestring : "";
-		cs.job = cJSON_IsString(job) ? job->valuestring : "";
-		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
-		cs.agent = cJSON_IsString(agent) ? agent->valuestring : "";
+		/* a container has Names ["/name"] and a State; a network a Name */
+		cs.name = str_or_empty(networks ? cJSON_GetObjectItemCaseSensitive(c, "Name") :
+				       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "Names"), 0));
+		cs.state = networks ? "" : str_or_empty(cJSON_GetObjectItemCaseSensitive(c, "State"));
+		cs.job = str_or_empty(cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job"));
+		cs.owner = str_or_empty(cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner"));
+		cs.agent = str_or_empty(cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.agent"));
 		if (fn(ud, &cs) < 0)
 			break;
 	}
@@ -820,49 +826,16 @@ out:
 	return rc;
 }
 
+int sp_container_list_labelled(struct sp_engine *e, const char *label,
+			       sp_container_each_fn fn, void *ud, struct sp_error *err)
+{
+	return list_labelled(e, "/containers/json?all=1&filters=", label, false, fn, ud, err);
+}
+
 int sp_container_network_list(struct sp_engine *e, const char *label, sp_container_each_fn fn,
 			     void *ud, struct sp_error *err)
 {
-	struct sp_buf out = SP_BUF_INIT, path = SP_BUF_INIT;
-	cJSON *filters = cJSON_CreateObject(), *arr, *list = NULL;
-	const cJSON *n;
-	char *json = NULL;
-	int rc;
-
-	arr = cJSON_AddArrayToObject(filters, "label");
-	cJSON_AddItemToArray(arr, cJSON_CreateString(label));
-	json = sp_xjson_print(filters);
-	sp_buf_addstr(&path, "/networks?filters=");
-	sp_engine_urlencode(&path, json);
-	if ((rc = sp_engine_call(e, "GET", path.data, NULL, &out, err)) < 0)
-		goto out;
-	list = cJSON_ParseWithLength(out.data, out.len);
-	cJSON_ArrayForEach(n, list) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(n, "Id");
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "Name");
-		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(n, "Labels");
-		const cJSON *job = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.job");
-		const cJSON *owner = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.owner");
-		const cJSON *agent = cJSON_GetObjectItemCaseSensitive(labels, "io.stagepipe.agent");
-		struct sp_container_summary cs;
-		if (!cJSON_IsString(id))
-			continue;
-		cs.id = id->valuestring;
-		cs.name = cJSON_IsString(name) ? name->valuestring : "";
-		cs.state = "";
-		cs.job = cJSON_IsString(job) ? job->valuestring : "";
-		cs.owner = cJSON_IsString(owner) ? owner->valuestring : "";
-		cs.agent = cJSON_IsString(agent) ? agent->valuestring : "";
-		if (fn(ud, &cs) < 0)
-			break;
-	}
-out:
-	cJSON_Delete(list);
-	cJSON_Delete(filters);
-	free(json);
-	sp_buf_release(&out);
-	sp_buf_release(&path);
-	return rc;
+	return list_labelled(e, "/networks?filters=", label, true, fn, ud, err);
 }
 
 bool sp_container_owner_alive(const struct sp_container_summary *c, const char *host)
