@@ -297,101 +297,6 @@ out:
 	return rc;
 }
 
-struct archive_io {
-	int fd;
-	unsigned long long bytes;
-	char buf[65536];
-};
-
-static int archive_to_file(void *ud, const char *data, size_t len, struct sp_error *err)
-{
-	struct archive_io *io = ud;
-
-	/* tar headers and padding on top of the files: allow a little slack */
-	io->bytes += len;
-	if (io->bytes > SP_CONTAINER_COPY_MAX + 16 * 1024 * 1024)
-		return sp_error_set(err, SP_ETOOBIG, "more than %llu MiB to copy out",
-				    SP_CONTAINER_COPY_MAX / (1024 * 1024));
-	while (len) {
-		ssize_t n = write(io->fd, data, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return sp_error_set(err, SP_ERROR, "writing a temporary file: %s",
-					    strerror(errno));
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int file_to_untar(void *ud, const void **buf, size_t *len, struct sp_error *err)
-{
-	struct archive_io *io = ud;
-	ssize_t n;
-
-	do
-		n = read(io->fd, io->buf, sizeof(io->buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return sp_error_set(err, SP_ERROR, "reading a temporary file: %s", strerror(errno));
-	*buf = io->buf;
-	*len = (size_t)n;
-	return 0;
-}
-
-int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
-			  const char *dest, sp_cancel_fn cancel, void *cancel_ud,
-			  struct sp_error *err)
-{
-	struct sp_untar_opts uo = SP_UNTAR_OPTS_INIT;
-	struct sp_engine_request req;
-	struct sp_buf url = SP_BUF_INIT;
-	struct archive_io *io = sp_xcalloc(1, sizeof(*io));
-	char *tmpl = sp_xasprintf("%s.tar-XXXXXX", dest);
-	int rc;
-
-	io->fd = mkstemp(tmpl);
-	if (io->fd < 0) {
-		rc = sp_error_set(err, SP_ERROR, "creating %s: %s", tmpl, strerror(errno));
-		goto out;
-	}
-	unlink(tmpl);  /* gone from the tree; the fd keeps it until closed */
-	sp_buf_addf(&url, "/containers/%s/archive?path=", id);
-	sp_engine_urlencode(&url, path);
-	memset(&req, 0, sizeof(req));
-	req.path = url.data;
-	req.data = archive_to_file;
-	req.data_ud = io;
-	req.low_speed_secs = 60;
-	req.cancel = cancel;
-	req.cancel_ud = cancel_ud;
-	if ((rc = sp_engine_request(e, &req, NULL, err)) < 0) {
-		sp_error_prefix(err, "copying %s out of the container", path);
-		goto out;
-	}
-	if (lseek(io->fd, 0, SEEK_SET) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "rewinding a temporary file: %s", strerror(errno));
-		goto out;
-	}
-	if (mkdir(dest, 0755) < 0 && errno != EEXIST) {
-		rc = sp_error_set(err, SP_ERROR, "creating %s: %s", dest, strerror(errno));
-		goto out;
-	}
-	uo.strip_first = 1;
-	uo.max_bytes = SP_CONTAINER_COPY_MAX;
-	if ((rc = sp_untar_extract(dest, file_to_untar, io, &uo, NULL, err)) < 0)
-		sp_error_prefix(err, "extracting %s from the container", path);
-out:
-	if (io->fd >= 0)
-		close(io->fd);
-	free(io);
-	free(tmpl);
-	sp_buf_release(&url);
-	return rc;
-}
-
 /* ---- streaming an archive into the extractor ---- */
 
 /*
@@ -520,6 +425,23 @@ out:
 		close(x->wfd);
 	free(x);
 	sp_buf_release(&url);
+	return rc;
+}
+
+int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
+			  const char *dest, sp_cancel_fn cancel, void *cancel_ud,
+			  struct sp_error *err)
+{
+	struct sp_untar_opts uo = SP_UNTAR_OPTS_INIT;
+	int rc;
+
+	if (mkdir(dest, 0755) < 0 && errno != EEXIST)
+		return sp_error_set(err, SP_ERROR, "creating %s: %s", dest, strerror(errno));
+	uo.strip_first = 1;
+	uo.max_bytes = SP_CONTAINER_COPY_MAX;
+	rc = sp_container_extract(e, id, path, dest, &uo, cancel, cancel_ud, NULL, err);
+	if (rc < 0 && rc != SP_ECANCELLED)
+		sp_error_prefix(err, "copying %s out of the container", path);
 	return rc;
 }
 

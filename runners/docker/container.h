@@ -53,8 +53,8 @@ int sp_container_wait(struct sp_engine *e, const char *id, int *exit_code, bool 
 
 /* Copies folder path out of the container into dest (created), its contents
  * only, refusing absolute paths, ".." and links that escape, and more than
- * SP_CONTAINER_COPY_MAX bytes.  The archive passes through a temporary
- * file next to dest.  SP_ECANCELLED when cancel (may be NULL) fires. */
+ * SP_CONTAINER_COPY_MAX bytes; streamed like sp_container_extract.
+ * SP_ECANCELLED when cancel (may be NULL) fires. */
 int sp_container_copy_out(struct sp_engine *e, const char *id, const char *path,
 			  const char *dest, sp_cancel_fn cancel, void *cancel_ud,
 			  struct sp_error *err);
