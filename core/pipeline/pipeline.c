@@ -406,7 +406,7 @@ static void check_build_args_matrix(struct loader *L)
 	for (i = 0; i < L->p->build.args.n; i++) {
 		const struct sp_pvar *a = &L->p->build.args.items[i];
 
-		if (strstr(a->value, "${matrix."))
+		if (sp_vars_uses(a->value, "matrix.", false, NULL))
 			sp_diags_add(L->diags, a->pos.line, a->pos.col,
 				     "build.args.%s uses ${matrix...}: build.args are shared by "
 				     "all stages; a stage's matrix keys are given to its build as "

@@ -278,7 +278,7 @@ fail:
 	return rc;
 }
 
-bool sp_vars_uses_env(const char *s, const char *name, size_t *off)
+bool sp_vars_uses(const char *s, const char *name, bool whole, size_t *off)
 {
 	struct sp_error err = SP_ERROR_INIT;
 	size_t n = strlen(name);
@@ -296,8 +296,7 @@ bool sp_vars_uses_env(const char *s, const char *name, size_t *off)
 		}
 		if (parse_ref(&r, p, &err) < 0)
 			return false;
-		if (r.name_len == n + 4 && !strncmp(r.name, "env.", 4) &&
-		    !strncmp(r.name + 4, name, n)) {
+		if ((whole ? r.name_len == n : r.name_len >= n) && !strncmp(r.name, name, n)) {
 			if (off)
 				*off = (size_t)(p - s);
 			return true;
@@ -305,6 +304,15 @@ bool sp_vars_uses_env(const char *s, const char *name, size_t *off)
 		p += r.len;
 	}
 	return false;
+}
+
+bool sp_vars_uses_env(const char *s, const char *name, size_t *off)
+{
+	char *ref = sp_xasprintf("env.%s", name);
+	bool used = sp_vars_uses(s, ref, true, off);
+
+	free(ref);
+	return used;
 }
 
 const char *sp_vars_process_env(const char *name, void *ud)

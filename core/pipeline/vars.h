@@ -65,6 +65,13 @@ int sp_vars_expand(char **out, const char *s, const struct sp_vars *vars,
 		   size_t *bad_off, struct sp_error *err);
 
 /*
+ * Whether s (already checked) refers to the variable name (whole) or to
+ * one whose name starts with name (!whole: "matrix."); "$${" escapes do
+ * not count.  *off (may be NULL) gets the byte offset of its "${".
+ */
+bool sp_vars_uses(const char *s, const char *name, bool whole, size_t *off);
+
+/*
  * Whether s (already checked) refers to the environment variable name
  * through ${env.NAME} or ${env.NAME:-default}; *off (may be NULL) gets
  * the byte offset of the first such "${".

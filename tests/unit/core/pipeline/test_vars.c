@@ -250,6 +250,11 @@ static void test_uses_env(void **state)
 	assert_false(sp_vars_uses_env("$${env.TOKEN}", "TOKEN", NULL));
 	assert_false(sp_vars_uses_env("TOKEN $TOKEN", "TOKEN", NULL));
 	assert_false(sp_vars_uses_env("${env.A:-${env.TOKEN}", "TOKEN", NULL));
+	/* a prefix: any ${matrix.KEY}, never an escaped one */
+	assert_true(sp_vars_uses("x-${matrix.PY}", "matrix.", false, &off));
+	assert_int_equal(off, 2);
+	assert_false(sp_vars_uses("$${matrix.PY}", "matrix.", false, NULL));
+	assert_false(sp_vars_uses("${env.matrix.PY}", "matrix.", false, NULL));
 }
 
 int main(void)
