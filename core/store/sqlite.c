@@ -31,6 +31,11 @@
  * remembers that its last transaction failed (sp_store_last_write, for
  * /readyz), and the next batch simply tries again: once there is room,
  * writes commit as before, with no restart and nothing to repair.
+ * "Full" starts at SP_STORE_MIN_FREE bytes left on the database's file
+ * system, checked before each batch: on a truly full disk SQLite's
+ * answer depends on whether the write fits in the WAL file's old frames
+ * (a small one may commit, a larger one fail), and a server that said
+ * 503 to a delivery must not call itself ready a moment later.
  *
  * Locking: one mutex (st->mu) guards the queue, the reader pool and the
  * counters; the writer holds it only to take a batch and to wake callers.
@@ -49,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1670,6 +1676,26 @@ static void note_failure(struct sqlite_store *st, struct batch_outcome *o, const
 }
 
 /*
+ * Whether the database's file system has less than SP_STORE_MIN_FREE
+ * bytes left for it; says how much in why.  A file system that cannot
+ * say (statvfs fails) is taken to have room: SQLite will tell.
+ */
+static bool disk_low(const struct sqlite_store *st, char *why, size_t whysz)
+{
+	struct statvfs vfs;
+	unsigned long long avail;
+
+	if (statvfs(st->path, &vfs) != 0)
+		return false;
+	avail = (unsigned long long)vfs.f_bavail * (vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize);
+	if (avail >= SP_STORE_MIN_FREE)
+		return false;
+	snprintf(why, whysz, "store: database or disk is full: %llu KiB left on %s's file system "
+		 "(%d KiB needed)", avail / 1024, st->path, SP_STORE_MIN_FREE / 1024);
+	return true;
+}
+
+/*
  * Runs a batch in one transaction, each request in its own savepoint.
  * Fills out (committed: the batch is on disk).
  */
@@ -1680,6 +1706,14 @@ static void run_batch(struct sqlite_store *st, struct wreq *batch, struct batch_
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (disk_low(st, out->why, sizeof(out->why))) {
+		out->failed = out->full = true;
+		for (r = batch; r; r = r->next) {
+			r->rc = sp_error_set(&r->e, SP_EENGINE, "%s", out->why);
+			discard(r);
+		}
+		return;
+	}
 	rc = run(st->w[W_BEGIN], &berr);
 	for (r = batch; !rc && r; r = r->next) {
 		rc = run(st->w[W_SAVEPOINT], &berr);

@@ -38,6 +38,13 @@
 
 struct sp_error;
 
+/*
+ * A store whose file system has less than this left refuses every write
+ * as if the disk were full (SP_EENGINE, sp_store_last_write says full):
+ * 1 MiB, a few group commits' worth of WAL.
+ */
+#define SP_STORE_MIN_FREE (1024 * 1024)
+
 enum sp_job_state {
 	SP_JOB_QUEUED,
 	SP_JOB_RUNNING,
