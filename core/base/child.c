@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -121,7 +122,7 @@ out:
 
 __attribute__((noreturn))
 static void child_exec(const char *prog, const char *const *argv, const char *const *envp,
-		       int in_fd, int out_fd, int err_fd, int report_fd)
+		       int in_fd, int out_fd, int err_fd, int report_fd, pid_t parent)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -135,6 +136,16 @@ static void child_exec(const char *prog, const char *const *argv, const char *co
 		(void)sigaction(sig, &sa, NULL);  /* EINVAL for KILL, STOP, libc's own */
 	/* its own group, so a timeout can kill what it starts as well */
 	(void)setpgid(0, 0);
+	/* the parent dying (its thread, precisely) stops it; a parent that
+	 * died before this line is caught by the getppid test */
+	if (parent > 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+			goto fail;
+		if (getppid() != parent) {
+			errno = ESRCH;
+			goto fail;
+		}
+	}
 
 	/* every source descriptor is >= 3 (see move_high), so no dup2 below
 	 * clobbers another source, and each target loses FD_CLOEXEC */
@@ -183,6 +194,147 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+int sp_child_wait(pid_t pid, int *status)
+{
+	pid_t r;
+
+	while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
+		;
+	return r == pid ? 0 : -1;
+}
+
+void sp_child_spawn_end(struct sp_spawn *sp)
+{
+	sigset_t pipeset, pending;
+
+	close_fd(&sp->in_fd);
+	close_fd(&sp->out_fd);
+	close_fd(&sp->err_fd);
+	if (sp->mask_set) {
+		/* a SIGPIPE that came while it ran is ours (unless one was
+		 * pending before: not ours, left alone) */
+		sigemptyset(&pipeset);
+		sigaddset(&pipeset, SIGPIPE);
+		sigemptyset(&pending);
+		if (!sp->sigpipe_pending_before && sigpending(&pending) == 0 &&
+		    sigismember(&pending, SIGPIPE) == 1) {
+			struct timespec zero = { 0, 0 };
+			(void)sigtimedwait(&pipeset, NULL, &zero);
+		}
+		(void)pthread_sigmask(SIG_SETMASK, &sp->old_mask, NULL);
+		sp->mask_set = false;
+	}
+}
+
+int sp_child_spawn(const struct sp_spawn_opts *o, struct sp_spawn *sp, struct sp_error *err)
+{
+	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	int report[2] = { -1, -1 };
+	const char *name;
+	char *prog = NULL;
+	sigset_t all, pending, keep;
+	pid_t parent = getpid();
+	int rc = 0, status, e;
+
+	assert(o && o->argv && o->argv[0]);
+	memset(sp, 0, sizeof(*sp));
+	sp->pid = -1;
+	sp->in_fd = sp->out_fd = sp->err_fd = -1;
+	name = o->name ? o->name : o->argv[0];
+
+	if ((rc = sp_child_which(&prog, o->argv[0], o->path, err)) < 0)
+		goto out;
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 ||
+	    pipe2(report, O_CLOEXEC) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run %s: pipe: %s", name, strerror(errno));
+		goto out;
+	}
+	if (o->stdin_pipe) {
+		if (pipe2(in_pipe, O_CLOEXEC) < 0) {
+			rc = sp_error_set(err, SP_ERROR, "cannot run %s: pipe: %s", name,
+					  strerror(errno));
+			goto out;
+		}
+	} else if ((in_pipe[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run %s: /dev/null: %s", name,
+				  strerror(errno));
+		goto out;
+	}
+	if (move_high(&in_pipe[0]) < 0 || move_high(&out_pipe[1]) < 0 ||
+	    move_high(&err_pipe[1]) < 0 || move_high(&report[1]) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run %s: %s", name, strerror(errno));
+		goto out;
+	}
+
+	/*
+	 * Every signal blocked over the fork (no handler of ours may run in
+	 * the child); afterwards SIGPIPE stays blocked in this thread until
+	 * sp_child_spawn_end.
+	 */
+	sigemptyset(&pending);
+	if (sigpending(&pending) == 0)
+		sp->sigpipe_pending_before = sigismember(&pending, SIGPIPE) == 1;
+	sigfillset(&all);
+	if ((e = pthread_sigmask(SIG_SETMASK, &all, &sp->old_mask)) != 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run %s: sigmask: %s", name, strerror(e));
+		goto out;
+	}
+	sp->mask_set = true;
+	sp->start = sp_clock_ms();
+	sp->pid = fork();
+	if (sp->pid == 0)
+		child_exec(prog, o->argv, o->envp, in_pipe[0], out_pipe[1], err_pipe[1], report[1],
+			   o->die_with_parent ? parent : 0);
+	e = errno;
+	keep = sp->old_mask;
+	sigaddset(&keep, SIGPIPE);
+	(void)pthread_sigmask(SIG_SETMASK, &keep, NULL);
+	if (sp->pid < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run %s: fork: %s", name, strerror(e));
+		goto out;
+	}
+	/* also from here: kill(-pid) must not race the child's own setpgid */
+	(void)setpgid(sp->pid, sp->pid);
+	close_fd(&in_pipe[0]);
+	close_fd(&out_pipe[1]);
+	close_fd(&err_pipe[1]);
+	close_fd(&report[1]);
+
+	/* EOF: exec succeeded (close-on-exec); sizeof(int): its errno */
+	{
+		ssize_t n;
+		e = 0;
+		while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
+			;
+		if (n == (ssize_t)sizeof(e)) {
+			(void)sp_child_wait(sp->pid, &status);
+			sp->pid = -1;
+			rc = sp_error_set(err, e == ENOENT ? SP_ENOTFOUND : SP_ERROR,
+					  "cannot run %s: %s", name, strerror(e));
+			goto out;
+		}
+	}
+	sp->in_fd = in_pipe[1];
+	sp->out_fd = out_pipe[0];
+	sp->err_fd = err_pipe[0];
+	in_pipe[1] = out_pipe[0] = err_pipe[0] = -1;
+out:
+	close_fd(&in_pipe[0]);
+	close_fd(&in_pipe[1]);
+	close_fd(&out_pipe[0]);
+	close_fd(&out_pipe[1]);
+	close_fd(&err_pipe[0]);
+	close_fd(&err_pipe[1]);
+	close_fd(&report[0]);
+	close_fd(&report[1]);
+	if (rc < 0)
+		sp_child_spawn_end(sp);
+	free(prog);
+	return rc;
+}
+
+/* ---- sp_child_run: start, feed, capture, reap ---- */
+
 /* Appends what fits under the cap; counts the rest as dropped. */
 static void capture(struct sp_buf *b, size_t *dropped, const char *data, size_t n)
 {
@@ -227,28 +379,17 @@ static void kill_group(pid_t pid)
 	(void)kill(pid, SIGKILL);  /* in case it never became a group leader */
 }
 
-static int wait_blocking(pid_t pid, int *status)
-{
-	pid_t r;
-
-	while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
-		;
-	return r == pid ? 0 : -1;
-}
-
 int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 		 struct sp_error *err)
 {
-	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-	int report[2] = { -1, -1 };
-	sigset_t all, old, pipeset, pending;
-	bool mask_set = false, sigpipe_pending_before = false, reaped = false;
+	struct sp_spawn_opts so;
+	struct sp_spawn sp;
+	bool reaped = false;
 	size_t in_off = 0;
-	int64_t start, deadline = 0, exited_at = 0;
+	int64_t deadline = 0, exited_at = 0;
 	const char *name;
-	char *prog = NULL;
-	pid_t pid = -1;
-	int rc = 0, status = 0, e;
+	pid_t pid;
+	int rc = 0, status = 0;
 
 	assert(o && o->argv && o->argv[0]);
 	memset(res, 0, sizeof(*res));
@@ -257,89 +398,18 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 	sp_buf_init(&res->err, o->stderr_cap ? o->stderr_cap : SP_CHILD_DEFAULT_CAP);
 	name = o->argv[0];
 
-	if ((rc = sp_child_which(&prog, name, o->path, err)) < 0)
-		goto out;
-	assert(prog);
-
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 ||
-	    pipe2(report, O_CLOEXEC) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run %s: pipe: %s", name, strerror(errno));
-		goto out;
-	}
-	if (o->stdin_data) {
-		if (pipe2(in_pipe, O_CLOEXEC) < 0) {
-			rc = sp_error_set(err, SP_ERROR, "cannot run %s: pipe: %s", name,
-					  strerror(errno));
-			goto out;
-		}
-	} else if ((in_pipe[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run %s: /dev/null: %s", name,
-				  strerror(errno));
-		goto out;
-	}
-	if (move_high(&in_pipe[0]) < 0 || move_high(&out_pipe[1]) < 0 ||
-	    move_high(&err_pipe[1]) < 0 || move_high(&report[1]) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run %s: %s", name, strerror(errno));
-		goto out;
-	}
-
-	/*
-	 * SIGPIPE stays blocked in this thread until we return: a write to a
-	 * child that closed its stdin is then EPIPE, and the pending signal
-	 * is consumed below (unless one was pending already: not ours).
-	 */
-	sigemptyset(&pipeset);
-	sigaddset(&pipeset, SIGPIPE);
-	sigemptyset(&pending);
-	if (sigpending(&pending) == 0)
-		sigpipe_pending_before = sigismember(&pending, SIGPIPE) == 1;
-	sigfillset(&all);
-	if ((e = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run %s: sigmask: %s", name, strerror(e));
-		goto out;
-	}
-	mask_set = true;
-	start = sp_clock_ms();
-	pid = fork();
-	if (pid == 0)
-		child_exec(prog, o->argv, o->envp, in_pipe[0], out_pipe[1], err_pipe[1], report[1]);
-	e = errno;
-	{
-		sigset_t keep = old;
-		sigaddset(&keep, SIGPIPE);
-		(void)pthread_sigmask(SIG_SETMASK, &keep, NULL);
-	}
-	if (pid < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run %s: fork: %s", name, strerror(e));
-		goto out;
-	}
-	/* also from here: kill(-pid) must not race the child's own setpgid */
-	(void)setpgid(pid, pid);
-	close_fd(&in_pipe[0]);
-	close_fd(&out_pipe[1]);
-	close_fd(&err_pipe[1]);
-	close_fd(&report[1]);
-
-	/* EOF: exec succeeded (close-on-exec); sizeof(int): its errno */
-	{
-		ssize_t n;
-		e = 0;
-		while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
-			;
-		close_fd(&report[0]);
-		if (n == (ssize_t)sizeof(e)) {
-			(void)wait_blocking(pid, &status);
-			pid = -1;
-			rc = sp_error_set(err, e == ENOENT ? SP_ENOTFOUND : SP_ERROR,
-					  "cannot run %s: %s", name, strerror(e));
-			goto out;
-		}
-	}
-
-	if (in_pipe[1] >= 0 && (o->stdin_len == 0 || set_nonblock(in_pipe[1]) < 0))
-		close_fd(&in_pipe[1]);
+	memset(&so, 0, sizeof(so));
+	so.argv = o->argv;
+	so.path = o->path;
+	so.envp = o->envp;
+	so.stdin_pipe = o->stdin_data != NULL;
+	if ((rc = sp_child_spawn(&so, &sp, err)) < 0)
+		return rc;
+	pid = sp.pid;
+	if (sp.in_fd >= 0 && (o->stdin_len == 0 || set_nonblock(sp.in_fd) < 0))
+		close_fd(&sp.in_fd);
 	if (o->timeout_ms > 0)
-		deadline = start + o->timeout_ms;
+		deadline = sp.start + o->timeout_ms;
 
 	for (;;) {
 		struct pollfd pfd[3];
@@ -359,7 +429,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 				goto out;
 			}
 		}
-		if (reaped && out_pipe[0] < 0 && err_pipe[0] < 0)
+		if (reaped && sp.out_fd < 0 && sp.err_fd < 0)
 			break;
 		t = sp_clock_ms();
 		if (reaped && t - exited_at >= EXIT_GRACE_MS)
@@ -370,7 +440,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 			res->cancelled = true;
 		if (res->timed_out || res->cancelled) {
 			kill_group(pid);
-			(void)wait_blocking(pid, &status);
+			(void)sp_child_wait(pid, &status);
 			reaped = true;
 			break;
 		}
@@ -381,16 +451,16 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 		if (wait_ms < 0)
 			wait_ms = 0;
 
-		if (in_pipe[1] >= 0) {
-			pfd[nfd].fd = in_pipe[1];
+		if (sp.in_fd >= 0) {
+			pfd[nfd].fd = sp.in_fd;
 			pfd[nfd++].events = POLLOUT;
 		}
-		if (out_pipe[0] >= 0) {
-			pfd[nfd].fd = out_pipe[0];
+		if (sp.out_fd >= 0) {
+			pfd[nfd].fd = sp.out_fd;
 			pfd[nfd++].events = POLLIN;
 		}
-		if (err_pipe[0] >= 0) {
-			pfd[nfd].fd = err_pipe[0];
+		if (sp.err_fd >= 0) {
+			pfd[nfd].fd = sp.err_fd;
 			pfd[nfd++].events = POLLIN;
 		}
 		if (poll(nfd ? pfd : NULL, (nfds_t)nfd, wait_ms) < 0) {
@@ -399,34 +469,34 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 			rc = sp_error_set(err, SP_ERROR, "watching %s: poll: %s", name,
 					  strerror(errno));
 			kill_group(pid);
-			(void)wait_blocking(pid, &status);
+			(void)sp_child_wait(pid, &status);
 			pid = -1;
 			goto out;
 		}
 		for (i = 0; i < nfd; i++) {
 			if (!pfd[i].revents)
 				continue;
-			if (pfd[i].fd == in_pipe[1]) {
+			if (pfd[i].fd == sp.in_fd) {
 				size_t left = o->stdin_len - in_off;
-				ssize_t n = write(in_pipe[1], o->stdin_data + in_off,
+				ssize_t n = write(sp.in_fd, o->stdin_data + in_off,
 						  left < IO_CHUNK ? left : IO_CHUNK);
 				if (n > 0)
 					in_off += (size_t)n;
 				/* EPIPE: it does not want the rest; its exit status says why */
 				if ((n > 0 && in_off == o->stdin_len) ||
 				    (n < 0 && errno != EINTR && errno != EAGAIN))
-					close_fd(&in_pipe[1]);
-			} else if (pfd[i].fd == out_pipe[0]) {
-				drain_once(&out_pipe[0], &res->out, &res->out_dropped);
-			} else if (pfd[i].fd == err_pipe[0]) {
-				drain_once(&err_pipe[0], &res->err, &res->err_dropped);
+					close_fd(&sp.in_fd);
+			} else if (pfd[i].fd == sp.out_fd) {
+				drain_once(&sp.out_fd, &res->out, &res->out_dropped);
+			} else if (pfd[i].fd == sp.err_fd) {
+				drain_once(&sp.err_fd, &res->err, &res->err_dropped);
 			}
 		}
 	}
 	pid = -1;
-	drain_rest(&out_pipe[0], &res->out, &res->out_dropped);
-	drain_rest(&err_pipe[0], &res->err, &res->err_dropped);
-	res->seconds = (double)(sp_clock_ms() - start) / 1000.0;
+	drain_rest(&sp.out_fd, &res->out, &res->out_dropped);
+	drain_rest(&sp.err_fd, &res->err, &res->err_dropped);
+	res->seconds = (double)(sp_clock_ms() - sp.start) / 1000.0;
 	if (WIFEXITED(status))
 		res->exit_code = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))
@@ -439,25 +509,9 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 out:
 	if (pid > 0) {
 		kill_group(pid);
-		(void)wait_blocking(pid, &status);
+		(void)sp_child_wait(pid, &status);
 	}
-	close_fd(&in_pipe[0]);
-	close_fd(&in_pipe[1]);
-	close_fd(&out_pipe[0]);
-	close_fd(&out_pipe[1]);
-	close_fd(&err_pipe[0]);
-	close_fd(&err_pipe[1]);
-	close_fd(&report[0]);
-	close_fd(&report[1]);
-	if (mask_set) {
-		if (!sigpipe_pending_before && sigpending(&pending) == 0 &&
-		    sigismember(&pending, SIGPIPE) == 1) {
-			struct timespec zero = { 0, 0 };
-			(void)sigtimedwait(&pipeset, NULL, &zero);
-		}
-		(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	free(prog);
+	sp_child_spawn_end(&sp);
 	return rc;
 }
 

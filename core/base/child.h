@@ -31,8 +31,11 @@
 #ifndef SP_CHILD_H
 #define SP_CHILD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "core/base/buf.h"
 #include "core/base/cancel.h"
@@ -107,6 +110,57 @@ void sp_child_result_release(struct sp_child_result *res);
  * child ended, into buf (always NUL-terminated); returns buf.
  */
 const char *sp_child_describe(const struct sp_child_result *res, char *buf, size_t len);
+
+/*
+ * The start on its own, for a caller that watches the child its own way
+ * (a job: `stagepipe run` for hours, read line by line, answered on its
+ * stdin).  sp_child_run is built on it.
+ */
+struct sp_spawn_opts {
+	const char *const *argv;  /* as in sp_child_opts; borrowed */
+	const char *path;         /* as in sp_child_opts */
+	const char *const *envp;  /* as in sp_child_opts */
+	const char *name;         /* for messages ("the job"); NULL: argv[0] */
+	bool stdin_pipe;          /* a pipe for its stdin (else /dev/null) */
+	/* PR_SET_PDEATHSIG(SIGTERM): when the thread that started it dies, it
+	 * is told to stop (and it is not started at all when the parent is
+	 * gone by the time it runs) */
+	bool die_with_parent;
+};
+
+struct sp_spawn {
+	pid_t pid;      /* the child, leader of its own process group; -1: none */
+	int in_fd;      /* write end of its stdin (stdin_pipe), else -1 */
+	int out_fd;     /* read end of its stdout */
+	int err_fd;     /* read end of its stderr */
+	int64_t start;  /* sp_clock_ms() at the fork */
+	/* the calling thread's signal mask, put back by sp_child_spawn_end */
+	sigset_t old_mask;
+	bool mask_set, sigpipe_pending_before;
+};
+
+/*
+ * Starts o->argv as sp_child_run does (program found first, every signal
+ * blocked over the fork, defaults and an empty mask in the child, its own
+ * process group, descriptors above 2 closed, an exec failure reported
+ * back).  On 0, sp is the caller's: its descriptors are close-on-exec,
+ * SIGPIPE stays blocked in the calling thread (a write to a child that
+ * went away is EPIPE) until sp_child_spawn_end, which must then be called
+ * from the same thread once the child is reaped (or killed and reaped).
+ * Errors as sp_child_run's before anything ran (SP_ENOTFOUND, SP_ERROR);
+ * sp is then already ended.
+ */
+int sp_child_spawn(const struct sp_spawn_opts *o, struct sp_spawn *sp, struct sp_error *err);
+
+/*
+ * Closes the descriptors sp still holds, consumes a SIGPIPE the child
+ * caused, and puts the thread's signal mask back.  Does not touch the
+ * process: reap it first.  Safe on an ended or failed sp.
+ */
+void sp_child_spawn_end(struct sp_spawn *sp);
+
+/* Waits for pid (EINTR retried); 0 once reaped. */
+int sp_child_wait(pid_t pid, int *status);
 
 /*
  * Finds program in path (see sp_child_opts.path) as sp_child_run does.

@@ -1,20 +1,15 @@
 /*
  * jobrun.c — a job is a child `stagepipe run`; see server.h.
  *
- * The child is started the way core/base/child.c starts one (read its
- * header for why): the program is found before the fork; fork happens
- * with every signal blocked; the child puts every signal back to its
- * default, becomes leader of its own process group, keeps only its three
- * pipes (closefrom) and execs; an exec failure comes back through a
- * close-on-exec pipe as its errno.  Two things child.c does not do:
- *
- *   - PR_SET_PDEATHSIG(SIGTERM): when the thread that started it dies
- *     (the server was killed), the job is told to stop; it removes its
- *     containers and exits 130.  Its stdin (the permit channel) then
- *     reads EOF too, so it can never be granted a promotion.
- *   - it runs for hours and talks: stdout is cut into event lines as it
- *     arrives (core/base/lines.c, bounded), a promote_request is answered
- *     on its stdin, stderr keeps only its last 2 KiB of lines.
+ * The child is started by sp_child_spawn (core/base/child.h says how and
+ * why), with die_with_parent: when the thread that started it dies (the
+ * server was killed), the job is told to stop (SIGTERM); it removes its
+ * containers and exits 130.  Its stdin (the permit channel) then reads
+ * EOF too, so it can never be granted a promotion.  What sp_child_run
+ * does not do, done here: it runs for hours and talks: stdout is cut into
+ * event lines as it arrives (core/base/lines.c, bounded), a
+ * promote_request is answered on its stdin, stderr keeps only its last
+ * 2 KiB of lines.
  *
  * When the child has exited, whatever it left in its process group gets
  * SIGKILL (it is still a zombie then, so the group id cannot have been
@@ -44,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -70,7 +64,6 @@
 #define LINE_MAX_BYTES (1024 * 1024)
 #define TAIL_MAX (sizeof(((struct sp_jobrun_result *)0)->stderr_tail))
 #define IO_CHUNK 65536
-#define EXEC_REPORT_FD 3
 
 extern char **environ;
 
@@ -173,63 +166,7 @@ static void build_env(struct strv *e, const char *const *extra)
 		strv_add(e, *extra);
 }
 
-/* ---- the child side: async-signal-safe calls only ---- */
-
-__attribute__((noreturn))
-static void child_exec(const char *prog, const char *const *argv, const char *const *envp,
-		       int in_fd, int out_fd, int err_fd, int report_fd, pid_t parent)
-{
-	struct sigaction sa;
-	sigset_t none;
-	int sig, e;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
-	(void)setpgid(0, 0);
-	/* the server dying (its thread, precisely) stops the job; a server
-	 * that died before this line is caught by the getppid test */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
-		goto fail;
-	if (getppid() != parent) {
-		errno = ESRCH;
-		goto fail;
-	}
-	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-		goto fail;
-	if (report_fd != EXEC_REPORT_FD && dup2(report_fd, EXEC_REPORT_FD) < 0)
-		goto fail;
-	if (fcntl(EXEC_REPORT_FD, F_SETFD, FD_CLOEXEC) < 0)
-		goto fail;
-	report_fd = EXEC_REPORT_FD;
-	closefrom(EXEC_REPORT_FD + 1);
-
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	execve(prog, (char *const *)argv, (char *const *)envp);
-fail:
-	e = errno;
-	(void)!write(report_fd, &e, sizeof(e));
-	_exit(127);
-}
-
 /* ---- the parent side ---- */
-
-static int move_high(int *fd)
-{
-	int nfd;
-
-	if (*fd >= 3)
-		return 0;
-	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (nfd < 0)
-		return -1;
-	close_fd(fd);
-	*fd = nfd;
-	return 0;
-}
 
 static int set_nonblock(int fd)
 {
@@ -335,15 +272,6 @@ static void read_once(int *fd, struct sp_lines *l)
 		close_fd(fd);
 }
 
-static int wait_blocking(pid_t pid, int *status)
-{
-	pid_t r;
-
-	while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
-		;
-	return r == pid ? 0 : -1;
-}
-
 /*
  * One signal to the child's process group (it leads its own).  Only once:
  * `stagepipe run` takes a second SIGTERM as "quit at once, skip the
@@ -359,16 +287,15 @@ static void signal_group(pid_t pid, int sig)
 int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	      struct sp_error *err)
 {
-	int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-	int report[2] = { -1, -1 };
 	struct strv argv = { NULL, 0, 0 }, envp = { NULL, 0, 0 };
+	struct sp_spawn_opts so;
+	struct sp_spawn sp;
 	struct run r;
-	sigset_t all, old, pipeset, pending;
-	bool mask_set = false, sigpipe_pending_before = false, exited = false;
-	int64_t start = sp_clock_ms(), deadline = 0, kill_at = 0, exited_at = 0, next_tick;
-	char *prog = NULL, artifacts_max[24];
+	bool exited = false;
+	int64_t start = 0, deadline = 0, kill_at = 0, exited_at = 0, next_tick;
+	char artifacts_max[24];
 	pid_t pid = -1;
-	int rc = 0, status = 0, e;
+	int rc = 0, status = 0;
 
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
@@ -376,6 +303,8 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	r.o = o;
 	r.res = res;
 	r.in_fd = -1;
+	memset(&sp, 0, sizeof(sp));
+	sp.in_fd = sp.out_fd = sp.err_fd = -1;
 	sp_lines_init(&r.out_lines, LINE_MAX_BYTES, on_out_line, &r);
 	sp_lines_init(&r.err_lines, TAIL_MAX - 2, on_err_line, &r);
 	sp_buf_init(&r.tail, 0);
@@ -384,76 +313,19 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 		rc = sp_error_set(err, SP_ERROR, "a job needs a program, a repository and a ref");
 		goto out;
 	}
-	if ((rc = sp_child_which(&prog, o->exe, NULL, err)) < 0)
-		goto out;
 	build_argv(&argv, o, artifacts_max, sizeof(artifacts_max));
 	build_env(&envp, o->env);
-
-	if (pipe2(in_pipe, O_CLOEXEC) < 0 || pipe2(out_pipe, O_CLOEXEC) < 0 ||
-	    pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run the job: pipe: %s", strerror(errno));
+	memset(&so, 0, sizeof(so));
+	so.argv = argv.v;
+	so.envp = envp.v;
+	so.stdin_pipe = true;
+	so.die_with_parent = true;
+	if ((rc = sp_child_spawn(&so, &sp, err)) < 0)
 		goto out;
-	}
-	if (move_high(&in_pipe[0]) < 0 || move_high(&out_pipe[1]) < 0 ||
-	    move_high(&err_pipe[1]) < 0 || move_high(&report[1]) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run the job: %s", strerror(errno));
-		goto out;
-	}
-
-	/* SIGPIPE stays blocked in this thread while the job runs (a write to
-	 * a job that went away is EPIPE); a pending one is consumed at the end */
-	sigemptyset(&pipeset);
-	sigaddset(&pipeset, SIGPIPE);
-	sigemptyset(&pending);
-	if (sigpending(&pending) == 0)
-		sigpipe_pending_before = sigismember(&pending, SIGPIPE) == 1;
-	sigfillset(&all);
-	if ((e = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run the job: sigmask: %s", strerror(e));
-		goto out;
-	}
-	mask_set = true;
-	{
-		pid_t parent = getpid();
-
-		start = sp_clock_ms();
-		pid = fork();
-		if (pid == 0)
-			child_exec(prog, argv.v, envp.v, in_pipe[0], out_pipe[1], err_pipe[1],
-				   report[1], parent);
-	}
-	e = errno;
-	{
-		sigset_t keep = old;
-		sigaddset(&keep, SIGPIPE);
-		(void)pthread_sigmask(SIG_SETMASK, &keep, NULL);
-	}
-	if (pid < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot run the job: fork: %s", strerror(e));
-		goto out;
-	}
-	(void)setpgid(pid, pid);
-	close_fd(&in_pipe[0]);
-	close_fd(&out_pipe[1]);
-	close_fd(&err_pipe[1]);
-	close_fd(&report[1]);
-
-	{
-		ssize_t n;
-		e = 0;
-		while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
-			;
-		close_fd(&report[0]);
-		if (n == (ssize_t)sizeof(e)) {
-			(void)wait_blocking(pid, &status);
-			pid = -1;
-			rc = sp_error_set(err, e == ENOENT ? SP_ENOTFOUND : SP_ERROR,
-					  "cannot run %s: %s", o->exe, strerror(e));
-			goto out;
-		}
-	}
-	r.in_fd = in_pipe[1];
-	in_pipe[1] = -1;
+	pid = sp.pid;
+	start = sp.start;
+	r.in_fd = sp.in_fd;
+	sp.in_fd = -1;
 	(void)set_nonblock(r.in_fd);
 	if (o->timeout_ms > 0)
 		deadline = start + o->timeout_ms;
@@ -483,7 +355,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 				goto out;
 			}
 		}
-		if (exited && out_pipe[0] < 0 && err_pipe[0] < 0)
+		if (exited && sp.out_fd < 0 && sp.err_fd < 0)
 			break;
 		t = sp_clock_ms();
 		if (exited && t - exited_at >= EXIT_GRACE_MS)
@@ -516,12 +388,12 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 		if (wait_ms > TICK_MS)
 			wait_ms = TICK_MS;
 
-		if (out_pipe[0] >= 0) {
-			pfd[nfd].fd = out_pipe[0];
+		if (sp.out_fd >= 0) {
+			pfd[nfd].fd = sp.out_fd;
 			pfd[nfd++].events = POLLIN;
 		}
-		if (err_pipe[0] >= 0) {
-			pfd[nfd].fd = err_pipe[0];
+		if (sp.err_fd >= 0) {
+			pfd[nfd].fd = sp.err_fd;
 			pfd[nfd++].events = POLLIN;
 		}
 		if (poll(nfd ? pfd : NULL, (nfds_t)nfd, wait_ms) < 0) {
@@ -529,23 +401,23 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 				continue;
 			rc = sp_error_set(err, SP_ERROR, "watching the job: poll: %s", strerror(errno));
 			signal_group(pid, SIGKILL);
-			(void)wait_blocking(pid, &status);
+			(void)sp_child_wait(pid, &status);
 			pid = -1;
 			goto out;
 		}
 		for (i = 0; i < nfd; i++) {
 			if (!pfd[i].revents)
 				continue;
-			if (pfd[i].fd == out_pipe[0])
-				read_once(&out_pipe[0], &r.out_lines);
+			if (pfd[i].fd == sp.out_fd)
+				read_once(&sp.out_fd, &r.out_lines);
 			else
-				read_once(&err_pipe[0], &r.err_lines);
+				read_once(&sp.err_fd, &r.err_lines);
 		}
 	}
 	/* what it left behind in its group (still holding the pipes, or not)
 	 * goes with it; then the zombie is exited */
 	(void)kill(-pid, SIGKILL);
-	if (wait_blocking(pid, &status) < 0) {
+	if (sp_child_wait(pid, &status) < 0) {
 		rc = sp_error_set(err, SP_ERROR, "lost track of the job: waitpid: %s",
 				  strerror(errno));
 		pid = -1;
@@ -562,7 +434,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 out:
 	if (pid > 0) {
 		signal_group(pid, SIGKILL);
-		(void)wait_blocking(pid, &status);
+		(void)sp_child_wait(pid, &status);
 	}
 	{
 		/* the tail holds whole lines, each ending in '\n', in TAIL_MAX - 1 */
@@ -573,28 +445,12 @@ out:
 		res->stderr_tail[n] = '\0';
 	}
 	close_fd(&r.in_fd);
-	close_fd(&in_pipe[0]);
-	close_fd(&in_pipe[1]);
-	close_fd(&out_pipe[0]);
-	close_fd(&out_pipe[1]);
-	close_fd(&err_pipe[0]);
-	close_fd(&err_pipe[1]);
-	close_fd(&report[0]);
-	close_fd(&report[1]);
-	if (mask_set) {
-		if (!sigpipe_pending_before && sigpending(&pending) == 0 &&
-		    sigismember(&pending, SIGPIPE) == 1) {
-			struct timespec zero = { 0, 0 };
-			(void)sigtimedwait(&pipeset, NULL, &zero);
-		}
-		(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
+	sp_child_spawn_end(&sp);
 	sp_lines_release(&r.out_lines);
 	sp_lines_release(&r.err_lines);
 	sp_buf_release(&r.tail);
 	free(argv.v);
 	free(envp.v);
-	free(prog);
 	return rc;
 }
 
