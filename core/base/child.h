@@ -3,7 +3,9 @@
  *
  * stagepipe talks to Docker over its API and never runs the docker CLI;
  * the few programs it does run (registry credential helpers,
- * docker-credential-<name>) go through sp_child_run, which does what a
+ * docker-credential-<name>) go through sp_child_run, and the server's and
+ * the agent's jobs (`stagepipe run` children, core/server/jobrun.c)
+ * through sp_child_spawn under it.  Both do what a
  * careful daemon does (tmux's job.c, git's run-command.c):
  *
  *   - the program is looked up in a PATH the caller gives (so tests can
