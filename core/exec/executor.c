@@ -1444,15 +1444,45 @@ static void run_stages(struct run *r)
 	enum sp_sched_action act;
 	enum sp_sched_skip why;
 	struct sp_event ev;
-	size_t idx, need, i;
+	size_t idx, need, i, nbatch = 0;
+	size_t *batch = sp_xcalloc(p->nstages + 1, sizeof(*batch));
 	bool threads = sh->sched.jobs > 1;
 
 	pthread_mutex_lock(&sh->lock);
 	while ((act = sp_sched_next(&sh->sched, &idx, &why, &need)) != SP_SCHED_END) {
 		struct slot *sl = &sh->slots[idx];
 
-		if (act == SP_SCHED_WAIT) {
+		if (act == SP_SCHED_WAIT && !nbatch) {
 			pthread_cond_wait(&sh->cond, &sh->lock);
+			continue;
+		}
+		if (act == SP_SCHED_WAIT) {
+			/* what can start now starts together: every header out
+			 * before the first line of output (the terminal's
+			 * prefixes are decided from the first) */
+			pthread_mutex_unlock(&sh->lock);
+			for (i = 0; i < nbatch; i++) {
+				memset(&ev, 0, sizeof(ev));
+				ev.kind = SP_EVENT_STAGE_STARTED;
+				ev.stage = &p->stages[batch[i]];
+				emit(&sh->slots[batch[i]].view, &ev);
+			}
+			for (i = 0; i < nbatch; i++) {
+				sl = &sh->slots[batch[i]];
+				sl->t0 = now_secs();
+				if (threads) {
+					/* its own connection: a runner is not shared between threads */
+					sl->view.runner = o->runner->ops->sibling(o->runner);
+					if (pthread_create(&sl->thread, NULL, stage_main, sl) == 0)
+						sl->threaded = true;
+					else
+						stage_main(sl);  /* no thread to be had: here, then */
+				} else {
+					stage_main(sl);
+				}
+			}
+			nbatch = 0;
+			pthread_mutex_lock(&sh->lock);
 			continue;
 		}
 		sl->view = *r;
@@ -1476,28 +1506,13 @@ static void run_stages(struct run *r)
 		}
 		sh->sst[idx].state = act == SP_SCHED_RUN ? SP_SCHED_RUNNING : SP_SCHED_AHEAD;
 		sl->ahead = act == SP_SCHED_GO_AHEAD;
-		pthread_mutex_unlock(&sh->lock);
-		memset(&ev, 0, sizeof(ev));
-		ev.kind = SP_EVENT_STAGE_STARTED;
-		ev.stage = &p->stages[idx];
-		emit(&sl->view, &ev);
-		sl->t0 = now_secs();
-		if (threads) {
-			/* its own connection: a runner is not shared between threads */
-			sl->view.runner = o->runner->ops->sibling(o->runner);
-			if (pthread_create(&sl->thread, NULL, stage_main, sl) == 0)
-				sl->threaded = true;
-			else
-				stage_main(sl);  /* no thread to be had: here, then */
-		} else {
-			stage_main(sl);
-		}
-		pthread_mutex_lock(&sh->lock);
+		batch[nbatch++] = idx;
 	}
 	pthread_mutex_unlock(&sh->lock);
 	for (i = 0; i < p->nstages; i++)
 		if (sh->slots[i].threaded)
 			pthread_join(sh->slots[i].thread, NULL);
+	free(batch);
 }
 
 int sp_executor_run(const struct sp_exec_opts *o, struct sp_error *err)

@@ -56,6 +56,8 @@ enum sp_sched_action sp_sched_next(const struct sp_sched *s, size_t *idx,
 			    s->stages[i].state == SP_SCHED_RUNNING;
 		running += s->stages[i].state == SP_SCHED_RUNNING;
 	}
+	if (strict && inflight)
+		return SP_SCHED_WAIT;  /* one at a time: the next once it ended */
 	for (k = 0; k < s->n; k++) {
 		const struct sp_sched_stage *st;
 
