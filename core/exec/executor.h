@@ -71,7 +71,9 @@ struct sp_exec_opts {
 	/* Where stages' artifacts go: DIR/<stage>/<path> (created as
 	 * needed); NULL: artifacts are not copied (one note says so).
 	 * artifacts_max_bytes caps the whole job's, all stages together (0:
-	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more. */
+	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more.  Stages
+	 * in flight together may each use what was left when they started,
+	 * so the job's total can pass the cap by what they copy at once. */
 	const char *artifacts_dir;
 	unsigned long long artifacts_max_bytes;
 	/*
