@@ -45,6 +45,17 @@ slow_test() {
 		"$([ "$3" = 1 ] && echo True || echo False)" >"$T/$1/tests/test_zz_slow.py"
 }
 
+# the engine's references to this run's images (tags and pushed digests),
+# by name only: the same image may carry other tests' tags
+test_cleanup() {
+	docker images --digests --format '{{.Repository}} {{.Tag}} {{.Digest}}' 2>/dev/null |
+		while read -r repo tag digest; do
+			case $repo in "$REGISTRY"/sp-ovl-*-"$uniq") ;; *) continue ;; esac
+			[ "$tag" = "<none>" ] || docker rmi "$repo:$tag" >/dev/null 2>&1 || true
+			[ "$digest" = "<none>" ] || docker rmi "$repo@$digest" >/dev/null 2>&1 || true
+		done
+}
+
 tags_of() { curl -s "http://$REGISTRY/v2/$1/tags/list"; }
 labelled() { docker ps -aq --filter "label=io.stagepipe.job=$1" | wc -l; }
 # the runtime build's RUN of marker $1 is running on the engine
@@ -213,6 +224,4 @@ if ! diff -u "$GOLDEN" "$T/shape"; then
 	[ -n "${UPDATE_GOLDEN:-}" ] && cp "$T/shape" "$GOLDEN"
 	fail "the terminal view differs from $GOLDEN (UPDATE_GOLDEN=1 to take this one)"
 fi
-docker rmi -f "$REGISTRY/sp-ovl-golden-$uniq:latest" "$REGISTRY/sp-ovl-pass-$uniq:latest" \
-	>/dev/null 2>&1 || true
 echo "ok"
