@@ -16,6 +16,7 @@
 
 #include "cmd/cmd.h"
 #include "core/base/error.h"
+#include "core/git/checkout.h"
 
 static const struct sp_cmd *const commands[] = {
 	&sp_cmd_run,
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
 	/* once per process, before any thread: libcurl and libgit2 want it so */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	git_libgit2_init();
+	(void)sp_checkout_global_init();
 	xmlInitParser();
 	status = cmd->run(argc - 1, argv + 1);
 	xmlCleanupParser();

@@ -917,6 +917,21 @@ next:
 	return rc;
 }
 
+int sp_checkout_global_init(void)
+{
+	int rc = 0;
+
+	if (git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0) < 0)
+		rc = -1;
+	if (git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0) < 0)
+		rc = -1;
+	if (git_libgit2_opts(GIT_OPT_DISABLE_PACK_KEEP_FILE_CHECKS, 1) < 0)
+		rc = -1;
+	if (git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0) < 0)
+		rc = -1;
+	return rc;
+}
+
 int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o,
 		struct sp_error *err)
 {

@@ -137,6 +137,27 @@ struct sp_checkout_result {
 };
 
 /*
+ * Sets libgit2's process-wide options for checkouts; call once, after
+ * git_libgit2_init() and before any thread uses libgit2.  Returns 0, or
+ * -1 when libgit2 refuses an option (checkouts still work, only slower).
+ * Libgit2 1.5 (Debian 12) has all four:
+ *   GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION   off: every object read is
+ *       no longer re-hashed (SHA-1 of each blob written to a tree);
+ *       damage is still caught by zlib's checksum of each object, the
+ *       pack trailer checks on open and the indexer's hashing of what
+ *       a fetch receives, and a damaged mirror is rebuilt (mirror.h)
+ *   GIT_OPT_ENABLE_STRICT_OBJECT_CREATION     off: objects are never
+ *       created by a checkout; a fetch's objects are hashed by the indexer
+ *   GIT_OPT_DISABLE_PACK_KEEP_FILE_CHECKS     on: no .keep lookup per pack
+ *   GIT_OPT_ENABLE_FSYNC_GITDIR               off (libgit2's default, set
+ *       explicitly): a mirror is made in a temporary folder, marked
+ *       complete with an fsync'ed marker, and rebuilt when damaged
+ * Libgit2 1.5 has no parallel checkout and no option to overlap indexing
+ * with checkout.
+ */
+int sp_checkout_global_init(void);
+
+/*
  * Checks out opts->ref of opts->url (see above).  On success fills *out,
  * which the caller releases with sp_checkout_result_release; on error
  * returns a negative SP_E* code with one line in err, and *out is empty

@@ -12,6 +12,8 @@
  * stderr; exits with sp_error_exit_status.  The environment is the
  * process's (credentials, XDG_CACHE_HOME).  --hold keeps the workspace
  * locked that long after printing (to test the workspace pool).
+ * CHECKOUT_DRIVER_LIBGIT2_DEFAULTS set: libgit2's own global options are
+ * kept (sp_checkout_global_init is not called), to measure what it saves.
  */
 #include <getopt.h>
 #include <git2.h>
@@ -87,6 +89,8 @@ int main(int argc, char **argv)
 	}
 	o.url = argv[optind];
 	git_libgit2_init();
+	if (!getenv("CHECKOUT_DRIVER_LIBGIT2_DEFAULTS"))
+		(void)sp_checkout_global_init();
 	rc = sp_checkout(&res, &o, &err);
 	if (rc < 0) {
 		fprintf(stderr, "checkout: %s\n", err.msg);

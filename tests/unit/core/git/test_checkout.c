@@ -299,6 +299,7 @@ static int setup(void **state)
 		return -1;
 	start_daemon();
 	git_libgit2_init();
+	assert_int_equal(sp_checkout_global_init(), 0);
 	return 0;
 }
 
