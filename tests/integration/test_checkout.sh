@@ -84,6 +84,40 @@ expect_in out "objects=3"
 [ -f "$mirror/sentinel" ] || fail "the mirror was not reused"
 [ "$(value dir)" = "$dir" ] || fail "the workspace was not reused"
 
+# --- 1b. a local repository by path: its objects shared, not copied ----------
+# Its packs are hard-linked into the mirror (no alternates: the mirror must
+# not depend on the source's object files, which the user's `git gc` may
+# delete at any time, even during a run).
+git clone -q --bare "$T/work" "$T/srv/local.git"
+git -C "$T/srv/local.git" repack -adq
+run "$DRIVER" --cache "$T/c3" "$T/srv/local.git"
+expect_rc 0
+expect_in out "subject=second"
+expect_in out "mirror_created=1"
+expect_in out "objects=0"
+lmirror=$(value mirror)
+[ ! -e "$lmirror/objects/info/alternates" ] || fail "the mirror borrows the source's objects"
+spack=$(ls "$T/srv/local.git/objects/pack/"*.pack)
+[ "$(stat -c %i "$spack")" = "$(stat -c %i "$lmirror/objects/pack/$(basename "$spack")")" ] ||
+	fail "the source's pack was copied, not linked"
+lsha=$(value sha)
+# the source gets a commit and is gc'd: its packs are replaced; the mirror follows
+(cd "$T/work" && echo local >>README.md && git commit -qam "local" && git push -q "$T/srv/local.git" main)
+git -C "$T/srv/local.git" gc -q --prune=now
+run "$DRIVER" --cache "$T/c3" "$T/srv/local.git"
+expect_rc 0
+expect_in out "subject=local"
+expect_in out "mirror_created=0"
+[ -f "$(value dir)/src/f399.txt" ] || fail "the tree is not what was committed"
+# every object file of the source gone (a gc, a deleted clone): a commit
+# the mirror holds is still checked out whole from the mirror alone
+rm -rf "$T/srv/local.git/objects/pack" "$T/srv/local.git/objects/"??
+run "$DRIVER" --cache "$T/c3" --dest "$T/localdest" --ref "$lsha" "$T/srv/local.git"
+expect_rc 0
+expect_in out "sha=$lsha"
+[ "$(cat "$T/localdest/README.md")" = "$(printf 'readme\nmore')" ] ||
+	fail "the tree of a commit the mirror holds depends on the source's objects"
+
 # --- 2. six jobs at once on one repository, empty cache ---------------------
 want=$(git -C "$T/srv/app.git" rev-parse main)
 for n in 1 2 3 4 5 6; do
