@@ -90,9 +90,9 @@ expect_in out "objects=3"
 # delete at any time, even during a run).
 git clone -q --bare "$T/work" "$T/srv/local.git"
 git -C "$T/srv/local.git" repack -adq
-run "$DRIVER" --cache "$T/c3" "$T/srv/local.git"
+run "$DRIVER" --cache "$T/c1b" "$T/srv/local.git"
 expect_rc 0
-expect_in out "subject=second"
+expect_in out "subject=third"
 expect_in out "mirror_created=1"
 expect_in out "objects=0"
 lmirror=$(value mirror)
@@ -101,10 +101,11 @@ spack=$(ls "$T/srv/local.git/objects/pack/"*.pack)
 [ "$(stat -c %i "$spack")" = "$(stat -c %i "$lmirror/objects/pack/$(basename "$spack")")" ] ||
 	fail "the source's pack was copied, not linked"
 lsha=$(value sha)
+lreadme=$(git -C "$T/srv/local.git" show "$lsha:README.md")
 # the source gets a commit and is gc'd: its packs are replaced; the mirror follows
 (cd "$T/work" && echo local >>README.md && git commit -qam "local" && git push -q "$T/srv/local.git" main)
 git -C "$T/srv/local.git" gc -q --prune=now
-run "$DRIVER" --cache "$T/c3" "$T/srv/local.git"
+run "$DRIVER" --cache "$T/c1b" "$T/srv/local.git"
 expect_rc 0
 expect_in out "subject=local"
 expect_in out "mirror_created=0"
@@ -112,10 +113,10 @@ expect_in out "mirror_created=0"
 # every object file of the source gone (a gc, a deleted clone): a commit
 # the mirror holds is still checked out whole from the mirror alone
 rm -rf "$T/srv/local.git/objects/pack" "$T/srv/local.git/objects/"??
-run "$DRIVER" --cache "$T/c3" --dest "$T/localdest" --ref "$lsha" "$T/srv/local.git"
+run "$DRIVER" --cache "$T/c1b" --dest "$T/localdest" --ref "$lsha" "$T/srv/local.git"
 expect_rc 0
 expect_in out "sha=$lsha"
-[ "$(cat "$T/localdest/README.md")" = "$(printf 'readme\nmore')" ] ||
+[ "$(cat "$T/localdest/README.md")" = "$lreadme" ] ||
 	fail "the tree of a commit the mirror holds depends on the source's objects"
 
 # --- 2. six jobs at once on one repository, empty cache ---------------------
