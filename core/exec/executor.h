@@ -73,6 +73,10 @@ struct sp_exec_opts {
 	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more. */
 	const char *artifacts_dir;
 	unsigned long long artifacts_max_bytes;
+	/* The user's cache folder (sp_checkout_cache_dir), where pytest
+	 * stages' interpreter probes are remembered (pycache.h); NULL: a
+	 * probe container each time. */
+	const char *cache_dir;
 };
 
 /* The pipeline's build section with variables filled in, for one job. */

@@ -1467,7 +1467,8 @@ static void test_pytest_exit_codes_in_words(void **state)
 		{ 3, "pytest exited 3: pytest internal error" },
 		{ 4, "pytest exited 4: pytest usage error (bad command-line arguments)" },
 		{ 5, "pytest exited 5: no tests collected (set allow_no_tests: true to accept)" },
-		{ 1, "pytest exited 1: tests failed" },
+		{ 1, "pytest exited 1 without a report: did pytest start? (see the output above, "
+		     "e.g. \"No module named pytest\")" },
 	};
 	struct step s[1];
 	struct harness *h;
