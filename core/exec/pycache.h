@@ -3,9 +3,10 @@
  * found (core/exec/python.h), so that a repeated run starts no probe
  * container.
  *
- * What decides the probe's answer is the key: the image id (a digest of
- * the image's config, so of its layers and of its Env, User and
- * WorkingDir), the stage's user, workdir and env (in order: a later
+ * What decides the probe's answer is the key: the image's content
+ * (runner->ops->image_key: a digest of its layers and of its Env, User,
+ * WorkingDir and Entrypoint; not its id, which differs between runs since
+ * every build carries its job's label), the stage's user, workdir and env (in order: a later
  * value wins) and its `python:`, and the probe script itself.  The same
  * key means the same file system and the same lookup: the answer cannot
  * differ, so a hit is as good as a probe.  Only probes whose interpreter
@@ -43,11 +44,12 @@ struct sp_error;
 #define SP_PYCACHE_KEY_LEN 64
 
 /*
- * The key of a probe of st (its user, workdir and python:) in image_id
+ * The key of a probe of st (its user, workdir and python:) in image
+ * (runner->ops->image_key's answer, or the image id)
  * with env (nenv "NAME=value" strings, as the probe gets them) into out
  * (SP_PYCACHE_KEY_LEN hex digits and a NUL).
  */
-void sp_pycache_key(char out[SP_PYCACHE_KEY_LEN + 1], const char *image_id,
+void sp_pycache_key(char out[SP_PYCACHE_KEY_LEN + 1], const char *image,
 		    const struct sp_stage *st, const char *const *env, size_t nenv);
 
 /*

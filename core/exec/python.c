@@ -289,13 +289,18 @@ int sp_python_find_cached(struct sp_runner *runner, const struct sp_run_opts *ba
 {
 	char key[SP_PYCACHE_KEY_LEN + 1];
 	struct sp_error ignored = SP_ERROR_INIT;
-	char *image;
+	char *image, *content = NULL;
 	int rc;
 
 	if (!cache_dir || !base->image)
 		return sp_python_find(runner, base, st, target, out, info, err);
 	*out = NULL;
-	sp_pycache_key(key, base->image, st, base->env, base->nenv);
+	/* the image's content, not its id: every build has its job's label */
+	if (runner->ops->image_key &&
+	    runner->ops->image_key(runner, base->image, &content, &ignored) < 0)
+		return sp_python_find(runner, base, st, target, out, info, err);
+	sp_pycache_key(key, content ? content : base->image, st, base->env, base->nenv);
+	free(content);
 	sp_python_info_release(info);
 	if (sp_pycache_get(cache_dir, key, out, info) == 1) {
 		info->cached = true;

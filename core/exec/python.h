@@ -111,7 +111,8 @@ int sp_python_find(struct sp_runner *runner, const struct sp_run_opts *base,
 
 /*
  * sp_python_find through the probe cache in cache_dir (pycache.h; NULL:
- * no cache, the same as sp_python_find).  A hit runs no container:
+ * no cache, the same as sp_python_find), keyed on runner->ops->image_key
+ * of base->image when the runner has it.  A hit runs no container:
  * info is the remembered answer (info->cached set) and sp_python_check
  * is made on it again, so the results and messages are the same as a
  * probe's.  A probe that passed is remembered; a cache that cannot be
