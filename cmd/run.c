@@ -49,12 +49,14 @@ const struct sp_cmd sp_cmd_run = {
 	"run the pipeline on the working tree with this machine's engine",
 	"usage: stagepipe run [-f FILE] [-C DIR | --clean | --repo URL [--ref REF] [--sha SHA]]\n"
 	"                     [--stage NAME] [--no-push] [--json] [--artifacts DIR]\n"
+	"                     [--jobs N]\n"
 	"                     [--junit FILE] [--coverage FILE] [--docker-host HOST]\n"
 	"                     [--job-id ID] [--event KIND --event-ref NAME] [--permit-stdin]\n"
 	"                     [--agent NAME] [--runner-labels A,B]\n"
 	"\n"
-	"Runs the pipeline's stages in order on the Docker engine: builds each\n"
-	"stage's target, runs its tests, applies its gates.\n"
+	"Runs the pipeline's stages on the Docker engine, in dependency order and\n"
+	"concurrently where their needs allow: builds each stage's target, runs its\n"
+	"tests, applies its gates.\n"
 	"\n"
 	"  -f, --file FILE        pipeline file (default: stagepipe.yml at the source root)\n"
 	"  -C DIR                 source folder (default: the git work tree around the\n"
@@ -71,6 +73,11 @@ const struct sp_cmd sp_cmd_run = {
 	"      --stage NAME       run only this stage and the stages it needs (a matrix\n"
 	"                         stage: all its variants; 'test[3.11]': one)\n"
 	"      --no-push          build and check, but push nothing\n"
+	"  -j, --jobs N           at most N stages in flight at once (default: the\n"
+	"                         number of CPUs, at least 2): stages whose needs\n"
+	"                         passed run concurrently, and a stage waiting for its\n"
+	"                         needs builds its image meanwhile (tagged and pushed\n"
+	"                         only once they passed); 1: one stage at a time\n"
 	"      --json             one JSON event per line on stdout instead of the\n"
 	"                         terminal view\n"
 	"      --junit FILE       write the stages and their tests as JUnit XML\n"
@@ -276,12 +283,15 @@ static int permit_stdin(void *ud, const char *stage, sp_cancel_fn cancel, void *
 	/* the sink flushes each line it writes, so this line never lands
 	 * inside another one */
 	errno = 0;
+	flockfile(pm->out);  /* stages run in threads: a whole line */
 	if (fflush(pm->out) != 0 || fputs(line, pm->out) == EOF || fputc('\n', pm->out) == EOF ||
 	    fflush(pm->out) != 0) {
+		funlockfile(pm->out);
 		permit_reason(reason, len, "cannot ask the server: writing the request failed: %s",
 			      strerror(errno ? errno : EIO));
 		goto out;
 	}
+	funlockfile(pm->out);
 	n = read_answer(pm->in_fd, buf, PERMIT_LINE_MAX, cancel, cancel_ud);
 	if (n == SP_ECANCELLED) {
 		rc = SP_ECANCELLED;
@@ -415,6 +425,8 @@ static int run_run(int argc, char **argv)
 	enum { OPT_STAGE = 256, OPT_NOPUSH, OPT_JSON, OPT_JUNIT, OPT_COVERAGE, OPT_HOST, OPT_CLEAN,
 	       OPT_REPO, OPT_REF, OPT_SHA, OPT_JOB_ID, OPT_EVENT, OPT_EVENT_REF, OPT_PERMIT_STDIN,
 	       OPT_AGENT, OPT_RUNNER_LABELS, OPT_ARTIFACTS, OPT_ARTIFACTS_MAX };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned long jobs = ncpu > 2 ? (unsigned long)ncpu : 2;
 	static const struct option opts[] = {
 		{ "file", required_argument, NULL, 'f' },
 		{ "stage", required_argument, NULL, OPT_STAGE },
@@ -435,6 +447,7 @@ static int run_run(int argc, char **argv)
 		{ "runner-labels", required_argument, NULL, OPT_RUNNER_LABELS },
 		{ "artifacts", required_argument, NULL, OPT_ARTIFACTS },
 		{ "artifacts-max-bytes", required_argument, NULL, OPT_ARTIFACTS_MAX },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -456,7 +469,7 @@ static int run_run(int argc, char **argv)
 	int c, json = 0, no_push = 0, clean = 0, permit_stdin_opt = 0, status, rc;
 
 	memset(&src, 0, sizeof(src));
-	while ((c = getopt_long(argc, argv, "+f:C:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+f:C:j:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': file = optarg; break;
 		case 'C': dir = optarg; break;
@@ -483,6 +496,13 @@ static int run_run(int argc, char **argv)
 			if (errno || end == optarg || *end || artifacts_max == 0 || *optarg == '-')
 				return sp_cmd_usage_error(&sp_cmd_run, "--artifacts-max-bytes \"%s\": "
 							  "give a number of bytes above 0", optarg);
+			break;
+		case 'j':
+			errno = 0;
+			jobs = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || jobs == 0 || jobs > 256 || *optarg == '-')
+				return sp_cmd_usage_error(&sp_cmd_run, "--jobs \"%s\": give a number of "
+							  "stages from 1 to 256", optarg);
 			break;
 		case 'h':
 			sp_cmd_print_usage(&sp_cmd_run, stdout);
@@ -566,6 +586,7 @@ static int run_run(int argc, char **argv)
 	eo.no_push = no_push;
 	eo.artifacts_dir = artifacts;
 	eo.artifacts_max_bytes = artifacts_max;
+	eo.jobs = (unsigned)jobs;
 	eo.events = &events;
 	eo.cancel = sp_signals_cancel;
 	if (permit_stdin_opt) {

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t received;
+/* atomic: set by the handler in whichever thread got the signal, read by
+ * every stage's thread (a lock-free atomic is async-signal-safe) */
+static int received;
 
 static void on_signal(int sig)
 {
@@ -20,13 +22,13 @@ static void on_signal(int sig)
 		"\nstagepipe: interrupted; stopping and cleaning up (again to quit at once)\n";
 	int saved_errno = errno;  /* the interrupted code may be about to read it */
 
-	if (received) {
+	if (__atomic_load_n(&received, __ATOMIC_SEQ_CST)) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 		errno = saved_errno;
 		return;
 	}
-	received = sig;
+	__atomic_store_n(&received, sig, __ATOMIC_SEQ_CST);
 	/* fails harmlessly once the terminal is gone (SIGHUP) */
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	errno = saved_errno;
@@ -47,11 +49,11 @@ void sp_signals_install(void)
 
 int sp_signals_received(void)
 {
-	return received;
+	return __atomic_load_n(&received, __ATOMIC_SEQ_CST);
 }
 
 int sp_signals_cancel(void *ud)
 {
 	(void)ud;
-	return received != 0;
+	return __atomic_load_n(&received, __ATOMIC_SEQ_CST) != 0;
 }

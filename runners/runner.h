@@ -271,6 +271,14 @@ struct sp_runner_ops {
 	int (*push)(struct sp_runner *r, const struct sp_push_opts *o,
 		    struct sp_push_result *res, struct sp_error *err);
 	void (*free)(struct sp_runner *r);
+	/*
+	 * A runner is used from one thread at a time.  A new runner of the
+	 * same backend and settings with its own connection, for another
+	 * thread (a stage running concurrently); the caller owns it (its
+	 * ops->free) and frees it before r.  Never NULL.  NULL op: the
+	 * backend cannot run two things at once (stages then run one by one).
+	 */
+	struct sp_runner *(*sibling)(struct sp_runner *r);
 	/* Optional (NULL: the image id is its own key).  *out: a new string
 	 * naming what a container of image runs on (its layers, env, user,
 	 * workdir, entrypoint) but not its labels, so two builds of the same

@@ -95,14 +95,15 @@ _stagepipe()
 		return 0
 		;;
 	--repo | --ref | --sha | --job-id | --event-ref | --agent | --runner-labels | \
-		-t | --tag | --server | --name | --capacity | --labels | --artifacts-max-bytes)
+		-t | --tag | --server | --name | --capacity | --labels | --artifacts-max-bytes | \
+		-j | --jobs)
 		return 0
 		;;
 	esac
 
 	case $cmd in
 	run)
-		opts="-f --file -C --clean --repo --ref --sha --stage --no-push --json --junit
+		opts="-f --file -C --clean --repo --ref --sha --stage --no-push -j --jobs --json --junit
 		      --coverage --artifacts --artifacts-max-bytes --docker-host --job-id --event
 		      --event-ref --permit-stdin --agent --runner-labels"
 		;;

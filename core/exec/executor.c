@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "core/base/buf.h"
 #include "core/exec/python.h"
+#include "core/exec/sched.h"
 #include "core/report/cobertura.h"
 #include "core/base/duration.h"
 #include "core/base/error.h"
@@ -42,12 +44,45 @@ struct plan {
 	const char **mnames, **mvalues;  /* the matrix for ${matrix.KEY} */
 };
 
+struct shared;
+struct slot;
+
+/*
+ * The pipeline's run.  Each started stage works on its own copy (a
+ * "view": current, runner and slot set for it; the rest borrowed from
+ * the pipeline's), so that on_log knows its stage without a lock.
+ */
 struct run {
 	const struct sp_exec_opts *o;
 	struct sp_stage_report *reports;
 	struct plan *plans;
 	struct sp_build_settings build;
 	const struct sp_stage *current;
+	struct sp_runner *runner;           /* this stage's connection (o->runner, or a sibling) */
+	struct slot *slot;                  /* this stage's; NULL outside a stage */
+	struct shared *sh;                  /* NULL: no stage runs (sp_executor_skip) */
+};
+
+/* One started stage. */
+struct slot {
+	struct run view;
+	size_t idx;
+	int abort;                /* atomic: set while ahead when its gate fails */
+	bool ahead;               /* started ahead of its needs */
+	bool threaded;
+	pthread_t thread;
+	double t0;
+};
+
+/* What the stages share; lock before ev_lock when both are taken. */
+struct shared {
+	pthread_mutex_t lock;     /* sched, sst, artifacts_used */
+	pthread_cond_t cond;      /* a stage finished or went through its gate */
+	pthread_mutex_t ev_lock;  /* one event at a time to the sinks */
+	pthread_mutex_t permit_lock;  /* one promote permit question at a time */
+	struct sp_sched sched;
+	struct sp_sched_stage *sst;
+	struct slot *slots;       /* one per stage */
 	unsigned long long artifacts_used;  /* bytes of artifacts kept so far */
 };
 
@@ -84,7 +119,11 @@ static void emit(struct run *r, struct sp_event *ev)
 {
 	ev->pipeline = r->o->pipeline;
 	ev->job_id = r->o->job_id;
+	if (r->sh)
+		pthread_mutex_lock(&r->sh->ev_lock);
 	sp_events_emit(r->o->events, ev);
+	if (r->sh)
+		pthread_mutex_unlock(&r->sh->ev_lock);
 }
 
 static void on_log(void *ud, enum sp_log_stream stream, const char *line, size_t len)
@@ -516,7 +555,7 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 				    struct sp_error *err)
 {
 	const struct sp_stage *st = rep->stage;
-	struct sp_runner *runner = r->o->runner;
+	struct sp_runner *runner = r->runner;
 	double t0;
 	size_t i;
 	int rc;
@@ -560,8 +599,11 @@ static enum sp_stage_result promote(struct run *r, struct sp_stage_report *rep,
 	}
 	if (pl->ntags && r->o->promote_permit) {
 		char reason[512] = "";
+		/* one question at a time: the answers carry no stage name */
+		pthread_mutex_lock(&r->sh->permit_lock);
 		rc = r->o->promote_permit(r->o->promote_ud, st->name, sp_cancel_check, cancel,
 					  reason, sizeof(reason));
+		pthread_mutex_unlock(&r->sh->permit_lock);
 		if (rc < 0) {
 			/* the tags were never given: do not report them */
 			for (i = 0; i < rep->nrefs; i++)
@@ -644,6 +686,7 @@ static unsigned long long artifacts_cap(const struct run *r)
 static void plan_artifacts(struct run *r, const struct sp_stage *st, struct sp_run_opts *ro,
 			   char **dest, const char ***paths)
 {
+	unsigned long long used;
 	size_t i;
 
 	*dest = NULL;
@@ -666,7 +709,10 @@ static void plan_artifacts(struct run *r, const struct sp_stage *st, struct sp_r
 		*dest = NULL;
 		return;
 	}
-	if (r->artifacts_used >= artifacts_cap(r)) {
+	pthread_mutex_lock(&r->sh->lock);
+	used = r->sh->artifacts_used;
+	pthread_mutex_unlock(&r->sh->lock);
+	if (used >= artifacts_cap(r)) {
 		note(r, "warning: artifacts not kept: the job's %llu bytes of artifacts are used up",
 		     artifacts_cap(r));
 		free(*dest);
@@ -679,7 +725,7 @@ static void plan_artifacts(struct run *r, const struct sp_stage *st, struct sp_r
 	ro->artifacts = *paths;
 	ro->nartifacts = st->artifacts.n;
 	ro->artifacts_dest = *dest;
-	ro->artifacts_max_bytes = artifacts_cap(r) - r->artifacts_used;
+	ro->artifacts_max_bytes = artifacts_cap(r) - used;
 }
 
 /* One line on what was kept, after the run. */
@@ -688,7 +734,9 @@ static void report_artifacts(struct run *r, struct sp_stage_report *rep,
 {
 	if (!dest)
 		return;
-	r->artifacts_used += res->artifacts_bytes;
+	pthread_mutex_lock(&r->sh->lock);
+	r->sh->artifacts_used += res->artifacts_bytes;
+	pthread_mutex_unlock(&r->sh->lock);
 	rep->has_artifacts = true;
 	rep->artifacts_entries = res->artifacts_entries;
 	rep->artifacts_bytes = res->artifacts_bytes;
@@ -727,7 +775,7 @@ static enum sp_stage_result choose_python(struct run *r, struct sp_stage_report 
 	ro.nlabels = nlabels;
 	ro.cancel = sp_cancel_check;
 	ro.cancel_ud = cancel;
-	rc = sp_python_find_cached(r->o->runner, &ro, st, st->target, r->o->cache_dir, out, &info,
+	rc = sp_python_find_cached(r->runner, &ro, st, st->target, r->o->cache_dir, out, &info,
 				   err);
 	if (rc == 0) {
 		line = sp_python_describe(&info, st, *out);
@@ -856,7 +904,7 @@ static int services_prepare(struct stage_services *ss, const struct sp_stage *st
 			struct sp_build_opts o = *bo;
 			memset(&br, 0, sizeof(br));
 			o.target = sv->target;
-			rc = ss->r->o->runner->ops->build(ss->r->o->runner, &o, &br, err);
+			rc = ss->r->runner->ops->build(ss->r->runner, &o, &br, err);
 			if (rc < 0) {
 				sp_error_prefix(err, "building target %s of service %s", sv->target,
 						sv->name);
@@ -893,7 +941,7 @@ static void on_service_log(void *ud, enum sp_log_stream stream, const char *line
 /* The last lines of each service's output (masked), when something failed. */
 static void services_show_logs(struct stage_services *ss)
 {
-	struct sp_runner *runner = ss->r->o->runner;
+	struct sp_runner *runner = ss->r->runner;
 	struct sp_error err = SP_ERROR_INIT;
 	size_t i;
 
@@ -919,7 +967,7 @@ static enum sp_stage_result services_up(struct stage_services *ss, struct sp_sta
 					const char **mode, struct sp_error *err)
 {
 	const struct sp_stage *st = rep->stage;
-	struct sp_runner *runner = ss->r->o->runner;
+	struct sp_runner *runner = ss->r->runner;
 	struct sp_services_opts so;
 	char *net;
 	size_t failed = 0, k;
@@ -970,7 +1018,7 @@ static enum sp_stage_result services_up(struct stage_services *ss, struct sp_sta
 /* Removes the services (whatever happened) and frees ss's strings. */
 static void services_down(struct stage_services *ss)
 {
-	struct sp_runner *runner = ss->r->o->runner;
+	struct sp_runner *runner = ss->r->runner;
 	struct sp_error err = SP_ERROR_INIT;
 	size_t i;
 
@@ -990,6 +1038,133 @@ static void services_down(struct stage_services *ss)
 	memset(ss, 0, sizeof(*ss));
 }
 
+/* ---- stages in flight together (core/exec/sched.h) ---- */
+
+/* The stage's cancel: a signal (o->cancel), or its gate failed while it
+ * was building ahead of its needs. */
+static int stage_cancel(void *ud)
+{
+	struct slot *sl = ud;
+	const struct sp_exec_opts *o = sl->view.o;
+
+	if (__atomic_load_n(&sl->abort, __ATOMIC_ACQUIRE))
+		return 1;
+	return o->cancel ? o->cancel(o->cancel_ud) : 0;
+}
+
+static bool signalled(const struct run *r)
+{
+	return r->o->cancel && r->o->cancel(r->o->cancel_ud);
+}
+
+/* rep's message for a stage that does not run because of need (or,
+ * need == SIZE_MAX, because the pipeline stopped). */
+static void skip_message(struct run *r, struct sp_stage_report *rep, size_t need)
+{
+	const struct sp_sched_stage *d;
+
+	if (need == SIZE_MAX) {
+		set_message(rep, "not run: the pipeline stopped");
+		return;
+	}
+	d = &r->sh->sst[need];
+	set_message(rep, "needs %s, which %s", r->o->pipeline->stages[need].name,
+		    d->result == SP_RESULT_SKIPPED ? "was skipped" :
+		    d->result == SP_RESULT_FAILED ? "failed" : "did not pass");
+}
+
+/* Under sh->lock: stop the builds of stages ahead whose gate failed. */
+static void abort_failed_ahead(struct shared *sh)
+{
+	size_t i, need;
+
+	for (i = 0; i < sh->sched.n; i++)
+		if (sh->sst[i].state == SP_SCHED_AHEAD &&
+		    sp_sched_gate(&sh->sched, i, &need) == SP_SCHED_GATE_FAIL)
+			__atomic_store_n(&sh->slots[i].abort, 1, __ATOMIC_RELEASE);
+}
+
+/* A stage built ahead of its needs is discarded: neither tagged nor
+ * pushed, its image not reported. */
+static enum sp_stage_result discard_ahead(struct run *r, struct sp_stage_report *rep,
+					  size_t need)
+{
+	size_t i;
+
+	skip_message(r, rep, need);
+	note(r, "%s: the image built ahead is discarded, nothing tagged or pushed", rep->message);
+	free(rep->image_id);
+	rep->image_id = NULL;
+	for (i = 0; i < rep->nrefs; i++)
+		free(rep->refs[i]);
+	rep->nrefs = 0;
+	return SP_RESULT_SKIPPED;
+}
+
+/*
+ * The gate of a stage started ahead of its needs (after its build):
+ * waits until they finished.  PASSED: go on (the time waited does not
+ * count against the stage's timeout); SKIPPED when one did not pass or
+ * the pipeline stopped (the image discarded); CANCELLED on a signal.
+ */
+static enum sp_stage_result wait_needs(struct run *r, struct sp_stage_report *rep,
+				       struct sp_cancel *cancel)
+{
+	struct shared *sh = r->sh;
+	size_t idx = r->slot->idx, need = SIZE_MAX, j;
+	const struct sp_stage *st = rep->stage;
+	enum sp_sched_gate gate;
+	int64_t t0 = sp_cancel_now_ms();
+	bool said = false;
+	struct sp_buf names = SP_BUF_INIT;
+
+	pthread_mutex_lock(&sh->lock);
+	if (sh->sst[idx].state != SP_SCHED_AHEAD) {
+		pthread_mutex_unlock(&sh->lock);
+		return SP_RESULT_PASSED;
+	}
+	while ((gate = sp_sched_gate(&sh->sched, idx, &need)) == SP_SCHED_GATE_WAIT &&
+	       !signalled(r)) {
+		struct timespec ts;
+
+		if (!said) {
+			for (j = 0; j < st->needs.n; j++)
+				if (sh->sst[st->needs_idx[j]].state != SP_SCHED_DONE)
+					sp_buf_addf(&names, "%s%s", names.len ? ", " : "",
+						    r->o->pipeline->stages[st->needs_idx[j]].name);
+			pthread_mutex_unlock(&sh->lock);
+			note(r, "built ahead; waiting for %s before going on", names.data);
+			sp_buf_release(&names);
+			said = true;
+			pthread_mutex_lock(&sh->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&sh->cond, &sh->lock, &ts);
+	}
+	if (gate == SP_SCHED_GATE_GO) {
+		sh->sst[idx].state = SP_SCHED_RUNNING;
+		pthread_cond_broadcast(&sh->cond);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (gate == SP_SCHED_GATE_WAIT) {
+		cancel->reason = SP_ECANCELLED;
+		return interrupted(r, rep, cancel, "waiting for its needs");
+	}
+	if (gate == SP_SCHED_GATE_FAIL)
+		return discard_ahead(r, rep, need);
+	if (cancel->deadline_ms)
+		cancel->deadline_ms += sp_cancel_now_ms() - t0;
+	if (said)
+		note(r, "needs passed: going on");
+	return SP_RESULT_PASSED;
+}
+
 static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error *err)
 {
 	const struct sp_exec_opts *o = r->o;
@@ -997,6 +1172,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	const struct sp_stage *st = &p->stages[idx];
 	struct sp_stage_report *rep = &r->reports[idx];
 	struct plan *pl = &r->plans[idx];
+	/* a stage started ahead of its needs is also stopped when they fail */
 	struct sp_cancel cancel = { o->cancel, o->cancel_ud, 0, 0 };
 	struct sp_build_opts bo;
 	struct sp_build_result br;
@@ -1017,6 +1193,10 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	memset(&br, 0, sizeof(br));
 	memset(&svc, 0, sizeof(svc));
 	svc.r = r;
+	if (r->slot && r->slot->ahead) {
+		cancel.fn = stage_cancel;
+		cancel.ud = r->slot;
+	}
 	cancel.deadline_ms = sp_cancel_now_ms() + st->timeout_ms;
 	labels[0].name = "io.stagepipe.job";
 	labels[0].value = o->job_id;
@@ -1063,7 +1243,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	bo.cancel_ud = &cancel;
 	bo.log = on_log;
 	bo.log_ud = r;
-	rc = o->runner->ops->build(o->runner, &bo, &br, err);
+	rc = r->runner->ops->build(r->runner, &bo, &br, err);
 	if (rc == SP_ECANCELLED) {
 		result = interrupted(r, rep, &cancel, "building");
 		goto out;
@@ -1082,6 +1262,8 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	rep->image_id = sp_xstrdup(br.image_id);
 	note(r, "built %s: %.19s (%.1fs, context %llu files)", st->target, br.image_id,
 	     br.seconds, br.context_files);
+	if ((result = wait_needs(r, rep, &cancel)) != SP_RESULT_PASSED)
+		goto out;
 	rep->refs = sp_xcalloc(pl->ntags + 1, sizeof(*rep->refs));
 	for (i = 0; i < pl->ntags; i++)
 		rep->refs[rep->nrefs++] = sp_xstrdup(pl->tags[i]);
@@ -1156,7 +1338,7 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.log_ud = r;
 	plan_artifacts(r, st, &ro, &artifacts_dest, &artifact_paths);
 	memset(&res, 0, sizeof(res));
-	rc = o->runner->ops->run(o->runner, &ro, &res, err);
+	rc = r->runner->ops->run(r->runner, &ro, &res, err);
 	if (rc == 0)
 		report_artifacts(r, rep, &res, artifacts_dest);
 	if (rc == SP_EFAILED) {
@@ -1224,75 +1406,169 @@ static void finish_stage(struct run *r, size_t idx, enum sp_stage_result result,
 	emit(r, &ev);
 }
 
+/* A started stage, from its STAGE_STARTED to its STAGE_FINISHED; in its
+ * own thread (with its own runner) when stages run concurrently. */
+static void *stage_main(void *ud)
+{
+	struct slot *sl = ud;
+	struct run *r = &sl->view;
+	struct shared *sh = r->sh;
+	struct sp_stage_report *rep = &r->reports[sl->idx];
+	struct sp_error err = SP_ERROR_INIT;
+	enum sp_stage_result res;
+	size_t need = SIZE_MAX;
+
+	res = run_stage(r, sl->idx, &err);
+	if (res == SP_RESULT_CANCELLED && __atomic_load_n(&sl->abort, __ATOMIC_ACQUIRE) &&
+	    !signalled(r)) {
+		/* its build was stopped: a need did not pass */
+		pthread_mutex_lock(&sh->lock);
+		(void)sp_sched_gate(&sh->sched, sl->idx, &need);
+		pthread_mutex_unlock(&sh->lock);
+		res = discard_ahead(r, rep, need);
+	}
+	finish_stage(r, sl->idx, res, sl->t0);
+	pthread_mutex_lock(&sh->lock);
+	sh->sst[sl->idx].state = SP_SCHED_DONE;
+	sh->sst[sl->idx].result = res;
+	if (res == SP_RESULT_CANCELLED || res == SP_RESULT_ERROR)
+		sh->sched.stop = true;
+	abort_failed_ahead(sh);
+	pthread_cond_broadcast(&sh->cond);
+	pthread_mutex_unlock(&sh->lock);
+	if (r->runner != r->o->runner)
+		r->runner->ops->free(r->runner);
+	r->runner = NULL;
+	sp_error_clear(&err);
+	return NULL;
+}
+
+/* The stages: started as sp_sched_next says, each in its slot. */
+static void run_stages(struct run *r)
+{
+	const struct sp_exec_opts *o = r->o;
+	const struct sp_pipeline *p = o->pipeline;
+	struct shared *sh = r->sh;
+	enum sp_sched_action act;
+	enum sp_sched_skip why;
+	struct sp_event ev;
+	size_t idx, need, i, nbatch = 0;
+	size_t *batch = sp_xcalloc(p->nstages + 1, sizeof(*batch));
+	bool threads = sh->sched.jobs > 1;
+
+	pthread_mutex_lock(&sh->lock);
+	while ((act = sp_sched_next(&sh->sched, &idx, &why, &need)) != SP_SCHED_END) {
+		struct slot *sl = &sh->slots[idx];
+
+		if (act == SP_SCHED_WAIT && !nbatch) {
+			pthread_cond_wait(&sh->cond, &sh->lock);
+			continue;
+		}
+		if (act == SP_SCHED_WAIT) {
+			/* what can start now starts together: every header out
+			 * before the first line of output (the terminal's
+			 * prefixes are decided from the first) */
+			pthread_mutex_unlock(&sh->lock);
+			for (i = 0; i < nbatch; i++) {
+				memset(&ev, 0, sizeof(ev));
+				ev.kind = SP_EVENT_STAGE_STARTED;
+				ev.stage = &p->stages[batch[i]];
+				emit(&sh->slots[batch[i]].view, &ev);
+			}
+			for (i = 0; i < nbatch; i++) {
+				sl = &sh->slots[batch[i]];
+				sl->t0 = now_secs();
+				if (threads) {
+					/* its own connection: a runner is not shared between threads */
+					sl->view.runner = o->runner->ops->sibling(o->runner);
+					if (pthread_create(&sl->thread, NULL, stage_main, sl) == 0)
+						sl->threaded = true;
+					else
+						stage_main(sl);  /* no thread to be had: here, then */
+				} else {
+					stage_main(sl);
+				}
+			}
+			nbatch = 0;
+			pthread_mutex_lock(&sh->lock);
+			continue;
+		}
+		sl->view = *r;
+		sl->view.current = &p->stages[idx];
+		sl->view.slot = sl;
+		sl->view.runner = o->runner;
+		sl->idx = idx;
+		if (act == SP_SCHED_SKIP) {
+			sh->sst[idx].state = SP_SCHED_DONE;
+			sh->sst[idx].result = SP_RESULT_SKIPPED;
+			if (why == SP_SCHED_SKIP_UNSELECTED)
+				set_message(&r->reports[idx], "not selected (--stage %s)", o->only_stage);
+			else
+				skip_message(r, &r->reports[idx],
+					     why == SP_SCHED_SKIP_NEED ? need : SIZE_MAX);
+			abort_failed_ahead(sh);
+			pthread_mutex_unlock(&sh->lock);
+			finish_stage(&sl->view, idx, SP_RESULT_SKIPPED, 0);
+			pthread_mutex_lock(&sh->lock);
+			continue;
+		}
+		sh->sst[idx].state = act == SP_SCHED_RUN ? SP_SCHED_RUNNING : SP_SCHED_AHEAD;
+		sl->ahead = act == SP_SCHED_GO_AHEAD;
+		batch[nbatch++] = idx;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	for (i = 0; i < p->nstages; i++)
+		if (sh->slots[i].threaded)
+			pthread_join(sh->slots[i].thread, NULL);
+	free(batch);
+}
+
 int sp_executor_run(const struct sp_exec_opts *o, struct sp_error *err)
 {
 	const struct sp_pipeline *p = o->pipeline;
 	struct run r;
+	struct shared sh;
 	struct sp_event ev;
-	struct sp_error stage_err = SP_ERROR_INIT;
 	double start = now_secs();
-	bool stop = false;
 	enum sp_stage_result overall = SP_RESULT_PASSED;
 	const char *why = NULL;
-	size_t k, i, j;
+	size_t i, j;
 	int rc = 0;
 
 	memset(&r, 0, sizeof(r));
+	memset(&sh, 0, sizeof(sh));
+	pthread_mutex_init(&sh.lock, NULL);
+	pthread_mutex_init(&sh.ev_lock, NULL);
+	pthread_mutex_init(&sh.permit_lock, NULL);
+	pthread_cond_init(&sh.cond, NULL);
 	r.o = o;
+	r.sh = &sh;
+	r.runner = o->runner;
 	r.reports = sp_xcalloc(p->nstages, sizeof(*r.reports));
 	r.plans = sp_xcalloc(p->nstages, sizeof(*r.plans));
+	sh.sst = sp_xcalloc(p->nstages + 1, sizeof(*sh.sst));
+	sh.slots = sp_xcalloc(p->nstages + 1, sizeof(*sh.slots));
 	for (i = 0; i < p->nstages; i++)
 		r.reports[i].stage = &p->stages[i];
 	if ((rc = plan(&r, err)) < 0)
 		goto out;
+	for (i = 0; i < p->nstages; i++) {
+		sh.sst[i].needs = p->stages[i].needs_idx;
+		sh.sst[i].nneeds = p->stages[i].needs.n;
+		sh.sst[i].selected = r.plans[i].selected;
+	}
+	sh.sched.stages = sh.sst;
+	sh.sched.n = p->nstages;
+	sh.sched.order = p->order;
+	/* concurrent stages need a connection each */
+	sh.sched.jobs = o->jobs > 1 && o->runner->ops->sibling ? o->jobs : 1;
+	sh.sched.ahead = true;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = SP_EVENT_PIPELINE_STARTED;
 	emit(&r, &ev);
 
-	for (k = 0; k < p->nstages; k++) {
-		size_t idx = p->order[k];
-		const struct sp_stage *st = &p->stages[idx];
-		struct sp_stage_report *rep = &r.reports[idx];
-		double t0;
-		enum sp_stage_result res;
-
-		r.current = st;
-		if (!r.plans[idx].selected) {
-			set_message(rep, "not selected (--stage %s)", o->only_stage);
-			finish_stage(&r, idx, SP_RESULT_SKIPPED, 0);
-			continue;
-		}
-		if (stop) {
-			set_message(rep, "not run: the pipeline stopped");
-			finish_stage(&r, idx, SP_RESULT_SKIPPED, 0);
-			continue;
-		}
-		for (j = 0; j < st->needs.n; j++) {
-			const struct sp_stage_report *dep = &r.reports[st->needs_idx[j]];
-			if (dep->result != SP_RESULT_PASSED) {
-				set_message(rep, "needs %s, which %s", dep->stage->name,
-					    dep->result == SP_RESULT_SKIPPED ? "was skipped" :
-					    dep->result == SP_RESULT_FAILED ? "failed" : "did not pass");
-				break;
-			}
-		}
-		if (j < st->needs.n) {
-			finish_stage(&r, idx, SP_RESULT_SKIPPED, 0);
-			continue;
-		}
-		memset(&ev, 0, sizeof(ev));
-		ev.kind = SP_EVENT_STAGE_STARTED;
-		ev.stage = st;
-		emit(&r, &ev);
-		t0 = now_secs();
-		sp_error_clear(&stage_err);
-		res = run_stage(&r, idx, &stage_err);
-		finish_stage(&r, idx, res, t0);
-		if (res == SP_RESULT_CANCELLED || res == SP_RESULT_ERROR)
-			stop = true;
-	}
-	r.current = NULL;
+	run_stages(&r);
 
 	/* the worst result decides: cancelled > error > failed > passed */
 	for (i = 0; i < p->nstages; i++) {
@@ -1348,6 +1624,12 @@ out:
 	}
 	free(r.plans);
 	free(r.reports);
+	free(sh.sst);
+	free(sh.slots);
+	pthread_cond_destroy(&sh.cond);
+	pthread_mutex_destroy(&sh.permit_lock);
+	pthread_mutex_destroy(&sh.ev_lock);
+	pthread_mutex_destroy(&sh.lock);
 	sp_build_settings_release(&r.build);
 	return rc;
 }

@@ -2,7 +2,8 @@
  * executor.h — run a pipeline's stages in order, with deadlines, gates
  * and cancel, reporting everything as events.
  *
- * For each selected stage in dependency order: skip it when a stage it
+ * For each selected stage in dependency order (up to o->jobs of them at
+ * once, see sched.h): skip it when a stage it
  * needs did not pass; otherwise build its target, run its command (pytest
  * with stagepipe's own report options, or run:), read the reports, apply
  * the gates (exit code, coverage.min), and record the result.  Variables
@@ -70,9 +71,21 @@ struct sp_exec_opts {
 	/* Where stages' artifacts go: DIR/<stage>/<path> (created as
 	 * needed); NULL: artifacts are not copied (one note says so).
 	 * artifacts_max_bytes caps the whole job's, all stages together (0:
-	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more. */
+	 * SP_ARTIFACTS_DEFAULT_MAX); past it, a warning and no more.  Stages
+	 * in flight together may each use what was left when they started,
+	 * so the job's total can pass the cap by what they copy at once. */
 	const char *artifacts_dir;
 	unsigned long long artifacts_max_bytes;
+	/*
+	 * At most this many stages in flight at once (core/exec/sched.h):
+	 * those whose needs passed run concurrently, and a stage whose needs
+	 * are still running builds its image ahead of them, tagged and pushed
+	 * only once they passed.  Each stage in flight then has its own
+	 * runner (runner->ops->sibling, freed when the stage ends); o->runner
+	 * itself is only used from the calling thread.  0 or 1: one stage at
+	 * a time in the pipeline's order, as does a runner without sibling.
+	 */
+	unsigned jobs;
 	/* The user's cache folder (sp_checkout_cache_dir), where pytest
 	 * stages' interpreter probes are remembered (pycache.h); NULL: a
 	 * probe container each time. */

@@ -230,11 +230,15 @@ static void json_event(struct sp_sink *self, const struct sp_event *ev)
 		break;
 	}
 	line = sp_xjson_print(o);
+	/* whole lines, also against run --permit-stdin's writes from another
+	 * stage's thread */
+	flockfile(j->out.f);
 	fputs(line, j->out.f);
 	fputc('\n', j->out.f);
 	/* every line, logs included: a parent (serve, agent) reads the
 	 * stream live through a pipe, where stdio would hold 4 KiB back */
 	fflush(j->out.f);
+	funlockfile(j->out.f);
 	sp_sink_out_check(&j->out);
 	free(line);
 	cJSON_Delete(o);

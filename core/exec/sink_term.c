@@ -11,6 +11,13 @@
  * thousands of lines a second: that is flushed at least every
  * BUILD_FLUSH_MS, so a pipe (CI's log, `| tee`) still shows a long build
  * as it goes and a kill -9 loses at most that much of it.
+ *
+ * Stages in flight together (run --jobs): from the moment a second stage
+ * starts while one runs, every output line and service line is prefixed
+ * with its stage's name ("[test]    ...", "[promote] :: ..."), padded to
+ * the longest name in flight so far, up to the end of the run; a stage's
+ * header and its result block stay whole (events come one at a time,
+ * under the executor's lock).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +35,10 @@ struct term {
 	struct sp_sink_out out;
 	bool color;
 	int64_t flushed_ms;	/* sp_clock_ms of the last flush */
+	const struct sp_stage **inflight;  /* started, not finished (borrowed) */
+	size_t ninflight, inflight_alloc;
+	bool prefix;		/* two stages were in flight: lines say whose they are */
+	int width;		/* of the prefix's names */
 };
 
 #define BUILD_FLUSH_MS 200
@@ -150,6 +161,40 @@ static void summary(struct term *t, const struct sp_event *ev)
 		fprintf(t->out.f, "%s\n", ev->message);
 }
 
+static void started(struct term *t, const struct sp_stage *st)
+{
+	size_t i;
+
+	SP_GROW(t->inflight, t->inflight_alloc, t->ninflight + 1);
+	t->inflight[t->ninflight++] = st;
+	if (t->ninflight > 1)
+		t->prefix = true;
+	if (t->prefix)
+		for (i = 0; i < t->ninflight; i++)
+			if ((int)strlen(t->inflight[i]->name) > t->width)
+				t->width = (int)strlen(t->inflight[i]->name);
+}
+
+static void finished(struct term *t, const struct sp_stage *st)
+{
+	size_t i;
+
+	for (i = 0; i < t->ninflight; i++)
+		if (t->inflight[i] == st) {
+			t->inflight[i] = t->inflight[--t->ninflight];
+			return;
+		}
+}
+
+/* "[name]  " before a stage's line once stages run together. */
+static void line_prefix(struct term *t, const struct sp_stage *st)
+{
+	if (!t->prefix || !st)
+		return;
+	fprintf(t->out.f, "%s[%s]%s%*s ", C(t, "36"), st->name, RESET(t),
+		t->width - (int)strlen(st->name), "");
+}
+
 static void term_event(struct sp_sink *self, const struct sp_event *ev)
 {
 	struct term *t = (struct term *)self;
@@ -160,21 +205,25 @@ static void term_event(struct sp_sink *self, const struct sp_event *ev)
 			RESET(t), ev->job_id);
 		break;
 	case SP_EVENT_STAGE_STARTED:
+		started(t, ev->stage);
 		fprintf(t->out.f, "\n%s== %s%s (target %s)\n", C(t, "1"), ev->stage->name, RESET(t),
 			ev->stage->target);
 		break;
 	case SP_EVENT_LOG:
+		line_prefix(t, ev->stage);
 		fputs(ev->stream == SP_STREAM_INFO ? ":: " : "   ", t->out.f);
 		fwrite(ev->line, 1, ev->len, t->out.f);
 		fputc('\n', t->out.f);
 		break;
 	case SP_EVENT_STAGE_FINISHED:
+		finished(t, ev->stage);
 		stage_finished(t, ev->report);
 		break;
 	case SP_EVENT_PIPELINE_FINISHED:
 		summary(t, ev);
 		break;
 	case SP_EVENT_SERVICE:
+		line_prefix(t, ev->stage);
 		fprintf(t->out.f, ":: service %s %s%s", ev->service,
 			sp_service_state_name(ev->service_state), ev->message ? ": " : "");
 		if (ev->message)
@@ -197,6 +246,7 @@ static int term_finish(struct sp_sink *self, struct sp_error *err)
 
 static void term_free(struct sp_sink *self)
 {
+	free(((struct term *)self)->inflight);
 	free(self);
 }
 

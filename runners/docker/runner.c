@@ -592,6 +592,8 @@ static const struct sp_services_ops docker_services = {
 	docker_services_down,
 };
 
+static struct sp_runner *docker_sibling(struct sp_runner *r);
+
 static const struct sp_runner_ops docker_ops = {
 	"docker",
 	docker_build,
@@ -600,8 +602,16 @@ static const struct sp_runner_ops docker_ops = {
 	docker_tag,
 	docker_push,
 	docker_free,
+	docker_sibling,
 	docker_image_key,
 };
+
+/* One libcurl handle per engine: a sibling has its own (sp_engine_dup,
+ * no new handshake). */
+static struct sp_runner *docker_sibling(struct sp_runner *r)
+{
+	return sp_docker_runner_new(sp_engine_dup(engine_of(r)));
+}
 
 struct sp_runner *sp_docker_runner_new(struct sp_engine *e)
 {

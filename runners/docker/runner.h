@@ -10,7 +10,9 @@
 
 /*
  * A runner over engine e.  Takes ownership of e (freed with the runner
- * through r->ops->free).  Never NULL.
+ * through r->ops->free).  Never NULL.  Its engine holds one libcurl
+ * handle: use it from one thread at a time; r->ops->sibling gives
+ * another runner with its own connection for another thread.
  */
 struct sp_runner *sp_docker_runner_new(struct sp_engine *e);
 

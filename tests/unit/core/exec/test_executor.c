@@ -678,7 +678,7 @@ static void fake_free(struct sp_runner *r)
 }
 
 static const struct sp_runner_ops fake_ops = {
-	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free, NULL,
+	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free, NULL, NULL,
 };
 
 /* Calls of one op (and stage, when not NULL), in order. */
@@ -2353,7 +2353,7 @@ static void test_push_only_when_asked(void **state)
 }
 
 static const struct sp_runner_ops fake_ops_no_push = {
-	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free, NULL,
+	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free, NULL, NULL,
 };
 
 static void test_runner_without_push(void **state)

@@ -683,6 +683,62 @@ static void test_finish_ok(void **state)
 	fclose(f);
 }
 
+/* One event of kind k for stage st (LOG: an info or stdout line). */
+static void term_emit(struct sp_events *events, struct run *r, enum sp_event_kind k,
+		      size_t st, enum sp_log_stream stream, const char *line)
+{
+	struct sp_event ev = { 0 };
+
+	ev.kind = k;
+	ev.pipeline = &r->pl;
+	ev.job_id = "job1";
+	ev.stage = &r->stages[st];
+	ev.report = &r->reports[st];
+	ev.stream = stream;
+	ev.line = line;
+	ev.len = line ? strlen(line) : 0;
+	sp_events_emit(events, &ev);
+}
+
+/* The terminal view: no prefix while one stage is in flight; once two
+ * are, every line says its stage, padded; headers and results whole. */
+static void test_term_prefixes_concurrent_stages(void **state)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_events events = SP_EVENTS_INIT;
+	struct run r;
+	FILE *f = tmpfile();
+	char *text;
+	size_t len;
+
+	(void)state;
+	assert_non_null(f);
+	run_init(&r, NULL, NULL);
+	r.reports[0].result = SP_RESULT_PASSED;
+	r.reports[0].message = NULL;
+	sp_events_add(&events, sp_sink_term_new(f, false));
+	term_emit(&events, &r, SP_EVENT_STAGE_STARTED, 0, SP_STREAM_INFO, NULL);
+	term_emit(&events, &r, SP_EVENT_LOG, 0, SP_STREAM_INFO, "alone");
+	term_emit(&events, &r, SP_EVENT_STAGE_STARTED, 1, SP_STREAM_INFO, NULL);
+	term_emit(&events, &r, SP_EVENT_LOG, 1, SP_STREAM_INFO, "built runtime");
+	term_emit(&events, &r, SP_EVENT_LOG, 0, SP_STREAM_STDOUT, "17 passed");
+	term_emit(&events, &r, SP_EVENT_STAGE_FINISHED, 0, SP_STREAM_INFO, NULL);
+	term_emit(&events, &r, SP_EVENT_LOG, 1, SP_STREAM_INFO, "tagged app:1");
+	assert_int_equal(sp_events_finish(&events, &err), 0);
+	sp_events_release(&events);
+	text = file_text(f, &len);
+	assert_string_equal(text,
+			    "\n== test (target testing)\n"
+			    ":: alone\n"
+			    "\n== release (target runtime)\n"
+			    "[release] :: built runtime\n"
+			    "[test]       17 passed\n"
+			    "== test passed in 4.5s\n"
+			    "[release] :: tagged app:1\n");
+	free(text);
+	fclose(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -698,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_variant_path),
 		cmocka_unit_test(test_coverage_per_variant),
 		cmocka_unit_test(test_json_matrix),
+		cmocka_unit_test(test_term_prefixes_concurrent_stages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
