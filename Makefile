@@ -11,6 +11,7 @@
 #                        any sanitizer report of any stagepipe process
 #   make fuzz, fuzz-smoke  libFuzzer targets (tests/fuzz/README.md)
 #   make demo            run the example pipeline on a real engine
+#   make bench           benchmarks (bench/), each figure beside its anchor
 #   make install         PREFIX=/usr/local DESTDIR= (binary, man pages, completions)
 #   make uninstall       removes what install put there
 #   make analyze         gcc -fanalyzer over the sources
@@ -219,8 +220,24 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)contrib/demo.sh $(BIN)
 
+# make bench: every bench/NAME.sh (the issue-14 figures first), then a table
+# of the FIGURE lines they print (bench/summary.sh says the format) beside
+# their anchors and goals.  BENCH='health pipeline_overhead' runs only those;
+# BENCH_RUNS=N (default 3) runs of each measurement, medians.
+BENCH_FIRST := pipeline_overhead health context_upload checkout
+BENCH ?= $(BENCH_FIRST) $(filter-out $(BENCH_FIRST) summary,$(sort $(basename $(notdir \
+	$(wildcard bench/*.sh)))))
 bench: $(BIN)
-	$(Q)for b in bench/*.sh; do echo "== $$b"; $$b $(BIN) || exit 1; done
+	$(Q)log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && \
+	for b in $(BENCH); do \
+		echo "== bench/$$b.sh"; \
+		{ bench/$$b.sh $(BIN) 2>&1 || echo "BENCH_FAILED bench/$$b.sh"; } | tee -a "$$log"; \
+	done; \
+	echo "== summary (medians of BENCH_RUNS=$${BENCH_RUNS:-3}; figures taken under load are noisy)"; \
+	bench/summary.sh "$$log"; \
+	if grep -q '^BENCH_FAILED' "$$log"; then \
+		grep '^BENCH_FAILED' "$$log" | sed 's/^BENCH_FAILED /failed: /'; exit 1; \
+	fi
 
 analyze:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/analyze \
