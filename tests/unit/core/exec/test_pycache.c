@@ -352,8 +352,10 @@ static void test_find_cached(void **state)
 
 	/* no cache folder: a probe each time */
 	assert_int_equal(sp_python_find_cached(&fk.base, &ro, &st, "t", NULL, &out, &info, &err), 0);
+	free(out);
 	assert_int_equal(sp_python_find_cached(&fk.base, &ro, &st, "t", NULL, &out, &info, &err), 0);
 	assert_int_equal(fk.runs, 2);
+	assert_false(info.cached);
 	free(out);
 
 	/* the first probes (python, then python3: the fake's `python` starts
