@@ -233,7 +233,7 @@ bench: $(BIN)
 		echo "== bench/$$b.sh"; \
 		{ bench/$$b.sh $(BIN) 2>&1 || echo "BENCH_FAILED bench/$$b.sh"; } | tee -a "$$log"; \
 	done; \
-	echo "== summary (medians of BENCH_RUNS=$${BENCH_RUNS:-3}; figures taken under load are noisy)"; \
+	echo "== summary (BENCH_RUNS=$${BENCH_RUNS:-3} runs of each: medians, checkout.sh the best; figures taken under load are noisy)"; \
 	bench/summary.sh "$$log"; \
 	if grep -q '^BENCH_FAILED' "$$log"; then \
 		grep '^BENCH_FAILED' "$$log" | sed 's/^BENCH_FAILED /failed: /'; exit 1; \
