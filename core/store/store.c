@@ -62,6 +62,13 @@ const char *sp_status_state_name(enum sp_status_state s)
 	return "unknown";
 }
 
+int sp_store_open(struct sp_store **out, const struct sp_store_opts *o, struct sp_error *err)
+{
+	if (o && o->url && *o->url)
+		return sp_store_open_postgres(out, o, err);
+	return sp_store_open_sqlite(out, o, err);
+}
+
 void sp_store_close(struct sp_store *st)
 {
 	if (st)

@@ -239,6 +239,9 @@ struct sp_store {
 
 struct sp_store_opts {
 	const char *path;        /* SQLite: the database file (created with its folder) */
+	const char *url;         /* PostgreSQL: a libpq URL (postgres://user:pw@host/db)
+				  * or key=value string; may hold a password (never
+				  * printed: see sp_store_pg_mask_url) */
 	int batch_max;           /* group commit: at most this many requests a transaction
 				  * (0: 512) */
 };
@@ -250,6 +253,22 @@ struct sp_store_opts {
  */
 int sp_store_open_sqlite(struct sp_store **out, const struct sp_store_opts *o,
 			 struct sp_error *err);
+/*
+ * Opens (creating and migrating) the PostgreSQL store at o->url
+ * (postgres.c): the same schema, migrations and behaviour, for several
+ * servers sharing one database.  Migrations run under an advisory lock, so
+ * servers starting together migrate once.  SP_EENGINE when the server
+ * cannot be reached; SP_ECONFIG for a database newer than this binary.
+ */
+int sp_store_open_postgres(struct sp_store **out, const struct sp_store_opts *o,
+			   struct sp_error *err);
+/* o->url set: PostgreSQL; else SQLite at o->path. */
+int sp_store_open(struct sp_store **out, const struct sp_store_opts *o, struct sp_error *err);
+/*
+ * url with its password hidden ("postgres://ci:***@db/ci", "password=***"),
+ * into out (always terminated): what logs and errors show.
+ */
+void sp_store_pg_mask_url(const char *url, char *out, size_t len);
 /* The schema version this binary writes. */
 int sp_store_schema_version(void);
 
@@ -264,6 +283,10 @@ struct sp_store_sqlite_stats {
 	uint64_t requests;
 };
 void sp_store_sqlite_stats(struct sp_store *st, struct sp_store_sqlite_stats *out);
+/* The same for a PostgreSQL store, and how many batches ran again after a
+ * deadlock with another server (retries may be NULL); zeros otherwise. */
+void sp_store_pg_stats(struct sp_store *st, struct sp_store_sqlite_stats *out,
+		       uint64_t *retries);
 
 void sp_store_close(struct sp_store *st);
 
