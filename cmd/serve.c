@@ -231,8 +231,15 @@ static int run_serve(int argc, char **argv)
 	dbpath = sp_xasprintf("%s/stagepipe.db", cfg->data);
 	memset(&sopts, 0, sizeof(sopts));
 	sopts.path = dbpath;
-	if (sp_store_open_sqlite(&srv.store, &sopts, &err) < 0)
+	sopts.url = cfg->store_url;  /* set: PostgreSQL */
+	if (sp_store_open(&srv.store, &sopts, &err) < 0)
 		goto infra;
+	if (cfg->store_url) {
+		char shown[512];
+		sp_store_pg_mask_url(cfg->store_url, shown, sizeof(shown));
+		sp_log_info("serve.store", "backend=postgres url=%s",
+			    sp_log_quote(shown, q, sizeof(q)));
+	}
 	srv.metrics = sp_metrics_new();
 	/* before any thread: the slots and the keeper wake agents' long-polls */
 	if (sp_agents_new(&srv.agents, &srv, &err) < 0)

@@ -10,9 +10,13 @@ lib_cleanup() {
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	pg_cleanup
 	rm -rf "$T"
 }
 trap lib_cleanup EXIT
+
+# the store of the servers a test starts (STORE=postgres: PostgreSQL)
+. "$(dirname "$0")/lib_pg.sh"
 
 fail() {
 	echo "FAIL: $*" >&2
