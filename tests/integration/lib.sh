@@ -15,9 +15,6 @@ lib_cleanup() {
 }
 trap lib_cleanup EXIT
 
-# the store of the servers a test starts (STORE=postgres: PostgreSQL)
-. "$(dirname "$0")/lib_pg.sh"
-
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
@@ -162,3 +159,6 @@ serve_up() {
 	tail -20 "$T/serve.log"
 	fail "serve did not answer $2/readyz within 10 s"
 }
+
+# the store of the servers a test starts (STORE=postgres: PostgreSQL)
+. "$(dirname "$0")/lib_pg.sh"

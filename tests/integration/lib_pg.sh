@@ -6,7 +6,8 @@
 # With STORE=postgres each data folder DATA a test gives its server gets a
 # database of its own on the server SP_TEST_PG_URL names, or, when that is
 # not set, on a private cluster started for the test by
-# tests/tools/pg_cluster.sh (stopped and removed when the test ends).
+# tests/tools/pg_cluster.sh when lib.sh is sourced (so in the test's own
+# shell, not a subshell; stopped and removed when the test ends).
 #   store_line DATA       the config line for DATA's store ("" for SQLite)
 #   store_sql DBFILE SQL  runs SQL on the store of DBFILE's folder (the
 #                         SQLite file DATA/stagepipe.db names it either way);
@@ -79,3 +80,5 @@ store_exists() {
 		[ -f "$1" ]
 	fi
 }
+
+[ "$STORE" != postgres ] || _pg_base
