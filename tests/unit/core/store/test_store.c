@@ -1998,7 +1998,7 @@ static void test_pg_mask_url(void **state)
 struct opener {
 	const struct fx *f;
 	struct sp_store *st;
-	char msg[256];
+	char msg[SP_ERROR_MSG_MAX];
 };
 
 static void *open_thread(void *arg)
