@@ -14,6 +14,10 @@
 # writes nothing, as the ceiling; and the VmRSS of serve idle before and
 # after the load.  Figures only, no pass/fail (the issue's goals: >= 5,000
 # durable deliveries/s with p99 < 10 ms on 2 cores; idle RSS < 10 MB).
+#
+# BENCH_STORE=postgres: the same against PostgreSQL — a private cluster
+# (tests/tools/pg_cluster.sh, fsync on) in the data folder's place, or
+# the server BENCH_PG_URL names (its database must be empty or ours).
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +39,7 @@ cleanup() {
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	fi
+	[ -n "${pgdir:-}" ] && "$top/tests/tools/pg_cluster.sh" stop "$pgdir"
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -47,9 +52,25 @@ while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/"; [ $? != 7 ]; do port=
 SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 export STAGEPIPE_BENCH_SECRET="$SECRET"
 git init -q --bare "$W/app.git"
+pgdir= store=
+if [ "${BENCH_STORE:-sqlite}" = postgres ]; then
+	pgurl=${BENCH_PG_URL:-}
+	if [ -z "$pgurl" ]; then
+		pgdir=$W/pg
+		chmod 0711 "$W"
+		pgurl=$("$top/tests/tools/pg_cluster.sh" start "$pgdir" | sed -n 's/^SP_TEST_PG_URL=//p')
+	fi
+	store="store: \"$pgurl\""
+fi
+# count SQL: the number sql answers, from the bench's store
+count() {
+	if [ -n "$store" ]; then psql -XAtq "$pgurl" -c "$1"
+	else sqlite3 "$W/data/stagepipe.db" "$1"; fi
+}
 cat >"$W/serve.yml" <<EOF
 listen: 127.0.0.1:$port
 data: $W/data
+$store
 workers: 0
 repos:
   - name: app
@@ -94,7 +115,7 @@ pct() {
 		print v }' "$2"
 }
 
-echo "stagepipe serve: $(printf '%s' "$BIN"), data on $(df -P "$W" | awk 'NR==2 {print $1}') ($W)"
+echo "stagepipe serve: $(printf '%s' "$BIN"), store ${BENCH_STORE:-sqlite}, data on $(df -P "$W" | awk 'NR==2 {print $1}') ($W)"
 echo "load: wrk -t$THREADS -c$CONNS -d${SECS}s, $(wc -c <"$W/body.json") byte GitHub push, unique delivery ids"
 
 WEBHOOK_BODY=$W/body.json WEBHOOK_SIG=$W/sig WEBHOOK_RUN=$$ \
@@ -109,11 +130,11 @@ n202=${n202:-0}
 secs=$(awk '/requests in/ { for (i = 1; i <= NF; i++) if ($i == "in") { s = $(i + 1); sub(/,$/, "", s) } }
 	END { u = s; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", s)
 	      if (u == "ms") s = s / 1000; else if (u == "m") s = s * 60; print s }' "$W/wrk.hooks")
-jobs=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM jobs")
+jobs=$(count "SELECT count(*) FROM jobs")
 # what the server itself counted as accepted (202s it sent, in flight or not)
 srv202=$(curl -s "http://127.0.0.1:$port/metrics" |
 	awk '/^stagepipe_deliveries_total\{/ && /outcome="accepted"/ {n += $NF} END {print n + 0}')
-deliv=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM deliveries")
+deliv=$(count "SELECT count(*) FROM deliveries")
 echo
 echo "POST /hooks/app (durable: each 202 after its commit)"
 awk -v n="$n202" -v s="$secs" 'BEGIN { printf "  accepted/s      %.0f (%d accepted in %.2f s)\n", n / s, n, s }'
