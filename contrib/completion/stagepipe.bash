@@ -114,7 +114,7 @@ _stagepipe()
 	context) opts="-l --list -f --file -h --help" ;;
 	push) opts="--docker-host -q --quiet" ;;
 	prune) opts="-n --dry-run --all --docker-host" ;;
-	serve) opts="-c --config --check" ;;
+	serve) opts="-c --config --check --migrate" ;;
 	agent)
 		opts="--server --token-file --name --capacity --labels --docker-host --ca-file
 		      --stagepipe"

@@ -1,7 +1,8 @@
 # Two `stagepipe serve` processes on one PostgreSQL (issue 15; no engine:
 # workers 0, jobs stay queued), on two loopback ports with their own data
 # folders:
-#   1. both migrate the new database at once and start
+#   1. serve --migrate (and a server that is not there: exit 3, no
+#      password shown); both servers migrate a new database at once and start
 #   2. a delivery sent to both makes one job (the second answer is the
 #      duplicate, 200 with the first one's job); 40 deliveries each sent to
 #      both servers at the same moment make 40 jobs
@@ -75,7 +76,25 @@ ready() { # ready BASE PID LOG
 	done
 }
 
-# ---- 1. both start at once on a new database ---------------------------
+# ---- 1. --migrate; both start at once ----------------------------------
+# --migrate on a database of its own: the schema, then nothing more to do
+config "$T/m.yml" "$P1" "$T/dm"
+sed -i "s|^store: .*|$(store_line "$T/mig")|" "$T/m.yml"
+run "$BIN" serve --migrate -c "$T/m.yml"
+expect_rc 0
+expect_in out "schema version"
+[ "$(store_sql "$T/mig/stagepipe.db" "SELECT version FROM stagepipe_schema")" -ge 2 ] ||
+	fail "--migrate did not migrate"
+run "$BIN" serve --migrate -c "$T/m.yml"
+expect_rc 0
+run "$BIN" serve --migrate --check -c "$T/m.yml"
+expect_rc 2
+# a server that is not there: exit 3, the password not shown
+sed "s|^store: .*|store: \"postgresql://ci:hunter2@/nope?host=$T/nowhere\"|" "$T/m.yml" >"$T/bad.yml"
+run "$BIN" serve --migrate -c "$T/bad.yml"
+expect_rc 3
+expect_not_in err hunter2
+expect_in err "ci:***@"
 start "$T/s1.yml" "$T/s1.log"; pid1=$spid
 start "$T/s2.yml" "$T/s2.log"; pid2=$spid
 ready "$B1" "$pid1" "$T/s1.log"
