@@ -166,6 +166,12 @@ static int check_only(const struct sp_server_config *cfg)
 	return SP_EXIT_OK;
 }
 
+/* sp_store_listen's callback: a job was queued by another server. */
+static void store_queued(void *arg)
+{
+	sp_server_queued(arg);
+}
+
 /* serve --migrate: opening the store migrates it (once, whoever else does). */
 static int migrate_only(const struct sp_server_config *cfg)
 {
@@ -293,6 +299,10 @@ static int run_serve(int argc, char **argv)
 	 * still take back the jobs of agents (or an earlier run) that died */
 	if (sp_workers_start(&srv.workers, &srv, &err) < 0)
 		goto infra;
+	/* other servers on the same PostgreSQL queue jobs too: their NOTIFY
+	 * wakes our slots and long-polls at once */
+	if (sp_store_listen(srv.store, store_queued, &srv, &err) < 0)
+		goto infra;
 	if (sp_http_start(&srv.http, &srv, &err) < 0)
 		goto infra;
 	sp_log_info("serve.ready", "listen=%s public_url=%s", cfg->listen[0], cfg->public_url);
@@ -339,6 +349,8 @@ infra:
 	sp_http_stop(srv.http);
 out:
 	sp_http_free(srv.http);
+	if (srv.store)
+		sp_store_listen(srv.store, NULL, NULL, NULL);
 	sp_workers_free(srv.workers);
 	sp_outbox_free(srv.outbox);
 	/* last: no handler, slot or keeper uses it any more */

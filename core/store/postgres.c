@@ -46,8 +46,12 @@
  * Connection URLs carry passwords: sp_store_pg_mask_url hides them, and
  * no message of this file prints a URL unmasked.
  *
- * Not here yet: LISTEN/NOTIFY to wake idle long-polls on other servers
- * (they poll), logs in the database (logs stay files of the server that
+ * Wakes: a batch that queued a job (new, or put back) sends NOTIFY
+ * stagepipe_queued with its COMMIT; sp_store_listen runs a thread with a
+ * connection of its own that LISTENs and calls the server back, so idle
+ * long-polls on every server wake at once.
+ *
+ * Not here yet: logs in the database (logs stay files of the server that
  * ran or received the job).
  *
  * Locking: st->mu guards the queue, the reader pool and the counters; the
@@ -57,12 +61,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/base/buf.h"
 #include "core/base/error.h"
@@ -472,6 +479,7 @@ struct pg_store {
 
 	PGconn *db;                   /* the writer's; only the writer thread uses it */
 	bool prepared;                /* the writer's statements exist on db */
+	bool notify;                  /* the batch queued a job: NOTIFY with it */
 	char sqlstate[6];             /* of the writer's last failed statement */
 	pthread_t writer;
 	bool writer_started;
@@ -488,6 +496,13 @@ struct pg_store {
 	uint64_t commits, requests, retries;
 	bool write_failed, write_full;
 	char write_error[SP_ERROR_MSG_MAX];
+
+	/* the listener (sp_store_listen): fn and arg under mu */
+	pthread_t listener;
+	bool listener_started, listener_stop;
+	int stop_pipe[2];
+	void (*listen_fn)(void *arg);
+	void *listen_arg;
 };
 
 static const struct sp_store_ops pg_ops;
@@ -1008,6 +1023,8 @@ static int job_back(struct pg_store *st, int64_t job, const char *reason, int64_
 	p_str(&p, reason);
 	rc = job_changed(st, W_JOB_BACK, &p, job, SP_STATUS_PENDING, desc, now, err);
 	free(desc);
+	if (!rc)
+		st->notify = true;
 	return rc;
 }
 
@@ -1111,6 +1128,7 @@ static int insert_job(struct pg_store *st, const struct sp_job_spec *j, int64_t 
 		goto cleanup;
 	id = r_int(r, 0, 0);
 	res->job_id = id;
+	st->notify = true;
 	if (j->statuses) {
 		rc = outbox_add(st, id, j->repo, j->sha, CONTEXT_BASE, SP_STATUS_PENDING,
 				"queued", now, err);
@@ -1728,6 +1746,7 @@ static int try_batch(struct pg_store *st, struct wreq *batch, struct batch_outco
 	int rc;
 
 	st->sqlstate[0] = '\0';
+	st->notify = false;
 	rc = writer_ready(st, berr);
 	if (rc) {
 		note_failure(st, out, berr->msg);
@@ -1752,6 +1771,8 @@ static int try_batch(struct pg_store *st, struct wreq *batch, struct batch_outco
 		if (!rc)
 			rc = exec_sql(st->db, "RELEASE SAVEPOINT req", st->sqlstate, berr);
 	}
+	if (!rc && st->notify)
+		rc = exec_sql(st->db, "NOTIFY stagepipe_queued", st->sqlstate, berr);
 	if (!rc && PQtransactionStatus(st->db) != PQTRANS_INTRANS)
 		rc = sp_error_set(berr, SP_EENGINE, "store: the transaction was aborted");
 	if (!rc) {
@@ -2491,6 +2512,109 @@ static int op_counts(struct sp_store *base, struct sp_store_counts *out, struct 
 }
 
 /* ------------------------------------------------------------------ */
+/* The listener                                                        */
+
+/* Waits up to ms for the stop pipe or the connection; true to stop. */
+static bool listener_wait(struct pg_store *st, PGconn *db, int ms)
+{
+	struct pollfd p[2] = { { st->stop_pipe[0], POLLIN, 0 }, { -1, POLLIN, 0 } };
+
+	if (db)
+		p[1].fd = PQsocket(db);
+	(void)poll(p, p[1].fd >= 0 ? 2 : 1, ms);
+	return (p[0].revents & POLLIN) != 0;
+}
+
+static void *listener_main(void *arg)
+{
+	struct pg_store *st = arg;
+	struct sp_error err = SP_ERROR_INIT;
+	PGconn *db = NULL;
+
+	for (;;) {
+		PGnotify *n;
+		bool heard = false;
+
+		if (!db || PQstatus(db) != CONNECTION_OK) {
+			/* (again) a connection that listens; a server away: retry in 1 s */
+			PQfinish(db);
+			db = NULL;
+			if (connect_db(st, &db, &err) ||
+			    exec_sql(db, "LISTEN stagepipe_queued", NULL, &err)) {
+				PQfinish(db);
+				db = NULL;
+				if (listener_wait(st, NULL, 1000))
+					break;
+				continue;
+			}
+			heard = true;  /* what was queued meanwhile: look */
+		}
+		if (!heard) {
+			if (listener_wait(st, db, 1000))
+				break;
+			if (!PQconsumeInput(db))
+				continue;  /* lost: reconnect above */
+		}
+		while ((n = PQnotifies(db))) {
+			heard = true;
+			PQfreemem(n);
+		}
+		if (heard) {
+			pthread_mutex_lock(&st->mu);
+			if (st->listen_fn)
+				st->listen_fn(st->listen_arg);
+			pthread_mutex_unlock(&st->mu);
+		}
+	}
+	PQfinish(db);
+	return NULL;
+}
+
+static void listener_stop(struct pg_store *st)
+{
+	if (!st->listener_started)
+		return;
+	if (write(st->stop_pipe[1], "x", 1) < 0)
+		(void)0;  /* the pipe is ours and empty: cannot fail */
+	pthread_join(st->listener, NULL);
+	st->listener_started = false;
+	close(st->stop_pipe[0]);
+	close(st->stop_pipe[1]);
+}
+
+static int op_listen(struct sp_store *base, void (*fn)(void *arg), void *arg,
+		     struct sp_error *err)
+{
+	struct pg_store *st = to_pg(base);
+
+	if (!fn) {
+		listener_stop(st);
+		pthread_mutex_lock(&st->mu);
+		st->listen_fn = NULL;
+		st->listen_arg = NULL;
+		pthread_mutex_unlock(&st->mu);
+		return 0;
+	}
+	pthread_mutex_lock(&st->mu);
+	st->listen_fn = fn;
+	st->listen_arg = arg;
+	pthread_mutex_unlock(&st->mu);
+	if (st->listener_started)
+		return 0;
+	if (pipe(st->stop_pipe) < 0)
+		return sp_error_set(err, SP_ERROR, "store: pipe: %s", strerror(errno));
+	fcntl(st->stop_pipe[0], F_SETFD, FD_CLOEXEC);
+	fcntl(st->stop_pipe[1], F_SETFD, FD_CLOEXEC);
+	if (pthread_create(&st->listener, NULL, listener_main, st)) {
+		close(st->stop_pipe[0]);
+		close(st->stop_pipe[1]);
+		return sp_error_set(err, SP_ERROR, "store: cannot start the listener thread");
+	}
+	st->listener_started = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Open and close                                                      */
 
 static void destroy(struct pg_store *st)
@@ -2515,6 +2639,8 @@ static void destroy(struct pg_store *st)
 static void op_close(struct sp_store *base)
 {
 	struct pg_store *st = to_pg(base);
+
+	listener_stop(st);
 
 	pthread_mutex_lock(&st->mu);
 	st->stopping = true;
@@ -2617,4 +2743,5 @@ static const struct sp_store_ops pg_ops = {
 	.counts = op_counts,
 	.ping = op_ping,
 	.last_write = op_last_write,
+	.listen = op_listen,
 };

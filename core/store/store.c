@@ -225,3 +225,11 @@ int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *e
 		*disk_full = false;
 	return st->ops->last_write(st, disk_full, err);
 }
+
+int sp_store_listen(struct sp_store *st, void (*fn)(void *arg), void *arg,
+		    struct sp_error *err)
+{
+	if (!st->ops->listen)
+		return 0;
+	return st->ops->listen(st, fn, arg, err);
+}

@@ -230,6 +230,9 @@ struct sp_store_ops {
 	int (*counts)(struct sp_store *st, struct sp_store_counts *out, struct sp_error *err);
 	int (*ping)(struct sp_store *st, struct sp_error *err);
 	int (*last_write)(struct sp_store *st, bool *disk_full, struct sp_error *err);
+	/* optional (NULL: one process, nothing to hear): see sp_store_listen */
+	int (*listen)(struct sp_store *st, void (*fn)(void *arg), void *arg,
+		      struct sp_error *err);
 };
 
 struct sp_store {
@@ -437,5 +440,16 @@ int sp_store_ping(struct sp_store *st, struct sp_error *err);
  * does not count as a failed write.
  */
 int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *err);
+
+/*
+ * Calls fn(arg), from a thread of the store's, whenever another process
+ * sharing the store (another `serve` on the same PostgreSQL) queues a job
+ * or puts one back: LISTEN/NOTIFY, so idle long-polls wake at once rather
+ * than at their next look.  fn NULL stops it (before what fn uses is
+ * freed; sp_store_close stops it too).  A backend with one process
+ * (SQLite) does nothing and returns 0.
+ */
+int sp_store_listen(struct sp_store *st, void (*fn)(void *arg), void *arg,
+		    struct sp_error *err);
 
 #endif

@@ -2134,6 +2134,60 @@ static void test_pg_two_servers(void **state)
 	sp_store_close(b);
 }
 
+static atomic_int heard;
+
+static void on_queued(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&heard, 1);
+}
+
+/* Waits up to 3 s for the listener to have heard more than n. */
+static bool heard_after(int n)
+{
+	for (int i = 0; i < 300; i++) {
+		if (atomic_load(&heard) > n)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+/* LISTEN/NOTIFY: a job queued (new, or taken back) through one server's
+ * store wakes the listener of another's; after listen(NULL) nothing. */
+static void test_pg_notify(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store *b = open_store(f);
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	int n, requeued = 0, failed = 0;
+
+	atomic_store(&heard, 0);
+	assert_int_equal(sp_store_listen(b, on_queued, NULL, &err), 0);
+	heard_after(0);  /* the first connection says "look" once */
+	sleep_ms(100);
+	n = atomic_load(&heard);
+	create_simple(f->st, NULL);
+	assert_true(heard_after(n));
+	l = lease(f->st, NULL, 1);
+	sleep_ms(200);
+	n = atomic_load(&heard);
+	expire_all(f->st, 3, &requeued, &failed);
+	assert_int_equal(requeued, 1);
+	assert_true(heard_after(n));
+	sp_lease_release(&l);
+	assert_int_equal(sp_store_listen(b, NULL, NULL, &err), 0);
+	n = atomic_load(&heard);
+	create_simple(f->st, NULL);
+	sleep_ms(300);
+	assert_int_equal(atomic_load(&heard), n);
+	/* a listener still running when the store closes is stopped by close */
+	assert_int_equal(sp_store_listen(b, on_queued, NULL, &err), 0);
+	sp_store_close(b);
+	/* SQLite: nothing to hear, nothing done */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2201,6 +2255,7 @@ int main(void)
 		T(test_pg_newer_schema_refused),
 		T(test_pg_open_errors),
 		T(test_pg_two_servers),
+		T(test_pg_notify),
 #undef T
 	};
 	int failed = cmocka_run_group_tests_name("store: sqlite", tests, NULL, NULL);
