@@ -272,6 +272,20 @@ int sp_store_open(struct sp_store **out, const struct sp_store_opts *o, struct s
  * into out (always terminated): what logs and errors show.
  */
 void sp_store_pg_mask_url(const char *url, char *out, size_t len);
+/* What sp_store_copy copied. */
+struct sp_store_copy_stats {
+	int64_t jobs, deliveries, stages, outbox;
+};
+/*
+ * The upgrade from SQLite (copy.c): every job, delivery, stage and outbox
+ * row of the SQLite store at sqlite_path into the PostgreSQL store at
+ * pg_url, ids and revs kept, in one transaction; both are migrated to
+ * this binary's schema first.  The target must hold no job and no
+ * delivery (SP_ECONFIG).  Logs and artifacts are files in the data
+ * folder: nothing to copy.
+ */
+int sp_store_copy(const char *sqlite_path, const char *pg_url, struct sp_store_copy_stats *out,
+		  struct sp_error *err);
 /* The schema version this binary writes. */
 int sp_store_schema_version(void);
 

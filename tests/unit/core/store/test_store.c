@@ -2134,6 +2134,72 @@ static void test_pg_two_servers(void **state)
 	sp_store_close(b);
 }
 
+/* store copy: a SQLite store with jobs in every state goes across whole;
+ * ids and revs go on from there; a second copy is refused. */
+static void test_pg_copy_from_sqlite(void **state)
+{
+	struct fx *f = *state;
+	struct fx lite = { .path = sp_xasprintf("%s/lite/stagepipe.db", f->dir) };
+	struct sp_store *src = open_store(&lite);
+	struct sp_store_copy_stats stats;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_delivery d = { .repo = "app", .id = "d-1", .forge = "github" };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_ingest_result res;
+	struct sp_lease l;
+	int64_t last;
+
+	assert_int_equal(sp_store_ingest(src, &d, &j, &res, &err), 0);
+	create_simple(src, NULL);
+	j.branch = "dev";
+	j.sha = SHA_B;
+	create(src, &j);
+	l = lease(src, NULL, 30000);
+	stage_with(src, l.job_id, l.epoch, "test", 0, "passed",
+		   "{\"tests\":{\"total\":3,\"passed\":3,\"failed\":0,\"errors\":0},"
+		   "\"coverage\":90.5}");
+	assert_int_equal(sp_store_finish(src, l.job_id, l.epoch,
+					 &(struct sp_finish){ .state = SP_JOB_PASSED, .exit_code = 0 },
+					 &err), 0);
+	sp_lease_release(&l);
+	sp_store_close(src);
+	sp_store_close(f->st);
+	f->st = NULL;
+
+	if (sp_store_copy(lite.path, f->url, &stats, &err))
+		fail_msg("copy: %s", err.msg);
+	assert_int_equal(stats.jobs, 3);
+	assert_int_equal(stats.deliveries, 1);
+	assert_int_equal(stats.stages, 1);
+	src = open_store(&lite);
+	f->st = open_store(f);
+	for (int64_t id = 1; id <= 3; id++) {
+		cJSON *a = job_get(src, id), *b = job_get(f->st, id);
+		char *ta, *tb;
+		/* a running job's seconds move on: compare the finished ones whole */
+		cJSON_DeleteItemFromObject(a, "seconds");
+		cJSON_DeleteItemFromObject(b, "seconds");
+		ta = cJSON_PrintUnformatted(a);
+		tb = cJSON_PrintUnformatted(b);
+		assert_string_equal(ta, tb);
+		cJSON_free(ta);
+		cJSON_free(tb);
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+	}
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), 0);
+	assert_true(res.duplicate);  /* the delivery came along */
+	assert_int_equal(res.job_id, 1);
+	assert_int_equal(sp_store_job_changes(f->st, -1, NULL, 0, &(size_t){ 0 }, &last, &err), 0);
+	assert_int_equal(create_simple(f->st, NULL), 4);
+	assert_job_state(f->st, 4, "queued");
+	assert_true(query_int(f, "SELECT rev FROM jobs WHERE id = 4") > last);
+	assert_int_equal(sp_store_copy(lite.path, f->url, &stats, &err), SP_ECONFIG);
+	assert_non_null(strstr(err.msg, "empty"));
+	sp_store_close(src);
+	free(lite.path);
+}
+
 static atomic_int heard;
 
 static void on_queued(void *arg)
@@ -2256,6 +2322,7 @@ int main(void)
 		T(test_pg_open_errors),
 		T(test_pg_two_servers),
 		T(test_pg_notify),
+		T(test_pg_copy_from_sqlite),
 #undef T
 	};
 	int failed = cmocka_run_group_tests_name("store: sqlite", tests, NULL, NULL);
