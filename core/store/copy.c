@@ -34,6 +34,16 @@ static void quiet(void *arg, const char *message)
 	(void)message;
 }
 
+/* libpq's messages end in a newline; ours do not. */
+static int trimmed(struct sp_error *err, int rc)
+{
+	size_t n = err ? strlen(err->msg) : 0;
+
+	while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
+		err->msg[--n] = '\0';
+	return rc;
+}
+
 /* Runs sql on db: 0, or SP_EENGINE with the server's message. */
 static int pg(PGconn *db, const char *sql, PGresult **out, struct sp_error *err)
 {
@@ -49,7 +59,7 @@ static int pg(PGconn *db, const char *sql, PGresult **out, struct sp_error *err)
 	}
 	sp_error_set(err, SP_EENGINE, "store copy: %s: %s", sql, PQerrorMessage(db));
 	PQclear(r);
-	return SP_EENGINE;
+	return trimmed(err, SP_EENGINE);
 }
 
 /* Copies one table's rows; counts them into *n. */
@@ -109,7 +119,7 @@ cleanup:
 	free(vals);
 	free(select);
 	sp_buf_release(&sql);
-	return rc;
+	return trimmed(err, rc);
 }
 
 int sp_store_copy(const char *sqlite_path, const char *pg_url, struct sp_store_copy_stats *out,
@@ -194,5 +204,5 @@ cleanup:
 		PQclear(PQexec(dst, "ROLLBACK"));
 	PQfinish(dst);
 	sqlite3_close(src);
-	return rc;
+	return trimmed(err, rc);
 }

@@ -11,6 +11,8 @@
 #      redeliver) to the survivor it is a duplicate with the same job, and
 #      the survivor goes on taking new ones
 #   4. the killed server starts again and sees every job
+#   5. stagepipe store copy: a SQLite server's jobs and deliveries into a new
+#      database, a server on it carries on (duplicates known, ids go on)
 # PostgreSQL comes from tests/tools/pg_cluster.sh (SP_TEST_PG_URL to use
 # another server); the test needs Debian's postgresql (contrib/deps.sh).
 STORE=postgres
@@ -199,6 +201,39 @@ for p in $pid1 $pid2; do
 	wait "$p" || fail "serve $p did not stop cleanly"
 done
 pid1= pid2=
+# ---- 5. from SQLite: store copy ----------------------------------------
+# a server on SQLite takes 3 deliveries, stops; its store goes to a new
+# database; a server on that database sees the jobs and the deliveries
+config "$T/lite.yml" "$P1" "$T/dl"
+sed -i '/^store: /d' "$T/lite.yml"
+start "$T/lite.yml" "$T/lite.log"; pid1=$spid
+ready "$B1" "$pid1" "$T/lite.log"
+for d in l-1 l-2 l-3; do
+	hook "$B1" "$d"
+	[ "$code" = 202 ] || fail "sqlite server: HTTP $code"
+done
+kill -TERM "$pid1"; wait "$pid1"; pid1=
+export SP_COPY_URL="$(store_line "$T/copy" | sed 's/^store: "\(.*\)"$/\1/')"
+run "$BIN" store copy --from "sqlite:$T/dl/stagepipe.db" --to-env SP_COPY_URL
+expect_rc 0
+expect_in out "3 jobs"
+run "$BIN" store copy --from "sqlite:$T/dl/stagepipe.db" --to-env SP_COPY_URL
+expect_rc 2
+expect_in err "empty"
+run "$BIN" store copy --from "sqlite:$T/dl/stagepipe.db" --to "postgresql://ci:hunter2@/x?host=$T/none"
+expect_rc 3
+expect_not_in err hunter2
+run "$BIN" store copy --from "$T/dl/stagepipe.db" --to-env SP_COPY_URL
+expect_rc 2
+sed -i "s|^store: .*|$(store_line "$T/copy")|" "$T/lite.yml"
+start "$T/lite.yml" "$T/lite.log"; pid1=$spid
+ready "$B1" "$pid1" "$T/lite.log"
+hook "$B1" l-2
+[ "$code" = 200 ] || fail "after the copy: delivery l-2 is new again (HTTP $code)"
+hook "$B1" l-4
+[ "$code" = 202 ] && [ "$job" = 4 ] || fail "after the copy: a new delivery got HTTP $code job $job, wanted 202 job 4"
+kill -TERM "$pid1"; wait "$pid1" || fail "serve on the copy did not stop cleanly"; pid1=
+
 if grep -qE 'level=(fatal|crit)|Sanitizer|runtime error' "$T/s1.log" "$T/s2.log"; then
 	fail "serve complained: $(grep -hE 'level=(fatal|crit)|Sanitizer|runtime error' "$T/s1.log" "$T/s2.log" | head -3)"
 fi
