@@ -18,6 +18,9 @@
 # BENCH_STORE=postgres: the same against PostgreSQL — a private cluster
 # (tests/tools/pg_cluster.sh, fsync on) in the data folder's place, or
 # the server BENCH_PG_URL names (its database must be empty or ours).
+# BENCH_SERVERS=2 (with BENCH_STORE=postgres): two servers on the one
+# database, one wrk each (half the connections, one thread each) at the
+# same time; prints the sum of accepted/s and each one's p50/p99.
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -117,6 +120,44 @@ pct() {
 
 echo "stagepipe serve: $(printf '%s' "$BIN"), store ${BENCH_STORE:-sqlite}, data on $(df -P "$W" | awk 'NR==2 {print $1}') ($W)"
 echo "load: wrk -t$THREADS -c$CONNS -d${SECS}s, $(wc -c <"$W/body.json") byte GitHub push, unique delivery ids"
+
+if [ "${BENCH_SERVERS:-1}" = 2 ]; then
+	[ -n "$store" ] || { echo "webhooks.sh: BENCH_SERVERS=2 needs BENCH_STORE=postgres" >&2; exit 1; }
+	port2=$((port + 1))
+	while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port2/"; [ $? != 7 ]; do port2=$((port2 + 1)); done
+	sed "s|^listen: .*|listen: 127.0.0.1:$port2|; s|^data: .*|data: $W/data2|" "$W/serve.yml" >"$W/serve2.yml"
+	"$BIN" serve -c "$W/serve2.yml" 2>"$W/serve2.log" &
+	pid2=$!
+	i=0
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port2/readyz")" = 200 ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || { echo "webhooks.sh: serve 2 did not start" >&2; cat "$W/serve2.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	half=$((CONNS / 2))
+	echo "two servers on one PostgreSQL: wrk -t1 -c$half -d${SECS}s against each, at once"
+	for k in 1 2; do
+		pk=$port; [ $k = 2 ] && pk=$port2
+		WEBHOOK_BODY=$W/body.json WEBHOOK_SIG=$W/sig WEBHOOK_RUN=$$-$k \
+			wrk -t1 -c"$half" -d"${SECS}s" --latency -s "$top/bench/webhooks.lua" \
+			"http://127.0.0.1:$pk/hooks/app" >"$W/wrk2.$k" 2>&1 &
+		eval "wrk_$k=\$!"
+	done
+	wait "$wrk_1"; wait "$wrk_2"
+	sleep 1
+	total=0
+	for k in 1 2; do
+		n=$(awk '$1 == "status" && $2 == 202 {print $3}' "$W/wrk2.$k")
+		total=$((total + ${n:-0}))
+		echo "  server $k: ${n:-0} accepted, p50 $(ms "$(pct 50% "$W/wrk2.$k")")," \
+			"p99 $(ms "$(pct 99% "$W/wrk2.$k")")"
+	done
+	awk -v n="$total" -v s="$SECS" 'BEGIN { printf "  both: %.0f accepted/s\n", n / s }'
+	echo "  in the database $(count "SELECT count(*) FROM jobs") jobs," \
+		"$(count "SELECT count(*) FROM deliveries") deliveries"
+	kill -TERM "$pid2"; wait "$pid2" || true
+	exit 0
+fi
 
 WEBHOOK_BODY=$W/body.json WEBHOOK_SIG=$W/sig WEBHOOK_RUN=$$ \
 	wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$top/bench/webhooks.lua" \
