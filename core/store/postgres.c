@@ -55,7 +55,8 @@
  * ran or received the job).
  *
  * Locking: st->mu guards the queue, the reader pool and the counters; the
- * writer holds it only to take a batch and to wake callers.
+ * writer holds it only to take a batch and to wake callers.  The
+ * listener's callback runs under st->listen_mu only.
  */
 #include "core/store/store.h"
 
@@ -497,7 +498,10 @@ struct pg_store {
 	bool write_failed, write_full;
 	char write_error[SP_ERROR_MSG_MAX];
 
-	/* the listener (sp_store_listen): fn and arg under mu */
+	/* the listener (sp_store_listen): fn and arg under listen_mu, which
+	 * fn is called under (never st->mu: fn takes the server's locks, whose
+	 * holders may be waiting to hand the writer a request) */
+	pthread_mutex_t listen_mu;
 	pthread_t listener;
 	bool listener_started, listener_stop;
 	int stop_pipe[2];
@@ -837,8 +841,9 @@ static void quiet(void *arg, const char *message)
 /* Opens a connection to st->url: UTC, and a name for pg_stat_activity. */
 static int connect_db(struct pg_store *st, PGconn **out, struct sp_error *err)
 {
-	const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
-	const char *vals[] = { st->url, "stagepipe", "10", NULL };
+	/* the URL last: what it says wins over these defaults */
+	const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
+	const char *vals[] = { "stagepipe", "10", st->url, NULL };
 	PGconn *db = PQconnectdbParams(keys, vals, 1);
 	char msg[512];
 
@@ -2560,10 +2565,10 @@ static void *listener_main(void *arg)
 			PQfreemem(n);
 		}
 		if (heard) {
-			pthread_mutex_lock(&st->mu);
+			pthread_mutex_lock(&st->listen_mu);
 			if (st->listen_fn)
 				st->listen_fn(st->listen_arg);
-			pthread_mutex_unlock(&st->mu);
+			pthread_mutex_unlock(&st->listen_mu);
 		}
 	}
 	PQfinish(db);
@@ -2589,16 +2594,16 @@ static int op_listen(struct sp_store *base, void (*fn)(void *arg), void *arg,
 
 	if (!fn) {
 		listener_stop(st);
-		pthread_mutex_lock(&st->mu);
+		pthread_mutex_lock(&st->listen_mu);
 		st->listen_fn = NULL;
 		st->listen_arg = NULL;
-		pthread_mutex_unlock(&st->mu);
+		pthread_mutex_unlock(&st->listen_mu);
 		return 0;
 	}
-	pthread_mutex_lock(&st->mu);
+	pthread_mutex_lock(&st->listen_mu);
 	st->listen_fn = fn;
 	st->listen_arg = arg;
-	pthread_mutex_unlock(&st->mu);
+	pthread_mutex_unlock(&st->listen_mu);
 	if (st->listener_started)
 		return 0;
 	if (pipe(st->stop_pipe) < 0)
@@ -2628,6 +2633,7 @@ static void destroy(struct pg_store *st)
 	}
 	PQfinish(st->db);
 	pthread_mutex_destroy(&st->mu);
+	pthread_mutex_destroy(&st->listen_mu);
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->pool_cv);
 	pthread_cond_destroy(&st->idle_cv);
@@ -2675,6 +2681,7 @@ int sp_store_open_postgres(struct sp_store **out, const struct sp_store_opts *o,
 	st->shown = sp_xstrdup(shown);
 	st->batch_max = o->batch_max > 0 ? o->batch_max : DEFAULT_BATCH_MAX;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->listen_mu, NULL);
 	pthread_cond_init(&st->wake, NULL);
 	pthread_cond_init(&st->pool_cv, NULL);
 	pthread_cond_init(&st->idle_cv, NULL);
