@@ -31,7 +31,7 @@ CC        ?= cc
 PKG_CONFIG ?= pkg-config
 PROTOC_C  ?= protoc-c
 
-PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto sqlite3 libmicrohttpd
+PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto sqlite3 libmicrohttpd libpq
 TEST_PKGS := cmocka
 
 CFLAGS    ?= -O2 -g
@@ -142,14 +142,19 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	$(QP) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(TEST_LIBS) $(PKG_LIBS) $(SP_LIBS)
 
+# The store's tests also run against a private PostgreSQL cluster that
+# tests/tools/pg_cluster.sh starts for the run (SP_TEST_PG_URL; without
+# PostgreSQL installed they say they skip that backend).
+PG_RUN = tests/tools/pg_cluster.sh run
+
 test: $(BIN) $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do \
+	@$(PG_RUN) sh -c 'fail=0; for t in $(TEST_BIN); do \
 		if SP_TOP=$(CURDIR) SP_FIXTURES=$(CURDIR)/tests/fixtures $$t >$$t.log 2>&1; then \
-			printf '  PASS   %s\n' "$$t"; \
+			printf "  PASS   %s\\n" "$$t"; \
 		else \
-			printf '  FAIL   %s\n' "$$t"; cat $$t.log; fail=1; \
+			printf "  FAIL   %s\\n" "$$t"; cat $$t.log; fail=1; \
 		fi; \
-	done; exit $$fail
+	done; exit $$fail'
 
 ASAN_ARGS = --no-print-directory BUILD=$(BUILD)/asan \
 	SANITIZE=address,undefined CFLAGS='-O1 -g'
@@ -172,7 +177,7 @@ VALGRIND_OPTS ?= --leak-check=full --errors-for-leak-kinds=definite,indirect \
 VG_RUNS       := $(TEST_BIN:$(BUILD)/tests/%=valgrind-run/%)
 
 valgrind: $(BIN) $(TEST_BIN)
-	$(Q)$(MAKE) --no-print-directory -k $(VG_RUNS)
+	$(Q)$(PG_RUN) $(MAKE) --no-print-directory -k $(VG_RUNS)
 
 valgrind-run/%: $(BIN) $(BUILD)/tests/%
 	$(Q)t=$(BUILD)/tests/$*; \
