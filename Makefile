@@ -11,6 +11,7 @@
 #                        any sanitizer report of any stagepipe process
 #   make fuzz, fuzz-smoke  libFuzzer targets (tests/fuzz/README.md)
 #   make demo            run the example pipeline on a real engine
+#   make bench           benchmarks (bench/), each figure beside its anchor
 #   make install         PREFIX=/usr/local DESTDIR= (binary, man pages, completions)
 #   make uninstall       removes what install put there
 #   make analyze         gcc -fanalyzer over the sources
@@ -30,7 +31,7 @@ CC        ?= cc
 PKG_CONFIG ?= pkg-config
 PROTOC_C  ?= protoc-c
 
-PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto sqlite3 libmicrohttpd
+PKGS      := yaml-0.1 libgit2 libcurl libcjson libarchive libprotobuf-c libxml-2.0 libcrypto sqlite3 libmicrohttpd libpq
 TEST_PKGS := cmocka
 
 CFLAGS    ?= -O2 -g
@@ -141,14 +142,19 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	$(QP) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(TEST_LIBS) $(PKG_LIBS) $(SP_LIBS)
 
+# The store's tests also run against a private PostgreSQL cluster that
+# tests/tools/pg_cluster.sh starts for the run (SP_TEST_PG_URL; without
+# PostgreSQL installed they say they skip that backend).
+PG_RUN = tests/tools/pg_cluster.sh run
+
 test: $(BIN) $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do \
+	@$(PG_RUN) sh -c 'fail=0; for t in $(TEST_BIN); do \
 		if SP_TOP=$(CURDIR) SP_FIXTURES=$(CURDIR)/tests/fixtures $$t >$$t.log 2>&1; then \
-			printf '  PASS   %s\n' "$$t"; \
+			printf "  PASS   %s\\n" "$$t"; \
 		else \
-			printf '  FAIL   %s\n' "$$t"; cat $$t.log; fail=1; \
+			printf "  FAIL   %s\\n" "$$t"; cat $$t.log; fail=1; \
 		fi; \
-	done; exit $$fail
+	done; exit $$fail'
 
 ASAN_ARGS = --no-print-directory BUILD=$(BUILD)/asan \
 	SANITIZE=address,undefined CFLAGS='-O1 -g'
@@ -171,7 +177,7 @@ VALGRIND_OPTS ?= --leak-check=full --errors-for-leak-kinds=definite,indirect \
 VG_RUNS       := $(TEST_BIN:$(BUILD)/tests/%=valgrind-run/%)
 
 valgrind: $(BIN) $(TEST_BIN)
-	$(Q)$(MAKE) --no-print-directory -k $(VG_RUNS)
+	$(Q)$(PG_RUN) $(MAKE) --no-print-directory -k $(VG_RUNS)
 
 valgrind-run/%: $(BIN) $(BUILD)/tests/%
 	$(Q)t=$(BUILD)/tests/$*; \
@@ -219,8 +225,24 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)contrib/demo.sh $(BIN)
 
+# make bench: every bench/NAME.sh (the issue-14 figures first), then a table
+# of the FIGURE lines they print (bench/summary.sh says the format) beside
+# their anchors and goals.  BENCH='health pipeline_overhead' runs only those;
+# BENCH_RUNS=N (default 3) runs of each measurement, medians.
+BENCH_FIRST := pipeline_overhead health context_upload checkout
+BENCH ?= $(BENCH_FIRST) $(filter-out $(BENCH_FIRST) summary,$(sort $(basename $(notdir \
+	$(wildcard bench/*.sh)))))
 bench: $(BIN)
-	$(Q)for b in bench/*.sh; do echo "== $$b"; $$b $(BIN) || exit 1; done
+	$(Q)log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && \
+	for b in $(BENCH); do \
+		echo "== bench/$$b.sh"; \
+		{ bench/$$b.sh $(BIN) 2>&1 || echo "BENCH_FAILED bench/$$b.sh"; } | tee -a "$$log"; \
+	done; \
+	echo "== summary (BENCH_RUNS=$${BENCH_RUNS:-3} runs of each: medians, checkout.sh the best; figures taken under load are noisy)"; \
+	bench/summary.sh "$$log"; \
+	if grep -q '^BENCH_FAILED' "$$log"; then \
+		grep '^BENCH_FAILED' "$$log" | sed 's/^BENCH_FAILED /failed: /'; exit 1; \
+	fi
 
 analyze:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/analyze \
@@ -321,6 +343,6 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

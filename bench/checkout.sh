@@ -200,4 +200,11 @@ for line in open(sys.argv[1]):
 print("fresh: empty cache, mirror made and tree written into a workspace; anchor: git clone -q URL")
 print("new folder: mirror already there, every file written into a new folder (--dest)")
 print("second: one new commit, fetch + incremental workspace update; anchor: the fresh checkout")
+# the FIGURE lines of `make bench` (bench/summary.sh); issue 14's goals
+goal = {"file://": "ratio<=1.0", "git://": "ratio<=1.2"}
+for line in open(sys.argv[1]):
+    label, g, f, d, s = line.split()
+    name = label.rstrip(":/").replace("://", "")
+    print("FIGURE checkout_fresh_%s %.3f %.3f %s" % (name, float(f), float(g), goal.get(label, "-")))
+    print("FIGURE checkout_second_%s %.3f %.3f ratio<=0.05" % (name, float(s), float(f)))
 PY

@@ -14,6 +14,13 @@
 # writes nothing, as the ceiling; and the VmRSS of serve idle before and
 # after the load.  Figures only, no pass/fail (the issue's goals: >= 5,000
 # durable deliveries/s with p99 < 10 ms on 2 cores; idle RSS < 10 MB).
+#
+# BENCH_STORE=postgres: the same against PostgreSQL — a private cluster
+# (tests/tools/pg_cluster.sh, fsync on) in the data folder's place, or
+# the server BENCH_PG_URL names (its database must be empty or ours).
+# BENCH_SERVERS=2 (with BENCH_STORE=postgres): two servers on the one
+# database, one wrk each (half the connections, one thread each) at the
+# same time; prints the sum of accepted/s and each one's p50/p99.
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +42,7 @@ cleanup() {
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	fi
+	[ -n "${pgdir:-}" ] && "$top/tests/tools/pg_cluster.sh" stop "$pgdir"
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -47,9 +55,25 @@ while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/"; [ $? != 7 ]; do port=
 SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 export STAGEPIPE_BENCH_SECRET="$SECRET"
 git init -q --bare "$W/app.git"
+pgdir= store=
+if [ "${BENCH_STORE:-sqlite}" = postgres ]; then
+	pgurl=${BENCH_PG_URL:-}
+	if [ -z "$pgurl" ]; then
+		pgdir=$W/pg
+		chmod 0711 "$W"
+		pgurl=$("$top/tests/tools/pg_cluster.sh" start "$pgdir" | sed -n 's/^SP_TEST_PG_URL=//p')
+	fi
+	store="store: \"$pgurl\""
+fi
+# count SQL: the number sql answers, from the bench's store
+count() {
+	if [ -n "$store" ]; then psql -XAtq "$pgurl" -c "$1"
+	else sqlite3 "$W/data/stagepipe.db" "$1"; fi
+}
 cat >"$W/serve.yml" <<EOF
 listen: 127.0.0.1:$port
 data: $W/data
+$store
 workers: 0
 repos:
   - name: app
@@ -94,8 +118,46 @@ pct() {
 		print v }' "$2"
 }
 
-echo "stagepipe serve: $(printf '%s' "$BIN"), data on $(df -P "$W" | awk 'NR==2 {print $1}') ($W)"
+echo "stagepipe serve: $(printf '%s' "$BIN"), store ${BENCH_STORE:-sqlite}, data on $(df -P "$W" | awk 'NR==2 {print $1}') ($W)"
 echo "load: wrk -t$THREADS -c$CONNS -d${SECS}s, $(wc -c <"$W/body.json") byte GitHub push, unique delivery ids"
+
+if [ "${BENCH_SERVERS:-1}" = 2 ]; then
+	[ -n "$store" ] || { echo "webhooks.sh: BENCH_SERVERS=2 needs BENCH_STORE=postgres" >&2; exit 1; }
+	port2=$((port + 1))
+	while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port2/"; [ $? != 7 ]; do port2=$((port2 + 1)); done
+	sed "s|^listen: .*|listen: 127.0.0.1:$port2|; s|^data: .*|data: $W/data2|" "$W/serve.yml" >"$W/serve2.yml"
+	"$BIN" serve -c "$W/serve2.yml" 2>"$W/serve2.log" &
+	pid2=$!
+	i=0
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port2/readyz")" = 200 ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || { echo "webhooks.sh: serve 2 did not start" >&2; cat "$W/serve2.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	half=$((CONNS / 2))
+	echo "two servers on one PostgreSQL: wrk -t1 -c$half -d${SECS}s against each, at once"
+	for k in 1 2; do
+		pk=$port; [ $k = 2 ] && pk=$port2
+		WEBHOOK_BODY=$W/body.json WEBHOOK_SIG=$W/sig WEBHOOK_RUN=$$-$k \
+			wrk -t1 -c"$half" -d"${SECS}s" --latency -s "$top/bench/webhooks.lua" \
+			"http://127.0.0.1:$pk/hooks/app" >"$W/wrk2.$k" 2>&1 &
+		eval "wrk_$k=\$!"
+	done
+	wait "$wrk_1"; wait "$wrk_2"
+	sleep 1
+	total=0
+	for k in 1 2; do
+		n=$(awk '$1 == "status" && $2 == 202 {print $3}' "$W/wrk2.$k")
+		total=$((total + ${n:-0}))
+		echo "  server $k: ${n:-0} accepted, p50 $(ms "$(pct 50% "$W/wrk2.$k")")," \
+			"p99 $(ms "$(pct 99% "$W/wrk2.$k")")"
+	done
+	awk -v n="$total" -v s="$SECS" 'BEGIN { printf "  both: %.0f accepted/s\n", n / s }'
+	echo "  in the database $(count "SELECT count(*) FROM jobs") jobs," \
+		"$(count "SELECT count(*) FROM deliveries") deliveries"
+	kill -TERM "$pid2"; wait "$pid2" || true
+	exit 0
+fi
 
 WEBHOOK_BODY=$W/body.json WEBHOOK_SIG=$W/sig WEBHOOK_RUN=$$ \
 	wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$top/bench/webhooks.lua" \
@@ -109,11 +171,11 @@ n202=${n202:-0}
 secs=$(awk '/requests in/ { for (i = 1; i <= NF; i++) if ($i == "in") { s = $(i + 1); sub(/,$/, "", s) } }
 	END { u = s; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", s)
 	      if (u == "ms") s = s / 1000; else if (u == "m") s = s * 60; print s }' "$W/wrk.hooks")
-jobs=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM jobs")
+jobs=$(count "SELECT count(*) FROM jobs")
 # what the server itself counted as accepted (202s it sent, in flight or not)
 srv202=$(curl -s "http://127.0.0.1:$port/metrics" |
 	awk '/^stagepipe_deliveries_total\{/ && /outcome="accepted"/ {n += $NF} END {print n + 0}')
-deliv=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM deliveries")
+deliv=$(count "SELECT count(*) FROM deliveries")
 echo
 echo "POST /hooks/app (durable: each 202 after its commit)"
 awk -v n="$n202" -v s="$secs" 'BEGIN { printf "  accepted/s      %.0f (%d accepted in %.2f s)\n", n / s, n, s }'

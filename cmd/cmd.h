@@ -33,6 +33,7 @@ extern const struct sp_cmd sp_cmd_push;
 extern const struct sp_cmd sp_cmd_run;
 extern const struct sp_cmd sp_cmd_serve;
 extern const struct sp_cmd sp_cmd_agent;
+extern const struct sp_cmd sp_cmd_store;
 extern const struct sp_cmd sp_cmd_init;
 
 #endif

@@ -27,6 +27,7 @@ static const struct sp_cmd *const commands[] = {
 	&sp_cmd_push,
 	&sp_cmd_serve,
 	&sp_cmd_agent,
+	&sp_cmd_store,
 	&sp_cmd_init,
 	NULL,
 };

@@ -43,7 +43,7 @@ static int run_serve(int argc, char **argv);
 const struct sp_cmd sp_cmd_serve = {
 	"serve",
 	"run the webhook-triggered build server",
-	"usage: stagepipe serve [-c FILE] [--check]\n"
+	"usage: stagepipe serve [-c FILE] [--check | --migrate]\n"
 	"\n"
 	"Runs the build server: forge webhooks (POST /hooks/REPO) queue jobs in a\n"
 	"durable store, local workers run them, commit statuses go back to the\n"
@@ -54,6 +54,9 @@ const struct sp_cmd sp_cmd_serve = {
 	"  -c, --config FILE  config file (default: " DEFAULT_CONFIG ")\n"
 	"      --check        load and check the config (secrets included), print a\n"
 	"                     summary and exit\n"
+	"      --migrate      open the config's store, bring its schema up to date and\n"
+	"                     exit (serve does it too at start; this is for upgrades\n"
+	"                     done before the servers start)\n"
 	"\n"
 	"SIGTERM (or SIGINT, SIGHUP) drains: hooks answer 503, running jobs get the\n"
 	"config's drain_timeout, then are requeued; a second signal stops at once.\n"
@@ -163,11 +166,49 @@ static int check_only(const struct sp_server_config *cfg)
 	return SP_EXIT_OK;
 }
 
+/* sp_store_listen's callback: a job was queued by another server. */
+static void store_queued(void *arg)
+{
+	sp_server_queued(arg);
+}
+
+/* serve --migrate: opening the store migrates it (once, whoever else does). */
+static int migrate_only(const struct sp_server_config *cfg)
+{
+	struct sp_store_opts o;
+	struct sp_store *st = NULL;
+	struct sp_error err = SP_ERROR_INIT;
+	char *dbpath = sp_xasprintf("%s/stagepipe.db", cfg->data);
+	char shown[512];
+	int status = SP_EXIT_OK;
+
+	memset(&o, 0, sizeof(o));
+	o.path = dbpath;
+	o.url = cfg->store_url;
+	if (cfg->store_url)
+		sp_store_pg_mask_url(cfg->store_url, shown, sizeof(shown));
+	else
+		snprintf(shown, sizeof(shown), "%s", dbpath);
+	if (!cfg->store_url && mkdirs(cfg->data, 0750, &err) < 0) {
+		fprintf(stderr, "stagepipe serve: %s\n", err.msg);
+		status = SP_EXIT_INFRA;
+	} else if (sp_store_open(&st, &o, &err) < 0) {
+		fprintf(stderr, "stagepipe serve: %s\n", err.msg);
+		status = err.code == SP_ECONFIG ? SP_EXIT_USAGE : SP_EXIT_INFRA;
+	} else {
+		printf("%s: schema version %d\n", shown, sp_store_schema_version());
+	}
+	sp_store_close(st);
+	free(dbpath);
+	return status;
+}
+
 static int run_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "migrate", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -181,19 +222,22 @@ static int run_serve(int argc, char **argv)
 	sigset_t set;
 	const char *file = DEFAULT_CONFIG;
 	char exe[PATH_MAX], q[600], *dbpath = NULL, *logs = NULL;
-	bool check = false, forced, force_started;
+	bool check = false, migrate = false, forced, force_started;
 	int c, sig = 0, status = SP_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': file = optarg; break;
 		case 'C': check = true; break;
+		case 'M': migrate = true; break;
 		case 'h': sp_cmd_print_usage(&sp_cmd_serve, stdout); return SP_EXIT_OK;
 		default: return sp_cmd_usage_error(&sp_cmd_serve, "bad option");
 		}
 	}
 	if (optind < argc)
 		return sp_cmd_usage_error(&sp_cmd_serve, "unexpected argument \"%s\"", argv[optind]);
+	if (check && migrate)
+		return sp_cmd_usage_error(&sp_cmd_serve, "--check and --migrate do not go together");
 
 	if (sp_server_config_load(&cfg, file, NULL, &diags) < 0) {
 		sp_diags_print(&diags, file, stderr);
@@ -203,6 +247,11 @@ static int run_serve(int argc, char **argv)
 	sp_diags_release(&diags);
 	if (check) {
 		status = check_only(cfg);
+		sp_server_config_free(cfg);
+		return status;
+	}
+	if (migrate) {
+		status = migrate_only(cfg);
 		sp_server_config_free(cfg);
 		return status;
 	}
@@ -231,8 +280,15 @@ static int run_serve(int argc, char **argv)
 	dbpath = sp_xasprintf("%s/stagepipe.db", cfg->data);
 	memset(&sopts, 0, sizeof(sopts));
 	sopts.path = dbpath;
-	if (sp_store_open_sqlite(&srv.store, &sopts, &err) < 0)
+	sopts.url = cfg->store_url;  /* set: PostgreSQL */
+	if (sp_store_open(&srv.store, &sopts, &err) < 0)
 		goto infra;
+	if (cfg->store_url) {
+		char shown[512];
+		sp_store_pg_mask_url(cfg->store_url, shown, sizeof(shown));
+		sp_log_info("serve.store", "backend=postgres url=%s",
+			    sp_log_quote(shown, q, sizeof(q)));
+	}
 	srv.metrics = sp_metrics_new();
 	/* before any thread: the slots and the keeper wake agents' long-polls */
 	if (sp_agents_new(&srv.agents, &srv, &err) < 0)
@@ -242,6 +298,10 @@ static int run_serve(int argc, char **argv)
 	/* always: with workers 0 there is no slot, but the lease keeper must
 	 * still take back the jobs of agents (or an earlier run) that died */
 	if (sp_workers_start(&srv.workers, &srv, &err) < 0)
+		goto infra;
+	/* other servers on the same PostgreSQL queue jobs too: their NOTIFY
+	 * wakes our slots and long-polls at once */
+	if (sp_store_listen(srv.store, store_queued, &srv, &err) < 0)
 		goto infra;
 	if (sp_http_start(&srv.http, &srv, &err) < 0)
 		goto infra;
@@ -289,6 +349,8 @@ infra:
 	sp_http_stop(srv.http);
 out:
 	sp_http_free(srv.http);
+	if (srv.store)
+		sp_store_listen(srv.store, NULL, NULL, NULL);
 	sp_workers_free(srv.workers);
 	sp_outbox_free(srv.outbox);
 	/* last: no handler, slot or keeper uses it any more */

@@ -2,7 +2,8 @@
 # contrib/deps.sh — install the Debian packages stagepipe needs, idempotently.
 #
 #   contrib/deps.sh            build + unit-test dependencies (valgrind too:
-#                              make valgrind)
+#                              make valgrind; PostgreSQL: the store's tests
+#                              start a private cluster of it)
 #   contrib/deps.sh --engine   also what the integration tests need
 #                              (dockerd, a registry, debootstrap for the base image)
 #   contrib/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes
@@ -19,7 +20,7 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libc6-dev
 libyaml-dev libgit2-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
 libarchive-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libssl-dev
-libsqlite3-dev libmicrohttpd-dev valgrind"
+libsqlite3-dev libmicrohttpd-dev libpq-dev postgresql valgrind"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 BROWSER_PKGS="chromium fonts-dejavu-core"
 ENGINE_PKGS="docker.io docker-registry debootstrap curl iproute2 ca-certificates time openssl apache2-utils git python3 wrk sqlite3 jq groff-base man-db zsh"

@@ -8,7 +8,7 @@
 # and --target from the Dockerfile's `FROM ... AS name` lines.
 # Keep it true to `stagepipe help COMMAND` and stagepipe(1).
 
-_stagepipe_commands="run validate build context push prune serve agent init help"
+_stagepipe_commands="run validate build context push prune serve agent store init help"
 
 # The -f/--file and -C of the words typed so far.
 _stagepipe_file_opts()
@@ -115,7 +115,8 @@ _stagepipe()
 	context) opts="-l --list -f --file -h --help" ;;
 	push) opts="--docker-host -q --quiet" ;;
 	prune) opts="-n --dry-run --all --docker-host" ;;
-	serve) opts="-c --config --check" ;;
+	serve) opts="-c --config --check --migrate" ;;
+	store) opts="copy --from --to --to-env" ;;
 	agent)
 		opts="--server --token-file --name --capacity --labels --docker-host --ca-file
 		      --stagepipe"

@@ -525,6 +525,13 @@ static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const stru
 			    "project's own configuration (e.g. coverage fail_under) was not met");
 		return SP_RESULT_FAILED;
 	}
+	if (code == 1 && !rep->has_tests) {
+		/* pytest writes its report whenever tests ran: the interpreter
+		 * itself said 1 (the probe, or its cache, was wrong) */
+		set_message(rep, "pytest exited 1 without a report: did pytest start? (see the "
+			    "output above, e.g. \"No module named pytest\")");
+		return SP_RESULT_FAILED;
+	}
 	if (code != 0) {
 		set_message(rep, "pytest exited %d: %s%s", code, sp_executor_pytest_status(code),
 			    code == 5 ? " (set allow_no_tests: true to accept)" : "");
@@ -768,7 +775,8 @@ static enum sp_stage_result choose_python(struct run *r, struct sp_stage_report 
 	ro.nlabels = nlabels;
 	ro.cancel = sp_cancel_check;
 	ro.cancel_ud = cancel;
-	rc = sp_python_find(r->runner, &ro, st, st->target, out, &info, err);
+	rc = sp_python_find_cached(r->runner, &ro, st, st->target, r->o->cache_dir, out, &info,
+				   err);
 	if (rc == 0) {
 		line = sp_python_describe(&info, st, *out);
 		note(r, "%s", line);

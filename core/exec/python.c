@@ -19,6 +19,7 @@
 #include "core/base/buf.h"
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
+#include "core/exec/pycache.h"
 
 /* Keep it short and valid for Python 2.7 too: `python` may be Python 2,
  * which must still say what it is.  find_spec does not import. */
@@ -215,6 +216,8 @@ char *sp_python_describe(const struct sp_python_info *info, const struct sp_stag
 	(void)sp_buf_addf(&b, ", pytest %s", info->pytest ? info->pytest : "missing");
 	if (info->pytest_cov)
 		(void)sp_buf_addf(&b, ", pytest-cov %s", info->pytest_cov);
+	if (info->cached)
+		(void)sp_buf_addf(&b, " (probed before)");
 	return sp_buf_detach(&b, NULL);
 }
 
@@ -277,5 +280,41 @@ int sp_python_find(struct sp_runner *runner, const struct sp_run_opts *base,
 	rc = sp_python_not_found(st, image, *why ? why : NULL, *py2 ? py2 : NULL, err);
 out:
 	free(image);
+	return rc;
+}
+
+int sp_python_find_cached(struct sp_runner *runner, const struct sp_run_opts *base,
+			  const struct sp_stage *st, const char *target, const char *cache_dir,
+			  char **out, struct sp_python_info *info, struct sp_error *err)
+{
+	char key[SP_PYCACHE_KEY_LEN + 1];
+	struct sp_error ignored = SP_ERROR_INIT;
+	char *image, *content = NULL;
+	int rc;
+
+	if (!cache_dir || !base->image)
+		return sp_python_find(runner, base, st, target, out, info, err);
+	*out = NULL;
+	/* the image's content, not its id: every build has its job's label */
+	if (runner->ops->image_key &&
+	    runner->ops->image_key(runner, base->image, &content, &ignored) < 0)
+		return sp_python_find(runner, base, st, target, out, info, err);
+	sp_pycache_key(key, content ? content : base->image, st, base->env, base->nenv);
+	free(content);
+	sp_python_info_release(info);
+	if (sp_pycache_get(cache_dir, key, out, info) == 1) {
+		info->cached = true;
+		image = sp_python_image_name(target, base->image);
+		rc = sp_python_check(info, st, *out, image, err);
+		free(image);
+		if (rc < 0) {
+			free(*out);
+			*out = NULL;
+		}
+		return rc;
+	}
+	rc = sp_python_find(runner, base, st, target, out, info, err);
+	if (rc == 0 && info->seen)
+		(void)sp_pycache_put(cache_dir, key, *out, info, &ignored);
 	return rc;
 }

@@ -46,9 +46,10 @@ struct sp_python_info {
 	char *pytest;          /* pytest's version, "?" when unknown; NULL: not importable */
 	char *pytest_cov;      /* the same for pytest-cov (module pytest_cov) */
 	char *path;            /* the container's PATH */
+	bool cached;           /* known from an earlier probe (pycache.h), none ran */
 };
 
-#define SP_PYTHON_INFO_INIT { false, NULL, NULL, NULL, NULL, NULL }
+#define SP_PYTHON_INFO_INIT { false, NULL, NULL, NULL, NULL, NULL, false }
 
 void sp_python_info_release(struct sp_python_info *info);
 
@@ -107,5 +108,18 @@ char *sp_python_describe(const struct sp_python_info *info, const struct sp_stag
 int sp_python_find(struct sp_runner *runner, const struct sp_run_opts *base,
 		   const struct sp_stage *st, const char *target, char **out,
 		   struct sp_python_info *info, struct sp_error *err);
+
+/*
+ * sp_python_find through the probe cache in cache_dir (pycache.h; NULL:
+ * no cache, the same as sp_python_find), keyed on runner->ops->image_key
+ * of base->image when the runner has it.  A hit runs no container:
+ * info is the remembered answer (info->cached set) and sp_python_check
+ * is made on it again, so the results and messages are the same as a
+ * probe's.  A probe that passed is remembered; a cache that cannot be
+ * written is not an error.
+ */
+int sp_python_find_cached(struct sp_runner *runner, const struct sp_run_opts *base,
+			  const struct sp_stage *st, const char *target, const char *cache_dir,
+			  char **out, struct sp_python_info *info, struct sp_error *err);
 
 #endif

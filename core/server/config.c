@@ -66,9 +66,10 @@ static const char *const top_keys[] = {
 	"listen", "data", "public_url", "workers", "admin_token_env", "admin_token_file",
 	"read_token_env", "read_token_file",
 	"tls", "body_max", "drain_timeout", "lease_ttl", "max_attempts", "job_timeout",
-	"stagepipe", "env", "worker_labels", "agents", "repos", "artifacts_max", NULL,
+	"stagepipe", "env", "worker_labels", "agents", "repos", "artifacts_max", "store", NULL,
 };
 static const char *const tls_keys[] = { "cert", "key", NULL };
+static const char *const store_keys[] = { "url_env", "url_file", NULL };
 static const char *const repo_keys[] = {
 	"name", "url", "forge", "secret_env", "secret_file", "pipeline", "branches",
 	"cancel_superseded", "labels", "git", "status", "secrets", NULL,
@@ -542,6 +543,66 @@ static void load_tls(struct loader *L, const struct sp_ynode *n)
 	}
 	if (!cert != !key)
 		sp_diags_add(L->diags, AT(n), "tls needs both cert and key");
+}
+
+static void free_secret(char *s);
+
+static bool pg_url_ok(const char *u)
+{
+	return !strncmp(u, "postgres://", 11) || !strncmp(u, "postgresql://", 13);
+}
+
+/*
+ * store: sqlite (the default: DATA/stagepipe.db), a PostgreSQL URL, or
+ * {url_env: NAME} / {url_file: PATH} when the URL holds a password.  The
+ * URL is never printed.
+ */
+static void load_store(struct loader *L, const struct sp_ynode *n)
+{
+	struct sp_server_config *c = L->c;
+	const struct sp_ynode *kenv = NULL, *kfile = NULL;
+	char *u = NULL;
+	size_t len = 0;
+
+	if (n->kind == SP_YSCALAR) {
+		if (!get_string(L, n, "store", &u))
+			return;
+		if (!strcmp(u, "sqlite")) {
+			free(u);
+			return;
+		}
+		if (!pg_url_ok(u)) {
+			sp_diags_add(L->diags, AT(n), "store must be sqlite, a postgres:// URL or "
+				     "{url_env: NAME}");
+			free_secret(u);
+			return;
+		}
+		free_secret(c->store_url);
+		c->store_url = u;
+		return;
+	}
+	if (!want_map(L, n, "store"))
+		return;
+	for (size_t i = 0; i < n->n; i += 2) {
+		const struct sp_ynode *k = n->items[i], *v = n->items[i + 1];
+		if (!strcmp(k->value, "url_env"))
+			kenv = v;
+		else if (!strcmp(k->value, "url_file"))
+			kfile = v;
+		else
+			unknown_key(L, k, "store", store_keys);
+	}
+	read_secret_as(L, "url_env", "url_file", n, kenv, kfile, true, &u, &len);
+	if (u && !pg_url_ok(u)) {
+		sp_diags_add(L->diags, AT(kenv ? kenv : kfile), "store: the URL must start with "
+			     "postgres:// or postgresql://");
+		free_secret(u);
+		return;
+	}
+	if (u) {
+		free_secret(c->store_url);
+		c->store_url = u;
+	}
 }
 
 static void load_env(struct loader *L, const struct sp_ynode *n)
@@ -1139,6 +1200,8 @@ static void load_root(struct loader *L, const struct sp_ynode *root)
 			load_agents(L, v);
 		} else if (!strcmp(key, "repos")) {
 			load_repos(L, v);
+		} else if (!strcmp(key, "store")) {
+			load_store(L, v);
 		} else {
 			unknown_key(L, k, "the config file", top_keys);
 		}
@@ -1286,6 +1349,7 @@ void sp_server_config_free(struct sp_server_config *c)
 	free(c->public_url);
 	free_secret(c->admin_token);
 	free_secret(c->read_token);
+	free_secret(c->store_url);
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->stagepipe);

@@ -11,6 +11,9 @@
  *
  *   listen: ["127.0.0.1:8080", "[::1]:8080"]   # or one string; default 127.0.0.1:8080
  *   data: /var/lib/stagepipe                  # database + logs (required)
+ *   store: sqlite                             # default: DATA/stagepipe.db; or a PostgreSQL
+ *                                             # URL postgres://…, or {url_env: NAME} /
+ *                                             # {url_file: PATH} when it holds a password
  *   public_url: https://ci.example.com        # for status links (default http://LISTEN0)
  *   workers: 1                                # local job slots; 0 = agents only
  *   admin_token_env: STAGEPIPE_ADMIN_TOKEN    # or admin_token_file
@@ -132,6 +135,7 @@ struct sp_server_config {
 	char *stagepipe;         /* NULL: /proc/self/exe */
 	char **env;              /* "NAME=value", NULL-terminated, or NULL */
 	char *worker_labels;     /* the local slots' labels "a,b", or NULL */
+	char *store_url;         /* PostgreSQL URL (never printed), or NULL: SQLite in data */
 	struct sp_agent_config *agents;
 	size_t nagents;
 	struct sp_repo_config *repos;

@@ -62,6 +62,13 @@ const char *sp_status_state_name(enum sp_status_state s)
 	return "unknown";
 }
 
+int sp_store_open(struct sp_store **out, const struct sp_store_opts *o, struct sp_error *err)
+{
+	if (o && o->url && *o->url)
+		return sp_store_open_postgres(out, o, err);
+	return sp_store_open_sqlite(out, o, err);
+}
+
 void sp_store_close(struct sp_store *st)
 {
 	if (st)
@@ -217,4 +224,12 @@ int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *e
 	if (disk_full)
 		*disk_full = false;
 	return st->ops->last_write(st, disk_full, err);
+}
+
+int sp_store_listen(struct sp_store *st, void (*fn)(void *arg), void *arg,
+		    struct sp_error *err)
+{
+	if (!st->ops->listen)
+		return 0;
+	return st->ops->listen(st, fn, arg, err);
 }

@@ -230,6 +230,9 @@ struct sp_store_ops {
 	int (*counts)(struct sp_store *st, struct sp_store_counts *out, struct sp_error *err);
 	int (*ping)(struct sp_store *st, struct sp_error *err);
 	int (*last_write)(struct sp_store *st, bool *disk_full, struct sp_error *err);
+	/* optional (NULL: one process, nothing to hear): see sp_store_listen */
+	int (*listen)(struct sp_store *st, void (*fn)(void *arg), void *arg,
+		      struct sp_error *err);
 };
 
 struct sp_store {
@@ -239,6 +242,9 @@ struct sp_store {
 
 struct sp_store_opts {
 	const char *path;        /* SQLite: the database file (created with its folder) */
+	const char *url;         /* PostgreSQL: a libpq URL (postgres://user:pw@host/db)
+				  * or key=value string; may hold a password (never
+				  * printed: see sp_store_pg_mask_url) */
 	int batch_max;           /* group commit: at most this many requests a transaction
 				  * (0: 512) */
 };
@@ -250,6 +256,36 @@ struct sp_store_opts {
  */
 int sp_store_open_sqlite(struct sp_store **out, const struct sp_store_opts *o,
 			 struct sp_error *err);
+/*
+ * Opens (creating and migrating) the PostgreSQL store at o->url
+ * (postgres.c): the same schema, migrations and behaviour, for several
+ * servers sharing one database.  Migrations run under an advisory lock, so
+ * servers starting together migrate once.  SP_EENGINE when the server
+ * cannot be reached; SP_ECONFIG for a database newer than this binary.
+ */
+int sp_store_open_postgres(struct sp_store **out, const struct sp_store_opts *o,
+			   struct sp_error *err);
+/* o->url set: PostgreSQL; else SQLite at o->path. */
+int sp_store_open(struct sp_store **out, const struct sp_store_opts *o, struct sp_error *err);
+/*
+ * url with its password hidden ("postgres://ci:***@db/ci", "password=***"),
+ * into out (always terminated): what logs and errors show.
+ */
+void sp_store_pg_mask_url(const char *url, char *out, size_t len);
+/* What sp_store_copy copied. */
+struct sp_store_copy_stats {
+	int64_t jobs, deliveries, stages, outbox;
+};
+/*
+ * The upgrade from SQLite (copy.c): every job, delivery, stage and outbox
+ * row of the SQLite store at sqlite_path into the PostgreSQL store at
+ * pg_url, ids and revs kept, in one transaction; both are migrated to
+ * this binary's schema first.  The target must hold no job and no
+ * delivery (SP_ECONFIG).  Logs and artifacts are files in the data
+ * folder: nothing to copy.
+ */
+int sp_store_copy(const char *sqlite_path, const char *pg_url, struct sp_store_copy_stats *out,
+		  struct sp_error *err);
 /* The schema version this binary writes. */
 int sp_store_schema_version(void);
 
@@ -264,6 +300,10 @@ struct sp_store_sqlite_stats {
 	uint64_t requests;
 };
 void sp_store_sqlite_stats(struct sp_store *st, struct sp_store_sqlite_stats *out);
+/* The same for a PostgreSQL store, and how many batches ran again after a
+ * deadlock with another server (retries may be NULL); zeros otherwise. */
+void sp_store_pg_stats(struct sp_store *st, struct sp_store_sqlite_stats *out,
+		       uint64_t *retries);
 
 void sp_store_close(struct sp_store *st);
 
@@ -414,5 +454,16 @@ int sp_store_ping(struct sp_store *st, struct sp_error *err);
  * does not count as a failed write.
  */
 int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *err);
+
+/*
+ * Calls fn(arg), from a thread of the store's, whenever another process
+ * sharing the store (another `serve` on the same PostgreSQL) queues a job
+ * or puts one back: LISTEN/NOTIFY, so idle long-polls wake at once rather
+ * than at their next look.  fn NULL stops it (before what fn uses is
+ * freed; sp_store_close stops it too).  A backend with one process
+ * (SQLite) does nothing and returns 0.
+ */
+int sp_store_listen(struct sp_store *st, void (*fn)(void *arg), void *arg,
+		    struct sp_error *err);
 
 #endif

@@ -10,6 +10,7 @@ lib_cleanup() {
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	pg_cleanup
 	rm -rf "$T"
 }
 trap lib_cleanup EXIT
@@ -158,3 +159,6 @@ serve_up() {
 	tail -20 "$T/serve.log"
 	fail "serve did not answer $2/readyz within 10 s"
 }
+
+# the store of the servers a test starts (STORE=postgres: PostgreSQL)
+. "$(dirname "$0")/lib_pg.sh"

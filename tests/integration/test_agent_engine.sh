@@ -115,6 +115,7 @@ SHA2=$(printf '%s' "$TOK2" | sha256sum | cut -d' ' -f1)
 cat >"$T/serve.yml" <<EOF
 listen: $SRV_IP:$PORT
 data: $T/data
+$(store_line "$T/data")
 public_url: $BASE
 workers: 0
 admin_token_env: SP_TEST_ADMIN

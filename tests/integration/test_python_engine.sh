@@ -7,12 +7,16 @@
 #   - python: in the stage: that interpreter, or one line when it is not there;
 #   - no pytest, --cov without pytest-cov, no Python at all: one line each
 #     naming the image and what was looked for, exit 1, no test run;
+#   - a second run of a stage finds the probe's answer in the cache
+#     (core/exec/pycache.h) and creates no probe container;
 #   - no container left behind (the probes' included).
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 : "${DOCKER_HOST:?needs contrib/engine.sh up}"
 
 U=$(rnd 4)
+# the probe cache of this test only (the mirrors' folder: XDG_CACHE_HOME)
+export XDG_CACHE_HOME="$T/cache"
 P=$T/proj
 mkdir -p "$P/pkg" "$P/tests"
 cat >"$P/Dockerfile" <<'EOF'
@@ -140,6 +144,36 @@ expect_in out "3 passed, 1 skipped in"
 expect_in out "3 passed, 0 failed, 1 skipped — coverage 66.7%"
 grep -Eq '^ *TOTAL +9 +3 +67%' "$T/out" || { cat "$T/out"; fail "pytest-cov's TOTAL is not 9 3 67%"; }
 expect_not_in out "cannot start"
+expect_not_in out "(probed before)"
+[ -s "$XDG_CACHE_HOME/stagepipe/python-probes" ] || fail "the probe was not remembered"
+
+# 1b. the same stage again: the probe's answer from the cache, one container
+# created (the tests'), where the first run created three (python, python3, tests)
+API="http://localhost/v1.41"
+created() {  # containers of this pipeline created between $1 and $2 (epoch seconds, fractions allowed)
+	curl -s --unix-socket "${DOCKER_HOST#unix://}" -G "$API/events" --data-urlencode "since=$1" \
+		--data-urlencode "until=$2" --data-urlencode \
+		'filters={"type":["container"],"event":["create"],"label":["io.stagepipe.pipeline=py-'"$U"'"]}' |
+		grep -c '"Action":"create"' || true
+}
+t0=$(date +%s.%N)
+stage py3only
+t1=$(($(date +%s) + 1))
+expect_rc 0
+expect_in out ':: python: /usr/bin/python3 (Python 3.'
+expect_in out "pytest-cov "
+expect_in out "(probed before)"
+expect_in out "3 passed, 0 failed, 1 skipped — coverage 66.7%"
+n=$(created "$t0" "$t1")
+[ "$n" = 1 ] || fail "the second run created $n containers, wanted 1 (no probe)"
+# without the cache (folder unwritable is a miss, not an error): a probe again
+t0=$(date +%s.%N)
+XDG_CACHE_HOME=/proc/nonexistent run "$BIN" run -C "$P" --stage py3only
+t1=$(($(date +%s) + 1))
+expect_rc 0
+expect_not_in out "(probed before)"
+n=$(created "$t0" "$t1")
+[ "$n" = 3 ] || fail "without a cache the run created $n containers, wanted 3 (the probes of python and python3, the tests)"
 
 # 2. a venv first on PATH wins over /usr/local/bin/python and /usr/bin/python3
 stage venv

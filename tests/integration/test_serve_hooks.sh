@@ -6,7 +6,8 @@
 # followed by a look into the database for exactly what must (and must not)
 # be there; the commit status of a queued job at a recording forge (with
 # retries); the REST API and its admin token; --check; /healthz, /readyz,
-# /metrics; SIGTERM; a restart keeps the jobs.
+# /metrics; SIGTERM; a restart keeps the jobs.  STORE=postgres: the same
+# against PostgreSQL (lib_pg.sh).
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null 2>&1 || fail "sqlite3 not found (contrib/deps.sh --engine)"
 command -v jq >/dev/null 2>&1 || fail "jq not found"
@@ -66,6 +67,7 @@ write_config() { # write_config FILE [no-admin]
 		echo "public_url: http://ci.test"
 		echo "workers: 0"
 		[ "${2:-}" = no-admin ] || echo "admin_token_env: SP_TEST_ADMIN"
+		store_line "$T/data"
 		cat <<EOF
 body_max: 1m
 drain_timeout: 5s
@@ -143,7 +145,7 @@ want() { # want CODE WHAT
 }
 jbody() { printf '%s' "$body" | jq -r "$1" 2>/dev/null || echo "(not JSON: $body)"; }
 
-sql() { sqlite3 -batch -noheader "$DB" "$1"; }
+sql() { store_sql "$DB" "$1"; }
 counts() { sql "SELECT (SELECT count(*) FROM deliveries) || ' ' || (SELECT count(*) FROM jobs)"; }
 nd=0 nj=0
 expect_counts() { # expect_counts WHAT: the database holds exactly $nd deliveries and $nj jobs
@@ -152,8 +154,8 @@ expect_counts() { # expect_counts WHAT: the database holds exactly $nd deliverie
 }
 # nothing stored anywhere mentions TEXT (refused delivery ids, secrets)
 expect_not_stored() {
-	if sqlite3 "$DB" .dump | grep -qF -- "$1"; then
-		sqlite3 "$DB" .dump | grep -F -- "$1" | head -5
+	if store_dump "$DB" | grep -qF -- "$1"; then
+		store_dump "$DB" | grep -F -- "$1" | head -5
 		fail "the database holds $2"
 	fi
 }
@@ -198,7 +200,9 @@ start_serve "$T/serve.yml"
 # ---- health ----------------------------------------------------------------
 [ "$(curl -s "$BASE/healthz")" = ok ] || fail "/healthz is not ok: $(curl -s -i "$BASE/healthz")"
 [ "$(curl -s "$BASE/readyz")" = ready ] || fail "/readyz is not ready"
-[ -f "$DB" ] || fail "no database at $DB"
+store_exists "$DB" || fail "no database at $DB ($STORE)"
+[ "$STORE" != postgres ] || grep -q 'serve.store.*backend=postgres' "$T/serve.log" ||
+	fail "STORE=postgres, but serve did not say it uses PostgreSQL"
 
 # a second server on the same address cannot listen: exit 3
 run "$BIN" serve -c "$T/serve.yml"
@@ -221,7 +225,7 @@ for pair in gh:github gt:gitea gl:gitlab-token gs:gitlab-standard-webhooks; do
 	[ "$(sql "SELECT repo || '|' || state || '|' || sha || '|' || ref FROM jobs WHERE id = $job")" = \
 		"$r|queued|$s1|refs/heads/main" ] ||
 		fail "$f accepted: job row: $(sql "SELECT * FROM jobs WHERE id = $job")"
-	sqlite3 "$DB" .dump | grep -q "d-$r-1" || fail "$f accepted: delivery id d-$r-1 not stored"
+	store_dump "$DB" | grep -q "d-$r-1" || fail "$f accepted: delivery id d-$r-1 not stored"
 	api GET "/api/jobs/$job" "" ""
 	[ "$code" = 200 ] && [ "$(jbody .sha)" = "$s1" ] && [ "$(jbody .event)" = push ] &&
 		[ "$(jbody .branch)" = main ] || fail "$f: GET /api/jobs/$job: $code $body"
@@ -526,6 +530,7 @@ chmod +x "$T/fake-run.sh"
 cat >"$T/work.yml" <<EOF
 listen: 127.0.0.1:$PORT
 data: $T/wdata
+$(store_line "$T/wdata")
 workers: 1
 admin_token_env: SP_TEST_ADMIN
 drain_timeout: 2s
@@ -650,6 +655,7 @@ TPORT=$(free_port)
 cat >"$T/tls.yml" <<EOF
 listen: ["127.0.0.1:$TPORT", "[::1]:$TPORT"]
 data: $T/tlsdata
+$(store_line "$T/tlsdata")
 workers: 0
 tls: { cert: $T/tls.crt, key: $T/tls.key }
 repos:

@@ -678,7 +678,7 @@ static void fake_free(struct sp_runner *r)
 }
 
 static const struct sp_runner_ops fake_ops = {
-	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free, NULL,
+	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free, NULL, NULL,
 };
 
 /* Calls of one op (and stage, when not NULL), in order. */
@@ -1467,7 +1467,8 @@ static void test_pytest_exit_codes_in_words(void **state)
 		{ 3, "pytest exited 3: pytest internal error" },
 		{ 4, "pytest exited 4: pytest usage error (bad command-line arguments)" },
 		{ 5, "pytest exited 5: no tests collected (set allow_no_tests: true to accept)" },
-		{ 1, "pytest exited 1: tests failed" },
+		{ 1, "pytest exited 1 without a report: did pytest start? (see the output above, "
+		     "e.g. \"No module named pytest\")" },
 	};
 	struct step s[1];
 	struct harness *h;
@@ -2352,7 +2353,7 @@ static void test_push_only_when_asked(void **state)
 }
 
 static const struct sp_runner_ops fake_ops_no_push = {
-	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free, NULL,
+	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free, NULL, NULL,
 };
 
 static void test_runner_without_push(void **state)

@@ -35,6 +35,8 @@ static const char *test_getenv(const char *name)
 		"TEST_READ=read-token-value",
 		"API_TOK=api-secret-value",
 		"TINY=abc",
+		"PG_URL=postgres://ci:pw@db/ci",
+		"NOT_PG=mysql://x",
 		NULL,
 	};
 	return sp_test_env(name, (void *)env);
@@ -563,6 +565,49 @@ static void test_agents_and_git(void **state)
 	free(tok);
 }
 
+/* store: sqlite (default), a URL, {url_env}; errors where they are. */
+static void test_store(void **state)
+{
+	static const struct {
+		const char *yaml;
+		const char *url;     /* NULL: SQLite */
+		int line, col;       /* 0: loads */
+		const char *msg;
+	} cases[] = {
+		{ "data: /d\n" REPO, NULL, 0, 0, NULL },
+		{ "data: /d\nstore: sqlite\n" REPO, NULL, 0, 0, NULL },
+		{ "data: /d\nstore: postgresql:///ci?host=/run/pg\n" REPO,
+		  "postgresql:///ci?host=/run/pg", 0, 0, NULL },
+		{ "data: /d\nstore: {url_env: PG_URL}\n" REPO, "postgres://ci:pw@db/ci", 0, 0, NULL },
+		{ "data: /d\nstore: mysql://db\n" REPO, NULL, 2, 8, "store must be sqlite" },
+		{ "data: /d\nstore: {url_env: NOT_PG}\n" REPO, NULL, 2, 18, "must start with postgres" },
+		{ "data: /d\nstore: {url_env: NOPE}\n" REPO, NULL, 2, 18, "is not set" },
+		{ "data: /d\nstore: {url: x}\n" REPO, NULL, 2, 9, "unknown key \"url\"" },
+		{ "data: /d\nstore: {}\n" REPO, NULL, 2, 8, "missing url_env or url_file" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sp_diags d = SP_DIAGS_INIT;
+		struct sp_server_config *c = NULL;
+		size_t n = load_text(cases[i].yaml, &d, &c);
+
+		if (!cases[i].line) {
+			if (n)
+				fail_msg("case %zu: %s", i, d.items[0].msg);
+			if (cases[i].url)
+				assert_string_equal(c->store_url, cases[i].url);
+			else
+				assert_null(c->store_url);
+		} else if (!has(&d, cases[i].line, cases[i].col, cases[i].msg)) {
+			fail_msg("case %zu: no %d:%d: %s (got %s)", i, cases[i].line, cases[i].col,
+				 cases[i].msg, n ? d.items[0].msg : "nothing");
+		}
+		sp_server_config_free(c);
+		sp_diags_release(&d);
+	}
+}
+
 static void test_missing_file(void **state)
 {
 	struct sp_diags d = SP_DIAGS_INIT;
@@ -619,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_secret_file_and_tls),
 		cmocka_unit_test(test_read_token),
 		cmocka_unit_test(test_agents_and_git),
+		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_branches),
 	};

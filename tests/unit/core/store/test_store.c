@@ -6,6 +6,14 @@
  * close with requests in flight, and a disk that refuses writes (the
  * delivery is not kept, the store says so, and recovers by itself).  Each test has its own database in a
  * temporary folder; rows are counted through a separate SQLite connection.
+ *
+ * The same tests run again against the PostgreSQL backend (postgres.c)
+ * when SP_TEST_PG_URL names a server (make test starts a private one with
+ * tests/tools/pg_cluster.sh): each test gets its own schema there
+ * (search_path in the URL), rows are counted through a libpq connection
+ * of its own.  The SQLite-only ones (file modes, PRAGMAs, a full disk)
+ * have PostgreSQL counterparts at the end.  Without the URL the
+ * PostgreSQL group says it is skipped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +35,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <libpq-fe.h>
 
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
@@ -40,8 +49,48 @@
 struct fx {
 	char *dir;
 	char *path;
+	char *url;       /* PostgreSQL: the store's URL (its own schema), else NULL */
+	char *schema;
 	struct sp_store *st;
 };
+
+/* The backend the tests run against: NULL for SQLite, else the server's URL. */
+static const char *pg_base;
+static int pg_schemas;
+
+static void pg_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* A libpq connection of the test's own to url (fails the test if none). */
+static PGconn *pg_connect(const char *url)
+{
+	PGconn *db = PQconnectdb(url);
+
+	if (PQstatus(db) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(db));
+	PQsetNoticeProcessor(db, pg_quiet, NULL);
+	return db;
+}
+
+static void pg_exec(PGconn *db, const char *sql)
+{
+	PGresult *r = PQexec(db, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(db));
+	PQclear(r);
+}
+
+/* Writer stats of either backend. */
+static void store_stats(struct sp_store *st, struct sp_store_sqlite_stats *out)
+{
+	sp_store_sqlite_stats(st, out);
+	if (!out->requests)
+		sp_store_pg_stats(st, out, NULL);
+}
 
 static void sleep_ms(int ms)
 {
@@ -50,15 +99,16 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static struct sp_store *open_store(const char *path)
+/* Opens the fixture's store (SQLite file or PostgreSQL schema). */
+static struct sp_store *open_store(const struct fx *f)
 {
-	struct sp_store_opts o = { .path = path };
+	struct sp_store_opts o = { .path = f->path, .url = f->url };
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_store *st = NULL;
-	int rc = sp_store_open_sqlite(&st, &o, &err);
+	int rc = sp_store_open(&st, &o, &err);
 
 	if (rc)
-		fail_msg("open %s: %s", path, err.msg);
+		fail_msg("open %s: %s", f->url ? f->schema : f->path, err.msg);
 	assert_non_null(st);
 	return st;
 }
@@ -69,7 +119,19 @@ static int setup(void **state)
 
 	f->dir = sp_test_tempdir("sp-store-");
 	f->path = sp_xasprintf("%s/data/db/stagepipe.db", f->dir);
-	f->st = open_store(f->path);
+	if (pg_base) {
+		PGconn *db = pg_connect(pg_base);
+		char *sql;
+
+		f->schema = sp_xasprintf("t_%ld_%d", (long)getpid(), ++pg_schemas);
+		sql = sp_xasprintf("CREATE SCHEMA %s", f->schema);
+		pg_exec(db, sql);
+		free(sql);
+		PQfinish(db);
+		f->url = sp_xasprintf("%s%soptions=-csearch_path%%3D%s", pg_base,
+				      strchr(pg_base, '?') ? "&" : "?", f->schema);
+	}
+	f->st = open_store(f);
 	*state = f;
 	return 0;
 }
@@ -79,20 +141,50 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	sp_store_close(f->st);
+	if (f->schema) {
+		PGconn *db = pg_connect(pg_base);
+		char *sql = sp_xasprintf("DROP SCHEMA %s CASCADE", f->schema);
+
+		pg_exec(db, sql);
+		free(sql);
+		PQfinish(db);
+	}
 	sp_test_rmtree(f->dir);
 	free(f->dir);
 	free(f->path);
+	free(f->url);
+	free(f->schema);
 	free(f);
 	return 0;
 }
 
+/* The first value of sql through libpq into buf; false when no row. */
+static bool pg_query(const struct fx *f, const char *sql, char *buf, size_t len)
+{
+	PGconn *db = pg_connect(f->url);
+	PGresult *r = PQexec(db, sql);
+	bool row;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(db));
+	row = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0);
+	snprintf(buf, len, "%s", row ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	PQfinish(db);
+	return row;
+}
+
 /* The first column of the first row of sql, through a connection of our own. */
-static int64_t query_int(const char *path, const char *sql)
+static int64_t query_int(const struct fx *f, const char *sql)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
 	int64_t v = -1;
+	const char *path = f->path;
+	char buf[64];
 
+	if (f->url)
+		return pg_query(f, sql, buf, sizeof(buf)) ? strtoll(buf, NULL, 10) : -1;
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
 		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
@@ -103,12 +195,17 @@ static int64_t query_int(const char *path, const char *sql)
 	return v;
 }
 
-static void query_text(const char *path, const char *sql, char *buf, size_t len)
+static void query_text(const struct fx *f, const char *sql, char *buf, size_t len)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
+	const char *path = f->path;
 
 	buf[0] = '\0';
+	if (f->url) {
+		pg_query(f, sql, buf, len);
+		return;
+	}
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
 	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
@@ -243,15 +340,15 @@ static void test_open_migrates_and_reopens(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0700);
 	assert_int_equal(stat(f->path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
-	assert_int_equal(query_int(f->path, "PRAGMA user_version"), sp_store_schema_version());
-	query_text(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
+	assert_int_equal(query_int(f, "PRAGMA user_version"), sp_store_schema_version());
+	query_text(f, "PRAGMA journal_mode", mode, sizeof(mode));
 	assert_string_equal(mode, "wal");
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM sqlite_master WHERE"
+	assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE"
 				   " name IN ('jobs', 'deliveries', 'stages', 'outbox')"), 4);
 
 	create_simple(f->st, NULL);
 	sp_store_close(f->st);
-	f->st = open_store(f->path);  /* nothing to migrate; the job is there */
+	f->st = open_store(f);  /* nothing to migrate; the job is there */
 	assert_job_state(f->st, 1, "queued");
 	assert_int_equal(sp_store_ping(f->st, &err), 0);
 	free(folder);
@@ -314,18 +411,18 @@ static void test_ingest_and_duplicate(void **state)
 	assert_false(res.duplicate);
 	assert_int_equal(res.job_id, 1);
 	assert_int_equal(res.nsuperseded, 0);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 1);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox"), 1);
-	assert_int_equal(query_int(f->path, "SELECT job_id FROM deliveries"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(query_int(f, "SELECT job_id FROM deliveries"), 1);
 
 	/* the same delivery again, even with another job: nothing written */
 	assert_int_equal(sp_store_ingest(f->st, &d, &other, &res, &err), 0);
 	assert_true(res.duplicate);
 	assert_int_equal(res.job_id, 1);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 1);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM outbox"), 1);
 
 	/* the same id for another repo is another delivery */
 	d.repo = "lib";
@@ -341,7 +438,7 @@ static void test_ingest_and_duplicate(void **state)
 	d.id = "d-2";
 	j.sha = NULL;
 	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), SP_ERROR);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 2);
 }
 
 static void test_ingest_without_job(void **state)
@@ -359,9 +456,9 @@ static void test_ingest_without_job(void **state)
 	assert_int_equal(sp_store_ingest(f->st, &d, NULL, &res, &err), 0);
 	assert_true(res.duplicate);
 	assert_int_equal(res.job_id, 0);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 0);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
-	query_text(f->path, "SELECT outcome FROM deliveries", outcome, sizeof(outcome));
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 1);
+	query_text(f, "SELECT outcome FROM deliveries", outcome, sizeof(outcome));
 	assert_string_equal(outcome, "ignored: ping");
 }
 
@@ -432,12 +529,12 @@ static void test_concurrent_ingest(void **state)
 	qsort(all, THREADS * PER_THREAD, sizeof(*all), cmp_id);
 	for (int i = 0; i < THREADS * PER_THREAD; i++)
 		assert_int_equal(all[i], i + 1);  /* distinct, and none lost */
-	sp_store_sqlite_stats(f->st, &stats);
+	store_stats(f->st, &stats);
 	assert_int_equal(stats.requests, THREADS * PER_THREAD);
 	assert_true(stats.commits >= 1 && stats.commits <= stats.requests);
 
 	sp_store_close(f->st);
-	f->st = open_store(f->path);
+	f->st = open_store(f);
 	assert_int_equal(sp_store_delivery_count(f->st, "app", &n, &err), 0);
 	assert_int_equal(n, THREADS * PER_THREAD);
 	assert_int_equal(sp_store_counts(f->st, &counts, &err), 0);
@@ -447,20 +544,37 @@ static void test_concurrent_ingest(void **state)
 	free(all);
 }
 
-/* A connection of the test's own that holds the write lock. */
-static sqlite3 *hold_write_lock(const char *path)
-{
-	sqlite3 *db = NULL;
+/* A connection of the test's own that holds the write lock (PostgreSQL:
+ * the tables the writes touch, locked against writers). */
+struct wlock {
+	sqlite3 *db;
+	PGconn *pg;
+};
 
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-	return db;
+static struct wlock hold_write_lock(const struct fx *f)
+{
+	struct wlock l = { NULL, NULL };
+
+	if (f->url) {
+		l.pg = pg_connect(f->url);
+		pg_exec(l.pg, "BEGIN");
+		pg_exec(l.pg, "LOCK TABLE deliveries, jobs IN EXCLUSIVE MODE");
+		return l;
+	}
+	assert_int_equal(sqlite3_open(f->path, &l.db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(l.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	return l;
 }
 
-static void release_write_lock(sqlite3 *db)
+static void release_write_lock(struct wlock l)
 {
-	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	if (l.pg) {
+		pg_exec(l.pg, "COMMIT");
+		PQfinish(l.pg);
+		return;
+	}
+	assert_int_equal(sqlite3_exec(l.db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(l.db);
 }
 
 /* Waits until the writer has been handed `requests` requests in all. */
@@ -469,7 +583,7 @@ static void wait_requests(struct sp_store *st, uint64_t requests)
 	struct sp_store_sqlite_stats stats;
 
 	for (int i = 0; i < 5000; i++) {
-		sp_store_sqlite_stats(st, &stats);
+		store_stats(st, &stats);
 		if (stats.requests >= requests)
 			return;
 		sleep_ms(1);
@@ -541,20 +655,20 @@ static void test_group_commit(void **state)
 	struct sp_store_sqlite_stats before, after;
 	struct one_write w[THREADS];
 	pthread_t th[THREADS];
-	sqlite3 *lock;
+	struct wlock lock;
 
-	sp_store_sqlite_stats(f->st, &before);
-	lock = hold_write_lock(f->path);
+	store_stats(f->st, &before);
+	lock = hold_write_lock(f);
 	start_writes(f->st, w, th, THREADS);
 	wait_requests(f->st, before.requests + THREADS);
 	release_write_lock(lock);
 	check_writes(w, th, THREADS);
-	sp_store_sqlite_stats(f->st, &after);
+	store_stats(f->st, &after);
 	/* the writer took one request before the lock let it go; then the rest at once */
 	assert_true(after.commits - before.commits <= 2);
 	/* the two failing requests undid only themselves */
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), THREADS - 2);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), THREADS - 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), THREADS - 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), THREADS - 2);
 }
 
 struct closer {
@@ -575,9 +689,9 @@ static void test_close_with_requests_in_flight(void **state)
 	struct closer c = { f->st };
 	struct sp_error err = SP_ERROR_INIT;
 	int64_t n;
-	sqlite3 *lock;
+	struct wlock lock;
 
-	lock = hold_write_lock(f->path);
+	lock = hold_write_lock(f);
 	start_writes(f->st, w, th, THREADS);
 	wait_requests(f->st, THREADS);
 	assert_int_equal(pthread_create(&ct, NULL, close_thread, &c), 0);
@@ -586,7 +700,7 @@ static void test_close_with_requests_in_flight(void **state)
 	pthread_join(ct, NULL);
 	f->st = NULL;
 	check_writes(w, th, THREADS);  /* every caller got its own answer */
-	f->st = open_store(f->path);
+	f->st = open_store(f);
 	assert_int_equal(sp_store_delivery_count(f->st, NULL, &n, &err), 0);
 	assert_int_equal(n, THREADS - 2);
 }
@@ -1071,7 +1185,7 @@ static void test_outbox(void **state)
 	assert_int_equal(l.job_id, qid);
 	assert_int_equal(sp_store_finish(f->st, qid, l.epoch, &fin, &err), 0);
 	sp_lease_release(&l);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox WHERE job_id = 2"), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM outbox WHERE job_id = 2"), 0);
 
 	/* running was superseded by the final one: only the newest per context */
 	outbox_next(f->st, &rows, &n);
@@ -1087,7 +1201,7 @@ static void test_outbox(void **state)
 	top_id = top->id;
 	stage_id = r->id;
 	sp_status_rows_release(rows, n);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM outbox WHERE superseded = 1"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM outbox WHERE superseded = 1"), 2);
 
 	/* the stage row is sent; the final one fails and is due again at once */
 	assert_int_equal(sp_store_outbox_done(f->st, stage_id, true, NULL, 0, &err), 0);
@@ -1370,9 +1484,9 @@ static void test_counts_and_ping(void **state)
 	create_simple(f->st, NULL);
 	l = lease(f->st, NULL, 30000);
 	sp_lease_release(&l);
-	sp_store_sqlite_stats(f->st, &before);
+	store_stats(f->st, &before);
 	assert_int_equal(sp_store_ping(f->st, &err), 0);
-	sp_store_sqlite_stats(f->st, &after);
+	store_stats(f->st, &after);
 	assert_int_equal(after.commits, before.commits + 1);
 	assert_int_equal(sp_store_counts(f->st, &c, &err), 0);
 	assert_int_equal(c.jobs[SP_JOB_QUEUED], 1);
@@ -1506,7 +1620,7 @@ static void test_promote_fencing_hammer(void **state)
 		assert_in_range(h->finishes[id], 0, 1);
 		snprintf(sql, sizeof(sql), "SELECT coalesce(promote_epoch, 0) FROM jobs WHERE id = %lld",
 			 (long long)id);
-		pe = query_int(f->path, sql);
+		pe = query_int(f, sql);
 		/* the permit the store records is the one the agents were granted */
 		assert_int_equal(pe, h->granted_epoch[id]);
 		promoted += pe != 0;
@@ -1770,8 +1884,8 @@ static void test_migration_2_backfills(void **state)
 			 "PRAGMA user_version = 1;", NULL, NULL, &e) != SQLITE_OK)
 		fail_msg("downgrade: %s", e);
 	sqlite3_close(db);
-	f->st = open_store(f->path);
-	assert_int_equal(query_int(f->path, "PRAGMA user_version"), sp_store_schema_version());
+	f->st = open_store(f);
+	assert_int_equal(query_int(f, "PRAGMA user_version"), sp_store_schema_version());
 	j = job_get(f->st, id);
 	t = cJSON_GetObjectItemCaseSensitive(j, "tests");
 	assert_true(cJSON_IsObject(t));
@@ -1784,7 +1898,7 @@ static void test_migration_2_backfills(void **state)
 	cJSON_Delete(j);
 	/* and revs go on from there */
 	create_simple(f->st, NULL);
-	assert_int_equal(query_int(f->path, "SELECT max(rev) FROM jobs"), id + 1);
+	assert_int_equal(query_int(f, "SELECT max(rev) FROM jobs"), id + 1);
 }
 
 /*
@@ -1838,8 +1952,8 @@ static void test_write_fails_then_recovers(void **state)
 	assert_false(full);  /* an I/O error here; ENOSPC would set it */
 	assert_true(err.msg[0] != '\0');
 	assert_int_equal(sp_store_ping(f->st, &err), SP_EENGINE);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 1);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 1);
 
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, old_xfsz);
@@ -1853,17 +1967,298 @@ static void test_write_fails_then_recovers(void **state)
 	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), 0);
 	assert_false(res.duplicate);
 	assert_int_equal(res.job_id, 2);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM deliveries"), 2);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs"), 2);
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM jobs WHERE sha = '" SHA_B "'"),
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs WHERE sha = '" SHA_B "'"),
 			 1);
 	free(walpath);
+}
+
+/* ---- PostgreSQL only -------------------------------------------- */
+
+static void test_pg_mask_url(void **state)
+{
+	char out[256];
+
+	(void)state;
+	sp_store_pg_mask_url("postgres://ci:s3cr%40t@db.example:5432/ci?sslmode=require", out,
+			     sizeof(out));
+	assert_string_equal(out, "postgres://ci:***@db.example:5432/ci?sslmode=require");
+	sp_store_pg_mask_url("postgresql://ci:p@ss@db/ci", out, sizeof(out));
+	assert_string_equal(out, "postgresql://ci:***@db/ci");
+	sp_store_pg_mask_url("postgres://ci@db/ci?password=hunter2&sslmode=disable", out,
+			     sizeof(out));
+	assert_string_equal(out, "postgres://ci@db/ci?password=***&sslmode=disable");
+	sp_store_pg_mask_url("host=db user=ci password=hunter2 dbname=ci", out, sizeof(out));
+	assert_string_equal(out, "host=db user=ci password=*** dbname=ci");
+	sp_store_pg_mask_url("postgres:///ci?host=/run/pg", out, sizeof(out));
+	assert_string_equal(out, "postgres:///ci?host=/run/pg");
+}
+
+struct opener {
+	const struct fx *f;
+	struct sp_store *st;
+	char msg[SP_ERROR_MSG_MAX];
+};
+
+static void *open_thread(void *arg)
+{
+	struct opener *o = arg;
+	struct sp_store_opts so = { .url = o->f->url };
+	struct sp_error err = SP_ERROR_INIT;
+
+	if (sp_store_open(&o->st, &so, &err))
+		snprintf(o->msg, sizeof(o->msg), "%s", err.msg);
+	return NULL;
+}
+
+/* Servers starting together on a new database: each migration runs once
+ * (the advisory lock), every one of them opens, the schema is current. */
+static void test_pg_open_migrates_concurrently(void **state)
+{
+	struct fx *f = *state;
+	struct opener o[6];
+	pthread_t th[6];
+	PGconn *db = pg_connect(pg_base);
+	char *sql = sp_xasprintf("DROP SCHEMA %s CASCADE; CREATE SCHEMA %s", f->schema, f->schema);
+
+	sp_store_close(f->st);
+	f->st = NULL;
+	pg_exec(db, sql);
+	free(sql);
+	PQfinish(db);
+	for (int i = 0; i < 6; i++) {
+		o[i] = (struct opener){ .f = f };
+		assert_int_equal(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		if (!o[i].st)
+			fail_msg("open %d: %s", i, o[i].msg);
+	}
+	assert_int_equal(query_int(f, "SELECT version FROM stagepipe_schema"),
+			 sp_store_schema_version());
+	assert_int_equal(query_int(f, "SELECT count(*) FROM stagepipe_schema"), 1);
+	create_simple(o[0].st, NULL);
+	assert_job_state(o[5].st, 1, "queued");
+	for (int i = 1; i < 6; i++)
+		sp_store_close(o[i].st);
+	f->st = o[0].st;
+	sp_store_close(f->st);
+	f->st = open_store(f);  /* nothing to migrate; the job is there */
+	assert_job_state(f->st, 1, "queued");
+}
+
+static void test_pg_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store_opts o = { .url = f->url };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *st = NULL;
+	PGconn *db = pg_connect(f->url);
+
+	sp_store_close(f->st);
+	f->st = NULL;
+	pg_exec(db, "UPDATE stagepipe_schema SET version = 999");
+	PQfinish(db);
+	assert_int_equal(sp_store_open_postgres(&st, &o, &err), SP_ECONFIG);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "999"));
+	assert_non_null(strstr(err.msg, "newer"));
+}
+
+/* No server there: SP_EENGINE, and the message never shows the password. */
+static void test_pg_open_errors(void **state)
+{
+	char *url = sp_xasprintf("postgresql://ci:hunter2@/ci?host=%s/nowhere&connect_timeout=2",
+				 ((struct fx *)*state)->dir);
+	struct sp_store_opts o = { .url = url };
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_store *st = NULL;
+
+	assert_int_equal(sp_store_open_postgres(&st, &o, &err), SP_EENGINE);
+	assert_null(st);
+	assert_null(strstr(err.msg, "hunter2"));
+	assert_non_null(strstr(err.msg, "ci:***@"));
+	o.url = "";
+	assert_int_equal(sp_store_open_postgres(&st, &o, &err), SP_ECONFIG);
+	free(url);
+}
+
+/*
+ * Two servers on one database: a delivery sent to both makes one job,
+ * each leases a different job, the promote permit is granted once, and an
+ * expired lease is taken back by exactly one of them.
+ */
+static void test_pg_two_servers(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store *b = open_store(f);
+	struct sp_delivery d = { .repo = "app", .id = "dup-1", .forge = "github" };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_ingest_result ra, rb;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease la, lb;
+	bool granted = false;
+	char reason[128];
+	int req_a = 0, fail_a = 0, req_b = 0, fail_b = 0;
+
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &ra, &err), 0);
+	assert_int_equal(sp_store_ingest(b, &d, &j, &rb, &err), 0);
+	assert_false(ra.duplicate);
+	assert_true(rb.duplicate);
+	assert_int_equal(rb.job_id, ra.job_id);
+	j.branch = "dev";
+	create(b, &j);
+	la = lease(f->st, NULL, 30000);
+	lb = lease(b, NULL, 1);
+	assert_int_not_equal(la.job_id, lb.job_id);
+	assert_int_equal(lease_rc(f->st, NULL), SP_ENOTFOUND);
+	assert_int_equal(sp_store_promote(b, la.job_id, la.epoch, &granted, reason,
+					  sizeof(reason), &err), 0);
+	assert_true(granted);
+	assert_int_equal(sp_store_promote(f->st, la.job_id, la.epoch, &granted, reason,
+					  sizeof(reason), &err), 0);
+	assert_true(granted);  /* the same epoch again */
+	sleep_ms(5);
+	assert_int_equal(sp_store_expire(f->st, 3, &req_a, &fail_a, &err), 0);
+	assert_int_equal(sp_store_expire(b, 3, &req_b, &fail_b, &err), 0);
+	assert_int_equal(req_a + req_b, 1);
+	assert_int_equal(fail_a + fail_b, 0);
+	assert_job_state(b, lb.job_id, "queued");
+	assert_int_equal(sp_store_finish(b, lb.job_id, lb.epoch,
+					 &(struct sp_finish){ .state = SP_JOB_PASSED }, &err),
+			 SP_ECONFLICT);
+	sp_lease_release(&la);
+	sp_lease_release(&lb);
+	sp_store_close(b);
+}
+
+/* store copy: a SQLite store with jobs in every state goes across whole;
+ * ids and revs go on from there; a second copy is refused. */
+static void test_pg_copy_from_sqlite(void **state)
+{
+	struct fx *f = *state;
+	struct fx lite = { .path = sp_xasprintf("%s/lite/stagepipe.db", f->dir) };
+	struct sp_store *src = open_store(&lite);
+	struct sp_store_copy_stats stats;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_delivery d = { .repo = "app", .id = "d-1", .forge = "github" };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_ingest_result res;
+	struct sp_lease l;
+	int64_t last;
+
+	assert_int_equal(sp_store_ingest(src, &d, &j, &res, &err), 0);
+	create_simple(src, NULL);
+	j.branch = "dev";
+	j.sha = SHA_B;
+	create(src, &j);
+	l = lease(src, NULL, 30000);
+	stage_with(src, l.job_id, l.epoch, "test", 0, "passed",
+		   "{\"tests\":{\"total\":3,\"passed\":3,\"failed\":0,\"errors\":0},"
+		   "\"coverage\":90.5}");
+	assert_int_equal(sp_store_finish(src, l.job_id, l.epoch,
+					 &(struct sp_finish){ .state = SP_JOB_PASSED, .exit_code = 0 },
+					 &err), 0);
+	sp_lease_release(&l);
+	sp_store_close(src);
+	sp_store_close(f->st);
+	f->st = NULL;
+
+	if (sp_store_copy(lite.path, f->url, &stats, &err))
+		fail_msg("copy: %s", err.msg);
+	assert_int_equal(stats.jobs, 3);
+	assert_int_equal(stats.deliveries, 1);
+	assert_int_equal(stats.stages, 1);
+	src = open_store(&lite);
+	f->st = open_store(f);
+	for (int64_t id = 1; id <= 3; id++) {
+		cJSON *a = job_get(src, id), *b = job_get(f->st, id);
+		char *ta, *tb;
+		/* a running job's seconds move on: compare the finished ones whole */
+		cJSON_DeleteItemFromObject(a, "seconds");
+		cJSON_DeleteItemFromObject(b, "seconds");
+		ta = cJSON_PrintUnformatted(a);
+		tb = cJSON_PrintUnformatted(b);
+		assert_string_equal(ta, tb);
+		cJSON_free(ta);
+		cJSON_free(tb);
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+	}
+	assert_int_equal(sp_store_ingest(f->st, &d, &j, &res, &err), 0);
+	assert_true(res.duplicate);  /* the delivery came along */
+	assert_int_equal(res.job_id, 1);
+	assert_int_equal(sp_store_job_changes(f->st, -1, NULL, 0, &(size_t){ 0 }, &last, &err), 0);
+	assert_int_equal(create_simple(f->st, NULL), 4);
+	assert_job_state(f->st, 4, "queued");
+	assert_true(query_int(f, "SELECT rev FROM jobs WHERE id = 4") > last);
+	assert_int_equal(sp_store_copy(lite.path, f->url, &stats, &err), SP_ECONFIG);
+	assert_non_null(strstr(err.msg, "empty"));
+	sp_store_close(src);
+	free(lite.path);
+}
+
+static atomic_int heard;
+
+static void on_queued(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&heard, 1);
+}
+
+/* Waits up to 3 s for the listener to have heard more than n. */
+static bool heard_after(int n)
+{
+	for (int i = 0; i < 300; i++) {
+		if (atomic_load(&heard) > n)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+/* LISTEN/NOTIFY: a job queued (new, or taken back) through one server's
+ * store wakes the listener of another's; after listen(NULL) nothing. */
+static void test_pg_notify(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store *b = open_store(f);
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_lease l;
+	int n, requeued = 0, failed = 0;
+
+	atomic_store(&heard, 0);
+	assert_int_equal(sp_store_listen(b, on_queued, NULL, &err), 0);
+	heard_after(0);  /* the first connection says "look" once */
+	sleep_ms(100);
+	n = atomic_load(&heard);
+	create_simple(f->st, NULL);
+	assert_true(heard_after(n));
+	l = lease(f->st, NULL, 1);
+	sleep_ms(200);
+	n = atomic_load(&heard);
+	expire_all(f->st, 3, &requeued, &failed);
+	assert_int_equal(requeued, 1);
+	assert_true(heard_after(n));
+	sp_lease_release(&l);
+	assert_int_equal(sp_store_listen(b, NULL, NULL, &err), 0);
+	n = atomic_load(&heard);
+	create_simple(f->st, NULL);
+	sleep_ms(300);
+	assert_int_equal(atomic_load(&heard), n);
+	/* a listener still running when the store closes is stopped by close */
+	assert_int_equal(sp_store_listen(b, on_queued, NULL, &err), 0);
+	sp_store_close(b);
+	/* SQLite: nothing to hear, nothing done */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_pg_mask_url),
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_open_migrates_and_reopens),
 		T(test_newer_schema_refused),
@@ -1896,6 +2291,47 @@ int main(void)
 		T(test_write_fails_then_recovers),
 #undef T
 	};
+	const struct CMUnitTest pg_tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_ingest_and_duplicate),
+		T(test_ingest_without_job),
+		T(test_concurrent_ingest),
+		T(test_group_commit),
+		T(test_close_with_requests_in_flight),
+		T(test_lease_order_and_labels),
+		T(test_fencing),
+		T(test_promote_permit),
+		T(test_promote_after_cancel),
+		T(test_promote_fencing_hammer),
+		T(test_finish_closes_stages),
+		T(test_expire_requeue_then_error),
+		T(test_requeue),
+		T(test_relabel),
+		T(test_cancel),
+		T(test_supersede),
+		T(test_outbox),
+		T(test_outbox_descriptions),
+		T(test_job_json),
+		T(test_job_list),
+		T(test_counts_and_ping),
+		T(test_job_test_totals),
+		T(test_branches),
+		T(test_job_changes),
+		T(test_pg_open_migrates_concurrently),
+		T(test_pg_newer_schema_refused),
+		T(test_pg_open_errors),
+		T(test_pg_two_servers),
+		T(test_pg_notify),
+		T(test_pg_copy_from_sqlite),
+#undef T
+	};
+	int failed = cmocka_run_group_tests_name("store: sqlite", tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	pg_base = getenv("SP_TEST_PG_URL");
+	if (!pg_base || !*pg_base) {
+		printf("[  SKIPPED ] store: postgres: SP_TEST_PG_URL is not set (make test starts"
+		       " a server with tests/tools/pg_cluster.sh)\n");
+		return failed;
+	}
+	return failed + cmocka_run_group_tests_name("store: postgres", pg_tests, NULL, NULL);
 }

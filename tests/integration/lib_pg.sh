@@ -1,0 +1,84 @@
+# tests/integration/lib_pg.sh — the job store of the servers a test starts,
+# SQLite (the default) or PostgreSQL (STORE=postgres), sourced by lib.sh.
+#
+#   STORE=postgres tests/integration/run.sh build/stagepipe test_serve_hooks
+#
+# With STORE=postgres each data folder DATA a test gives its server gets a
+# database of its own on the server SP_TEST_PG_URL names, or, when that is
+# not set, on a private cluster started for the test by
+# tests/tools/pg_cluster.sh when lib.sh is sourced (so in the test's own
+# shell, not a subshell; stopped and removed when the test ends).
+#   store_line DATA       the config line for DATA's store ("" for SQLite)
+#   store_sql DBFILE SQL  runs SQL on the store of DBFILE's folder (the
+#                         SQLite file DATA/stagepipe.db names it either way);
+#                         rows as sqlite3 prints them (a|b, NULL empty)
+#   store_dump DBFILE     every row of that store as text (for greps)
+#   store_exists DBFILE   whether the store has been created
+STORE=${STORE:-sqlite}
+_pg_dir=
+
+pg_cleanup() {
+	[ -n "$_pg_dir" ] && "$top/tests/tools/pg_cluster.sh" stop "$_pg_dir"
+	_pg_dir=
+}
+
+# _pg_base: sets $_pg_url (the server, database postgres), starting one if need be
+_pg_base() {
+	[ -n "${_pg_url:-}" ] && return
+	if [ -n "${SP_TEST_PG_URL:-}" ]; then
+		_pg_url=$SP_TEST_PG_URL
+		return
+	fi
+	_pg_dir=$(mktemp -d /tmp/sp-pg.XXXXXX)
+	_pg_url=$("$top/tests/tools/pg_cluster.sh" start "$_pg_dir" | sed -n 's/^SP_TEST_PG_URL=//p')
+	[ -n "$_pg_url" ] || fail "could not start PostgreSQL (tests/tools/pg_cluster.sh)"
+}
+
+# _pg_db DATA: the database name of data folder DATA
+_pg_db() {
+	printf 'sp_%s' "$(printf '%s' "$1" | md5sum | cut -c1-20)"
+}
+
+# _pg_url_of DATA: its URL (the server's with the database name swapped)
+_pg_url_of() {
+	_pg_base
+	printf '%s' "$_pg_url" | sed "s|/postgres?|/$(_pg_db "$1")?|; s|/postgres\$|/$(_pg_db "$1")|"
+}
+
+store_line() {
+	[ "$STORE" = postgres ] || return 0
+	_pg_base
+	_db=$(_pg_db "$1")
+	if [ -z "$(psql -XAtq "$_pg_url" -c "SELECT 1 FROM pg_database WHERE datname = '$_db'")" ]; then
+		psql -XAtq "$_pg_url" -c "CREATE DATABASE $_db" >/dev/null || fail "CREATE DATABASE $_db"
+	fi
+	echo "store: \"$(_pg_url_of "$1")\""
+}
+
+store_sql() {
+	if [ "$STORE" = postgres ]; then
+		_pg_base
+		psql -XAtq -v ON_ERROR_STOP=1 "$(_pg_url_of "$(dirname "$1")")" -c "$2"
+	else
+		sqlite3 -batch -noheader "$1" "$2"
+	fi
+}
+
+store_dump() {
+	if [ "$STORE" = postgres ]; then
+		_pg_base
+		pg_dump --data-only --inserts "$(_pg_url_of "$(dirname "$1")")"
+	else
+		sqlite3 "$1" .dump
+	fi
+}
+
+store_exists() {
+	if [ "$STORE" = postgres ]; then
+		[ "$(store_sql "$1" "SELECT count(*) FROM stagepipe_schema" 2>/dev/null)" = 1 ]
+	else
+		[ -f "$1" ]
+	fi
+}
+
+[ "$STORE" != postgres ] || _pg_base
