@@ -45,7 +45,7 @@ static int run_agent(int argc, char **argv);
 const struct sp_cmd sp_cmd_agent = {
 	"agent",
 	"run jobs for a stagepipe server on this machine's engine",
-	"usage: stagepipe agent --server URL [--token-file FILE] [--name NAME]\n"
+	"usage: stagepipe agent --server URL[,URL...] [--token-file FILE] [--name NAME]\n"
 	"                       [--capacity N] [--labels A,B] [--docker-host HOST]\n"
 	"                       [--ca-file FILE] [--stagepipe PATH]\n"
 	"\n"
@@ -56,7 +56,10 @@ const struct sp_cmd sp_cmd_agent = {
 	"(label io.stagepipe.agent=NAME) are removed at start.\n"
 	"\n"
 	"      --server URL        the server's base URL, https://host[:port] (http://\n"
-	"                          only on a trusted network: the token goes in clear)\n"
+	"                          only on a trusted network: the token goes in clear).\n"
+	"                          Several (repeat --server, or URL,URL): servers\n"
+	"                          sharing one PostgreSQL store; one is used at a\n"
+	"                          time, the next after a network error or 502/503\n"
 	"      --token-file FILE   the agent's token (default: $STAGEPIPE_AGENT_TOKEN,\n"
 	"                          which is then removed from the jobs' environment)\n"
 	"      --name NAME         the agent's name in the server config (default: the\n"
@@ -187,6 +190,33 @@ out:
 	return status;
 }
 
+/* Every URL of "URL[,URL...]": 0 ok; else prints why and returns 2.
+ * *loopback: all of them are on this machine; *plain: one is http:// to
+ * another machine. */
+static int check_urls(const char *list, bool *loopback, bool *plain)
+{
+	char *copy = sp_xstrdup(list), *p, *save = NULL;
+	bool lb, any = false;
+	int status = 0;
+
+	*loopback = true;
+	*plain = false;
+	for (p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		if ((status = check_url(p, &lb)) != 0)
+			break;
+		any = true;
+		*loopback = *loopback && lb;
+		if (!lb && !strncmp(p, "http://", 7))
+			*plain = true;
+	}
+	if (!status && !any) {
+		fprintf(stderr, "stagepipe agent: --server is empty\n");
+		status = SP_EXIT_USAGE;
+	}
+	free(copy);
+	return status;
+}
+
 /* ---- labels, name ---- */
 
 /* "a, b,c" into a NULL-terminated array (the caller frees it and its
@@ -279,8 +309,21 @@ static void *wait_thread(void *arg)
 	return NULL;
 }
 
+static int agent_main(int argc, char **argv, char **all);
+
 static int run_agent(int argc, char **argv)
 {
+	char *all = NULL;  /* every --server, comma-joined */
+	int status = agent_main(argc, argv, &all);
+
+	free(all);
+	return status;
+}
+
+/* *all: the --server list, the caller's to free. */
+static int agent_main(int argc, char **argv, char **all)
+{
+	const char *server;
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "token-file", required_argument, NULL, 't' },
@@ -300,16 +343,23 @@ static int run_agent(int argc, char **argv)
 	pthread_t wait_tid;
 	sigset_t set;
 	siginfo_t si;
-	const char *server = NULL, *token_file = NULL, *name = NULL, *labels_arg = NULL;
+	const char *token_file = NULL, *name = NULL, *labels_arg = NULL;
 	const char *docker_host = NULL, *ca_file = NULL, *exe_arg = NULL;
 	char **labels = NULL, *token = NULL, host[256], exe[PATH_MAX], q[600];
 	long capacity = 1;
-	bool loopback, forced = false;
+	bool loopback, plain, forced = false;
 	int c, e, signals = 0, status = SP_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': server = optarg; break;
+		case 's': {
+			char *joined = *all ? sp_xasprintf("%s,%s", *all, optarg)
+					    : sp_xstrdup(optarg);
+
+			free(*all);
+			*all = joined;
+			break;
+		}
 		case 't': token_file = optarg; break;
 		case 'n': name = optarg; break;
 		case 'c': {
@@ -332,10 +382,11 @@ static int run_agent(int argc, char **argv)
 	}
 	if (optind < argc)
 		return sp_cmd_usage_error(&sp_cmd_agent, "unexpected argument \"%s\"", argv[optind]);
+	server = *all;
 	if (!server)
 		return sp_cmd_usage_error(&sp_cmd_agent, "--server URL is required");
 	sp_log_init(2);
-	if ((status = check_url(server, &loopback)) != 0)
+	if ((status = check_urls(server, &loopback, &plain)) != 0)
 		return status;
 	if (!name) {
 		default_name(host, sizeof(host));
@@ -383,7 +434,7 @@ static int run_agent(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!loopback && !strncmp(server, "http://", 7))
+	if (plain)
 		sp_log_warn("agent.plain_http", "server=%s hint=\"the token and the jobs' git "
 			    "credentials cross the network in clear: use https\"",
 			    sp_log_quote(server, q, sizeof(q)));

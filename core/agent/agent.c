@@ -738,6 +738,9 @@ static void start_job(struct sp_agent *a, struct sp_agent_answer *ans)
 	if (sp_agent_client_new(&j->client, client_opts(a, &co), &err) < 0 ||
 	    sp_agent_client_new(&j->events, &co, &err) < 0)
 		goto give_back;
+	/* the job's calls start at the server that gave the lease */
+	sp_agent_client_start_like(j->client, a->lease_client);
+	sp_agent_client_start_like(j->events, a->lease_client);
 	pthread_mutex_lock(&a->mu);
 	j->next = a->jobs;
 	a->jobs = j;

@@ -26,6 +26,7 @@
 
 #include "core/base/buf.h"
 #include "core/base/error.h"
+#include "core/base/log.h"
 #include "core/base/xalloc.h"
 
 /* The longest sleep in curl_multi_poll when curl has no earlier timer: an
@@ -33,7 +34,8 @@
 #define POLL_MS 10000
 
 struct sp_agent_client {
-	char *base;                /* no trailing '/' */
+	char **bases;              /* the servers, no trailing '/' each */
+	size_t nbases, cur;        /* cur: the one the next call goes to */
 	char *ca_file;
 	CURL *easy;
 	CURLM *multi;
@@ -75,15 +77,30 @@ int sp_agent_client_new(struct sp_agent_client **out, const struct sp_agent_clie
 			struct sp_error *err)
 {
 	struct sp_agent_client *c = sp_xcalloc(1, sizeof(*c));
-	size_t n = strlen(o->server);
+	const char *p = o->server, *end;
+	size_t n, alloc = 0;
 	char *auth = NULL;
 	bool ok = true;
 	int rc = 0;
 
 	*out = NULL;
-	while (n && o->server[n - 1] == '/')
-		n--;
-	c->base = sp_xstrndup(o->server, n);
+	for (;;) {  /* "URL[,URL...]" */
+		end = strchr(p, ',');
+		n = end ? (size_t)(end - p) : strlen(p);
+		while (n && p[n - 1] == '/')
+			n--;
+		if (n) {
+			SP_GROW(c->bases, alloc, c->nbases + 1);
+			c->bases[c->nbases++] = sp_xstrndup(p, n);
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (!c->nbases) {
+		rc = sp_error_set(err, SP_ECONFIG, "no server URL");
+		goto cleanup;
+	}
 	c->ca_file = o->ca_file ? sp_xstrdup(o->ca_file) : NULL;
 	atomic_init(&c->interrupted, false);
 	sp_buf_init(&c->body, 0);
@@ -129,7 +146,9 @@ void sp_agent_client_free(struct sp_agent_client *c)
 	if (c->body.alloc)
 		explicit_bzero(c->body.data, c->body.alloc);
 	sp_buf_release(&c->body);
-	free(c->base);
+	for (size_t i = 0; i < c->nbases; i++)
+		free(c->bases[i]);
+	free(c->bases);
 	free(c->ca_file);
 	free(c);
 }
@@ -227,6 +246,7 @@ static size_t read_upload(char *buf, size_t size, size_t nmemb, void *ud)
 static int post(struct sp_agent_client *c, const char *path, struct curl_slist *hdrs,
 		const char *body, size_t len, struct upload *up, long timeout_s,
 		struct sp_agent_answer *ans, struct sp_error *err);
+static void next_server(struct sp_agent_client *c, long status);
 
 int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char *ctype,
 			 const char *body, size_t len, long timeout_s,
@@ -255,7 +275,7 @@ static int post(struct sp_agent_client *c, const char *path, struct curl_slist *
 	CURLMsg *msg;
 	CURLcode res = CURLE_OK;
 	CURLMcode mc;
-	char *url = sp_xasprintf("%s%s", c->base, path);
+	char *url = sp_xasprintf("%s%s", c->bases[c->cur], path);
 	bool added = false, done = false;
 	long status = 0;
 	int running = 0, left = 0, rc = 0;
@@ -347,7 +367,34 @@ cleanup:
 		curl_multi_remove_handle(c->multi, e);
 	wipe_body(c);
 	free(url);
+	if (rc == SP_EENGINE || (rc == 0 && (status == 502 || status == 503)))
+		next_server(c, rc == 0 ? status : 0);
 	return rc;
+}
+
+const char *sp_agent_client_server(const struct sp_agent_client *c)
+{
+	return c->bases[c->cur];
+}
+
+void sp_agent_client_start_like(struct sp_agent_client *c, const struct sp_agent_client *like)
+{
+	if (like->cur < c->nbases)
+		c->cur = like->cur;
+}
+
+static void next_server(struct sp_agent_client *c, long status)
+{
+	char q1[300], q2[300];
+	size_t from = c->cur;
+
+	if (c->nbases < 2)
+		return;
+	c->cur = (c->cur + 1) % c->nbases;
+	/* the URLs carry no user, password or query (checked by the command) */
+	sp_log_info("agent.server_switched", "from=%s to=%s status=%ld",
+		    sp_log_quote(c->bases[from], q1, sizeof(q1)),
+		    sp_log_quote(c->bases[c->cur], q2, sizeof(q2)), status);
 }
 
 /* ---- the lease ---- */

@@ -31,7 +31,9 @@ struct sp_error;
 #define SP_AGENT_CALL_TIMEOUT_S 15
 
 struct sp_agent_client_opts {
-	const char *server;   /* base URL, http:// or https:// (a trailing '/' is dropped) */
+	const char *server;   /* base URL, http:// or https:// (a trailing '/' is dropped);
+			       * or several, comma-separated: servers sharing one
+			       * store (see sp_agent_client_post) */
 	const char *token;    /* bearer token, borrowed: copied into the client's header */
 	const char *ca_file;  /* CA bundle (NULL: the system's) */
 };
@@ -76,6 +78,12 @@ bool sp_agent_answer_bool(const struct sp_agent_answer *a, const char *key);
  * SP_ECANCELLED when sp_agent_client_interrupt was called (before the
  * call or while it ran); SP_EENGINE when no usable answer came
  * (connection, TLS, timeout, an answer over 1 MiB), err saying why.
+ *
+ * With several servers, one is used at a time; after a call that got no
+ * usable answer (SP_EENGINE) or a 502/503 the client moves on to the next
+ * one (round robin) for its next call, logging agent.server_switched.
+ * The call itself is not repeated here: the callers' retries and backoff
+ * stay as they are (so all servers down is no busy loop).
  */
 int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char *ctype,
 			 const char *body, size_t len, long timeout_s,
@@ -88,6 +96,13 @@ int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char
  */
 int sp_agent_client_upload(struct sp_agent_client *c, const char *path, int fd, uint64_t size,
 			   long timeout_s, struct sp_agent_answer *ans, struct sp_error *err);
+/* The server the next call goes to (borrowed). */
+const char *sp_agent_client_server(const struct sp_agent_client *c);
+
+/* c's next call goes to the server like's next one goes to (both made
+ * from the same list; like is not being used by another thread). */
+void sp_agent_client_start_like(struct sp_agent_client *c, const struct sp_agent_client *like);
+
 /* From any thread: the call running on c (and every later one) returns
  * SP_ECANCELLED at once.  For the lease long-poll on a drain. */
 void sp_agent_client_interrupt(struct sp_agent_client *c);
