@@ -427,6 +427,59 @@ static void test_unreachable(void **state)
 	sp_agent_client_free(c);
 }
 
+/* Several servers: a network error or a 502/503 moves the next call on;
+ * other answers (a 409 here) do not; round robin. */
+static void test_failover(void **state)
+{
+	static const char r503[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+				   "Connection: close\r\n\r\n";
+	static const char r409[] = "HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n"
+				   "Connection: close\r\n\r\n";
+	struct sp_agent_client_opts o;
+	struct sp_agent_answer ans;
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_agent_client *c, *d;
+	struct server a, b;
+	char urls[160], want[64];
+
+	(void)state;
+	server_start(&a, r503, sizeof(r503) - 1);
+	server_start(&b, r409, sizeof(r409) - 1);
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:1,http://127.0.0.1:%d/,"
+		 "http://127.0.0.1:%d", a.port, b.port);
+	o.server = urls;
+	o.token = "t";
+	o.ca_file = NULL;
+	assert_int_equal(sp_agent_client_new(&c, &o, &err), 0);
+	assert_string_equal(sp_agent_client_server(c), "http://127.0.0.1:1");
+	assert_int_equal(sp_agent_client_post(c, "/x", "application/json", "{}", 2, 15, &ans,
+					      &err), SP_EENGINE);
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d", a.port);  /* '/' dropped */
+	assert_string_equal(sp_agent_client_server(c), want);
+	assert_int_equal(sp_agent_client_post(c, "/x", "application/json", "{}", 2, 15, &ans,
+					      &err), 0);
+	assert_int_equal(ans.status, 503);
+	sp_agent_answer_release(&ans);
+	server_stop(&a);
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d", b.port);
+	assert_string_equal(sp_agent_client_server(c), want);
+	assert_int_equal(sp_agent_client_post(c, "/x", "application/json", "{}", 2, 15, &ans,
+					      &err), 0);
+	assert_int_equal(ans.status, 409);
+	sp_agent_answer_release(&ans);
+	server_stop(&b);
+	assert_string_equal(sp_agent_client_server(c), want);  /* a 409 stays */
+	assert_int_equal(sp_agent_client_new(&d, &o, &err), 0);
+	sp_agent_client_start_like(d, c);
+	assert_string_equal(sp_agent_client_server(d), want);
+	sp_agent_client_free(d);
+	sp_agent_client_free(c);
+	/* an empty list */
+	o.server = ",";
+	assert_int_equal(sp_agent_client_new(&c, &o, &err), SP_ECONFIG);
+	assert_null(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_answer_too_big),
 		cmocka_unit_test(test_interrupt),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_failover),
 	};
 	int rc;
 
