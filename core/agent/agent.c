@@ -8,7 +8,9 @@
  *            long-polls POST /api/agent/lease, starts a job thread for
  *            each lease.  Network trouble and 5xx: backoff 1 s doubling
  *            to 30 s with jitter (client.c), one log line per change of
- *            state.  401/403: the agent stops (sp_agent_wait returns
+ *            state.  With several servers each client (the leaser's, each
+ *            job's two) goes on with the next one after such a failure;
+ *            a job's clients start at the server that gave the lease.  401/403: the agent stops (sp_agent_wait returns
  *            SP_ECONFIG).  A drain interrupts its long-poll at once
  *            (sp_agent_client_interrupt).
  *   job      runs the child `stagepipe run` (sp_jobrun, core/server/

@@ -33,7 +33,10 @@
 struct sp_error;
 
 struct sp_agent_opts {
-	const char *server;        /* base URL: http(s)://host:port[/prefix] (required) */
+	const char *server;        /* base URL: http(s)://host:port[/prefix] (required);
+				    * several comma-separated: servers sharing one store,
+				    * each client moves to the next on a network error or
+				    * 502/503 (client.h) */
 	const char *token;         /* bearer token (required; borrowed, never printed) */
 	const char *name;          /* the agent's name (required): [a-z0-9][a-z0-9._-]*, <= 63 */
 	const char *const *labels; /* NULL-terminated, may be NULL */
