@@ -314,6 +314,13 @@ int sp_child_spawn(const struct sp_spawn_opts *o, struct sp_spawn *sp, struct sp
 			goto out;
 		}
 	}
+	if (in_pipe[1] >= 0 && set_nonblock(in_pipe[1]) < 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot run %s: %s", name, strerror(errno));
+		kill(-sp->pid, SIGKILL);
+		(void)sp_child_wait(sp->pid, &status);
+		sp->pid = -1;
+		goto out;
+	}
 	sp->in_fd = in_pipe[1];
 	sp->out_fd = out_pipe[0];
 	sp->err_fd = err_pipe[0];
@@ -406,7 +413,7 @@ int sp_child_run(const struct sp_child_opts *o, struct sp_child_result *res,
 	if ((rc = sp_child_spawn(&so, &sp, err)) < 0)
 		return rc;
 	pid = sp.pid;
-	if (sp.in_fd >= 0 && (o->stdin_len == 0 || set_nonblock(sp.in_fd) < 0))
+	if (sp.in_fd >= 0 && o->stdin_len == 0)
 		close_fd(&sp.in_fd);
 	if (o->timeout_ms > 0)
 		deadline = sp.start + o->timeout_ms;

@@ -132,7 +132,7 @@ struct sp_spawn_opts {
 
 struct sp_spawn {
 	pid_t pid;      /* the child, leader of its own process group; -1: none */
-	int in_fd;      /* write end of its stdin (stdin_pipe), else -1 */
+	int in_fd;      /* write end of its stdin (stdin_pipe, non-blocking), else -1 */
 	int out_fd;     /* read end of its stdout */
 	int err_fd;     /* read end of its stderr */
 	int64_t start;  /* sp_clock_ms() at the fork */

@@ -168,13 +168,6 @@ static void build_env(struct strv *e, const char *const *extra)
 
 /* ---- the parent side ---- */
 
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 struct run {
 	const struct sp_jobrun_opts *o;
 	struct sp_jobrun_result *res;
@@ -325,8 +318,7 @@ int sp_jobrun(const struct sp_jobrun_opts *o, struct sp_jobrun_result *res,
 	pid = sp.pid;
 	start = sp.start;
 	r.in_fd = sp.in_fd;
-	sp.in_fd = -1;
-	(void)set_nonblock(r.in_fd);
+	sp.in_fd = -1;  /* non-blocking: sp_child_spawn made it so */
 	if (o->timeout_ms > 0)
 		deadline = start + o->timeout_ms;
 	next_tick = sp_clock_ms();
