@@ -66,6 +66,20 @@ build_network() {
 	export BUILD_NETWORK
 }
 
+# registry_lists REPO: the registry at $REGISTRY lists REPO in its catalog.
+# The catalog comes in pages (100 names unless n= says otherwise, at most
+# 1000), so follow its Link: <…>; rel="next" headers to the end.
+registry_lists() {
+	_rl_path="/v2/_catalog?n=1000"
+	while [ -n "$_rl_path" ]; do
+		curl -fsS -D "$T/.catalog.h" "http://$REGISTRY$_rl_path" >"$T/.catalog" || return 1
+		grep -qF "\"$1\"" "$T/.catalog" && return 0
+		_rl_path=$(tr -d '\r' <"$T/.catalog.h" |
+			sed -n 's/^[Ll]ink: *<\([^>]*\)>; *rel="next".*/\1/p')
+	done
+	return 1
+}
+
 # free_port: a loopback port nothing answers on (curl: "couldn't connect")
 free_port() {
 	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % 30000))

@@ -48,7 +48,7 @@ expect_in out "pushed $REGISTRY/sp-pass-$uniq:$sha@sha256:"
 tags_of "sp-pass-$uniq" >"$T/tags"
 grep -q "\"$sha\"" "$T/tags" || { cat "$T/tags"; fail "registry lacks tag $sha"; }
 grep -q '"latest"' "$T/tags" || fail "registry lacks tag latest"
-curl -s "http://$REGISTRY/v2/_catalog" | grep -q "sp-pass-$uniq" || fail "catalog lacks the repository"
+registry_lists "sp-pass-$uniq" || fail "catalog lacks the repository"
 
 # 2. pushing the same image again: the registry already has every layer
 run "$BIN" run -C "$T/pass" --stage promote

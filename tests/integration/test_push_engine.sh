@@ -60,8 +60,7 @@ expect_in err "credentials: no credentials (anonymous)"
 expect_in err " pushed"
 expect_in err "1 layer pushed, 0 already present"
 digest=$(sed -n "s|^$ref@||p" "$T/out")
-curl -fsS "http://$REGISTRY/v2/_catalog?n=1000" >"$T/catalog" || fail "no catalog"
-grep -qF "\"$repo\"" "$T/catalog" || fail "catalog lacks $repo: $(cat "$T/catalog")"
+registry_lists "$repo" || fail "catalog lacks $repo"
 curl -fsS "http://$REGISTRY/v2/$repo/tags/list" >"$T/tags" || fail "no tags/list"
 grep -qF "\"$tag\"" "$T/tags" || fail "tags/list lacks $tag: $(cat "$T/tags")"
 have=$(curl -fsS -o /dev/null -D - \
