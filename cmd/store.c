@@ -88,8 +88,9 @@ static int run_store(int argc, char **argv)
 		fprintf(stderr, "stagepipe store: %s\n", err.msg);
 		return rc == SP_ECONFIG ? SP_EXIT_USAGE : SP_EXIT_INFRA;
 	}
-	printf("copied %s to %s: %lld jobs, %lld stages, %lld deliveries, %lld status rows\n",
-	       from + 7, shown, (long long)stats.jobs, (long long)stats.stages,
-	       (long long)stats.deliveries, (long long)stats.outbox);
+	printf("copied %s to %s: %lld jobs, %lld stages, %lld deliveries, %lld status rows,"
+	       " %lld log files (%lld bytes)\n", from + 7, shown, (long long)stats.jobs,
+	       (long long)stats.stages, (long long)stats.deliveries, (long long)stats.outbox,
+	       (long long)stats.logs, (long long)stats.log_bytes);
 	return SP_EXIT_OK;
 }

@@ -526,7 +526,7 @@ static bool state_open(struct sp_agents *a, struct jobstate *s, struct sp_error 
 {
 	if (s->log)
 		return true;
-	if (sp_joblog_open(&s->log, a->srv->cfg->data, s->job, err) < 0)
+	if (sp_joblog_open_store(&s->log, a->srv->store, a->srv->cfg->data, s->job, err) < 0)
 		return false;
 	s->je = sp_jobevents_new(a->srv, s->job, s->epoch, s->log);
 	return true;
@@ -1301,6 +1301,9 @@ void sp_agents_job_finish(struct sp_agents *a, const struct sp_agents_call *c,
 		goto out;
 	}
 	pthread_mutex_lock(&s->mu);
+	/* the log complete before the job is final or back in the queue (a
+	 * log in the store is buffered; lines lost are logged there) */
+	(void)sp_joblog_flush(s->log, NULL);
 	if (relabel) {
 		rc = sp_store_relabel(a->srv->store, c->job, c->epoch, labels, *rbuf ? rbuf : NULL,
 				      &err);

@@ -604,30 +604,30 @@ out:
 
 /* ---- logs: the whole file, streamed -------------------------------------- */
 
+/* A log (file or store: sp_logread) from start on, up to the size at open. */
 struct file_stream {
-	int fd;
+	struct sp_logread *lr;
 	uint64_t start;  /* the first byte sent */
 };
 
 static ssize_t file_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
+	struct sp_error err = SP_ERROR_INIT;
 	struct file_stream *fs = cls;
-	ssize_t n;
+	size_t n;
 
-	do
-		n = pread(fs->fd, buf, max, (off_t)(fs->start + pos));
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
-			      : MHD_CONTENT_READER_END_WITH_ERROR;
-	return n;
+	if (sp_logread_read(fs->lr, fs->start + pos, buf, max, &n, &err) < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (!n)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return (ssize_t)n;
 }
 
 static void file_free(void *cls)
 {
 	struct file_stream *fs = cls;
 
-	close(fs->fd);
+	sp_logread_close(fs->lr);
 	free(fs);
 }
 
@@ -652,26 +652,26 @@ static int64_t offset_parse(const char *s)
  * 206 carries Content-Range "bytes A-B/TOTAL", 416 "bytes STAR/TOTAL", so
  * a client pages a big log in windows without ever loading it whole.
  */
-static enum MHD_Result log_whole(struct sp_req *r, const char *path)
+static enum MHD_Result log_whole(struct sp_req *r, struct sp_logread *lr)
 {
+	struct sp_error err = SP_ERROR_INIT;
 	struct file_stream *fs;
 	struct MHD_Response *resp;
-	struct stat st;
 	uint64_t from = 0, to = 0, size;
 	unsigned int status = MHD_HTTP_OK;
 	char cr[96];
-	int fd, part;
+	int part, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for this stage yet");
+	if ((rc = sp_logread_size(lr, &size, &err)) < 0) {
+		sp_logread_close(lr);
+		if (rc == SP_ENOTFOUND)
+			return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND,
+						   "no log for this stage yet");
+		return store_error(r, rc, &err);
 	}
-	size = (uint64_t)st.st_size;
 	part = sp_ui_range(sp_http_header(r, MHD_HTTP_HEADER_RANGE), size, &from, &to);
 	if (part < 0) {
-		close(fd);
+		sp_logread_close(lr);
 		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
@@ -685,7 +685,7 @@ static enum MHD_Result log_whole(struct sp_req *r, const char *path)
 		to++;
 	}
 	fs = sp_xcalloc(1, sizeof(*fs));
-	fs->fd = fd;
+	fs->lr = lr;
 	fs->start = from;
 	resp = MHD_create_response_from_callback(to - from, LOG_CHUNK, file_read, fs, file_free);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
@@ -704,8 +704,7 @@ static enum MHD_Result log_whole(struct sp_req *r, const char *path)
 struct sse {
 	struct sp_http *h;
 	int64_t job;
-	char *path;
-	int fd;                  /* -1 until the file exists */
+	struct sp_logread *lr;   /* the log (file or store) */
 	uint64_t off;            /* next byte of the file to read */
 	struct sp_buf line;      /* a line read without its newline yet */
 	struct sp_sse_out out;   /* formatted, not yet handed to libmicrohttpd */
@@ -730,19 +729,13 @@ static void sse_emit_line(struct sse *s, const char *data, size_t len, uint64_t 
 /* Reads what the file has past s->off into events; true when it had some. */
 static bool sse_pump(struct sse *s)
 {
+	struct sp_error err = SP_ERROR_INIT;
 	char chunk[8192];
-	ssize_t n;
-	size_t i, start = 0;
+	size_t n, i, start = 0;
 
-	if (s->fd < 0) {
-		s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-		if (s->fd < 0)
-			return false;
-	}
-	do
-		n = pread(s->fd, chunk, sizeof(chunk), (off_t)s->off);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
+	/* an error (the store away for a moment) is nothing new: tried again
+	 * at the next look */
+	if (sp_logread_read(s->lr, s->off, chunk, sizeof(chunk), &n, &err) < 0 || !n)
 		return false;
 	for (i = 0; i < (size_t)n; i++) {
 		if (chunk[i] != '\n')
@@ -828,37 +821,46 @@ static void sse_free(void *cls)
 	struct sse *s = cls;
 
 	atomic_fetch_sub(&s->h->sse_streams, 1);
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s->path);
+	sp_logread_close(s->lr);
 	sp_buf_release(&s->line);
 	sp_sse_out_release(&s->out);
 	free(s);
 }
 
-static enum MHD_Result log_sse(struct sp_req *r, int64_t job, const char *path)
+static enum MHD_Result log_sse(struct sp_req *r, int64_t job, struct sp_logread *lr)
 {
 	struct sp_error err = SP_ERROR_INIT;
 	struct MHD_Response *resp;
 	struct sse *s;
 	const char *from = sp_http_header(r, "Last-Event-ID");
 	int64_t off = 0;
+	uint64_t size;
 	int rc, st;
 
 	if (!from || !*from)
 		from = sp_http_arg(r, "from");
-	if (from && *from && (off = offset_parse(from)) < 0)
+	if (from && *from && (off = offset_parse(from)) < 0) {
+		sp_logread_close(lr);
 		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST,
 					   "Last-Event-ID (or from) must be a byte offset");
+	}
 	st = job_state(r->h->srv->store, job, &rc, &err);
-	if (st < 0)
+	if (st < 0) {
+		sp_logread_close(lr);
 		return store_error(r, rc, &err);
-	if (sp_job_state_final((enum sp_job_state)st) && access(path, F_OK) != 0)
-		return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for this stage");
+	}
+	if (sp_job_state_final((enum sp_job_state)st) &&
+	    (rc = sp_logread_size(lr, &size, &err)) < 0) {
+		sp_logread_close(lr);
+		if (rc == SP_ENOTFOUND)
+			return sp_http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for this stage");
+		return store_error(r, rc, &err);
+	}
 	/* a stream lives as long as its job: public readers get a share of the
 	 * connections, not all of them (the hooks must still get in) */
 	if (atomic_fetch_add(&r->h->sse_streams, 1) >= SP_HTTP_SSE_MAX) {
 		atomic_fetch_sub(&r->h->sse_streams, 1);
+		sp_logread_close(lr);
 		sp_log_warn("http.busy", "route=sse streams=%d", SP_HTTP_SSE_MAX);
 		return sp_http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 					   "too many live log streams");
@@ -866,8 +868,7 @@ static enum MHD_Result log_sse(struct sp_req *r, int64_t job, const char *path)
 	s = sp_xcalloc(1, sizeof(*s));
 	s->h = r->h;
 	s->job = job;
-	s->path = sp_xstrdup(path);
-	s->fd = -1;
+	s->lr = lr;
 	sp_buf_init(&s->line, 0);
 	sp_sse_out_init(&s->out);
 	s->off = (uint64_t)off;
@@ -895,15 +896,18 @@ static enum MHD_Result do_log(struct sp_req *r, int64_t job)
 {
 	const char *stage = sp_http_arg(r, "stage");
 	const char *accept = sp_http_header(r, MHD_HTTP_HEADER_ACCEPT);
-	char path[4096];
+	struct sp_error err = SP_ERROR_INIT;
+	struct sp_logread *lr;
 
 	if (!stage || !*stage)
 		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "stage is required");
-	if (sp_logs_path(path, sizeof(path), r->h->srv->cfg->data, job, stage) < 0)
+	/* the file of this server, or the store's chunks (PostgreSQL): any
+	 * server answers for any job */
+	if (sp_logread_open(&lr, r->h->srv->store, r->h->srv->cfg->data, job, stage, &err) < 0)
 		return sp_http_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad stage name");
 	if (accept && strstr(accept, "text/event-stream"))
-		return log_sse(r, job, path);
-	return log_whole(r, path);
+		return log_sse(r, job, lr);
+	return log_whole(r, lr);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */

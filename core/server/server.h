@@ -128,8 +128,39 @@ int sp_joblog_write(struct sp_joblog *l, const char *stage, const char *line, si
 		    struct sp_error *err);
 /* Lines lost so far (0 for NULL). */
 uint64_t sp_joblog_lost(const struct sp_joblog *l);
-/* fsyncs and closes every file; logs job.log_lost when lines were lost. */
+/* fsyncs and closes every file; logs job.log_lost when lines were lost.
+ * Store mode: appends what is buffered first. */
 void sp_joblog_close(struct sp_joblog *l);
+/*
+ * A job's log in st when the store keeps logs (sp_store_has_logs:
+ * PostgreSQL), else its files under data (sp_joblog_open).  st is
+ * borrowed and must outlive the joblog.  In the store, lines are buffered
+ * and appended in chunks (64 KiB, 250 ms after the first line, or
+ * sp_joblog_flush); a chunk the store refuses loses its lines, counted and
+ * noted as for files.  Thread-safe in store mode (it runs a thread of its
+ * own that appends on time).
+ */
+int sp_joblog_open_store(struct sp_joblog **out, struct sp_store *st, const char *data,
+			 int64_t job, struct sp_error *err);
+/* Appends what is buffered now (store mode; files: nothing to do).  Call it
+ * before the job's final state is written.  SP_ERROR when lines were lost. */
+int sp_joblog_flush(struct sp_joblog *l, struct sp_error *err);
+
+/*
+ * Reading a stage's log (the API), from whichever place it is in: the
+ * store when it keeps logs, else the file.  Never loads the log whole.
+ * One reader per request; not thread-safe.
+ */
+struct sp_logread;
+/* SP_ECONFIG for a stage name no log can have. */
+int sp_logread_open(struct sp_logread **out, struct sp_store *st, const char *data,
+		    int64_t job, const char *stage, struct sp_error *err);
+/* Its size now; SP_ENOTFOUND when the stage has no log (yet). */
+int sp_logread_size(struct sp_logread *r, uint64_t *size, struct sp_error *err);
+/* Up to max bytes from off into buf; *n = 0 when nothing is past off (yet). */
+int sp_logread_read(struct sp_logread *r, uint64_t off, char *buf, size_t max, size_t *n,
+		    struct sp_error *err);
+void sp_logread_close(struct sp_logread *r);
 
 /* ---- jobrun.c: a job is a child `stagepipe run` (shared with the agent) -- */
 

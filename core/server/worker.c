@@ -251,6 +251,9 @@ static bool finish(struct sp_workers *w, struct job *j, const struct sp_finish *
 	char q[600];
 	int i, rc = 0;
 
+	/* the log complete before the job is final (a log in the store is
+	 * buffered; lines lost are logged there) */
+	(void)sp_joblog_flush(j->log, NULL);
 	for (i = 0; i < FINISH_TRIES; i++) {
 		if (i) {
 			sleep(1);
@@ -326,6 +329,7 @@ static void relabel(struct sp_workers *w, struct job *j, const char *labels, con
 		return;
 	}
 	job_note(j, "stagepipe serve: %s", why);
+	(void)sp_joblog_flush(j->log, NULL);
 	if (sp_store_relabel(w->srv->store, l->job_id, l->epoch, labels, why, &err) < 0) {
 		sp_log_error("job.relabel_failed", "job=%" PRId64 " error=%s", l->job_id,
 			     sp_log_quote(err.msg, q, sizeof(q)));
@@ -461,7 +465,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 			finished(w, l, f.state, f.reason, 0);
 		goto cleanup;
 	}
-	if (sp_joblog_open(&j.log, cfg->data, l->job_id, &err) < 0) {
+	if (sp_joblog_open_store(&j.log, w->srv->store, cfg->data, l->job_id, &err) < 0) {
 		sp_log_error("job.log_failed", "job=%" PRId64 " error=%s", l->job_id,
 			     sp_log_quote(err.msg, q, sizeof(q)));
 		requeue(w, l, err.msg);
@@ -506,6 +510,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 		sp_log_error("job.start_failed", "job=%" PRId64 " error=%s", l->job_id,
 			     sp_log_quote(err.msg, q, sizeof(q)));
 		job_note(&j, "stagepipe serve: %s", err.msg);
+		(void)sp_joblog_flush(j.log, NULL);
 		requeue(w, l, err.msg);
 		goto cleanup;
 	}
@@ -525,6 +530,7 @@ static void run_job(struct slot *s, const struct sp_lease *l)
 	if (j.drained && (res.exit_code == 130 || res.exit_code < 0)) {
 		job_note(&j, "stagepipe serve: attempt %d stopped: the server is shutting down",
 			 l->attempt);
+		(void)sp_joblog_flush(j.log, NULL);
 		requeue(w, l, "the server stopped while it ran");
 		goto cleanup;
 	}

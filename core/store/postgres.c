@@ -51,8 +51,12 @@
  * connection of its own that LISTENs and calls the server back, so idle
  * long-polls on every server wake at once.
  *
- * Not here yet: logs in the database (logs stay files of the server that
- * ran or received the job).
+ * Logs: a job's log lines are chunks in job_log (job, stage, byte offset,
+ * bytes), appended through the writer like any write (logs.c buffers the
+ * lines and appends a chunk every 64 KiB or 250 ms), read from the pool in
+ * windows (api.c never holds a whole log).  The append takes its offset
+ * from the stage's last chunk in its own transaction, so a retried job
+ * goes on after the earlier attempt's lines whichever server ran it.
  *
  * Locking: st->mu guards the queue, the reader pool and the counters; the
  * writer holds it only to take a batch and to wake callers.  The
@@ -210,6 +214,17 @@ static const char *const migrations[] = {
 	"  FOR EACH ROW EXECUTE FUNCTION stages_rev_bump();"
 	"CREATE TRIGGER stages_rev_update AFTER UPDATE OF state ON stages"
 	"  FOR EACH ROW EXECUTE FUNCTION stages_rev_bump();",
+
+	/* 3: a job's logs, so that every server reads them (sqlite.c: nothing,
+	 * its logs are files): chunks of whole lines at their byte offset in
+	 * the stage's log; the primary key is the index of every read */
+	"CREATE TABLE job_log ("
+	"  job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	"  stage TEXT NOT NULL,"
+	"  off BIGINT NOT NULL,"
+	"  data BYTEA NOT NULL,"
+	"  PRIMARY KEY (job_id, stage, off)"
+	");",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -244,6 +259,7 @@ enum wsql {
 	W_OUTBOX_SENT,
 	W_OUTBOX_FAILED,
 	W_PING,
+	W_LOG_APPEND,
 	W_COUNT
 };
 
@@ -252,6 +268,12 @@ enum wsql {
 	" E'[ \\t]*,[ \\t]*'), '')"
 
 static const char *const wsql_text[W_COUNT] = {
+	/* at the stage's end as this transaction sees it: another server
+	 * appending at the same moment makes one of the two fail (the key) */
+	[W_LOG_APPEND] =
+		"INSERT INTO job_log (job_id, stage, off, data) SELECT $1::bigint, $2,"
+		" coalesce((SELECT l.off + length(l.data) FROM job_log l WHERE l.job_id = $1::bigint"
+		" AND l.stage = $2 ORDER BY l.off DESC LIMIT 1), 0), $3::bytea RETURNING off",
 	[W_DELIVERY_CLAIM] =
 		"INSERT INTO deliveries (repo, id, forge, event, outcome, received_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6::bigint) ON CONFLICT (repo, id) DO NOTHING"
@@ -434,6 +456,7 @@ enum wop {
 	OP_OUTBOX_NEXT,
 	OP_OUTBOX_DONE,
 	OP_PING,
+	OP_LOG_APPEND,
 };
 
 /* One write, on the caller's stack while the caller waits. */
@@ -450,7 +473,10 @@ struct wreq {
 	int64_t id, epoch;
 	int num;
 	bool ok;
+	const void *data;
+	size_t len;
 	/* results */
+	int64_t off;
 	int rc;
 	struct sp_error e;
 	struct sp_ingest_result ingest;
@@ -1634,6 +1660,27 @@ static int do_ping(struct pg_store *st, struct wreq *r)
 	return wq(st, W_PING, &p, NULL, &r->e);
 }
 
+static int do_log_append(struct pg_store *st, struct wreq *r)
+{
+	const char *vals[3];
+	int lens[3] = { 0, 0, (int)r->len }, fmts[3] = { 0, 0, 1 };
+	char job[32], name[16];
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(job, sizeof(job), "%" PRId64, r->id);
+	snprintf(name, sizeof(name), "w%d", (int)W_LOG_APPEND);
+	vals[0] = job;
+	vals[1] = r->text;
+	vals[2] = r->data;
+	rc = check(st->db, PQexecPrepared(st->db, name, 3, vals, lens, fmts, 0), &res,
+		   st->sqlstate, "appending to a job's log", &r->e);
+	if (!rc && PQntuples(res) == 1)
+		r->off = r_int(res, 0, 0);
+	PQclear(res);
+	return rc;
+}
+
 static int run_one(struct pg_store *st, struct wreq *r)
 {
 	switch (r->op) {
@@ -1665,6 +1712,8 @@ static int run_one(struct pg_store *st, struct wreq *r)
 		return do_outbox_done(st, r);
 	case OP_PING:
 		return do_ping(st, r);
+	case OP_LOG_APPEND:
+		return do_log_append(st, r);
 	}
 	return sp_error_set(&r->e, SP_ERROR, "store: unknown request");
 }
@@ -1692,6 +1741,7 @@ static void reset_result(struct wreq *r)
 	r->reason[0] = '\0';
 	r->requeued = r->failed = 0;
 	r->state_after = SP_JOB_QUEUED;
+	r->off = 0;
 }
 
 /* A deadlock with another server's batch, or a serialization failure:
@@ -2062,6 +2112,25 @@ static int op_outbox_done(struct sp_store *s, int64_t id, bool ok, const char *e
 	return submit(to_pg(s), &r, err);
 }
 
+/* Chunks bigger than this are a caller's bug (logs.c cuts at 64 KiB). */
+#define LOG_CHUNK_MAX (64 * 1024 * 1024)
+
+static int op_log_append(struct sp_store *s, int64_t job, const char *stage, const void *data,
+			 size_t len, int64_t *off, struct sp_error *err)
+{
+	struct wreq r = { .op = OP_LOG_APPEND, .id = job, .text = stage, .data = data,
+			  .len = len };
+	int rc;
+
+	*off = 0;
+	if (!len || len > LOG_CHUNK_MAX || !stage || !*stage)
+		return sp_error_set(err, SP_ERROR, "store: a log chunk of %zu bytes", len);
+	rc = submit(to_pg(s), &r, err);
+	if (!rc)
+		*off = r.off;
+	return rc;
+}
+
 static int op_ping(struct sp_store *s, struct sp_error *err)
 {
 	struct wreq r = { .op = OP_PING };
@@ -2389,6 +2458,103 @@ static int read_int(struct pg_store *st, const char *sql, const struct params *p
 	rc = rq(c->db, sql, p, &s, err);
 	if (!rc && PQntuples(s))
 		*n = r_int(s, 0, 0);
+	PQclear(s);
+	reader_put(st, c);
+	return rc;
+}
+
+#define R_LOG_SIZE \
+	"SELECT off + length(data) FROM job_log WHERE job_id = $1::bigint AND stage = $2" \
+	" ORDER BY off DESC LIMIT 1"
+/* the chunk holding byte $3 (or the last one before it), and those after
+ * it that start before $3 + $4, each cut to the window */
+#define R_LOG_READ \
+	"SELECT off, substring(data FROM (greatest($3::bigint - off, 0) + 1)::integer" \
+	" FOR ($4::bigint)::integer) FROM job_log WHERE job_id = $1::bigint AND stage = $2" \
+	" AND off < $3::bigint + $4::bigint AND off >= coalesce((SELECT b.off FROM job_log b" \
+	" WHERE b.job_id = $1::bigint AND b.stage = $2 AND b.off <= $3::bigint" \
+	" ORDER BY b.off DESC LIMIT 1), 0) ORDER BY off"
+
+static int op_log_size(struct sp_store *base, int64_t job, const char *stage, int64_t *size,
+		       struct sp_error *err)
+{
+	struct pg_store *st = to_pg(base);
+	struct params p = { .n = 0 };
+	struct rconn *c = NULL;
+	PGresult *s = NULL;
+	int rc;
+
+	*size = 0;
+	p_int(&p, job);
+	p_str(&p, stage);
+	if ((rc = reader_get(st, &c, err)) != 0)
+		return rc;
+	rc = rq(c->db, R_LOG_SIZE, &p, &s, err);
+	if (!rc && PQntuples(s) == 0)
+		rc = sp_error_set(err, SP_ENOTFOUND, "no log for job %" PRId64 " stage %s", job,
+				  stage);
+	else if (!rc)
+		*size = r_int(s, 0, 0);
+	PQclear(s);
+	reader_put(st, c);
+	return rc;
+}
+
+/* An int8 of a binary result (network byte order). */
+static int64_t r_int8_bin(const PGresult *r, int row, int col)
+{
+	const unsigned char *b = (const unsigned char *)PQgetvalue(r, row, col);
+	uint64_t v = 0;
+
+	if (PQgetlength(r, row, col) != 8)
+		return -1;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return (int64_t)v;
+}
+
+static int op_log_read(struct sp_store *base, int64_t job, const char *stage, int64_t from,
+		       void *buf, size_t max, size_t *n, struct sp_error *err)
+{
+	struct pg_store *st = to_pg(base);
+	struct params p = { .n = 0 };
+	struct rconn *c = NULL;
+	PGresult *s = NULL;
+	int64_t pos = from;
+	int rc;
+
+	*n = 0;
+	if (from < 0 || !max)
+		return 0;
+	if (max > LOG_CHUNK_MAX)
+		max = LOG_CHUNK_MAX;
+	p_int(&p, job);
+	p_str(&p, stage);
+	p_int(&p, from);
+	p_int(&p, (int64_t)max);
+	if ((rc = reader_get(st, &c, err)) != 0)
+		return rc;
+	/* binary: the bytes as they are, no hex to undo */
+	rc = check(c->db, PQexecParams(c->db, R_LOG_READ, p.n, NULL, p.v, NULL, NULL, 1), &s,
+		   NULL, "reading a job's log", err);
+	for (int i = 0; !rc && i < PQntuples(s); i++) {
+		int64_t off = r_int8_bin(s, i, 0);
+		size_t len = (size_t)PQgetlength(s, i, 1);
+
+		if (off < 0)
+			break;
+		if (off < from)
+			off = from;  /* the chunk holding from, cut to start there */
+		if (off != pos || !len)
+			break;   /* no gap is ever written; stop at one all the same */
+		if (len > max - *n)
+			len = max - *n;
+		memcpy((char *)buf + *n, PQgetvalue(s, i, 1), len);
+		*n += len;
+		pos += (int64_t)len;
+		if (*n == max)
+			break;
+	}
 	PQclear(s);
 	reader_put(st, c);
 	return rc;
@@ -2751,4 +2917,7 @@ static const struct sp_store_ops pg_ops = {
 	.ping = op_ping,
 	.last_write = op_last_write,
 	.listen = op_listen,
+	.log_append = op_log_append,
+	.log_size = op_log_size,
+	.log_read = op_log_read,
 };

@@ -233,3 +233,36 @@ int sp_store_listen(struct sp_store *st, void (*fn)(void *arg), void *arg,
 		return 0;
 	return st->ops->listen(st, fn, arg, err);
 }
+
+bool sp_store_has_logs(const struct sp_store *st)
+{
+	return st && st->ops->log_append && st->ops->log_size && st->ops->log_read;
+}
+
+int sp_store_log_append(struct sp_store *st, int64_t job, const char *stage, const void *data,
+			size_t len, int64_t *off, struct sp_error *err)
+{
+	int64_t dummy;
+
+	if (!sp_store_has_logs(st))
+		return sp_error_set(err, SP_ERROR, "store: %s keeps no logs", st->ops->name);
+	return st->ops->log_append(st, job, stage, data, len, off ? off : &dummy, err);
+}
+
+int sp_store_log_size(struct sp_store *st, int64_t job, const char *stage, int64_t *size,
+		      struct sp_error *err)
+{
+	*size = 0;
+	if (!sp_store_has_logs(st))
+		return sp_error_set(err, SP_ERROR, "store: %s keeps no logs", st->ops->name);
+	return st->ops->log_size(st, job, stage, size, err);
+}
+
+int sp_store_log_read(struct sp_store *st, int64_t job, const char *stage, int64_t from,
+		      void *buf, size_t max, size_t *n, struct sp_error *err)
+{
+	*n = 0;
+	if (!sp_store_has_logs(st))
+		return sp_error_set(err, SP_ERROR, "store: %s keeps no logs", st->ops->name);
+	return st->ops->log_read(st, job, stage, from, buf, max, n, err);
+}

@@ -4,8 +4,10 @@
  * One interface, one file per backend: sqlite.c today (the embedded
  * default), postgres.c later.  Everything the server and its workers
  * remember goes through here: deliveries (for dedupe), jobs and their
- * leases, stage rows, and the commit-status outbox.  Logs are not in the
- * store: they are files under DATA/logs/<job>/<stage>.log (see logs.h).
+ * leases, stage rows, and the commit-status outbox.  Logs: with SQLite
+ * they are files under DATA/logs/<job>/<stage>.log (core/server/logs.c);
+ * with PostgreSQL they are chunks in the store (sp_store_log_append), so
+ * that every server sharing it reads them.
  *
  * Durability: a call that writes returns only after its transaction is
  * committed to disk (SQLite: WAL, synchronous=FULL).  Writes from many
@@ -233,6 +235,13 @@ struct sp_store_ops {
 	/* optional (NULL: one process, nothing to hear): see sp_store_listen */
 	int (*listen)(struct sp_store *st, void (*fn)(void *arg), void *arg,
 		      struct sp_error *err);
+	/* optional, all three or none (NULL: logs are files): see sp_store_log_append */
+	int (*log_append)(struct sp_store *st, int64_t job, const char *stage, const void *data,
+			  size_t len, int64_t *off, struct sp_error *err);
+	int (*log_size)(struct sp_store *st, int64_t job, const char *stage, int64_t *size,
+			struct sp_error *err);
+	int (*log_read)(struct sp_store *st, int64_t job, const char *stage, int64_t from,
+			void *buf, size_t max, size_t *n, struct sp_error *err);
 };
 
 struct sp_store {
@@ -275,14 +284,17 @@ void sp_store_pg_mask_url(const char *url, char *out, size_t len);
 /* What sp_store_copy copied. */
 struct sp_store_copy_stats {
 	int64_t jobs, deliveries, stages, outbox;
+	int64_t logs, log_bytes;   /* log files of the data folder, and their bytes */
 };
 /*
  * The upgrade from SQLite (copy.c): every job, delivery, stage and outbox
  * row of the SQLite store at sqlite_path into the PostgreSQL store at
  * pg_url, ids and revs kept, in one transaction; both are migrated to
  * this binary's schema first.  The target must hold no job and no
- * delivery (SP_ECONFIG).  Logs and artifacts are files in the data
- * folder: nothing to copy.
+ * delivery (SP_ECONFIG).  The log files of the copied jobs (the data
+ * folder is the one of sqlite_path: DATA/logs/<job>/<stage>.log) go into
+ * job_log in the same transaction, in chunks of about 64 KiB cut at line
+ * ends.  Artifacts stay files in the data folder.
  */
 int sp_store_copy(const char *sqlite_path, const char *pg_url, struct sp_store_copy_stats *out,
 		  struct sp_error *err);
@@ -465,5 +477,34 @@ int sp_store_last_write(struct sp_store *st, bool *disk_full, struct sp_error *e
  */
 int sp_store_listen(struct sp_store *st, void (*fn)(void *arg), void *arg,
 		    struct sp_error *err);
+
+/*
+ * A job's logs in the store (PostgreSQL: table job_log; SQLite: none, the
+ * logs are files, see core/server/logs.c).  A stage's log is a sequence
+ * of chunks, each at its byte offset in the log; offsets run on without a
+ * gap across attempts, whichever server appends.
+ */
+/* Whether this store keeps logs (the three calls below work). */
+bool sp_store_has_logs(const struct sp_store *st);
+/*
+ * Appends data (whole lines; len > 0) to the log of job's stage as one
+ * chunk, at the stage's current end (read in the same transaction), through
+ * the writer (group commit); *off (may be NULL) is where it starts.  Not
+ * fenced: an attempt's lines are kept even when its lease was taken back.
+ * SP_EENGINE when it is not stored (e.g. another writer appended to the
+ * same stage at the same moment).
+ */
+int sp_store_log_append(struct sp_store *st, int64_t job, const char *stage, const void *data,
+			size_t len, int64_t *off, struct sp_error *err);
+/* The stage's log size in bytes; SP_ENOTFOUND when it has none. */
+int sp_store_log_size(struct sp_store *st, int64_t job, const char *stage, int64_t *size,
+		      struct sp_error *err);
+/*
+ * Up to max bytes of the stage's log from byte from into buf, *n how many
+ * (0: nothing past from yet, or no log).  Reads at most the chunks that
+ * window touches.
+ */
+int sp_store_log_read(struct sp_store *st, int64_t job, const char *stage, int64_t from,
+		      void *buf, size_t max, size_t *n, struct sp_error *err);
 
 #endif

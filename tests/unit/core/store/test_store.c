@@ -2134,6 +2134,9 @@ static void test_pg_two_servers(void **state)
 	sp_store_close(b);
 }
 
+static char *log_all(struct sp_store *st, int64_t job, const char *stage, size_t w,
+		     size_t *total);
+
 /* store copy: a SQLite store with jobs in every state goes across whole;
  * ids and revs go on from there; a second copy is refused. */
 static void test_pg_copy_from_sqlite(void **state)
@@ -2165,12 +2168,52 @@ static void test_pg_copy_from_sqlite(void **state)
 	sp_store_close(src);
 	sp_store_close(f->st);
 	f->st = NULL;
+	/* the data folder's log files: job 3's test (three pieces of lines,
+	 * the last one without its newline) and _job; job 77 is unknown */
+	{
+		char *p;
+		FILE *fp;
+
+		p = sp_xasprintf("%s/lite/logs", f->dir);
+		mkdir(p, 0750);
+		free(p);
+		p = sp_xasprintf("%s/lite/logs/3", f->dir);
+		mkdir(p, 0750);
+		free(p);
+		p = sp_xasprintf("%s/lite/logs/77", f->dir);
+		mkdir(p, 0750);
+		free(p);
+		p = sp_xasprintf("%s/lite/logs/3/test.log", f->dir);
+		assert_non_null(fp = fopen(p, "w"));
+		for (int i = 0; i < 5000; i++)
+			fprintf(fp, "line %04d of the test stage's log, long enough\n", i);
+		fprintf(fp, "no newline");
+		fclose(fp);
+		free(p);
+		p = sp_xasprintf("%s/lite/logs/3/_job.log", f->dir);
+		assert_non_null(fp = fopen(p, "w"));
+		fprintf(fp, "cloning\n");
+		fclose(fp);
+		free(p);
+		p = sp_xasprintf("%s/lite/logs/77/test.log", f->dir);
+		assert_non_null(fp = fopen(p, "w"));
+		fprintf(fp, "orphan\n");
+		fclose(fp);
+		free(p);
+	}
 
 	if (sp_store_copy(lite.path, f->url, &stats, &err))
 		fail_msg("copy: %s", err.msg);
 	assert_int_equal(stats.jobs, 3);
 	assert_int_equal(stats.deliveries, 1);
 	assert_int_equal(stats.stages, 1);
+	assert_int_equal(stats.logs, 2);
+	assert_int_equal(stats.log_bytes, 5000 * 47 + 10 + 8);
+	assert_true(query_int(f, "SELECT count(*) FROM job_log WHERE job_id = 3 AND stage = 'test'")
+		    >= 3);
+	/* whole lines in every chunk but the last */
+	assert_int_equal(query_int(f, "SELECT count(*) FROM job_log WHERE job_id = 3 AND"
+				   " stage = 'test' AND get_byte(data, length(data) - 1) <> 10"), 1);
 	src = open_store(&lite);
 	f->st = open_store(f);
 	for (int64_t id = 1; id <= 3; id++) {
@@ -2194,10 +2237,150 @@ static void test_pg_copy_from_sqlite(void **state)
 	assert_int_equal(create_simple(f->st, NULL), 4);
 	assert_job_state(f->st, 4, "queued");
 	assert_true(query_int(f, "SELECT rev FROM jobs WHERE id = 4") > last);
+	{
+		size_t total;
+		char *all = log_all(f->st, 3, "test", 1000, &total);
+
+		assert_int_equal(total, 5000 * 47 + 10);
+		assert_memory_equal(all, "line 0000 of", 12);
+		assert_string_equal(all + total - 57, "line 4999 of the test stage's log, long enough\n"
+				    "no newline");
+		free(all);
+	}
 	assert_int_equal(sp_store_copy(lite.path, f->url, &stats, &err), SP_ECONFIG);
 	assert_non_null(strstr(err.msg, "empty"));
 	sp_store_close(src);
 	free(lite.path);
+}
+
+/* SQLite keeps no logs (they are files): the calls say so. */
+static void test_sqlite_keeps_no_logs(void **state)
+{
+	struct fx *f = *state;
+	struct sp_error err = SP_ERROR_INIT;
+	int64_t size;
+	size_t n;
+	char buf[4];
+
+	assert_false(sp_store_has_logs(f->st));
+	assert_int_equal(sp_store_log_append(f->st, 1, "test", "x\n", 2, NULL, &err), SP_ERROR);
+	assert_int_equal(sp_store_log_size(f->st, 1, "test", &size, &err), SP_ERROR);
+	assert_int_equal(sp_store_log_read(f->st, 1, "test", 0, buf, 4, &n, &err), SP_ERROR);
+}
+
+/* A stage's whole log, read back in windows of w bytes. */
+static char *log_all(struct sp_store *st, int64_t job, const char *stage, size_t w,
+		     size_t *total)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	char *out = NULL;
+	size_t len = 0, n;
+
+	for (;;) {
+		out = sp_xrealloc(out, len + w + 1);
+		if (sp_store_log_read(st, job, stage, (int64_t)len, out + len, w, &n, &err))
+			fail_msg("log_read: %s", err.msg);
+		if (!n)
+			break;
+		len += n;
+	}
+	out[len] = '\0';
+	*total = len;
+	return out;
+}
+
+/* Logs in the store: chunks at their byte offsets, reads in windows that
+ * cross chunks, the size, another server's append going on at the end
+ * (a retried attempt), a stage without a log. */
+static void test_pg_log_chunks(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store *b = open_store(f);
+	struct sp_error err = SP_ERROR_INIT;
+	int64_t job = create_simple(f->st, NULL), off = -1, size = -1;
+	char buf[64];
+	size_t n, total;
+	char *all;
+
+	assert_true(sp_store_has_logs(f->st));
+	assert_int_equal(sp_store_log_size(f->st, job, "test", &size, &err), SP_ENOTFOUND);
+	assert_int_equal(sp_store_log_read(f->st, job, "test", 0, buf, sizeof(buf), &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sp_store_log_append(f->st, job, "test", "one\ntwo\n", 8, &off, &err), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(sp_store_log_append(f->st, job, "test", "three\n", 6, &off, &err), 0);
+	assert_int_equal(off, 8);
+	assert_int_equal(sp_store_log_append(f->st, job, "_job", "note\n", 5, &off, &err), 0);
+	assert_int_equal(off, 0);  /* each stage its own offsets */
+	/* the second server (a retried attempt there) goes on at the end */
+	assert_int_equal(sp_store_log_append(b, job, "test", "four\n", 5, &off, &err), 0);
+	assert_int_equal(off, 14);
+	assert_int_equal(sp_store_log_size(b, job, "test", &size, &err), 0);
+	assert_int_equal(size, 19);
+	assert_int_equal(sp_store_log_read(f->st, job, "test", 2, buf, 9, &n, &err), 0);
+	assert_int_equal(n, 9);
+	assert_memory_equal(buf, "e\ntwo\nthr", 9);
+	assert_int_equal(sp_store_log_read(f->st, job, "test", 19, buf, 9, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sp_store_log_read(f->st, job, "test", 100, buf, 9, &n, &err), 0);
+	assert_int_equal(n, 0);
+	for (size_t w = 1; w <= 20; w += 3) {
+		all = log_all(b, job, "test", w, &total);
+		assert_int_equal(total, 19);
+		assert_string_equal(all, "one\ntwo\nthree\nfour\n");
+		free(all);
+	}
+	/* bytes as they are: NUL, high bytes */
+	assert_int_equal(sp_store_log_append(f->st, job, "bin", "a\0\xff\n", 4, NULL, &err), 0);
+	assert_int_equal(sp_store_log_read(b, job, "bin", 0, buf, sizeof(buf), &n, &err), 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "a\0\xff\n", 4);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM job_log"), 5);
+	/* refused: nothing, no stage */
+	assert_int_equal(sp_store_log_append(f->st, job, "test", "", 0, NULL, &err), SP_ERROR);
+	assert_int_not_equal(sp_store_log_append(f->st, 999999, "test", "x\n", 2, NULL, &err), 0);
+	sp_store_close(b);
+}
+
+/* Many appends from two servers at once to one stage: every one that is
+ * stored sits at its own offset, with no gap and no overlap. */
+struct appender {
+	struct sp_store *st;
+	int64_t job;
+	int ok;
+};
+
+static void *append_many(void *arg)
+{
+	struct appender *a = arg;
+	struct sp_error err = SP_ERROR_INIT;
+
+	for (int i = 0; i < 50; i++)
+		if (sp_store_log_append(a->st, a->job, "test", "0123456789\n", 11, NULL, &err) == 0)
+			a->ok++;
+	return NULL;
+}
+
+static void test_pg_log_two_writers(void **state)
+{
+	struct fx *f = *state;
+	struct appender a = { .st = f->st }, b = { .st = open_store(f) };
+	struct sp_error err = SP_ERROR_INIT;
+	pthread_t ta, tb;
+	int64_t size;
+
+	a.job = b.job = create_simple(f->st, NULL);
+	pthread_create(&ta, NULL, append_many, &a);
+	pthread_create(&tb, NULL, append_many, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_true(a.ok + b.ok >= 50);
+	assert_int_equal(sp_store_log_size(f->st, a.job, "test", &size, &err), 0);
+	assert_int_equal(size, 11 * (a.ok + b.ok));
+	assert_int_equal(query_int(f, "SELECT count(*) FROM job_log l WHERE off <> coalesce("
+				   "(SELECT p.off + length(p.data) FROM job_log p WHERE p.off < l.off"
+				   " ORDER BY p.off DESC LIMIT 1), 0)"), 0);
+	sp_store_close(b.st);
 }
 
 static atomic_int heard;
@@ -2289,6 +2472,7 @@ int main(void)
 		T(test_job_changes),
 		T(test_migration_2_backfills),
 		T(test_write_fails_then_recovers),
+		T(test_sqlite_keeps_no_logs),
 #undef T
 	};
 	const struct CMUnitTest pg_tests[] = {
@@ -2323,6 +2507,8 @@ int main(void)
 		T(test_pg_two_servers),
 		T(test_pg_notify),
 		T(test_pg_copy_from_sqlite),
+		T(test_pg_log_chunks),
+		T(test_pg_log_two_writers),
 #undef T
 	};
 	int failed = cmocka_run_group_tests_name("store: sqlite", tests, NULL, NULL);
