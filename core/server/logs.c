@@ -413,9 +413,12 @@ static void store_close(struct sp_joblog *l)
 	pthread_mutex_unlock(&l->mu);
 	pthread_join(l->flusher, NULL);
 	(void)flush_locked(l, NULL);  /* the thread is gone: mu is not needed */
-	if (l->lost)
-		sp_log_warn("job.log_lost", "job=%" PRId64 " lines=%" PRIu64 " error=\"%s\"",
-			    l->job, l->lost, l->lost_why);
+	if (l->lost) {
+		char q[300];
+
+		sp_log_warn("job.log_lost", "job=%" PRId64 " lines=%" PRIu64 " error=%s", l->job,
+			    l->lost, sp_log_quote(l->lost_why, q, sizeof(q)));
+	}
 	for (size_t i = 0; i < l->nchunks; i++) {
 		free(l->chunks[i].stage);
 		sp_buf_release(&l->chunks[i].buf);
