@@ -4,9 +4,11 @@
  * Server-Sent Events), /healthz, /readyz and /metrics.  The routes and
  * their answers are the table of the HTTP contract (docs/api.md).
  *
- * Logs are never loaded whole: a plain GET streams the file through a
- * content-reader callback (pread in chunks, from a Range offset); an SSE
- * stream follows the file, one event per line with the byte offset just
+ * Logs are never loaded whole: a plain GET streams the log through a
+ * content-reader callback (sp_logread: pread of this server's file, or
+ * windows of the store's chunks with PostgreSQL, so any server answers
+ * for any job; from a Range offset); an SSE stream follows the log the
+ * same way, one event per line with the byte offset just
  * after the line as its id (so Last-Event-ID resumes without a gap), and
  * ends with `event: end` once the job is final and every byte is sent.
  * Readers in thread-per-connection mode may block: an SSE reader waits at
