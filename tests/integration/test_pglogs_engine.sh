@@ -11,6 +11,8 @@
 #      runs out, agent a2 (knows only B) runs attempt 2, whose lines go on
 #      after attempt 1's (one log, offsets without a gap), and a stream on B
 #      that followed job 2 from its start saw both attempts
+#   3. store copy: a SQLite server's log files go into the new database,
+#      whose server serves them
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
@@ -103,7 +105,7 @@ config "$T/sa.yml" "$PA" "$T/da"
 config "$T/sb.yml" "$PB" "$T/db"
 grep -q '^store: "postgres' "$T/sa.yml" || fail "no PostgreSQL store in the config"
 
-sa_pid= sb_pid= a1_pid= a2_pid= sse1_pid= sse2_pid=
+sa_pid= sb_pid= slite_pid= a1_pid= a2_pid= sse1_pid= sse2_pid=
 containers() { # ids of this run's containers
 	curl -s --unix-socket "$SOCK" -G "http://localhost/containers/json" \
 		--data-urlencode "all=1" \
@@ -125,10 +127,16 @@ test_cleanup() {
 	stop_pid "$a2_pid"
 	stop_pid "$sa_pid"
 	stop_pid "$sb_pid"
+	stop_pid "$slite_pid"
 	for c in $(containers); do
 		curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://localhost/containers/$c?force=1"
 	done
 	wait 2>/dev/null
+	# PGLOGS_KEEP=DIR: the servers' and agents' logs and the streams kept there
+	if [ -n "${PGLOGS_KEEP:-}" ]; then
+		mkdir -p "$PGLOGS_KEEP"
+		cp "$T"/*.log "$T"/sse* "$T"/whole* "$PGLOGS_KEEP"/ 2>/dev/null
+	fi
 	true
 }
 start_serve() { # start_serve a|b
@@ -236,7 +244,7 @@ tail -n 2 "$T/sse1" | grep -q '^data: passed$' || fail "B's stream did not end w
 [ "$(whole "$BB" "$j1" "$T/whole1.b")" = 200 ] || fail "whole log of job $j1 from B"
 [ "$(whole "$BA" "$j1" "$T/whole1.a")" = 200 ] || fail "whole log of job $j1 from A"
 cmp -s "$T/whole1.a" "$T/whole1.b" || fail "A and B serve different logs of job $j1"
-[ "$(slow_lines "$T/whole1.b")" = 24 ] || fail "job $j1's log has $(slow_lines "$T/whole1.b") slow lines, wanted 24"
+[ "$(slow_lines "$T/whole1.b")" = 24 ] || { cat "$T/whole1.b"; jq . "$T/job.json"; logs_tail; fail "job $j1's log has $(slow_lines "$T/whole1.b") slow lines, wanted 24"; }
 [ "$(head -c 10 "$T/whole1.b")" = "$(cat "$T/range1")" ] || fail "the range read is not the log's start"
 sse_data "$T/sse1" | grep '^slow line' >"$T/sse1.lines"
 grep '^slow line' "$T/whole1.b" | cmp -s - "$T/sse1.lines" || fail "B's stream and the log differ"
@@ -279,7 +287,7 @@ first=$(grep -c "^data: slow line" "$T/sse2")
 start_agent a2 "$BB"
 wait_final "$j2" 600
 expect_state "$j2" passed
-[ "$(jd .attempt)/$(jd .agent)" = 2/a2 ] || fail "job $j2 ended in attempt $(jd .attempt) on $(jd .agent), wanted 2 on a2"
+[ "$(jd .attempt)/$(jd .agent)" = 2/a2 ] || { grep -h "job=$j2\b" "$T/sb.log" "$T/a2.log" "$T/a1.log" "$T/sa.log"; cat "$T/sse2"; fail "job $j2 ended in attempt $(jd .attempt) on $(jd .agent), wanted 2 on a2"; }
 wait "$sse2_pid" || fail "B's stream of job $j2 failed"
 sse2_pid=
 [ "$(whole "$BB" "$j2" "$T/whole2")" = 200 ] || fail "whole log of job $j2 from B"
@@ -308,12 +316,44 @@ cut=$(store_sql "$DB" "SELECT count(*) FROM job_log WHERE get_byte(data, length(
 	"$(wc -c <"$T/whole2")" ] || fail "the chunks of job $j2 and its log differ in size"
 echo "job $j2: A killed in attempt 1 ($n1 lines), attempt 2 on a2 appended after them"
 
+# ---- 3. store copy takes a SQLite server's log files along -------------------
+# a server on SQLite takes a delivery and stops; its job gets a log file
+# (as its worker would have written it); after the copy a server on the
+# new database serves that log from the database
+config "$T/slite.yml" "$PA" "$T/dl"
+sed -i '/^store: /d' "$T/slite.yml"
+start_serve lite
+push "$BA" main "$C1" l-1
+lj=$job
+stop_pid "$slite_pid"
+slite_pid=
+mkdir -p "$T/dl/logs/$lj"
+seq 1 20000 | sed 's/^/copied line /' >"$T/copied.want"
+cp "$T/copied.want" "$T/dl/logs/$lj/slow.log"
+printf 'cloning\n' >"$T/dl/logs/$lj/_job.log"
+export SP_COPY_URL="$(store_line "$T/copy" | sed 's/^store: "\(.*\)"$/\1/')"
+run "$BIN" store copy --from "sqlite:$T/dl/stagepipe.db" --to-env SP_COPY_URL
+expect_rc 0
+expect_in out "1 jobs"
+expect_in out "2 log files ($(($(wc -c <"$T/copied.want") + 8)) bytes)"
+sed -i "/^data: /a $(store_line "$T/copy")" "$T/slite.yml"
+rm -r "$T/dl/logs"   # from now on the database's
+start_serve lite
+[ "$(whole "$BA" "$lj" "$T/copied")" = 200 ] || fail "the copied log is not served"
+cmp -s "$T/copied" "$T/copied.want" || fail "the copied log differs from its file"
+code=$(curl -s -o "$T/copied.r" -w '%{http_code}' -H 'Range: bytes=-18' "$BA/api/jobs/$lj/log?stage=slow")
+[ "$code" = 206 ] && [ "$(cat "$T/copied.r")" = "copied line 20000" ] ||
+	fail "the copied log's end: HTTP $code $(cat "$T/copied.r")"
+stop_pid "$slite_pid"
+slite_pid=
+echo "store copy: job $lj's log files went into the database"
+
 # ---- the end ---------------------------------------------------------------------
 for p in a2 sb; do
 	stop_pid "$(eval "echo \$${p}_pid")"
 	eval "${p}_pid="
 done
-for f in sa sb a1 a2; do
+for f in sa sb slite a1 a2; do
 	grep -qF -e "$TOK1" -e "$TOK2" "$T/$f.log" && fail "a token is in $f's log"
 	if grep -E 'runtime error:|AddressSanitizer|LeakSanitizer' "$T/$f.log" >/dev/null 2>&1; then
 		grep -E -A20 'runtime error:|AddressSanitizer|LeakSanitizer' "$T/$f.log" | head -60
