@@ -264,8 +264,8 @@ static int flush_locked(struct sp_joblog *l, struct sp_error *err)
 		} else {
 			c->lost += c->lines;
 			l->lost += c->lines;
-			snprintf(c->why, sizeof(c->why), "%s", e.msg);
-			snprintf(l->lost_why, sizeof(l->lost_why), "%s", e.msg);
+			snprintf(c->why, sizeof(c->why), "%.199s", e.msg);
+			snprintf(l->lost_why, sizeof(l->lost_why), "%.199s", e.msg);
 			sp_log_warn("job.log_failed", "job=%" PRId64 " stage=%s lines=%" PRIu64
 				    " error=%s", l->job, c->stage, c->lines,
 				    sp_log_quote(e.msg, q, sizeof(q)));
