@@ -713,6 +713,7 @@ struct sse {
 	int64_t last_state_ms;   /* the job's state was last looked at */
 	bool final;              /* the job is final (seen at least once) */
 	bool ended;              /* `event: end` is in out */
+	bool read_failed;        /* the last look at the log failed (the store away) */
 	char state[16];
 };
 
@@ -736,8 +737,9 @@ static bool sse_pump(struct sse *s)
 	size_t n, i, start = 0;
 
 	/* an error (the store away for a moment) is nothing new: tried again
-	 * at the next look */
-	if (sp_logread_read(s->lr, s->off, chunk, sizeof(chunk), &n, &err) < 0 || !n)
+	 * at the next look, and the stream does not end on it */
+	s->read_failed = sp_logread_read(s->lr, s->off, chunk, sizeof(chunk), &n, &err) < 0;
+	if (s->read_failed || !n)
 		return false;
 	for (i = 0; i < (size_t)n; i++) {
 		if (chunk[i] != '\n')
@@ -797,7 +799,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (sse_pump(s))
 			continue;
 		/* nothing new in the file */
-		if (s->final) {
+		if (s->final && !s->read_failed) {
 			/* the job ended before this look at the file: everything is sent */
 			if (s->line.len) {
 				sse_emit_line(s, s->line.data, s->line.len, s->off);

@@ -239,6 +239,7 @@ wait "$sse1_pid" || fail "B's stream of job $j1 failed"
 sse1_pid=
 wait_final "$j1" 300
 expect_state "$j1" passed
+[ "$(jd .attempt)" = 1 ] || { grep -h "job=$j1\b" "$T/sa.log" "$T/sb.log" "$T/a1.log"; fail "job $j1 ran $(jd .attempt) times"; }
 tail -n 2 "$T/sse1" | grep -q '^data: passed$' || fail "B's stream did not end with the job: $(tail -n 3 "$T/sse1")"
 # the whole log from B, and from A: the same bytes; what the stream saw
 [ "$(whole "$BB" "$j1" "$T/whole1.b")" = 200 ] || fail "whole log of job $j1 from B"
