@@ -85,7 +85,7 @@ data: $3
 $(store_line "$T/shared")
 public_url: http://127.0.0.1:$2
 workers: 0
-lease_ttl: 6s
+lease_ttl: 10s
 drain_timeout: 30s
 job_timeout: 15m
 agents:
@@ -104,6 +104,8 @@ EOF
 config "$T/sa.yml" "$PA" "$T/da"
 config "$T/sb.yml" "$PB" "$T/db"
 grep -q '^store: "postgres' "$T/sa.yml" || fail "no PostgreSQL store in the config"
+# (lease_ttl 10 s: two runs with 6 s under a loaded 2-core machine saw a
+# lease run out on its own, and a job run twice where once was wanted)
 
 sa_pid= sb_pid= slite_pid= a1_pid= a2_pid= sse1_pid= sse2_pid=
 containers() { # ids of this run's containers
