@@ -12,10 +12,19 @@
  * group commit, one WAL flush a batch, and 2xx only after commit.  Reads
  * use a small pool of other connections.
  *
+ * Ingests, the bulk of the writes, take a shorter way: each is one
+ * statement (W_INGEST: delivery, job and first status in CTEs), and a
+ * batch's ingests go in one libpq pipeline without savepoints — one round
+ * trip for them all.  One failing there aborts the transaction, so the
+ * batch runs again the savepoint way, where it fails alone (run_pipeline).
+ *
  * What several servers need, and where it is:
  * - Delivery dedupe by the unique key (repo, id): INSERT ... ON CONFLICT
  *   DO NOTHING.  A second server inserting the same key waits for the
- *   first one's transaction and then sees its row: one job.
+ *   first one's transaction and then sees its row: one job.  (W_INGEST
+ *   finds a delivery already committed itself; one another server is
+ *   storing at that moment fails its unique key, and the batch runs again
+ *   the savepoint way, which waits and sees it.)
  * - Leases: SELECT ... FOR UPDATE SKIP LOCKED picks the oldest queued job
  *   whose labels the agent has; servers leasing at once take different
  *   jobs.  Every fenced write locks the job row first (FOR UPDATE) and
@@ -47,9 +56,10 @@
  * no message of this file prints a URL unmasked.
  *
  * Wakes: a batch that queued a job (new, or put back) sends NOTIFY
- * stagepipe_queued with its COMMIT; sp_store_listen runs a thread with a
- * connection of its own that LISTENs and calls the server back, so idle
- * long-polls on every server wake at once.
+ * stagepipe_queued right after its COMMIT, in a transaction of its own
+ * (send_notify says why not in the batch's); sp_store_listen runs a
+ * thread with a connection of its own that LISTENs and calls the server
+ * back, so idle long-polls on every server wake at once.
  *
  * Not here yet: logs in the database (logs stay files of the server that
  * ran or received the job).
