@@ -1819,17 +1819,15 @@ static int writer_ready(struct pg_store *st, struct sp_error *err)
  * after W_INGEST (a job cancelling older ones of its key does). */
 static bool pipelinable(const struct wreq *r)
 {
-	char *key;
-	bool yes;
+	const struct sp_job_spec *j = r->job;
 
 	if (r->op != OP_INGEST)
 		return false;
-	if (!r->job || !r->job->supersede || !r->job->event)
+	if (!j || !j->supersede || !j->event)
 		return true;
-	key = supersede_key(r->job);
-	yes = key == NULL;
-	free(key);
-	return yes;
+	/* as supersede_key: a job without a key cancels nothing */
+	return !(!strcmp(j->event, "push") && j->branch) &&
+	       !(!strcmp(j->event, "pull_request") && j->pr > 0);
 }
 
 /* Sends r's W_INGEST; SP_ERROR for a request that is not valid (sent
