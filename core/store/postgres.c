@@ -2086,7 +2086,9 @@ static void run_batch(struct pg_store *st, struct wreq *batch, struct batch_outc
 		memset(out, 0, sizeof(*out));
 		sp_error_clear(&berr);
 		rc = try_batch(st, batch, safe, out, &berr);
-		if (!rc || !(out->retry || out->safe) || attempt == BATCH_RETRIES)
+		/* the one safe rerun goes even after the last deadlock retry */
+		if (!rc || !(out->retry || out->safe) ||
+		    (attempt >= BATCH_RETRIES && !(out->safe && !safe)))
 			break;
 		safe = safe || out->safe;
 		pthread_mutex_lock(&st->mu);
