@@ -2,7 +2,7 @@
 # bench/pipeline_overhead.sh BIN — stagepipe against the raw API sequence.
 #
 # The example pipeline (test + promote, no push, no health check) with a
-# warm build cache (and a warm interpreter-probe cache: a repeated run),
+# warm build cache (a repeated run),
 # run by stagepipe (its default --jobs: the runtime target builds while the
 # tests run) and as the same steps done one after the other with raw
 # Engine API calls (curl): build testing, create/start/wait a pytest
