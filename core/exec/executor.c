@@ -527,7 +527,7 @@ static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const stru
 	}
 	if (code == 1 && !rep->has_tests) {
 		/* pytest writes its report whenever tests ran: the interpreter
-		 * itself said 1 (the probe, or its cache, was wrong) */
+		 * itself said 1 (it found pytest, then could not run it) */
 		set_message(rep, "pytest exited 1 without a report: did pytest start? (see the "
 			    "output above, e.g. \"No module named pytest\")");
 		return SP_RESULT_FAILED;
