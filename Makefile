@@ -229,7 +229,7 @@ demo: deps
 # of the FIGURE lines they print (bench/summary.sh says the format) beside
 # their anchors and goals.  BENCH='health pipeline_overhead' runs only those;
 # BENCH_RUNS=N (default 3) runs of each measurement, medians.
-BENCH_FIRST := pipeline_overhead health context_upload checkout
+BENCH_FIRST := pipeline_overhead pipeline_changed health context_upload checkout
 BENCH ?= $(BENCH_FIRST) $(filter-out $(BENCH_FIRST) summary,$(sort $(basename $(notdir \
 	$(wildcard bench/*.sh)))))
 bench: $(BIN)

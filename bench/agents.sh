@@ -16,7 +16,16 @@
 #   jobs/s          BENCH_JOBS (default 400) pushes sent at once to 8 agents
 #                   of capacity 1: jobs ended per second, from the first 202
 #                   to the last job passed
-# Figures only, no pass/fail.
+# Figures only, no pass/fail; the last lines are FIGURE lines
+# (bench/summary.sh): lease latency p90 in ms (goal < 50).
+#
+# BENCH_STORE=postgres: the same against PostgreSQL — a private cluster
+# (tests/tools/pg_cluster.sh, fsync on) in the data folder's place, or the
+# server BENCH_PG_URL names (its database must be empty or ours).
+# BENCH_SERVERS=2 (with BENCH_STORE=postgres): a second server on the same
+# database, and the agents connect to it while the pushes go to the first:
+# every lease then waits on the first server's NOTIFY (LISTEN/NOTIFY
+# across servers) instead of an in-process wake.
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +35,18 @@ NJOBS=${BENCH_JOBS:-400}
 NAGENTS=8
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-command -v sqlite3 >/dev/null 2>&1 || { echo "agents.sh: sqlite3 not found" >&2; exit 1; }
+STORE=${BENCH_STORE:-sqlite}
+SERVERS=${BENCH_SERVERS:-1}
+if [ "$SERVERS" = 2 ] && [ "$STORE" != postgres ]; then
+	echo "agents.sh: BENCH_SERVERS=2 needs BENCH_STORE=postgres" >&2
+	exit 2
+fi
+case $STORE in sqlite|postgres) ;; *) echo "agents.sh: BENCH_STORE is sqlite or postgres" >&2; exit 2 ;; esac
+if [ "$STORE" = postgres ]; then
+	command -v psql >/dev/null 2>&1 || { echo "agents.sh: psql not found" >&2; exit 1; }
+else
+	command -v sqlite3 >/dev/null 2>&1 || { echo "agents.sh: sqlite3 not found" >&2; exit 1; }
+fi
 
 mkdir -p "$BASE_DIR"
 W=$(mktemp -d "$BASE_DIR/agents.XXXXXX")
@@ -34,6 +54,7 @@ pids=
 cleanup() {
 	for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $pids; do wait "$p" 2>/dev/null || true; done
+	[ -n "${pgdir:-}" ] && "$top/tests/tools/pg_cluster.sh" stop "$pgdir"
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -46,10 +67,26 @@ BASE=http://127.0.0.1:$port
 SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 export STAGEPIPE_BENCH_SECRET="$SECRET"
 git init -q --bare "$W/app.git"
+pgdir= store=
+if [ "$STORE" = postgres ]; then
+	pgurl=${BENCH_PG_URL:-}
+	if [ -z "$pgurl" ]; then
+		pgdir=$W/pg
+		chmod 0711 "$W"
+		pgurl=$("$top/tests/tools/pg_cluster.sh" start "$pgdir" | sed -n 's/^SP_TEST_PG_URL=//p')
+	fi
+	store="store: \"$pgurl\""
+fi
+# count SQL: the number sql answers, from the bench's store
+count() {
+	if [ -n "$store" ]; then psql -XAtq "$pgurl" -c "$1"
+	else sqlite3 "$W/data/stagepipe.db" "$1"; fi
+}
 {
 	cat <<EOF
 listen: 127.0.0.1:$port
 data: $W/data
+$store
 workers: 0
 lease_ttl: 30s
 repos:
@@ -87,9 +124,24 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ]; do
 	[ $i -lt 100 ] || { cat "$W/serve.log"; echo "agents.sh: serve did not start" >&2; exit 1; }
 	sleep 0.1
 done
+ABASE=$BASE
+if [ "$SERVERS" = 2 ]; then
+	port2=$((port + 1))
+	while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port2/"; [ $? != 7 ]; do port2=$((port2 + 1)); done
+	sed "s|^listen: .*|listen: 127.0.0.1:$port2|; s|^data: .*|data: $W/data2|" "$W/serve.yml" >"$W/serve2.yml"
+	"$BIN" serve -c "$W/serve2.yml" 2>"$W/serve2.log" &
+	pids="$pids $!"
+	ABASE=http://127.0.0.1:$port2
+	i=0
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' "$ABASE/readyz")" = 200 ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$W/serve2.log"; echo "agents.sh: serve 2 did not start" >&2; exit 1; }
+		sleep 0.1
+	done
+fi
 
 start_agent() { # start_agent N
-	SP_LOG_LEVEL=warn "$BIN" agent --server "$BASE" --token-file "$W/b$1.token" --name "b$1" \
+	SP_LOG_LEVEL=warn "$BIN" agent --server "$ABASE" --token-file "$W/b$1.token" --name "b$1" \
 		--capacity 1 --stagepipe "$W/job.sh" 2>>"$W/agent$1.log" &
 	pids="$pids $!"
 	eval "agent$1=\$!"
@@ -104,6 +156,7 @@ sleep 3
 a_rss=$(rss_kb "$agent1")
 a_anon=$(anon_kb "$agent1")
 s_rss=$(rss_kb "$srv")
+
 
 # ---- the driver: signed pushes, each its own delivery id ------------------------
 "$PY" "$top/tests/tools/sign_hook.py" --forge github --secret "$SECRET" --ref main \
@@ -157,23 +210,31 @@ lat=$("$PY" "$W/drive.py" latency "$port" "$NLAT" "$W/starts" "$W/req")
 i=2
 while [ $i -le $NAGENTS ]; do start_agent $i; i=$((i + 1)); done
 sleep 1
-done_before=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM jobs WHERE state = 'passed'")
+done_before=$(count "SELECT count(*) FROM jobs WHERE state = 'passed'")
 times=$("$PY" "$W/drive.py" burst "$port" "$NJOBS" "$W/starts" "$W/req")
 t0=${times% *}
 want=$((done_before + NJOBS))
 i=0
-while [ "$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM jobs WHERE state = 'passed'")" -lt "$want" ]; do
+while [ "$(count "SELECT count(*) FROM jobs WHERE state = 'passed'")" -lt "$want" ]; do
 	i=$((i + 1))
 	[ $i -lt 6000 ] || { echo "agents.sh: jobs did not finish within 10 min" >&2; exit 1; }
 	sleep 0.1
 done
 t1=$(date +%s.%N)
-other=$(sqlite3 "$W/data/stagepipe.db" "SELECT count(*) FROM jobs WHERE state NOT IN ('passed')")
-spread=$(sqlite3 "$W/data/stagepipe.db" "SELECT group_concat(n, ' ') FROM (SELECT count(*) AS n FROM jobs GROUP BY agent ORDER BY agent)")
+other=$(count "SELECT count(*) FROM jobs WHERE state NOT IN ('passed')")
+if [ -n "$store" ]; then
+	spread=$(count "SELECT string_agg(n::text, ' ' ORDER BY agent) FROM (SELECT agent, count(*) AS n FROM jobs GROUP BY agent) x")
+else
+	spread=$(count "SELECT group_concat(n, ' ') FROM (SELECT count(*) AS n FROM jobs GROUP BY agent ORDER BY agent)")
+fi
 a_rss2=$(rss_kb "$agent1")
 
 echo "agent idle RSS: $(mb "$a_rss"), of which its own (anonymous) memory $(mb "$a_anon"), the rest shared library pages (server beside it: $(mb "$s_rss"); agent after $NJOBS jobs: $(mb "$a_rss2"))"
 set -- $lat
+echo "store: $STORE$([ "$SERVERS" = 2 ] && echo ", two servers: pushes to one, agents on the other")"
 echo "lease latency (202 -> job process started, idle agent, $NLAT jobs): p50 $1 ms, p90 $2 ms, max $3 ms"
 "$PY" -c "import sys; n=$NJOBS; d=$t1-$t0; print('jobs/s with $NAGENTS agents (trivial pipeline, %d jobs): %.0f (%.2f s)' % (n, n/d, d))"
 echo "jobs per agent: $spread; jobs not passed: $other"
+suffix=; [ "$STORE" = postgres ] && suffix=_pg
+[ "$SERVERS" = 2 ] && suffix=_pg2
+echo "FIGURE lease_latency_p90_ms$suffix $2 - value<50"

@@ -21,6 +21,12 @@
 # BENCH_SERVERS=2 (with BENCH_STORE=postgres): two servers on the one
 # database, one wrk each (half the connections, one thread each) at the
 # same time; prints the sum of accepted/s and each one's p50/p99.
+# With PostgreSQL it prints the server's durability and group-commit
+# settings it ran with (fsync, synchronous_commit, commit_delay,
+# commit_siblings: the private cluster keeps PostgreSQL's defaults).
+# The last lines are FIGURE lines (bench/summary.sh): accepted/s (goal
+# >= 5000) and p99 in ms (goal < 10); _pg, _pg2 in the names for one and
+# two servers on PostgreSQL.
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,6 +126,12 @@ pct() {
 
 echo "stagepipe serve: $(printf '%s' "$BIN"), store ${BENCH_STORE:-sqlite}, data on $(df -P "$W" | awk 'NR==2 {print $1}') ($W)"
 echo "load: wrk -t$THREADS -c$CONNS -d${SECS}s, $(wc -c <"$W/body.json") byte GitHub push, unique delivery ids"
+if [ -n "$store" ]; then
+	echo "postgresql $(count "SHOW server_version"): fsync=$(count "SHOW fsync")" \
+		"synchronous_commit=$(count "SHOW synchronous_commit")" \
+		"commit_delay=$(count "SHOW commit_delay")" \
+		"commit_siblings=$(count "SHOW commit_siblings")"
+fi
 
 if [ "${BENCH_SERVERS:-1}" = 2 ]; then
 	[ -n "$store" ] || { echo "webhooks.sh: BENCH_SERVERS=2 needs BENCH_STORE=postgres" >&2; exit 1; }
@@ -155,6 +167,9 @@ if [ "${BENCH_SERVERS:-1}" = 2 ]; then
 	awk -v n="$total" -v s="$SECS" 'BEGIN { printf "  both: %.0f accepted/s\n", n / s }'
 	echo "  in the database $(count "SELECT count(*) FROM jobs") jobs," \
 		"$(count "SELECT count(*) FROM deliveries") deliveries"
+	p99=$(for k in 1 2; do pct 99% "$W/wrk2.$k"; done | sort -n | tail -1)
+	awk -v n="$total" -v s="$SECS" 'BEGIN { printf "FIGURE webhooks_per_s_pg2 %.0f - value>=5000\n", n / s }'
+	awk -v us="$p99" 'BEGIN { printf "FIGURE webhooks_p99_ms_pg2 %.2f - value<10\n", us / 1000 }'
 	kill -TERM "$pid2"; wait "$pid2" || true
 	exit 0
 fi
@@ -206,3 +221,8 @@ rc=0
 wait "$pid" || rc=$?
 pid=
 [ "$rc" = 0 ] || echo "(serve exited $rc after SIGTERM)"
+suffix=; [ -n "$store" ] && suffix=_pg
+awk -v n="$n202" -v s="$secs" -v x="$suffix" \
+	'BEGIN { printf "FIGURE webhooks_per_s%s %.0f - value>=5000\n", x, n / s }'
+awk -v us="$(pct 99% "$W/wrk.hooks")" -v x="$suffix" \
+	'BEGIN { printf "FIGURE webhooks_p99_ms%s %.2f - value<10\n", x, us / 1000 }'

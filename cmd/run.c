@@ -465,7 +465,7 @@ static int run_run(int argc, char **argv)
 	const char *runner_labels = NULL, *artifacts = NULL;
 	unsigned long long artifacts_max = 0;
 	char *end;
-	char job[72], owner[300], why[512], *work = NULL, *clean_dir = NULL, *cache_dir = NULL;
+	char job[72], owner[300], why[512], *work = NULL, *clean_dir = NULL;
 	int c, json = 0, no_push = 0, clean = 0, permit_stdin_opt = 0, status, rc;
 
 	memset(&src, 0, sizeof(src));
@@ -623,9 +623,6 @@ static int run_run(int argc, char **argv)
 	runner = sp_docker_runner_new(engine);
 	engine = NULL;  /* owned by the runner now */
 	eo.runner = runner;
-	/* the mirrors' folder (checkout.h); none (no HOME): the probe runs each time */
-	if (sp_checkout_cache_dir(&cache_dir, sp_vars_process_env, NULL, NULL) == 0)
-		eo.cache_dir = cache_dir;
 	rc = sp_executor_run(&eo, &err);
 	/* the terminal view's summary already says why; JSON readers and a job
 	 * that ended before its first stage (SP_ECONFIG) get it on stderr */
@@ -646,7 +643,6 @@ out:
 		free(work);
 	}
 	free(clean_dir);
-	free(cache_dir);
 	if (runner)
 		runner->ops->free(runner);
 	sp_engine_free(engine);

@@ -279,11 +279,6 @@ struct sp_runner_ops {
 	 * backend cannot run two things at once (stages then run one by one).
 	 */
 	struct sp_runner *(*sibling)(struct sp_runner *r);
-	/* Optional (NULL: the image id is its own key).  *out: a new string
-	 * naming what a container of image runs on (its layers, env, user,
-	 * workdir, entrypoint) but not its labels, so two builds of the same
-	 * files share it; for caches keyed on the image (core/exec/pycache.h). */
-	int (*image_key)(struct sp_runner *r, const char *image, char **out, struct sp_error *err);
 };
 
 struct sp_runner {

@@ -8,11 +8,12 @@
  *            long-polls POST /api/agent/lease, starts a job thread for
  *            each lease.  Network trouble and 5xx: backoff 1 s doubling
  *            to 30 s with jitter (client.c), one log line per change of
- *            state.  With several servers each client (the leaser's, each
- *            job's two) goes on with the next one after such a failure;
- *            a job's clients start at the server that gave the lease.  401/403: the agent stops (sp_agent_wait returns
- *            SP_ECONFIG).  A drain interrupts its long-poll at once
- *            (sp_agent_client_interrupt).
+ *            state.  With several servers all the agent's clients (the
+ *            leaser's, each job's two) use one server at a time and go on
+ *            together with the next one after such a failure (a shared
+ *            cursor, a.server_cur).  401/403: the agent stops
+ *            (sp_agent_wait returns SP_ECONFIG).  A drain interrupts its
+ *            long-poll at once (sp_agent_client_interrupt).
  *   job      runs the child `stagepipe run` (sp_jobrun, core/server/
  *            jobrun.c) with the lease's git credentials in its
  *            environment; its stdout lines go into the job's batch
@@ -100,6 +101,7 @@ struct sp_agent {
 	pthread_cond_t cond;              /* any change below */
 	bool draining, leaser_done;
 	atomic_bool forced;
+	atomic_size_t server_cur;   /* the server every client calls (client.h: cursor) */
 	int running;
 	struct job *jobs;                 /* running and done-but-not-joined */
 	pthread_t leaser;
@@ -709,12 +711,13 @@ static void reap(struct sp_agent *a)
 
 enum link { LINK_OK, LINK_UNREACHABLE, LINK_UNAVAILABLE };
 
-static const struct sp_agent_client_opts *client_opts(const struct sp_agent *a,
+static const struct sp_agent_client_opts *client_opts(struct sp_agent *a,
 						      struct sp_agent_client_opts *o)
 {
 	o->server = a->server;
 	o->token = a->token;
 	o->ca_file = a->ca_file;
+	o->cursor = &a->server_cur;
 	return o;
 }
 
@@ -740,9 +743,6 @@ static void start_job(struct sp_agent *a, struct sp_agent_answer *ans)
 	if (sp_agent_client_new(&j->client, client_opts(a, &co), &err) < 0 ||
 	    sp_agent_client_new(&j->events, &co, &err) < 0)
 		goto give_back;
-	/* the job's calls start at the server that gave the lease */
-	sp_agent_client_start_like(j->client, a->lease_client);
-	sp_agent_client_start_like(j->events, a->lease_client);
 	pthread_mutex_lock(&a->mu);
 	j->next = a->jobs;
 	a->jobs = j;
@@ -936,6 +936,7 @@ int sp_agent_start(struct sp_agent **out, const struct sp_agent_opts *opts,
 	pthread_mutex_init(&a->mu, NULL);
 	sp_cond_init_mono(&a->cond);
 	atomic_init(&a->forced, false);
+	atomic_init(&a->server_cur, 0);
 	a->rnd = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)a;
 	if ((rc = sp_agent_client_new(&a->lease_client, client_opts(a, &co), err)) < 0)
 		goto fail;

@@ -35,7 +35,9 @@
 
 struct sp_agent_client {
 	char **bases;              /* the servers, no trailing '/' each */
-	size_t nbases, cur;        /* cur: the one the next call goes to */
+	size_t nbases;
+	atomic_size_t own_cur;     /* the cursor when none is shared */
+	atomic_size_t *cur;        /* index of the server the next call goes to */
 	char *ca_file;
 	CURL *easy;
 	CURLM *multi;
@@ -102,6 +104,8 @@ int sp_agent_client_new(struct sp_agent_client **out, const struct sp_agent_clie
 		goto cleanup;
 	}
 	c->ca_file = o->ca_file ? sp_xstrdup(o->ca_file) : NULL;
+	atomic_init(&c->own_cur, 0);
+	c->cur = o->cursor ? o->cursor : &c->own_cur;
 	atomic_init(&c->interrupted, false);
 	sp_buf_init(&c->body, 0);
 	c->easy = curl_easy_init();
@@ -246,7 +250,7 @@ static size_t read_upload(char *buf, size_t size, size_t nmemb, void *ud)
 static int post(struct sp_agent_client *c, const char *path, struct curl_slist *hdrs,
 		const char *body, size_t len, struct upload *up, long timeout_s,
 		struct sp_agent_answer *ans, struct sp_error *err);
-static void next_server(struct sp_agent_client *c, long status);
+static void next_server(struct sp_agent_client *c, size_t from, long status);
 
 int sp_agent_client_post(struct sp_agent_client *c, const char *path, const char *ctype,
 			 const char *body, size_t len, long timeout_s,
@@ -275,7 +279,8 @@ static int post(struct sp_agent_client *c, const char *path, struct curl_slist *
 	CURLMsg *msg;
 	CURLcode res = CURLE_OK;
 	CURLMcode mc;
-	char *url = sp_xasprintf("%s%s", c->bases[c->cur], path);
+	size_t at = atomic_load(c->cur) % c->nbases;
+	char *url = sp_xasprintf("%s%s", c->bases[at], path);
 	bool added = false, done = false;
 	long status = 0;
 	int running = 0, left = 0, rc = 0;
@@ -368,33 +373,35 @@ cleanup:
 	wipe_body(c);
 	free(url);
 	if (rc == SP_EENGINE || (rc == 0 && (status == 502 || status == 503)))
-		next_server(c, rc == 0 ? status : 0);
+		next_server(c, at, rc == 0 ? status : 0);
 	return rc;
 }
 
 const char *sp_agent_client_server(const struct sp_agent_client *c)
 {
-	return c->bases[c->cur];
+	return c->bases[atomic_load(c->cur) % c->nbases];
 }
 
-void sp_agent_client_start_like(struct sp_agent_client *c, const struct sp_agent_client *like)
-{
-	if (like->cur < c->nbases)
-		c->cur = like->cur;
-}
-
-static void next_server(struct sp_agent_client *c, long status)
+/*
+ * A call to server from failed: the next call (of every client sharing
+ * the cursor) goes to the one after it.  Only the client that moves the
+ * cursor logs: when a server dies, the clients that were using it all fail
+ * and all see the cursor move once, not once each.
+ */
+static void next_server(struct sp_agent_client *c, size_t from, long status)
 {
 	char q1[300], q2[300];
-	size_t from = c->cur;
+	size_t to;
 
 	if (c->nbases < 2)
 		return;
-	c->cur = (c->cur + 1) % c->nbases;
+	to = (from + 1) % c->nbases;
+	if (!atomic_compare_exchange_strong(c->cur, &from, to))
+		return;  /* another client moved on already */
 	/* the URLs carry no user, password or query (checked by the command) */
 	sp_log_info("agent.server_switched", "from=%s to=%s status=%ld",
 		    sp_log_quote(c->bases[from], q1, sizeof(q1)),
-		    sp_log_quote(c->bases[c->cur], q2, sizeof(q2)), status);
+		    sp_log_quote(c->bases[to], q2, sizeof(q2)), status);
 }
 
 /* ---- the lease ---- */

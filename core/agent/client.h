@@ -18,6 +18,7 @@
 #ifndef SP_AGENT_CLIENT_H
 #define SP_AGENT_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,10 @@ struct sp_agent_client_opts {
 			       * store (see sp_agent_client_post) */
 	const char *token;    /* bearer token, borrowed: copied into the client's header */
 	const char *ca_file;  /* CA bundle (NULL: the system's) */
+	atomic_size_t *cursor;  /* with several servers: which one calls go to, shared
+				 * by the clients of one agent so that they use the same
+				 * server and move on together; borrowed, outlives the
+				 * clients.  NULL: the client keeps its own */
 };
 
 struct sp_agent_client;
@@ -80,8 +85,9 @@ bool sp_agent_answer_bool(const struct sp_agent_answer *a, const char *key);
  * (connection, TLS, timeout, an answer over 1 MiB), err saying why.
  *
  * With several servers, one is used at a time; after a call that got no
- * usable answer (SP_EENGINE) or a 502/503 the client moves on to the next
- * one (round robin) for its next call, logging agent.server_switched.
+ * usable answer (SP_EENGINE) or a 502/503 the client (and every client
+ * sharing its cursor) moves on to the next one (round robin) for its next
+ * call, logging agent.server_switched once.
  * The call itself is not repeated here: the callers' retries and backoff
  * stay as they are (so all servers down is no busy loop).
  */
@@ -98,10 +104,6 @@ int sp_agent_client_upload(struct sp_agent_client *c, const char *path, int fd, 
 			   long timeout_s, struct sp_agent_answer *ans, struct sp_error *err);
 /* The server the next call goes to (borrowed). */
 const char *sp_agent_client_server(const struct sp_agent_client *c);
-
-/* c's next call goes to the server like's next one goes to (both made
- * from the same list; like is not being used by another thread). */
-void sp_agent_client_start_like(struct sp_agent_client *c, const struct sp_agent_client *like);
 
 /* From any thread: the call running on c (and every later one) returns
  * SP_ECANCELLED at once.  For the lease long-poll on a drain. */

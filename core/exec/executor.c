@@ -527,7 +527,7 @@ static enum sp_stage_result judge_pytest(struct sp_stage_report *rep, const stru
 	}
 	if (code == 1 && !rep->has_tests) {
 		/* pytest writes its report whenever tests ran: the interpreter
-		 * itself said 1 (the probe, or its cache, was wrong) */
+		 * itself said 1 (it found pytest, then could not run it) */
 		set_message(rep, "pytest exited 1 without a report: did pytest start? (see the "
 			    "output above, e.g. \"No module named pytest\")");
 		return SP_RESULT_FAILED;
@@ -747,47 +747,72 @@ static void report_artifacts(struct run *r, struct sp_stage_report *rep,
 }
 
 /*
- * A pytest stage's interpreter (core/exec/python.h), probed in a container
- * of the stage's image with the stage's env, user, workdir and limits.
- * PASSED with *out set (the caller frees it); otherwise the stage's result,
- * its message set.
+ * A pytest stage's output: the boot's lines (core/exec/python.h) are
+ * read, not logged; at its go line, the note on the interpreter.
  */
-static enum sp_stage_result choose_python(struct run *r, struct sp_stage_report *rep,
-					  const struct plan *pl, const char *image,
-					  const struct sp_build_kv *labels, size_t nlabels,
-					  struct sp_cancel *cancel, char **out, struct sp_error *err)
+struct pytest_log {
+	struct run *r;
+	const struct sp_stage *st;
+	const char *cand;             /* what the container was started as */
+	struct sp_python_boot boot;
+};
+
+static void on_pytest_log(void *ud, enum sp_log_stream stream, const char *line, size_t len)
 {
-	const struct sp_stage *st = rep->stage;
-	struct sp_python_info info = SP_PYTHON_INFO_INIT;
-	struct sp_run_opts ro;
-	char *line;
+	struct pytest_log *pl = ud;
+	char *s;
+
+	if (!sp_python_boot_feed(&pl->boot, stream, line, len)) {
+		on_log(pl->r, stream, line, len);
+		return;
+	}
+	if (pl->boot.state == SP_PYTHON_RUNNING) {
+		s = sp_python_describe(&pl->boot.info, pl->st, pl->cand);
+		note(pl->r, "%s", s);
+		free(s);
+	}
+}
+
+/*
+ * Runs a pytest stage's container: CAND -c BOOT MODE ARGS (cmd[0] and
+ * cmd[3], owned by cmd, are replaced for the second try).  When python3
+ * cannot be started and the stage has no python:, once more as `python`.
+ * 0 with *res when the container ran (pl->boot says whether the tests
+ * did); SP_EFAILED with the interpreter's one line when none started;
+ * otherwise the runner's error.
+ */
+static int run_pytest(struct run *r, const struct sp_stage *st, const char *image_id,
+		      struct sp_run_opts *ro, char **cmd, struct pytest_log *pl,
+		      struct sp_run_result *res, struct sp_error *err)
+{
+	char why[SP_ERROR_MSG_MAX], *image;
 	int rc;
 
-	memset(&ro, 0, sizeof(ro));
-	ro.image = image;
-	ro.env = (const char *const *)pl->env;  /* not the secrets: the probe needs none */
-	ro.nenv = pl->nenv;
-	ro.user = st->user;
-	ro.workdir = st->workdir;
-	ro.memory = st->memory;
-	ro.nano_cpus = st->nano_cpus;
-	ro.labels = labels;
-	ro.nlabels = nlabels;
-	ro.cancel = sp_cancel_check;
-	ro.cancel_ud = cancel;
-	rc = sp_python_find_cached(r->runner, &ro, st, st->target, r->o->cache_dir, out, &info,
-				   err);
-	if (rc == 0) {
-		line = sp_python_describe(&info, st, *out);
-		note(r, "%s", line);
-		free(line);
+	pl->r = r;
+	pl->st = st;
+	pl->cand = cmd[0];
+	ro->log = on_pytest_log;
+	ro->log_ud = pl;
+	rc = r->runner->ops->run(r->runner, ro, res, err);
+	if (rc == SP_EFAILED && !st->python) {
+		free(cmd[0]);
+		cmd[0] = sp_xstrdup("python");
+		free(cmd[3]);
+		cmd[3] = sp_python_boot_mode(st, "python", 1);
+		pl->cand = cmd[0];
+		sp_python_info_release(&pl->boot.info);
+		pl->boot.state = SP_PYTHON_BOOTING;
+		sp_error_clear(err);
+		rc = r->runner->ops->run(r->runner, ro, res, err);
 	}
-	sp_python_info_release(&info);
-	if (rc == SP_ECANCELLED)
-		return interrupted(r, rep, cancel, "looking for the Python interpreter");
-	if (rc < 0)
-		set_message(rep, "%s", err->msg);
-	return rc == 0 ? SP_RESULT_PASSED : rc == SP_EFAILED ? SP_RESULT_FAILED : SP_RESULT_ERROR;
+	if (rc != SP_EFAILED)
+		return rc;
+	snprintf(why, sizeof(why), "%s", err->msg);
+	sp_error_clear(err);
+	image = sp_python_image_name(st->target, image_id);
+	rc = sp_python_not_found(st, image, why, NULL, err);
+	free(image);
+	return rc;
 }
 
 /* ---- services (services: on a stage) ---- */
@@ -1181,7 +1206,8 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	struct sp_build_kv labels[5];
 	size_t nlabels = 4;
 	char **cmd = NULL, *reports = NULL, *stage_dir = NULL, *artifacts_dest = NULL;
-	char *python = NULL;
+	char *image = NULL;
+	struct pytest_log pyl = { NULL, NULL, NULL, SP_PYTHON_BOOT_INIT };
 	const char **env = NULL, **artifact_paths = NULL;
 	struct sp_build_kv *args = NULL;
 	size_t ncmd = 0, nenv = 0, i;
@@ -1278,16 +1304,14 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		goto out;
 
 	/* run the command */
-	if (st->kind == SP_STAGE_PYTEST &&
-	    (result = choose_python(r, rep, pl, br.image_id, labels, nlabels, &cancel, &python,
-				    err)) != SP_RESULT_PASSED)
-		goto out;
 	cmd = sp_xcalloc(pl->nargs + 8, sizeof(*cmd));
 	if (st->kind == SP_STAGE_PYTEST) {
-		cmd[ncmd++] = python;
-		python = NULL;  /* owned by cmd */
-		cmd[ncmd++] = sp_xstrdup("-m");
-		cmd[ncmd++] = sp_xstrdup("pytest");
+		/* `python3 -m pytest ARGS`, the interpreter found by the
+		 * container itself (core/exec/python.h) */
+		cmd[ncmd++] = sp_xstrdup(st->python ? st->python : "python3");
+		cmd[ncmd++] = sp_xstrdup("-c");
+		cmd[ncmd++] = sp_xstrdup(sp_python_boot_script);
+		cmd[ncmd++] = sp_python_boot_mode(st, cmd[0], 0);
 		for (i = 0; i < pl->nargs; i++)
 			cmd[ncmd++] = sp_xstrdup(pl->args[i]);
 		cmd[ncmd++] = sp_xstrdup("--junitxml=" SP_REPORTS_DIR "/junit.xml");
@@ -1338,7 +1362,10 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 	ro.log_ud = r;
 	plan_artifacts(r, st, &ro, &artifacts_dest, &artifact_paths);
 	memset(&res, 0, sizeof(res));
-	rc = r->runner->ops->run(r->runner, &ro, &res, err);
+	if (st->kind == SP_STAGE_PYTEST)
+		rc = run_pytest(r, st, br.image_id, &ro, cmd, &pyl, &res, err);
+	else
+		rc = r->runner->ops->run(r->runner, &ro, &res, err);
 	if (rc == 0)
 		report_artifacts(r, rep, &res, artifacts_dest);
 	if (rc == SP_EFAILED) {
@@ -1348,14 +1375,29 @@ static enum sp_stage_result run_stage(struct run *r, size_t idx, struct sp_error
 		goto out;
 	}
 	if (rc == SP_ECANCELLED) {
-		result = interrupted(r, rep, &cancel, st->kind == SP_STAGE_PYTEST ?
-				     "running the tests" : "running the command");
+		result = interrupted(r, rep, &cancel, st->kind != SP_STAGE_PYTEST ?
+				     "running the command" :
+				     pyl.boot.state == SP_PYTHON_BOOTING ?
+				     "looking for the Python interpreter" : "running the tests");
 		goto out;
 	}
 	if (rc < 0) {
 		set_message(rep, "%s", err->msg);
 		result = SP_RESULT_ERROR;
 		goto out;
+	}
+	if (st->kind == SP_STAGE_PYTEST && pyl.boot.state == SP_PYTHON_STOPPED) {
+		/* no test ran: no reports to read */
+		image = sp_python_image_name(st->target, br.image_id);
+		(void)sp_python_stopped(&pyl.boot, st, image, err);
+		set_message(rep, "%s", err->msg);
+		result = SP_RESULT_FAILED;
+		goto out;
+	}
+	if (st->kind == SP_STAGE_PYTEST && pyl.boot.state == SP_PYTHON_BOOTING) {
+		char *line = sp_python_describe(&pyl.boot.info, st, cmd[0]);
+		note(r, "%s", line);
+		free(line);
 	}
 	rep->has_exit_code = true;
 	rep->exit_code = res.exit_code;
@@ -1385,7 +1427,8 @@ out:
 	free(artifacts_dest);
 	free(artifact_paths);
 	free(args);
-	free(python);
+	free(image);
+	sp_python_info_release(&pyl.boot.info);
 	sp_build_result_release(&br);
 	return result;
 }

@@ -86,10 +86,6 @@ struct sp_exec_opts {
 	 * a time in the pipeline's order, as does a runner without sibling.
 	 */
 	unsigned jobs;
-	/* The user's cache folder (sp_checkout_cache_dir), where pytest
-	 * stages' interpreter probes are remembered (pycache.h); NULL: a
-	 * probe container each time. */
-	const char *cache_dir;
 };
 
 /* The pipeline's build section with variables filled in, for one job. */

@@ -1,14 +1,14 @@
 /*
  * python.c — finds the interpreter of a pytest stage; see python.h.
  *
- * Why a probe rather than reading the image: the engine resolves a
- * command's name on the container's PATH when it starts it (the image's
- * ENV merged with the stage's env), so letting it try `python`, then
- * `python3`, is the one lookup that agrees with the test run by
- * construction (symlinks, venvs, permissions for the stage's user
- * included).  Whether pytest is installed can only be told by the
- * interpreter itself: site-packages, .pth files, PYTHONPATH and
- * --system-site-packages venvs all decide it.
+ * Why in the container rather than reading the image: the lookup must
+ * agree with the engine's (the image's ENV merged with the stage's env,
+ * symlinks, venvs, permissions for the stage's user), and whether pytest
+ * is installed can only be told by the interpreter itself: site-packages,
+ * .pth files, PYTHONPATH and --system-site-packages venvs all decide it.
+ * Doing it in the test container itself costs one interpreter start
+ * (two when `python` is on PATH too) instead of a container per
+ * candidate.
  */
 #include "core/exec/python.h"
 
@@ -19,37 +19,77 @@
 #include "core/base/buf.h"
 #include "core/base/error.h"
 #include "core/base/xalloc.h"
-#include "core/exec/pycache.h"
 
-/* Keep it short and valid for Python 2.7 too: `python` may be Python 2,
- * which must still say what it is.  find_spec does not import. */
-const char sp_python_probe_script[] =
-	"import os, sys\n"
-	"def f(m, d):\n"
-	"    try:\n"
-	"        import importlib.util\n"
-	"        if importlib.util.find_spec(m) is None:\n"
-	"            return ''\n"
-	"    except ImportError:\n"
+/*
+ * Valid for Python 2.7 too: `python` may be Python 2, which must still
+ * say what it is.  find_spec does not import.  The text is
+ * `S = r'''BODY'''` then `exec(S)`, so that the body can execute the
+ * same text again in another interpreter (os.execv keeps the container,
+ * and argv[0] the full path, so sys.executable is right); BODY holds no
+ * three quotes and no non-ASCII byte (test_python_pure checks).
+ */
+const char sp_python_boot_script[] =
+	"S = r'''import os, sys\n"
+	"def _sp_boot():\n"
+	"    a = sys.argv\n"
+	"    # MODE: cov=1,explicit=0,hop=0,as=NAME (as last: its value may hold a comma)\n"
+	"    m = dict(w.split('=', 1) for w in a[1].split(',', 3))\n"
+	"    del a[1]\n"
+	"    cov, explicit = m.get('cov') == '1', m.get('explicit') == '1'\n"
+	"    hop, cand = int(m.get('hop', '0')), m.get('as', '')\n"
+	"    py2 = sys.version_info[0] < 3\n"
+	"    w = sys.stdout.write\n"
+	"    def hop_to(name, h):\n"
+	"        for d in os.environ.get('PATH', '').split(os.pathsep):\n"
+	"            p = os.path.join(d, name)\n"
+	"            if d and os.path.isfile(p) and os.access(p, os.X_OK):\n"
+	"                q = \"'\" * 3\n"
+	"                try:\n"
+	"                    os.execv(p, [p, '-c', 'S = r' + q + S + q + '\\nexec(S)\\n',\n"
+	"                                 'cov=%d,explicit=0,hop=%d,as=%s' % (cov, h, name)] + a[1:])\n"
+	"                except OSError:\n"
+	"                    return\n"
+	"    if not explicit and hop == 0:\n"
+	"        hop_to('python', 1)\n"
+	"    if py2 and not explicit and hop < 2:\n"
+	"        hop_to('python3', 2)\n"
+	"    def f(mod, dist):\n"
 	"        try:\n"
-	"            import imp\n"
-	"            imp.find_module(m)\n"
+	"            import importlib.util\n"
+	"            if importlib.util.find_spec(mod) is None:\n"
+	"                return ''\n"
+	"        except ImportError:\n"
+	"            try:\n"
+	"                import imp\n"
+	"                imp.find_module(mod)\n"
+	"            except Exception:\n"
+	"                return ''\n"
 	"        except Exception:\n"
 	"            return ''\n"
-	"    except Exception:\n"
-	"        return ''\n"
-	"    try:\n"
-	"        from importlib.metadata import version\n"
-	"        return version(d)\n"
-	"    except Exception:\n"
-	"        return '?'\n"
-	"for k, v in (('executable', sys.executable),\n"
-	"             ('version', '%d.%d.%d' % tuple(sys.version_info[:3])),\n"
-	"             ('pytest', f('pytest', 'pytest')),\n"
-	"             ('pytest_cov', f('pytest_cov', 'pytest-cov')),\n"
-	"             ('path', os.environ.get('PATH', ''))):\n"
-	"    sys.stdout.write('" SP_PYTHON_PROBE_MARK "%s=%s\\n' % (k, v))\n"
-	"sys.stdout.flush()\n";
+	"        try:\n"
+	"            from importlib.metadata import version\n"
+	"            return version(dist)\n"
+	"        except Exception:\n"
+	"            return '?'\n"
+	"    pt, pc = f('pytest', 'pytest'), f('pytest_cov', 'pytest-cov')\n"
+	"    for k, v in (('executable', sys.executable),\n"
+	"                 ('version', '%d.%d.%d' % tuple(sys.version_info[:3])),\n"
+	"                 ('pytest', pt), ('pytest_cov', pc),\n"
+	"                 ('path', os.environ.get('PATH', '')), ('as', cand)):\n"
+	"        w('stagepipe-probe: %s=%s\\n' % (k, v))\n"
+	"    if (py2 and not explicit) or not pt or (cov and not pc):\n"
+	"        w('stagepipe-probe: stop\\n')\n"
+	"        sys.stdout.flush()\n"
+	"        sys.exit(121)\n"
+	"    w('stagepipe-probe: go\\n')\n"
+	"    sys.stdout.flush()\n"
+	"    if sys.path and sys.path[0] == '':\n"
+	"        sys.path[0] = os.getcwd()\n"
+	"    import runpy\n"
+	"    runpy.run_module('pytest', run_name='__main__', alter_sys=True)\n"
+	"_sp_boot()\n"
+	"'''\n"
+	"exec(S)\n";
 
 /* Longest value kept from a probe line (a PATH may be long; a hostile
  * image may print anything). */
@@ -64,6 +104,7 @@ void sp_python_info_release(struct sp_python_info *info)
 	free(info->pytest);
 	free(info->pytest_cov);
 	free(info->path);
+	free(info->as);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -107,18 +148,42 @@ void sp_python_info_feed(struct sp_python_info *info, const char *line, size_t l
 		set_value(&info->pytest_cov, val, vlen, true);
 	else if (KEY("path"))
 		set_value(&info->path, val, vlen, false);
+	else if (KEY("as"))
+		set_value(&info->as, val, vlen, true);
 #undef KEY
 }
 
-size_t sp_python_candidates(const struct sp_stage *st, const char *out[2])
+char *sp_python_boot_mode(const struct sp_stage *st, const char *cand, unsigned hop)
 {
-	if (st->python) {
-		out[0] = st->python;
-		return 1;
-	}
-	out[0] = "python";
-	out[1] = "python3";
-	return 2;
+	return sp_xasprintf("cov=%d,explicit=%d,hop=%u,as=%s", sp_stage_measures_coverage(st),
+			    st->python != NULL, hop, cand);
+}
+
+/* A line that is exactly what (a trailing '\r' allowed). */
+static bool is_line(const char *line, size_t len, const char *what)
+{
+	size_t n = strlen(what);
+
+	if (len == n + 1 && line[n] == '\r')
+		len--;
+	return len == n && !memcmp(line, what, n);
+}
+
+bool sp_python_boot_feed(struct sp_python_boot *b, enum sp_log_stream stream, const char *line,
+			 size_t len)
+{
+	static const size_t mlen = sizeof(SP_PYTHON_PROBE_MARK) - 1;
+
+	if (b->state != SP_PYTHON_BOOTING || stream != SP_STREAM_STDOUT || len < mlen ||
+	    memcmp(line, SP_PYTHON_PROBE_MARK, mlen) != 0)
+		return false;
+	if (is_line(line, len, SP_PYTHON_GO))
+		b->state = SP_PYTHON_RUNNING;
+	else if (is_line(line, len, SP_PYTHON_STOP))
+		b->state = SP_PYTHON_STOPPED;
+	else
+		sp_python_info_feed(&b->info, line, len);
+	return true;
 }
 
 char *sp_python_image_name(const char *target, const char *image_id)
@@ -201,11 +266,27 @@ int sp_python_not_found(const struct sp_stage *st, const char *image, const char
 			    st->name);
 }
 
+int sp_python_stopped(const struct sp_python_boot *b, const struct sp_stage *st,
+		      const char *image, struct sp_error *err)
+{
+	const struct sp_python_info *info = &b->info;
+	const char *as = info->as ? info->as : st->python ? st->python : "python3";
+
+	if (!st->python && info->version && !strncmp(info->version, "2.", 2))
+		return sp_python_not_found(st, image, NULL, info->version, err);
+	if (sp_python_check(info, st, as, image, err) < 0)
+		return SP_EFAILED;
+	return sp_error_set(err, SP_EFAILED, "the interpreter check in %s stopped the tests "
+			    "without saying why", image);
+}
+
 char *sp_python_describe(const struct sp_python_info *info, const struct sp_stage *st,
 			 const char *candidate)
 {
 	struct sp_buf b = SP_BUF_INIT;
 
+	if (info->as)
+		candidate = info->as;
 	(void)sp_buf_addf(&b, "python: ");
 	if (!info->seen) {
 		(void)sp_buf_addf(&b, "%s (%s; the probe said nothing about it)", candidate,
@@ -216,105 +297,6 @@ char *sp_python_describe(const struct sp_python_info *info, const struct sp_stag
 	(void)sp_buf_addf(&b, ", pytest %s", info->pytest ? info->pytest : "missing");
 	if (info->pytest_cov)
 		(void)sp_buf_addf(&b, ", pytest-cov %s", info->pytest_cov);
-	if (info->cached)
-		(void)sp_buf_addf(&b, " (probed before)");
 	return sp_buf_detach(&b, NULL);
 }
 
-/* ---- driving the runner ---- */
-
-/* The probe's own output is for us, not for the stage's log. */
-static void on_probe_line(void *ud, enum sp_log_stream stream, const char *line, size_t len)
-{
-	if (stream == SP_STREAM_STDOUT)
-		sp_python_info_feed(ud, line, len);
-}
-
-int sp_python_find(struct sp_runner *runner, const struct sp_run_opts *base,
-		   const struct sp_stage *st, const char *target, char **out,
-		   struct sp_python_info *info, struct sp_error *err)
-{
-	const char *cands[2];
-	size_t n = sp_python_candidates(st, cands), i;
-	char *image = sp_python_image_name(target, base->image);
-	char why[SP_ERROR_MSG_MAX] = "", py2[32] = "";
-	int rc = 0;
-
-	*out = NULL;
-	for (i = 0; i < n; i++) {
-		const char *argv[3] = { cands[i], "-c", sp_python_probe_script };
-		struct sp_run_opts ro = *base;
-		struct sp_run_result res;
-
-		ro.cmd = argv;
-		ro.ncmd = 3;
-		ro.network = SP_NETWORK_NONE;
-		ro.reports_dir = NULL;
-		ro.reports_dest = NULL;
-		ro.log = on_probe_line;
-		ro.log_ud = info;
-		ro.mask = NULL;
-		sp_python_info_release(info);
-		sp_error_clear(err);
-		rc = runner->ops->run(runner, &ro, &res, err);
-		if (rc == SP_EFAILED) {
-			/* cannot start: not on PATH (or not executable); the next one */
-			snprintf(why, sizeof(why), "%s", err->msg);
-			continue;
-		}
-		if (rc < 0)
-			goto out;
-		/* a `python` that is Python 2 (python-is-python2, old images) is
-		 * not what a pytest of today runs on: python3 next */
-		if (i + 1 < n && info->version && !strncmp(info->version, "2.", 2)) {
-			snprintf(py2, sizeof(py2), "%s", info->version);
-			continue;
-		}
-		if ((rc = sp_python_check(info, st, cands[i], image, err)) < 0)
-			goto out;
-		*out = sp_xstrdup(cands[i]);
-		goto out;
-	}
-	sp_error_clear(err);
-	sp_python_info_release(info);
-	rc = sp_python_not_found(st, image, *why ? why : NULL, *py2 ? py2 : NULL, err);
-out:
-	free(image);
-	return rc;
-}
-
-int sp_python_find_cached(struct sp_runner *runner, const struct sp_run_opts *base,
-			  const struct sp_stage *st, const char *target, const char *cache_dir,
-			  char **out, struct sp_python_info *info, struct sp_error *err)
-{
-	char key[SP_PYCACHE_KEY_LEN + 1];
-	struct sp_error ignored = SP_ERROR_INIT;
-	char *image, *content = NULL;
-	int rc;
-
-	if (!cache_dir || !base->image)
-		return sp_python_find(runner, base, st, target, out, info, err);
-	*out = NULL;
-	/* the image's content, not its id: every build has its job's label */
-	if (runner->ops->image_key &&
-	    runner->ops->image_key(runner, base->image, &content, &ignored) < 0)
-		return sp_python_find(runner, base, st, target, out, info, err);
-	sp_pycache_key(key, content ? content : base->image, st, base->env, base->nenv);
-	free(content);
-	sp_python_info_release(info);
-	if (sp_pycache_get(cache_dir, key, out, info) == 1) {
-		info->cached = true;
-		image = sp_python_image_name(target, base->image);
-		rc = sp_python_check(info, st, *out, image, err);
-		free(image);
-		if (rc < 0) {
-			free(*out);
-			*out = NULL;
-		}
-		return rc;
-	}
-	rc = sp_python_find(runner, base, st, target, out, info, err);
-	if (rc == 0 && info->seen)
-		(void)sp_pycache_put(cache_dir, key, *out, info, &ignored);
-	return rc;
-}

@@ -12,10 +12,19 @@
  * group commit, one WAL flush a batch, and 2xx only after commit.  Reads
  * use a small pool of other connections.
  *
+ * Ingests, the bulk of the writes, take a shorter way: each is one
+ * statement (W_INGEST: delivery, job and first status in CTEs), and a
+ * batch's ingests go in one libpq pipeline without savepoints — one round
+ * trip for them all.  One failing there aborts the transaction, so the
+ * batch runs again the savepoint way, where it fails alone (run_pipeline).
+ *
  * What several servers need, and where it is:
  * - Delivery dedupe by the unique key (repo, id): INSERT ... ON CONFLICT
  *   DO NOTHING.  A second server inserting the same key waits for the
- *   first one's transaction and then sees its row: one job.
+ *   first one's transaction and then sees its row: one job.  (W_INGEST
+ *   finds a delivery already committed itself; one another server is
+ *   storing at that moment fails its unique key, and the batch runs again
+ *   the savepoint way, which waits and sees it.)
  * - Leases: SELECT ... FOR UPDATE SKIP LOCKED picks the oldest queued job
  *   whose labels the agent has; servers leasing at once take different
  *   jobs.  Every fenced write locks the job row first (FOR UPDATE) and
@@ -47,9 +56,10 @@
  * no message of this file prints a URL unmasked.
  *
  * Wakes: a batch that queued a job (new, or put back) sends NOTIFY
- * stagepipe_queued with its COMMIT; sp_store_listen runs a thread with a
- * connection of its own that LISTENs and calls the server back, so idle
- * long-polls on every server wake at once.
+ * stagepipe_queued right after its COMMIT, in a transaction of its own
+ * (send_notify says why not in the batch's); sp_store_listen runs a
+ * thread with a connection of its own that LISTENs and calls the server
+ * back, so idle long-polls on every server wake at once.
  *
  * Logs: a job's log lines are chunks in job_log (job, stage, byte offset,
  * bytes), appended through the writer like any write (logs.c buffers the
@@ -90,7 +100,10 @@
 #define BATCH_RETRIES 5
 /* pg_advisory_xact_lock key of migrations ("stgp" in ASCII, then 1) */
 #define MIGRATE_LOCK "7310579520001"
-#define NPARAMS 16
+#define NPARAMS 24
+/* ingests sent in one pipeline at most (bounds what the server answers
+ * before we read: a blocking send cannot wait on a full reply buffer) */
+#define PIPELINE_MAX 64
 
 /* ------------------------------------------------------------------ */
 /* Schema                                                              */
@@ -236,6 +249,7 @@ enum wsql {
 	W_DELIVERY_CLAIM,
 	W_DELIVERY_FIND,
 	W_DELIVERY_JOB,
+	W_INGEST,
 	W_JOB_ADD,
 	W_SUPERSEDE_FIND,
 	W_JOB_END,
@@ -280,6 +294,28 @@ static const char *const wsql_text[W_COUNT] = {
 		" RETURNING 1",
 	[W_DELIVERY_FIND] = "SELECT job_id FROM deliveries WHERE repo = $1 AND id = $2",
 	[W_DELIVERY_JOB] = "UPDATE deliveries SET job_id = $3::bigint WHERE repo = $1 AND id = $2",
+	/* a delivery and its job (and its first status) in one statement, for
+	 * the pipeline: a delivery seen before is a duplicate; one another
+	 * server is storing right now fails the unique key (23505: the batch
+	 * runs again the safe way, which waits and then sees it) */
+	[W_INGEST] =
+		"WITH old AS (SELECT job_id FROM deliveries WHERE repo = $1::text"
+		" AND id = $2::text),"
+		" j AS (INSERT INTO jobs (repo, event, ref, branch, tag, sha, pr, title, author,"
+		" sender, labels, supersede_key, state, created_at, retry_of, statuses)"
+		" SELECT $8::text, $9::text, $10::text, $11::text, $12::text, $13::text,"
+		" $14::integer, $15::text, $16::text, $17::text, $18::text, $19::text,"
+		" 'queued', $6::bigint, $20::bigint, $21::integer"
+		" WHERE $7::boolean AND NOT EXISTS (SELECT 1 FROM old)"
+		" RETURNING id, repo, sha, statuses),"
+		" d AS (INSERT INTO deliveries (repo, id, forge, event, outcome, received_at, job_id)"
+		" SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint,"
+		" (SELECT id FROM j)"
+		" WHERE NOT EXISTS (SELECT 1 FROM old)),"
+		" o AS (INSERT INTO outbox (job_id, repo, sha, context, state, description,"
+		" created_at, due_at) SELECT id, repo, sha, $22::text, $23::text, $24::text, $6::bigint, $6::bigint"
+		" FROM j WHERE statuses <> 0)"
+		" SELECT EXISTS (SELECT 1 FROM old), (SELECT job_id FROM old), (SELECT id FROM j)",
 	[W_JOB_ADD] =
 		"INSERT INTO jobs (repo, event, ref, branch, tag, sha, pr, title, author,"
 		" sender, labels, supersede_key, state, created_at, retry_of, statuses)"
@@ -487,6 +523,7 @@ struct wreq {
 	enum sp_job_state state_after;
 	struct sp_status_row *rows;
 	size_t nrows;
+	bool piped;                   /* sent in the batch's pipeline */
 	/* the queue */
 	bool done;
 	pthread_cond_t cv;
@@ -506,7 +543,8 @@ struct pg_store {
 
 	PGconn *db;                   /* the writer's; only the writer thread uses it */
 	bool prepared;                /* the writer's statements exist on db */
-	bool notify;                  /* the batch queued a job: NOTIFY with it */
+	bool notify;                  /* the batch queued a job: NOTIFY after it */
+	bool notify_owed;             /* a NOTIFY that did not go out yet */
 	char sqlstate[6];             /* of the writer's last failed statement */
 	pthread_t writer;
 	bool writer_started;
@@ -1123,6 +1161,24 @@ static int supersede(struct pg_store *st, int64_t job, const struct sp_job_spec 
 	return rc;
 }
 
+/* A job's supersede key (the caller frees it), or NULL: it has none. */
+static char *supersede_key(const struct sp_job_spec *j)
+{
+	if (!strcmp(j->event, "push") && j->branch)
+		return sp_xasprintf("branch:%s", j->branch);
+	if (!strcmp(j->event, "pull_request") && j->pr > 0)
+		return sp_xasprintf("pr:%d", j->pr);
+	return NULL;
+}
+
+static bool job_valid(const struct sp_job_spec *j, struct sp_error *err)
+{
+	if (j && j->repo && j->event && j->ref && j->sha)
+		return true;
+	sp_error_set(err, SP_ERROR, "store: a job needs a repo, event, ref and sha");
+	return false;
+}
+
 static int insert_job(struct pg_store *st, const struct sp_job_spec *j, int64_t now,
 		      struct sp_ingest_result *res, struct sp_error *err)
 {
@@ -1132,12 +1188,9 @@ static int insert_job(struct pg_store *st, const struct sp_job_spec *j, int64_t 
 	int64_t id;
 	int rc;
 
-	if (!j || !j->repo || !j->event || !j->ref || !j->sha)
-		return sp_error_set(err, SP_ERROR, "store: a job needs a repo, event, ref and sha");
-	if (!strcmp(j->event, "push") && j->branch)
-		key = sp_xasprintf("branch:%s", j->branch);
-	else if (!strcmp(j->event, "pull_request") && j->pr > 0)
-		key = sp_xasprintf("pr:%d", j->pr);
+	if (!job_valid(j, err))
+		return SP_ERROR;
+	key = supersede_key(j);
 
 	p_str(&p, j->repo);
 	p_str(&p, j->event);
@@ -1757,8 +1810,21 @@ struct batch_outcome {
 	bool failed;
 	bool full;
 	bool retry;
+	bool safe;           /* run it again with a savepoint per request */
+	bool notify;         /* it queued a job */
 	char why[SP_ERROR_MSG_MAX];
 };
+
+/* Whether the writer's last failure is the database's (its disk, its
+ * connection, the server itself) rather than one request's own mistake. */
+static bool db_failed(struct pg_store *st)
+{
+	const char *c = st->sqlstate;
+
+	return PQstatus(st->db) != CONNECTION_OK || !*c || !strncmp(c, "53", 2) ||
+	       !strncmp(c, "58", 2) || !strncmp(c, "08", 2) || !strncmp(c, "57", 2) ||
+	       !strncmp(c, "XX", 2) || !strcmp(c, "25006");
+}
 
 /*
  * Whether the writer's last failure is the database failing (its disk,
@@ -1767,15 +1833,10 @@ struct batch_outcome {
  */
 static void note_failure(struct pg_store *st, struct batch_outcome *o, const char *msg)
 {
-	const char *c = st->sqlstate;
-	bool db = PQstatus(st->db) != CONNECTION_OK || !*c || !strncmp(c, "53", 2) ||
-		  !strncmp(c, "58", 2) || !strncmp(c, "08", 2) || !strncmp(c, "57", 2) ||
-		  !strncmp(c, "XX", 2) || !strcmp(c, "25006");
-
-	if (!db || o->failed)
+	if (!db_failed(st) || o->failed)
 		return;
 	o->failed = true;
-	o->full = !strcmp(c, "53100");
+	o->full = !strcmp(st->sqlstate, "53100");
 	snprintf(o->why, sizeof(o->why), "%s", msg);
 }
 
@@ -1792,9 +1853,220 @@ static int writer_ready(struct pg_store *st, struct sp_error *err)
 	return prepare_writer(st, err);
 }
 
-/* One try of a batch; out->retry asks for another. */
-static int try_batch(struct pg_store *st, struct wreq *batch, struct batch_outcome *out,
-		     struct sp_error *berr)
+/*
+ * The pipeline.  A batch's ingests (the common write by far) go to the
+ * server without waiting for each other: each is the one statement
+ * W_INGEST, PIPELINE_MAX of them are sent, then one sync, then their
+ * answers are read in order — one round trip for them all instead of five
+ * each (savepoint, three statements, release).  They have no savepoint:
+ * one failing aborts the transaction (the rest of the pipeline is skipped),
+ * so the batch is rolled back and runs again the safe way, a savepoint per
+ * request, where the failing one fails alone (out->safe).  A deadlock
+ * reruns it as before; a lost connection fails it.
+ */
+
+/* Whether r can go in the pipeline: an ingest that needs no statement
+ * after W_INGEST (a job cancelling older ones of its key does). */
+static bool pipelinable(const struct wreq *r)
+{
+	const struct sp_job_spec *j = r->job;
+
+	if (r->op != OP_INGEST)
+		return false;
+	if (!j || !j->supersede || !j->event)
+		return true;
+	/* as supersede_key: a job without a key cancels nothing */
+	return !(!strcmp(j->event, "push") && j->branch) &&
+	       !(!strcmp(j->event, "pull_request") && j->pr > 0);
+}
+
+/* Sends r's W_INGEST; SP_ERROR for a request that is not valid (sent
+ * nothing), SP_EENGINE when the connection would not take it. */
+static int ingest_send(struct pg_store *st, struct wreq *r, int64_t now)
+{
+	const struct sp_delivery *d = r->delivery;
+	const struct sp_job_spec *j = r->job;
+	struct params p = { .n = 0 };
+	char name[16], msg[512];
+	char *key = NULL;
+	int ok;
+
+	if (!d || !d->repo || !d->id)
+		return sp_error_set(&r->e, SP_ERROR, "store: a delivery needs a repo and an id");
+	if (j && !job_valid(j, &r->e))
+		return SP_ERROR;
+	p_str(&p, d->repo);
+	p_str(&p, d->id);
+	p_str(&p, d->forge);
+	p_str(&p, d->event);
+	p_str(&p, d->outcome);
+	p_int(&p, now);
+	p_str(&p, j ? "true" : "false");
+	if (j) {
+		key = supersede_key(j);
+		p_str(&p, j->repo);
+		p_str(&p, j->event);
+		p_str(&p, j->ref);
+		p_str(&p, j->branch);
+		p_str(&p, j->tag);
+		p_str(&p, j->sha);
+		p_int(&p, j->pr);
+		p_str(&p, j->title);
+		p_str(&p, j->author);
+		p_str(&p, j->sender);
+		p_str(&p, j->labels && *j->labels ? j->labels : NULL);
+		p_str(&p, key);
+		p_id(&p, j->retry_of);
+		p_int(&p, j->statuses);
+	} else {
+		while (p.n < 21)
+			p_str(&p, NULL);
+	}
+	p_str(&p, CONTEXT_BASE);
+	p_str(&p, sp_status_state_name(SP_STATUS_PENDING));
+	p_str(&p, "queued");
+	snprintf(name, sizeof(name), "w%d", (int)W_INGEST);
+	ok = PQsendQueryPrepared(st->db, name, p.n, p.v, NULL, NULL, 0);
+	free(key);
+	if (ok)
+		return 0;
+	pg_message(PQerrorMessage(st->db), msg, sizeof(msg));
+	return sp_error_set(&r->e, SP_EENGINE, "store: sending a delivery: %s", msg);
+}
+
+/* Takes W_INGEST's answer row into r. */
+static void ingest_result(struct pg_store *st, struct wreq *r, PGresult *res)
+{
+	if (!strcmp(r_str(res, 0, 0), "t")) {
+		r->ingest.duplicate = true;
+		r->ingest.job_id = r_int(res, 0, 1);
+		return;
+	}
+	r->ingest.job_id = r_int(res, 0, 2);
+	if (r->ingest.job_id)
+		st->notify = true;
+}
+
+/* The connection is in no state to go on (lost, or libpq out of step):
+ * closed, so that the next batch connects anew. */
+static int pipeline_broken(struct pg_store *st, struct sp_error *berr, const char *what)
+{
+	char msg[512];
+
+	pg_message(st->db ? PQerrorMessage(st->db) : NULL, msg, sizeof(msg));
+	st->sqlstate[0] = '\0';
+	PQfinish(st->db);
+	st->db = NULL;
+	st->prepared = false;
+	return sp_error_set(berr, SP_EENGINE, "store: %s: %s", what, msg);
+}
+
+/*
+ * Runs *first and the pipelinable requests after it (PIPELINE_MAX at most)
+ * in a pipeline, inside the batch's transaction; *first is left on the
+ * last of them.  Nonzero when one failed and with it the transaction:
+ * out->retry (deadlock), out->safe (its own fault: the batch runs again
+ * with savepoints) or neither (the database failed: so does the batch).
+ */
+static int run_pipeline(struct pg_store *st, struct wreq **first, struct batch_outcome *out,
+			struct sp_error *berr)
+{
+	struct wreq *r, *last = *first;
+	int64_t now = now_ms();
+	PGresult *res;
+	int rc = 0, n = 1;
+
+	while (last->next && n < PIPELINE_MAX && pipelinable(last->next)) {
+		last = last->next;
+		n++;
+	}
+	if (!PQenterPipelineMode(st->db))
+		return pipeline_broken(st, berr, "entering pipeline mode");
+	for (r = *first;; r = r->next) {
+		r->rc = ingest_send(st, r, now);
+		r->piped = r->rc == 0;
+		if (r->rc == SP_EENGINE)
+			return pipeline_broken(st, berr, "sending a batch");
+		if (r == last)
+			break;
+	}
+	if (!PQpipelineSync(st->db))
+		return pipeline_broken(st, berr, "sending a batch");
+	for (r = *first;; r = r->next) {
+		if (r->piped) {
+			res = PQgetResult(st->db);
+			if (!res)
+				return pipeline_broken(st, berr, "reading a batch's answers");
+			if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+				PQclear(res);
+				r->rc = sp_error_set(&r->e, SP_EENGINE, "store: a request before it"
+						     " failed");
+			} else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+				ingest_result(st, r, res);
+				PQclear(res);
+			} else {
+				r->rc = check(st->db, res, NULL, st->sqlstate, "storing a delivery",
+					      &r->e);
+				if (!r->rc)
+					r->rc = sp_error_set(&r->e, SP_EENGINE, "store: storing a"
+							     " delivery: no answer row");
+				if (!rc)
+					rc = sp_error_set(berr, SP_EENGINE, "%s", r->e.msg);
+			}
+			/* the end of this statement's answers */
+			res = PQgetResult(st->db);
+			if (res) {
+				PQclear(res);
+				return pipeline_broken(st, berr, "a batch's answers out of step");
+			}
+		}
+		if (r == last)
+			break;
+	}
+	res = PQgetResult(st->db);
+	if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		PQclear(res);
+		return pipeline_broken(st, berr, "a batch's answers out of step");
+	}
+	PQclear(res);
+	if (!PQexitPipelineMode(st->db))
+		return pipeline_broken(st, berr, "leaving pipeline mode");
+	*first = last;
+	if (!rc)
+		return 0;
+	if (retryable(st->sqlstate))
+		out->retry = true;
+	else if (!db_failed(st))
+		out->safe = true;
+	return rc;
+}
+
+/*
+ * Wakes the LISTENers of every server: a transaction of its own after the
+ * batch's COMMIT, which does not wait for its WAL flush (a NOTIFY lost in
+ * a crash only delays a wake; the jobs themselves are durable).  Not in
+ * the batch's transaction: PostgreSQL holds one cluster-wide lock from a
+ * NOTIFY's commit until its WAL flush is done, so that would put every
+ * server's commits in single file, none sharing a flush with another.
+ * One that fails is owed and goes out after the next batch.
+ */
+static void send_notify(struct pg_store *st)
+{
+	st->notify_owed = true;
+	if (!st->db || PQstatus(st->db) != CONNECTION_OK)
+		return;
+	if (!exec_sql(st->db, "BEGIN; SET LOCAL synchronous_commit TO off;"
+		      " NOTIFY stagepipe_queued; COMMIT", NULL, NULL))
+		st->notify_owed = false;
+	else if (PQstatus(st->db) == CONNECTION_OK &&
+		 PQtransactionStatus(st->db) != PQTRANS_IDLE)
+		exec_sql(st->db, "ROLLBACK", NULL, NULL);
+}
+
+/* One try of a batch (safe: a savepoint for every request); out->retry or
+ * out->safe ask for another. */
+static int try_batch(struct pg_store *st, struct wreq *batch, bool safe,
+		     struct batch_outcome *out, struct sp_error *berr)
 {
 	struct wreq *r;
 	PGresult *res;
@@ -1809,6 +2081,10 @@ static int try_batch(struct pg_store *st, struct wreq *batch, struct batch_outco
 	}
 	rc = exec_sql(st->db, "BEGIN", st->sqlstate, berr);
 	for (r = batch; !rc && r; r = r->next) {
+		if (!safe && pipelinable(r)) {
+			rc = run_pipeline(st, &r, out, berr);
+			continue;
+		}
 		rc = exec_sql(st->db, "SAVEPOINT req", st->sqlstate, berr);
 		if (rc)
 			break;
@@ -1826,8 +2102,6 @@ static int try_batch(struct pg_store *st, struct wreq *batch, struct batch_outco
 		if (!rc)
 			rc = exec_sql(st->db, "RELEASE SAVEPOINT req", st->sqlstate, berr);
 	}
-	if (!rc && st->notify)
-		rc = exec_sql(st->db, "NOTIFY stagepipe_queued", st->sqlstate, berr);
 	if (!rc && PQtransactionStatus(st->db) != PQTRANS_INTRANS)
 		rc = sp_error_set(berr, SP_EENGINE, "store: the transaction was aborted");
 	if (!rc) {
@@ -1840,7 +2114,8 @@ static int try_batch(struct pg_store *st, struct wreq *batch, struct batch_outco
 			out->retry = true;
 		else if (rc)
 			note_failure(st, out, berr->msg);
-	} else if (!out->retry) {
+		out->notify = !rc && st->notify;
+	} else if (!out->retry && !out->safe) {
 		note_failure(st, out, berr->msg);
 	}
 	if (rc && PQstatus(st->db) == CONNECTION_OK &&
@@ -1854,14 +2129,18 @@ static void run_batch(struct pg_store *st, struct wreq *batch, struct batch_outc
 {
 	struct sp_error berr = SP_ERROR_INIT;
 	struct wreq *r;
+	bool safe = false;
 	int rc;
 
 	for (int attempt = 0;; attempt++) {
 		memset(out, 0, sizeof(*out));
 		sp_error_clear(&berr);
-		rc = try_batch(st, batch, out, &berr);
-		if (!rc || !out->retry || attempt == BATCH_RETRIES)
+		rc = try_batch(st, batch, safe, out, &berr);
+		/* the one safe rerun goes even after the last deadlock retry */
+		if (!rc || !(out->retry || out->safe) ||
+		    (attempt >= BATCH_RETRIES && !(out->safe && !safe)))
 			break;
+		safe = safe || out->safe;
 		pthread_mutex_lock(&st->mu);
 		st->retries++;
 		pthread_mutex_unlock(&st->mu);
@@ -1919,6 +2198,11 @@ static void *writer_main(void *arg)
 			next = r->next;
 			r->done = true;
 			pthread_cond_signal(&r->cv);
+		}
+		if (o.notify || st->notify_owed) {
+			pthread_mutex_unlock(&st->mu);
+			send_notify(st);
+			pthread_mutex_lock(&st->mu);
 		}
 	}
 	pthread_mutex_unlock(&st->mu);

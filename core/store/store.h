@@ -313,7 +313,8 @@ struct sp_store_sqlite_stats {
 };
 void sp_store_sqlite_stats(struct sp_store *st, struct sp_store_sqlite_stats *out);
 /* The same for a PostgreSQL store, and how many batches ran again after a
- * deadlock with another server (retries may be NULL); zeros otherwise. */
+ * deadlock with another server or a request failing in the ingest pipeline
+ * (retries may be NULL); zeros otherwise. */
 void sp_store_pg_stats(struct sp_store *st, struct sp_store_sqlite_stats *out,
 		       uint64_t *retries);
 

@@ -20,7 +20,6 @@
 #include "runners/docker/image.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/sha.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stdint.h>
@@ -133,38 +132,6 @@ static unsigned long long json_u64(const cJSON *obj, const char *name)
 	return (unsigned long long)v->valuedouble;
 }
 
-/* See sp_image_info.content_key.  Each part is printed by cJSON (a
- * missing one as null), so the text is unambiguous. */
-static char *content_key(const cJSON *j)
-{
-	static const char *const conf[] = { "Env", "User", "WorkingDir", "Entrypoint" };
-	static const char hex[] = "0123456789abcdef";
-	const cJSON *rootfs = cJSON_GetObjectItemCaseSensitive(j, "RootFS");
-	const cJSON *config = cJSON_GetObjectItemCaseSensitive(j, "Config");
-	unsigned char d[SHA256_DIGEST_LENGTH];
-	struct sp_buf b = SP_BUF_INIT;
-	char *s, out[sizeof("content:") + 2 * SHA256_DIGEST_LENGTH];
-	size_t i;
-
-	s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(rootfs, "Layers"));
-	(void)sp_buf_addf(&b, "%s\n", s ? s : "null");
-	free(s);
-	for (i = 0; i < sizeof(conf) / sizeof(conf[0]); i++) {
-		s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(config, conf[i]));
-		(void)sp_buf_addf(&b, "%s\n", s ? s : "null");
-		free(s);
-	}
-	SHA256((const unsigned char *)b.data, b.len, d);
-	sp_buf_release(&b);
-	memcpy(out, "content:", 8);
-	for (i = 0; i < sizeof(d); i++) {
-		out[8 + 2 * i] = hex[d[i] >> 4];
-		out[8 + 2 * i + 1] = hex[d[i] & 15];
-	}
-	out[sizeof(out) - 1] = '\0';
-	return sp_xstrdup(out);
-}
-
 int sp_image_inspect(struct sp_engine *e, const char *name, struct sp_image_info *out,
 		     struct sp_error *err)
 {
@@ -193,7 +160,6 @@ int sp_image_inspect(struct sp_engine *e, const char *name, struct sp_image_info
 	out->repo_tags = string_array(cJSON_GetObjectItemCaseSensitive(j, "RepoTags"));
 	out->repo_digests = string_array(cJSON_GetObjectItemCaseSensitive(j, "RepoDigests"));
 	out->size = json_u64(j, "Size");
-	out->content_key = content_key(j);
 out:
 	if (rc < 0)
 		sp_image_info_release(out);
@@ -217,7 +183,6 @@ void sp_image_info_release(struct sp_image_info *info)
 	if (!info)
 		return;
 	free(info->id);
-	free(info->content_key);
 	free_strings(info->repo_tags);
 	free_strings(info->repo_digests);
 	memset(info, 0, sizeof(*info));

@@ -47,11 +47,6 @@ struct sp_image_info {
 	char **repo_tags;      /* NULL-terminated, never NULL */
 	char **repo_digests;   /* "reg:5000/team/app@sha256:…"; NULL-terminated, never NULL */
 	unsigned long long size;
-	/* "content:" and the SHA-256 (hex) of what a container of the image
-	 * runs on: RootFS.Layers and Config's Env, User, WorkingDir and
-	 * Entrypoint, not its labels (stagepipe labels every build with its
-	 * job, so two builds of the same files differ in id, not in this) */
-	char *content_key;
 };
 
 /*

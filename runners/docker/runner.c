@@ -542,21 +542,6 @@ static int docker_tag(struct sp_runner *r, const char *image, const char *ref,
 	return sp_image_tag(engine_of(r), image, ref, err);
 }
 
-static int docker_image_key(struct sp_runner *r, const char *image, char **out,
-			    struct sp_error *err)
-{
-	struct sp_image_info info;
-	int rc;
-
-	*out = NULL;
-	if ((rc = sp_image_inspect(engine_of(r), image, &info, err)) < 0)
-		return rc;
-	*out = info.content_key;
-	info.content_key = NULL;  /* the caller's now */
-	sp_image_info_release(&info);
-	return 0;
-}
-
 static void docker_free(struct sp_runner *r)
 {
 	if (!r)
@@ -603,7 +588,6 @@ static const struct sp_runner_ops docker_ops = {
 	docker_push,
 	docker_free,
 	docker_sibling,
-	docker_image_key,
 };
 
 /* One libcurl handle per engine: a sibling has its own (sp_engine_dup,

@@ -189,7 +189,6 @@ blocks = {s: [] for s in stages}
 glob, cur = [], None
 def norm(l):
     l = l.replace(registry, "REGISTRY").replace(repo, "REPO")
-    l = l.replace(" (probed before)", "")  # the probe cache's state (core/exec/pycache.h)
     l = re.sub(r"sha256:[0-9a-f]+", "sha256:ID", l)
     l = re.sub(r"local-[0-9a-f]+", "local-ID", l)
     l = re.sub(r"\b\d+\.\d+s\b", "N.Ns", l)

@@ -131,8 +131,7 @@ expect_in out "cancelled"
 
 # 7. prune: a run killed with SIGKILL leaves its container; prune removes it
 #    (and keeps the containers of a run that is still going)
-#    (waits for the tests' own output: the interpreter probe's container
-#    before them comes and goes by itself)
+#    (waits for the tests' own output: the container is then surely there)
 "$BIN" run -C "$T/sigint" >"$T/out" 2>"$T/err" &
 pid=$!
 i=0

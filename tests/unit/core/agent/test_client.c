@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,7 @@ static struct sp_agent_client *client_for(const struct server *s)
 	o.server = url;
 	o.token = "tok-abc123";
 	o.ca_file = NULL;
+	o.cursor = NULL;
 	assert_int_equal(sp_agent_client_new(&c, &o, &err), 0);
 	return c;
 }
@@ -413,7 +415,7 @@ static void test_interrupt(void **state)
 
 static void test_unreachable(void **state)
 {
-	struct sp_agent_client_opts o = { "http://127.0.0.1:1", "t", NULL };
+	struct sp_agent_client_opts o = { "http://127.0.0.1:1", "t", NULL, NULL };
 	struct sp_agent_answer ans;
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_agent_client *c;
@@ -439,6 +441,7 @@ static void test_failover(void **state)
 	struct sp_agent_answer ans;
 	struct sp_error err = SP_ERROR_INIT;
 	struct sp_agent_client *c, *d;
+	atomic_size_t cur;
 	struct server a, b;
 	char urls[160], want[64];
 
@@ -450,6 +453,7 @@ static void test_failover(void **state)
 	o.server = urls;
 	o.token = "t";
 	o.ca_file = NULL;
+	o.cursor = NULL;
 	assert_int_equal(sp_agent_client_new(&c, &o, &err), 0);
 	assert_string_equal(sp_agent_client_server(c), "http://127.0.0.1:1");
 	assert_int_equal(sp_agent_client_post(c, "/x", "application/json", "{}", 2, 15, &ans,
@@ -469,11 +473,20 @@ static void test_failover(void **state)
 	sp_agent_answer_release(&ans);
 	server_stop(&b);
 	assert_string_equal(sp_agent_client_server(c), want);  /* a 409 stays */
+	sp_agent_client_free(c);
+	/* two clients sharing a cursor: one's failure moves both, once */
+	atomic_init(&cur, 0);
+	o.cursor = &cur;
+	assert_int_equal(sp_agent_client_new(&c, &o, &err), 0);
 	assert_int_equal(sp_agent_client_new(&d, &o, &err), 0);
-	sp_agent_client_start_like(d, c);
+	assert_int_equal(sp_agent_client_post(c, "/x", "application/json", "{}", 2, 15, &ans,
+					      &err), SP_EENGINE);
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d", a.port);
 	assert_string_equal(sp_agent_client_server(d), want);
+	assert_int_equal((int)atomic_load(&cur), 1);
 	sp_agent_client_free(d);
 	sp_agent_client_free(c);
+	o.cursor = NULL;
 	/* an empty list */
 	o.server = ",";
 	assert_int_equal(sp_agent_client_new(&c, &o, &err), SP_ECONFIG);

@@ -136,12 +136,12 @@ struct step {
 	const char *push_msg;
 	unsigned push_fail_at;
 	enum interrupt push_int;
-	/* the interpreter probe (core/exec/python.h) of a pytest stage */
+	/* the boot of a pytest stage (core/exec/python.h): what the image has */
 	const char *no_python;      /* space-separated names that cannot start */
 	const char *python2;        /* space-separated names that are Python 2.7.18 */
-	bool no_pytest, no_cov;     /* what the probe's interpreter lacks */
-	bool probe_silent;          /* the probe prints nothing of its own */
-	enum interrupt probe_int;
+	bool no_pytest, no_cov;     /* what the boot's interpreter lacks */
+	bool probe_silent;          /* the boot prints nothing of its own */
+	enum interrupt probe_int;   /* before the boot's go line */
 };
 
 enum op { OP_BUILD, OP_RUN, OP_HEALTH, OP_PUSH, OP_TAG };
@@ -156,9 +156,12 @@ struct call {
 	/* every op with labels: "name=value" */
 	struct strv labels;
 	enum sp_network network;
-	/* run */
+	/* run; a pytest stage's boot is recorded as what it runs, "AS -m pytest
+	 * ARGS", with the name the container was started as and the MODE */
 	char *image;
 	struct strv argv, env;
+	char *cand, *mode;
+	int rc;                     /* what the run returned */
 	char *user, *workdir, *reports_dir, *reports_dest;
 	int64_t memory, nano_cpus;
 	/* health */
@@ -176,18 +179,6 @@ struct call {
 
 #define MAX_CALLS 64
 
-/* One interpreter probe (kept apart from the calls, which stay the stage's
- * own operations). */
-struct probe {
-	char *stage;
-	char *argv0;
-	struct strv env;
-	char *user, *workdir;
-	enum sp_network network;
-	bool has_reports, has_mask;
-	int rc;
-};
-
 struct fake {
 	struct sp_runner base;      /* first: the executor sees only this */
 	const struct step *steps;
@@ -199,8 +190,6 @@ struct fake {
 	unsigned pushes;            /* of the current stage */
 	unsigned nbuilds;
 	unsigned npush_total;
-	struct probe probes[MAX_CALLS];
-	size_t nprobes;
 	bool signalled;             /* the job's Ctrl-C flag */
 	unsigned cancel_polls;
 	bool freed;
@@ -276,6 +265,8 @@ static void call_release(struct call *c)
 	strv_release(&c->labels);
 	free(c->image);
 	strv_release(&c->argv);
+	free(c->cand);
+	free(c->mode);
 	strv_release(&c->env);
 	free(c->user);
 	free(c->workdir);
@@ -427,49 +418,59 @@ static void say(const struct sp_run_opts *o, const char *key, const char *v)
 	free(line);
 }
 
-/* The interpreter probe, answered as the step says. */
-static int fake_probe(struct fake *f, const struct sp_run_opts *o, struct sp_run_result *res,
-		      struct sp_error *err)
+static bool is_boot(const struct sp_run_opts *o)
 {
-	const char *stage = label_of(o->labels, o->nlabels, "io.stagepipe.stage");
-	const struct step *s = step_of(f, stage);
-	struct probe *p;
-	char *exe;
-	size_t i;
-	int rc;
+	return o->ncmd >= 4 && !strcmp(o->cmd[1], "-c") && !strcmp(o->cmd[2], sp_python_boot_script);
+}
 
-	if (f->nprobes == MAX_CALLS)
-		fail_msg("more than %d probes", MAX_CALLS);
-	p = &f->probes[f->nprobes++];
-	memset(p, 0, sizeof(*p));
-	p->stage = xstrdup_or_null(stage);
-	p->argv0 = sp_xstrdup(o->cmd[0]);
-	for (i = 0; i < o->nenv; i++)
-		strv_push(&p->env, o->env[i]);
-	p->user = xstrdup_or_null(o->user);
-	p->workdir = xstrdup_or_null(o->workdir);
-	p->network = o->network;
-	p->has_reports = o->reports_dir || o->reports_dest;
-	p->has_mask = o->mask != NULL;
-	if ((rc = cancelled_already(o->cancel, o->cancel_ud, err)) < 0)
-		return p->rc = rc;
-	if (s->probe_int == INT_HANG || s->probe_int == INT_SIGNAL)
-		return p->rc = hang(f, s->probe_int, o->cancel, o->cancel_ud, err);
+/*
+ * The boot (core/exec/python.h) in the step's image: *as is the name it
+ * ends up running as.  0: its go line was said, pytest runs; 1: it
+ * stopped (exit 121); <0: it did not start, or hung.
+ */
+static int fake_boot(struct fake *f, const struct step *s, const struct sp_run_opts *o,
+		     const char **as, struct sp_run_result *res, struct sp_error *err)
+{
+	const char *mode = o->cmd[3];
+	bool explicit_ = strstr(mode, "explicit=1") != NULL, cov = strstr(mode, "cov=1") != NULL;
+	int hop = strstr(mode, "hop=2") ? 2 : strstr(mode, "hop=1") ? 1 : 0;
+	bool py2;
+	char *exe;
+
+	*as = o->cmd[0];
 	if (word_in(s->no_python, o->cmd[0]))
-		return p->rc = sp_error_set(err, SP_EFAILED, "cannot start `%s` in the image: exec: "
-					    "\"%s\": executable file not found in $PATH", o->cmd[0],
-					    o->cmd[0]);
-	res->exit_code = 0;
+		return sp_error_set(err, SP_EFAILED, "cannot start `%s` in the image: exec: "
+				    "\"%s\": executable file not found in $PATH", o->cmd[0],
+				    o->cmd[0]);
+	/* python first, then a Python 2 makes way for python3 */
+	if (!explicit_ && hop == 0 && !word_in(s->no_python, "python")) {
+		*as = "python";
+		hop = 1;
+	}
+	if (!explicit_ && hop < 2 && word_in(s->python2, *as) && !word_in(s->no_python, "python3")) {
+		*as = "python3";
+		hop = 2;
+	}
+	py2 = word_in(s->python2, *as);
+	if (s->probe_int == INT_HANG || s->probe_int == INT_SIGNAL)
+		return hang(f, s->probe_int, o->cancel, o->cancel_ud, err);
 	if (s->probe_silent)
 		return 0;
 	o->log(o->log_ud, SP_STREAM_STDOUT, "sitecustomize says hello", 24);
-	exe = sp_xasprintf("/usr/bin/%s", o->cmd[0]);
+	exe = sp_xasprintf("%s%s", (*as)[0] == '/' ? "" : "/usr/bin/", *as);
 	say(o, "executable", exe);
 	free(exe);
-	say(o, "version", word_in(s->python2, o->cmd[0]) ? "2.7.18" : "3.11.2");
+	say(o, "version", py2 ? "2.7.18" : "3.11.2");
 	say(o, "pytest", s->no_pytest ? "" : "7.2.1");
 	say(o, "pytest_cov", s->no_cov ? "" : "4.0.0");
 	say(o, "path", "/usr/local/bin:/usr/bin");
+	say(o, "as", *as);
+	if ((py2 && !explicit_) || s->no_pytest || (cov && s->no_cov)) {
+		o->log(o->log_ud, SP_STREAM_STDOUT, SP_PYTHON_STOP, strlen(SP_PYTHON_STOP));
+		res->exit_code = SP_PYTHON_BOOT_EXIT;
+		return 1;
+	}
+	o->log(o->log_ud, SP_STREAM_STDOUT, SP_PYTHON_GO, strlen(SP_PYTHON_GO));
 	return 0;
 }
 
@@ -572,12 +573,17 @@ static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
-	if (o->ncmd == 3 && !strcmp(o->cmd[1], "-c") && !strcmp(o->cmd[2], sp_python_probe_script))
-		return fake_probe(f, o, res, err);
 	c = new_call(f, OP_RUN, o->cancel, o->cancel_ud, o->labels, o->nlabels);
 	s = step_of(f, c->stage);
 	c->image = xstrdup_or_null(o->image);
-	for (i = 0; i < o->ncmd; i++)
+	if (is_boot(o)) {
+		c->cand = sp_xstrdup(o->cmd[0]);
+		c->mode = sp_xstrdup(o->cmd[3]);
+		strv_push(&c->argv, o->cmd[0]);
+		strv_push(&c->argv, "-m");
+		strv_push(&c->argv, "pytest");
+	}
+	for (i = is_boot(o) ? 4 : 0; i < o->ncmd; i++)
 		strv_push(&c->argv, o->cmd[i]);
 	for (i = 0; i < o->nenv; i++)
 		strv_push(&c->env, o->env[i]);
@@ -592,7 +598,17 @@ static int fake_run(struct sp_runner *r, const struct sp_run_opts *o,
 	svc_trace_add("run(%s)", o->network_mode ? o->network_mode : "-");
 
 	if ((rc = cancelled_already(o->cancel, o->cancel_ud, err)) < 0)
-		return rc;
+		return c->rc = rc;
+	if (c->mode) {
+		const char *as;
+		if ((rc = fake_boot(f, s, o, &as, res, err)) < 0)
+			return c->rc = rc;
+		/* what ran */
+		free(c->argv.v[0]);
+		c->argv.v[0] = sp_xstrdup(as);
+		if (rc == 1)
+			return 0;
+	}
 	if (o->log) {
 		o->log(o->log_ud, SP_STREAM_STDOUT, "collected 17 items", 18);
 		o->log(o->log_ud, SP_STREAM_STDERR, "warning: something", 18);
@@ -678,7 +694,7 @@ static void fake_free(struct sp_runner *r)
 }
 
 static const struct sp_runner_ops fake_ops = {
-	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free, NULL, NULL,
+	"fake", fake_build, fake_run, fake_health, fake_tag, fake_push, fake_free, NULL,
 };
 
 /* Calls of one op (and stage, when not NULL), in order. */
@@ -1009,14 +1025,6 @@ static void h_free(struct harness *h)
 
 	for (i = 0; i < h->fake.ncalls; i++)
 		call_release(&h->fake.calls[i]);
-	for (i = 0; i < h->fake.nprobes; i++) {
-		struct probe *p = &h->fake.probes[i];
-		free(p->stage);
-		free(p->argv0);
-		strv_release(&p->env);
-		free(p->user);
-		free(p->workdir);
-	}
 	free(h->fake.cur_stage);
 	sp_events_release(&h->events);
 	sp_pipeline_free(h->p);
@@ -2353,7 +2361,7 @@ static void test_push_only_when_asked(void **state)
 }
 
 static const struct sp_runner_ops fake_ops_no_push = {
-	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free, NULL, NULL,
+	"fake", fake_build, fake_run, fake_health, fake_tag, NULL, fake_free, NULL,
 };
 
 static void test_runner_without_push(void **state)
@@ -2629,36 +2637,58 @@ static void test_work_dir_missing(void **state)
 	"stages:\n  - name: test\n    target: testing\n    pytest: [-q, --cov=app]\n" \
 	"    user: \"1000\"\n    workdir: /src\n    env: { APP_ENV: test }\n" extra
 
-/* python first; the probe runs as the tests will, without network or reports */
+/* Where the first log line of stage containing needle is (SIZE_MAX: none). */
+static size_t log_at(const struct recorder *rec, const char *stage, const char *needle)
+{
+	size_t i;
+
+	for (i = 0; i < rec->n; i++) {
+		const struct rec_event *e = &rec->ev[i];
+		if (e->kind == SP_EVENT_LOG && e->stage && !strcmp(e->stage, stage) &&
+		    strstr(e->line, needle))
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/* one container: started as python3, the boot finds python first on PATH;
+ * its lines are not the stage's, the note comes before the tests' output */
 static void test_python_first(void **state)
 {
 	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
 					   .coverage = "pass-coverage.xml" } };
 	struct harness *h;
-	const struct probe *p;
+	const struct call *c;
+	char *argv;
 
 	(void)state;
 	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
 	assert_int_equal(h_run(h), 0);
-	assert_int_equal(h->fake.nprobes, 1);
-	p = &h->fake.probes[0];
-	assert_string_equal(p->argv0, "python");
-	assert_string_equal(p->stage, "test");
-	assert_true(strv_has(&p->env, "APP_ENV=test"));
-	assert_string_equal(p->user, "1000");
-	assert_string_equal(p->workdir, "/src");
-	assert_int_equal(p->network, SP_NETWORK_NONE);
-	assert_false(p->has_reports);
-	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 1);
+	c = find_call(&h->fake, OP_RUN, "test");
+	assert_string_equal(c->cand, "python3");
+	assert_string_equal(c->mode, "cov=1,explicit=0,hop=0,as=python3");
+	argv = strv_join(&c->argv);
+	assert_string_equal(argv, "python -m pytest -q --cov=app "
+			    "--junitxml=" SP_REPORTS_DIR "/junit.xml "
+			    "--cov-report=xml:" SP_REPORTS_DIR "/coverage.xml");
+	free(argv);
+	assert_true(strv_has(&c->env, "APP_ENV=test"));
+	assert_string_equal(c->user, "1000");
+	assert_string_equal(c->workdir, "/src");
+	assert_non_null(c->reports_dir);
 	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "python: /usr/bin/python (Python 3.11.2, "
 			   "python on the image's PATH), pytest 7.2.1, pytest-cov 4.0.0"));
-	/* the probe's own output is not the stage's */
-	assert_false(logged(h->rec, "test", SP_STREAM_STDOUT, "sitecustomize says hello"));
+	assert_true(log_at(h->rec, "test", "python: /usr/bin/python") <
+		    log_at(h->rec, "test", "collected 17 items"));
+	/* the boot's lines are not the stage's; other lines before go are */
+	assert_true(logged(h->rec, "test", SP_STREAM_STDOUT, "sitecustomize says hello"));
 	assert_false(logged(h->rec, "test", SP_STREAM_STDOUT, SP_PYTHON_PROBE_MARK));
+	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_PASSED);
 	h_free(h);
 }
 
-/* an image with only python3 runs the tests with python3 */
+/* an image with only python3 runs the tests with python3, in one container */
 static void test_python3_when_no_python(void **state)
 {
 	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
@@ -2669,15 +2699,36 @@ static void test_python3_when_no_python(void **state)
 	(void)state;
 	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
 	assert_int_equal(h_run(h), 0);
-	assert_int_equal(h->fake.nprobes, 2);
-	assert_string_equal(h->fake.probes[0].argv0, "python");
-	assert_int_equal(h->fake.probes[0].rc, SP_EFAILED);
-	assert_string_equal(h->fake.probes[1].argv0, "python3");
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 1);
 	argv = strv_join(&find_call(&h->fake, OP_RUN, "test")->argv);
 	assert_string_equal(argv, "python3 -m pytest -q --cov=app "
 			    "--junitxml=" SP_REPORTS_DIR "/junit.xml "
 			    "--cov-report=xml:" SP_REPORTS_DIR "/coverage.xml");
 	free(argv);
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "python: /usr/bin/python3 (Python "
+			   "3.11.2, python3 on the image's PATH), pytest 7.2.1, pytest-cov 4.0.0"));
+	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_PASSED);
+	h_free(h);
+}
+
+/* no python3: a second container started as python (hop 1) */
+static void test_python_when_no_python3(void **state)
+{
+	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
+					   .coverage = "pass-coverage.xml", .no_python = "python3" } };
+	struct harness *h;
+
+	(void)state;
+	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
+	assert_int_equal(h_run(h), 0);
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 2);
+	assert_int_equal(h->fake.calls[1].rc, SP_EFAILED);
+	assert_string_equal(h->fake.calls[1].cand, "python3");
+	assert_string_equal(h->fake.calls[2].cand, "python");
+	assert_string_equal(h->fake.calls[2].mode, "cov=1,explicit=0,hop=1,as=python");
+	assert_string_equal(h->fake.calls[2].argv.v[0], "python");
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "python: /usr/bin/python (Python 3.11.2, "
+			   "python on the image's PATH)"));
 	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_PASSED);
 	h_free(h);
 }
@@ -2692,24 +2743,30 @@ static void test_python2_skipped(void **state)
 	static const struct step key[] = { { .stage = "test", .junit = "pass-junit.xml",
 					     .coverage = "pass-coverage.xml", .python2 = "python2" } };
 	struct harness *h;
+	const struct rec_report *rep;
 
 	(void)state;
 	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
 	assert_int_equal(h_run(h), 0);
-	assert_int_equal(h->fake.nprobes, 2);
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 1);
 	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python3");
 	h_free(h);
 
 	h = h_new(HEAD PY_STAGE(""), both, NSTEPS(both));
 	assert_int_equal(h_run(h), SP_EFAILED);
-	assert_contains(finished(h->rec, "test")->message, "no Python 3 in the image of target "
+	rep = finished(h->rec, "test");
+	assert_contains(rep->message, "no Python 3 in the image of target "
 			"\"testing\" (sha256:000000000000): python is Python 2.7.18 and python3 "
 			"cannot be started from its PATH");
+	assert_false(rep->has_exit_code);
+	assert_false(rep->junit_exists);
 	h_free(h);
 
 	h = h_new(HEAD PY_STAGE("    python: python2\n"), key, NSTEPS(key));
 	assert_int_equal(h_run(h), 0);
 	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "python2");
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->mode,
+			    "cov=1,explicit=1,hop=0,as=python2");
 	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "(Python 2.7.18, the stage's python: "
 			   "python2)"));
 	h_free(h);
@@ -2727,24 +2784,24 @@ static void test_python_key(void **state)
 	(void)state;
 	h = h_new(HEAD PY_STAGE("    python: /opt/py/bin/python3\n"), s, NSTEPS(s));
 	assert_int_equal(h_run(h), 0);
-	assert_int_equal(h->fake.nprobes, 1);
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 1);
 	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->argv.v[0], "/opt/py/bin/python3");
-	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "the stage's python: /opt/py/bin/python3"));
+	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "python: /opt/py/bin/python3 (Python "
+			   "3.11.2, the stage's python: /opt/py/bin/python3)"));
 	h_free(h);
 
 	h = h_new(HEAD PY_STAGE("    python: /opt/py/bin/python3\n"), gone, NSTEPS(gone));
 	assert_int_equal(h_run(h), SP_EFAILED);
-	assert_int_equal(h->fake.nprobes, 1);
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 1);
 	rep = finished(h->rec, "test");
 	assert_int_equal(rep->result, SP_RESULT_FAILED);
 	assert_contains(rep->message, "cannot start python: /opt/py/bin/python3 (stage \"test\") in "
 			"the image of target \"testing\" (sha256:");
 	assert_contains(rep->message, "executable file not found");
-	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
 	h_free(h);
 }
 
-/* no interpreter, no pytest, no pytest-cov: one line each, exit 1, no test run */
+/* no interpreter, no pytest, no pytest-cov: one line each, no test run */
 static void test_python_missing_pieces(void **state)
 {
 	static const struct step nopy[] = { { .stage = "test", .no_python = "python python3" } };
@@ -2764,8 +2821,7 @@ static void test_python_missing_pieces(void **state)
 	assert_contains(rep->message, "no Python in the image of target \"testing\" (sha256:");
 	assert_contains(rep->message, "neither python nor python3");
 	assert_null(strchr(rep->message, '\n'));
-	assert_int_equal(h->fake.nprobes, 2);
-	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 2);
 	h_free(h);
 
 	h = h_new(HEAD PY_STAGE(""), nopytest, NSTEPS(nopytest));
@@ -2776,7 +2832,9 @@ static void test_python_missing_pieces(void **state)
 			    "): /usr/bin/python3 (Python 3.11.2, python3 on the image's PATH) cannot "
 			    "import pytest; install pytest in that target, or set python: in stage "
 			    "\"test\" to an interpreter that has it");
-	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
+	assert_false(rep->has_exit_code);
+	assert_false(logged(h->rec, "test", SP_STREAM_STDOUT, "collected"));
+	assert_false(logged(h->rec, "test", SP_STREAM_INFO, "python: "));
 	h_free(h);
 
 	h = h_new(HEAD PY_STAGE(""), nocov, NSTEPS(nocov));
@@ -2786,17 +2844,18 @@ static void test_python_missing_pieces(void **state)
 			"(Python 3.11.2, python on the image's PATH) in the image of target "
 			"\"testing\"");
 	assert_contains(rep->message, "drop --cov (and coverage.min) from stage \"test\"");
-	assert_int_equal(count_calls(&h->fake, OP_RUN, NULL), 0);
 	h_free(h);
 
 	/* without --cov, pytest-cov is not needed */
 	h = h_new(HEAD "stages:\n  - name: test\n    target: testing\n    pytest: [-q]\n",
 		  nocov_ok, NSTEPS(nocov_ok));
 	assert_int_equal(h_run(h), 0);
+	assert_string_equal(find_call(&h->fake, OP_RUN, "test")->mode,
+			    "cov=0,explicit=0,hop=0,as=python3");
 	h_free(h);
 }
 
-/* a probe that prints nothing of its own does not stop the tests */
+/* a boot that prints nothing of its own does not stop the tests */
 static void test_python_probe_silent(void **state)
 {
 	static const struct step s[] = { { .stage = "test", .junit = "pass-junit.xml",
@@ -2807,14 +2866,16 @@ static void test_python_probe_silent(void **state)
 	h = h_new(HEAD PY_STAGE(""), s, NSTEPS(s));
 	assert_int_equal(h_run(h), 0);
 	assert_true(logged(h->rec, "test", SP_STREAM_INFO, "the probe said nothing"));
+	assert_true(logged(h->rec, "test", SP_STREAM_STDOUT, "collected 17 items"));
 	h_free(h);
 }
 
-/* the stage's deadline and Ctrl-C reach the probe */
+/* the stage's deadline and Ctrl-C reach the boot */
 static void test_python_probe_interrupted(void **state)
 {
 	static const struct step hang_[] = { { .stage = "test", .probe_int = INT_HANG } };
 	static const struct step sig[] = { { .stage = "test", .probe_int = INT_SIGNAL } };
+	static const struct step later[] = { { .stage = "test", .run_int = INT_HANG } };
 	struct harness *h;
 
 	(void)state;
@@ -2828,16 +2889,56 @@ static void test_python_probe_interrupted(void **state)
 	assert_int_equal(h_run(h), SP_ECANCELLED);
 	assert_int_equal(finished(h->rec, "test")->result, SP_RESULT_CANCELLED);
 	h_free(h);
+
+	h = h_new(HEAD PY_STAGE("    timeout: 100ms\n"), later, NSTEPS(later));
+	assert_int_equal(h_run(h), SP_EFAILED);
+	assert_contains(finished(h->rec, "test")->message,
+			"timed out after 100ms while running the tests");
+	h_free(h);
 }
 
-/* the pure parts: candidates, probe lines, image names */
+/* the boot's lines: read until go or stop, then everything is the tests' */
+static void test_python_boot_lines(void **state)
+{
+	struct sp_python_boot b = SP_PYTHON_BOOT_INIT;
+#define FEED(stream, s) sp_python_boot_feed(&b, stream, s, strlen(s))
+
+	(void)state;
+	assert_false(FEED(SP_STREAM_STDOUT, "sitecustomize says hello"));
+	assert_false(FEED(SP_STREAM_STDERR, SP_PYTHON_PROBE_MARK "version=9"));
+	assert_true(FEED(SP_STREAM_STDOUT, SP_PYTHON_PROBE_MARK "version=3.12.1"));
+	assert_true(FEED(SP_STREAM_STDOUT, SP_PYTHON_PROBE_MARK "as=python3"));
+	assert_true(FEED(SP_STREAM_STDOUT, SP_PYTHON_PROBE_MARK "gone"));  /* not go: a probe line */
+	assert_int_equal(b.state, SP_PYTHON_BOOTING);
+	assert_true(FEED(SP_STREAM_STDOUT, SP_PYTHON_GO "\r"));
+	assert_int_equal(b.state, SP_PYTHON_RUNNING);
+	/* a test printing the marks later is just output */
+	assert_false(FEED(SP_STREAM_STDOUT, SP_PYTHON_PROBE_MARK "version=1.0"));
+	assert_false(FEED(SP_STREAM_STDOUT, SP_PYTHON_STOP));
+	assert_int_equal(b.state, SP_PYTHON_RUNNING);
+	assert_string_equal(b.info.version, "3.12.1");
+	assert_string_equal(b.info.as, "python3");
+	sp_python_info_release(&b.info);
+
+	b.state = SP_PYTHON_BOOTING;
+	assert_true(FEED(SP_STREAM_STDOUT, SP_PYTHON_STOP));
+	assert_int_equal(b.state, SP_PYTHON_STOPPED);
+	assert_false(FEED(SP_STREAM_STDOUT, SP_PYTHON_GO));
+	assert_int_equal(b.state, SP_PYTHON_STOPPED);
+	sp_python_info_release(&b.info);
+#undef FEED
+}
+
+/* the pure parts: probe lines, modes, image names, messages, the script */
 static void test_python_pure(void **state)
 {
 	struct sp_python_info info = SP_PYTHON_INFO_INIT;
+	struct sp_python_boot b = SP_PYTHON_BOOT_INIT;
+	struct sp_error e = SP_ERROR_INIT;
 	struct sp_stage st;
-	const char *c[2];
 	char name[] = "t", py[] = "python3.12";
 	char *s;
+	const char *body;
 	static const char *const lines[] = {
 		"noise",
 		SP_PYTHON_PROBE_MARK "executable=/opt/venv/bin/python",
@@ -2853,12 +2954,13 @@ static void test_python_pure(void **state)
 	(void)state;
 	memset(&st, 0, sizeof(st));
 	st.name = name;
-	assert_int_equal(sp_python_candidates(&st, c), 2);
-	assert_string_equal(c[0], "python");
-	assert_string_equal(c[1], "python3");
+	s = sp_python_boot_mode(&st, "python3", 0);
+	assert_string_equal(s, "cov=0,explicit=0,hop=0,as=python3");
+	free(s);
 	st.python = py;
-	assert_int_equal(sp_python_candidates(&st, c), 1);
-	assert_string_equal(c[0], "python3.12");
+	s = sp_python_boot_mode(&st, py, 0);
+	assert_string_equal(s, "cov=0,explicit=1,hop=0,as=python3.12");
+	free(s);
 	st.python = NULL;
 
 	sp_python_info_feed(&info, "noise", 5);
@@ -2885,23 +2987,35 @@ static void test_python_pure(void **state)
 	assert_string_equal(s, "the image of target \"t\" (app:1)");
 	free(s);
 	/* the runtime's reason, trimmed to what went wrong */
-	{
-		struct sp_error e = SP_ERROR_INIT;
-		st.python = py;
-		assert_int_equal(sp_python_not_found(&st, "IMG", "cannot start `python3.12` in the "
-						     "image: POST /x: HTTP 400: OCI runtime create "
-						     "failed: exec: \"python3.12\": executable file "
-						     "not found in $PATH: unknown", NULL, &e), SP_EFAILED);
-		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG: "
-				    "exec: \"python3.12\": executable file not found in $PATH");
-		assert_int_equal(sp_python_not_found(&st, "IMG", NULL, NULL, &e), SP_EFAILED);
-		assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG");
-		st.python = NULL;
-	}
-	/* the probe script names every key the parser reads */
-	assert_non_null(strstr(sp_python_probe_script, "'executable'"));
-	assert_non_null(strstr(sp_python_probe_script, "'pytest_cov'"));
-	assert_non_null(strstr(sp_python_probe_script, SP_PYTHON_PROBE_MARK));
+	st.python = py;
+	assert_int_equal(sp_python_not_found(&st, "IMG", "cannot start `python3.12` in the "
+					     "image: POST /x: HTTP 400: OCI runtime create "
+					     "failed: exec: \"python3.12\": executable file "
+					     "not found in $PATH: unknown", NULL, &e), SP_EFAILED);
+	assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG: "
+			    "exec: \"python3.12\": executable file not found in $PATH");
+	assert_int_equal(sp_python_not_found(&st, "IMG", NULL, NULL, &e), SP_EFAILED);
+	assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG");
+	st.python = NULL;
+	/* a stop that says nothing is still one line */
+	b.state = SP_PYTHON_STOPPED;
+	assert_int_equal(sp_python_stopped(&b, &st, "IMG", &e), SP_EFAILED);
+	assert_string_equal(e.msg, "the interpreter check in IMG stopped the tests without "
+			    "saying why");
+	/* the script: keys the parser reads, the marks, ASCII, re-executable */
+	assert_non_null(strstr(sp_python_boot_script, "('executable'"));
+	assert_non_null(strstr(sp_python_boot_script, "('as', cand)"));
+	assert_non_null(strstr(sp_python_boot_script, "'" SP_PYTHON_STOP "\\n'"));
+	assert_non_null(strstr(sp_python_boot_script, "'" SP_PYTHON_GO "\\n'"));
+	assert_non_null(strstr(sp_python_boot_script, "sys.exit(121)"));
+	assert_int_equal(SP_PYTHON_BOOT_EXIT, 121);
+	assert_int_equal(strncmp(sp_python_boot_script, "S = r'''", 8), 0);
+	body = sp_python_boot_script + 8;
+	s = strstr(body, "'''");
+	assert_non_null(s);
+	assert_string_equal(s, "'''\nexec(S)\n");
+	for (i = 0; sp_python_boot_script[i]; i++)
+		assert_true((unsigned char)sp_python_boot_script[i] < 128);
 }
 
 /* ---- the final event ---- */
@@ -3048,11 +3162,13 @@ int main(void)
 		cmocka_unit_test(test_work_dir_missing),
 		cmocka_unit_test(test_python_first),
 		cmocka_unit_test(test_python3_when_no_python),
+		cmocka_unit_test(test_python_when_no_python3),
 		cmocka_unit_test(test_python_key),
 		cmocka_unit_test(test_python2_skipped),
 		cmocka_unit_test(test_python_missing_pieces),
 		cmocka_unit_test(test_python_probe_silent),
 		cmocka_unit_test(test_python_probe_interrupted),
+		cmocka_unit_test(test_python_boot_lines),
 		cmocka_unit_test(test_python_pure),
 		cmocka_unit_test(test_pipeline_finished_carries_every_report),
 		cmocka_unit_test_teardown(test_coverage_message_rounds_down, free_harness),

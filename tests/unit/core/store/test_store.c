@@ -2437,6 +2437,223 @@ static void test_pg_notify(void **state)
 	/* SQLite: nothing to hear, nothing done */
 }
 
+
+/* ---- PostgreSQL: a batch's ingests in one pipeline ---------------- */
+
+struct piped {
+	struct sp_store *st;
+	const char *id;
+	const char *title;  /* NULL: a plain one */
+	int rc;
+	struct sp_ingest_result res;
+	char msg[SP_ERROR_MSG_MAX];
+};
+
+static void *piped_thread(void *arg)
+{
+	struct piped *w = arg;
+	struct sp_delivery d = { .repo = "app", .id = w->id, .forge = "github",
+				 .event = "push", .outcome = "job" };
+	struct sp_job_spec j = push_spec("main", SHA_A);
+	struct sp_error err = SP_ERROR_INIT;
+
+	j.title = w->title;
+	j.statuses = true;
+	w->rc = sp_store_ingest(w->st, &d, &j, &w->res, &err);
+	memcpy(w->msg, err.msg, sizeof(w->msg));
+	return NULL;
+}
+
+/* Runs the n ingests w at once, held back (the tables locked) until every
+ * store's writer has them all, so that each store runs them in as few
+ * batches as it can (the first one it took alone, while the lock held). */
+static void run_held(const struct fx *f, struct piped *w, int n)
+{
+	struct sp_store *stores[4];
+	uint64_t want[4];
+	int nstores = 0;
+	pthread_t th[16];
+	struct wlock lock;
+
+	assert_true(n <= 16);
+	for (int i = 0; i < n; i++) {
+		int k = 0;
+		while (k < nstores && stores[k] != w[i].st)
+			k++;
+		if (k == nstores) {
+			struct sp_store_sqlite_stats s;
+			assert_true(nstores < 4);
+			store_stats(w[i].st, &s);
+			stores[nstores] = w[i].st;
+			want[nstores++] = s.requests;
+		}
+		want[k]++;
+	}
+	lock = hold_write_lock(f);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, piped_thread, &w[i]), 0);
+	for (int k = 0; k < nstores; k++)
+		wait_requests(stores[k], want[k]);
+	release_write_lock(lock);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+/*
+ * One ingest of a pipelined batch fails in the database (a title that is
+ * not UTF-8): the pipeline's transaction is lost with it, so the batch runs
+ * again with a savepoint per request, where it fails alone.  Its
+ * batch-mates are stored, a delivery twice in one batch makes one job,
+ * and the store is not "failing" (the request's own fault).
+ */
+static void test_pg_pipeline_failure(void **state)
+{
+	struct fx *f = *state;
+	static const char *const ids[8] = { "p-0", "p-1", "p-2", "p-3", "p-4", "p-5", "p-5",
+					    "p-7" };
+	struct piped w[8];
+	struct sp_store_sqlite_stats before, after;
+	struct sp_error err = SP_ERROR_INIT;
+	uint64_t retries0, retries1;
+	int64_t job5 = 0;
+	int dups = 0;
+
+	sp_store_pg_stats(f->st, &before, &retries0);
+	for (int i = 0; i < 8; i++)
+		w[i] = (struct piped){ .st = f->st, .id = ids[i],
+				       .title = i == 3 ? "not UTF-8: \xff\xfe" : NULL };
+	run_held(f, w, 8);
+	sp_store_pg_stats(f->st, &after, &retries1);
+	for (int i = 0; i < 8; i++) {
+		if (i == 3) {
+			assert_int_equal(w[i].rc, SP_EENGINE);
+			if (!strstr(w[i].msg, "UTF8"))
+				fail_msg("%s", w[i].msg);
+			continue;
+		}
+		if (w[i].rc)
+			fail_msg("ingest %d: %s", i, w[i].msg);
+		assert_true(w[i].res.job_id > 0);
+		if (!strcmp(w[i].id, "p-5")) {
+			dups += w[i].res.duplicate;
+			assert_true(!job5 || job5 == w[i].res.job_id);
+			job5 = w[i].res.job_id;
+		} else {
+			assert_false(w[i].res.duplicate);
+		}
+	}
+	assert_int_equal(dups, 1);
+	assert_true(retries1 > retries0);  /* ran again, the safe way */
+	assert_true(after.commits - before.commits <= 2);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 6);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 6);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM outbox"), 6);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries WHERE id = 'p-3'"), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries d JOIN jobs j"
+				   " ON j.id = d.job_id"), 6);
+	assert_int_equal(sp_store_last_write(f->st, NULL, &err), 0);
+	/* alone in its batch, the same: it fails, the store goes on */
+	w[0] = (struct piped){ .st = f->st, .id = "p-3", .title = "\xc3" };
+	piped_thread(&w[0]);
+	assert_int_equal(w[0].rc, SP_EENGINE);
+	w[0] = (struct piped){ .st = f->st, .id = "p-3" };
+	piped_thread(&w[0]);
+	assert_int_equal(w[0].rc, 0);
+	assert_false(w[0].res.duplicate);
+	assert_int_equal(sp_store_last_write(f->st, NULL, &err), 0);
+}
+
+/*
+ * Two servers get the same deliveries at once, in opposite orders, each
+ * in one pipelined batch: their batches wait on each other (a deadlock, or
+ * a key the other one is storing) and run again; every delivery makes
+ * one job, and both servers answer with it.
+ */
+static void test_pg_pipeline_two_servers(void **state)
+{
+	struct fx *f = *state;
+	struct sp_store *b = open_store(f);
+	static const char *const ids[6] = { "r-0", "r-1", "r-2", "r-3", "r-4", "r-5" };
+	struct piped w[12];
+
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct piped){ .st = f->st, .id = ids[i] };
+		w[6 + i] = (struct piped){ .st = b, .id = ids[5 - i] };
+	}
+	run_held(f, w, 12);
+	for (int i = 0; i < 6; i++) {
+		struct piped *x = &w[i], *y = &w[11 - i];
+		if (x->rc || y->rc)
+			fail_msg("%s: %s / %s", ids[i], x->msg, y->msg);
+		assert_string_equal(x->id, y->id);
+		assert_true(x->res.job_id > 0);
+		assert_int_equal(x->res.job_id, y->res.job_id);
+		assert_int_equal(x->res.duplicate + y->res.duplicate, 1);
+	}
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 6);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 6);
+	sp_store_close(b);
+}
+
+/*
+ * The writer's connection is cut while its pipelined batch waits: that
+ * batch fails (SP_EENGINE, nothing of it kept), the store says it is
+ * failing, and the next write connects again and commits.
+ */
+static void test_pg_pipeline_connection_lost(void **state)
+{
+	struct fx *f = *state;
+	static const char *const ids[4] = { "c-0", "c-1", "c-2", "c-3" };
+	struct piped w[4];
+	pthread_t th[4];
+	struct sp_store_sqlite_stats before;
+	struct sp_error err = SP_ERROR_INIT;
+	struct wlock lock;
+	PGconn *db = pg_connect(f->url);
+	int failed = 0, killed = 0;
+
+	store_stats(f->st, &before);
+	lock = hold_write_lock(f);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct piped){ .st = f->st, .id = ids[i] };
+		assert_int_equal(pthread_create(&th[i], NULL, piped_thread, &w[i]), 0);
+	}
+	wait_requests(f->st, before.requests + 4);
+	for (int i = 0; i < 500 && !killed; i++) {
+		PGresult *r = PQexec(db, "SELECT count(pg_terminate_backend(pid))"
+				     " FROM pg_stat_activity WHERE application_name = 'stagepipe'"
+				     " AND wait_event_type = 'Lock'");
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		killed = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
+		if (!killed)
+			sleep_ms(10);
+	}
+	assert_int_equal(killed, 1);
+	release_write_lock(lock);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].rc) {
+			assert_int_equal(w[i].rc, SP_EENGINE);
+			assert_non_null(strstr(w[i].msg, "transaction failed"));
+			failed++;
+		}
+	}
+	assert_true(failed >= 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM deliveries"), 4 - failed);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 4 - failed);
+	/* what failed is taken as new when the forge sends it again */
+	for (int i = 0; i < 4; i++) {
+		struct piped again = { .st = f->st, .id = ids[i] };
+		piped_thread(&again);
+		assert_int_equal(again.rc, 0);
+		assert_int_equal(again.res.duplicate, w[i].rc == 0);
+	}
+	assert_int_equal(query_int(f, "SELECT count(*) FROM jobs"), 4);
+	assert_int_equal(sp_store_last_write(f->st, NULL, &err), 0);
+	PQfinish(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2507,6 +2724,9 @@ int main(void)
 		T(test_pg_two_servers),
 		T(test_pg_notify),
 		T(test_pg_copy_from_sqlite),
+		T(test_pg_pipeline_failure),
+		T(test_pg_pipeline_two_servers),
+		T(test_pg_pipeline_connection_lost),
 		T(test_pg_log_chunks),
 		T(test_pg_log_two_writers),
 #undef T
