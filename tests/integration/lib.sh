@@ -152,12 +152,31 @@ recorder_up() {
 	REC=$(cat "$T/rec.port")
 }
 
-# serve_up CONFIG BASE: starts "$BIN serve -c CONFIG" in the background
-# (stdout to $T/serve.out, stderr to $T/serve.log, both appended), sets
-# $srv_pid, and waits up to 10 s for BASE/readyz to answer 200.  Stopping
-# it (and clearing srv_pid) is the test's business.
+# serve_config FILE LISTEN DATA: writes the serve config FILE: `listen:
+# LISTEN`, `data: DATA`, the store line of DATA (lib_pg.sh: nothing for
+# SQLite, the server's own PostgreSQL database with STORE=postgres), then
+# the rest of the config from stdin.  LISTEN is written as it is (a flow
+# list of addresses too).
+serve_config() {
+	_sc_store=$(store_line "$3") || fail "no store for $3"
+	{
+		printf 'listen: %s\ndata: %s\n' "$2" "$3"
+		[ -z "$_sc_store" ] || printf '%s\n' "$_sc_store"
+		cat
+	} >"$1"
+}
+
+# serve_up CONFIG BASE [CURL OPTION...]: starts "$BIN serve -c CONFIG" in
+# the background (stdout to $T/serve.out, stderr to $T/serve.log, both
+# appended), sets $srv_pid, and waits up to 10 s for BASE/readyz to answer
+# 200 (curl given the CURL OPTIONs too, e.g. --cacert for https).  With
+# $serve_wrap set (e.g. "netns_spawn srv") the server runs through that
+# command.  Stopping it (and clearing srv_pid) is the test's business.
+serve_wrap=
 serve_up() {
-	"$BIN" serve -c "$1" >>"$T/serve.out" 2>>"$T/serve.log" &
+	_su_conf=$1 _su_base=$2
+	shift 2
+	$serve_wrap "$BIN" serve -c "$_su_conf" >>"$T/serve.out" 2>>"$T/serve.log" &
 	srv_pid=$!
 	_i=0
 	while [ $_i -lt 100 ]; do
@@ -166,12 +185,28 @@ serve_up() {
 			srv_pid=
 			fail "serve exited at start"
 		}
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$2/readyz")" = 200 ] && return
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' "$@" "$_su_base/readyz")" = 200 ]; then
+			[ "$STORE" != postgres ] || grep -q 'serve.store.*backend=postgres' "$T/serve.log" ||
+				fail "STORE=postgres, but serve did not say it uses PostgreSQL"
+			return
+		fi
 		sleep 0.1
 		_i=$((_i + 1))
 	done
 	tail -20 "$T/serve.log"
-	fail "serve did not answer $2/readyz within 10 s"
+	fail "serve did not answer $_su_base/readyz within 10 s"
+}
+
+# stop_pid PID: SIGCONT and SIGTERM, then SIGKILL after 10 s; waits for it
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill -CONT "$1" 2>/dev/null
+	kill -TERM "$1" 2>/dev/null
+	_sp_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_sp_i -lt 100 ]; do sleep 0.1; _sp_i=$((_sp_i + 1)); done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	true
 }
 
 # the store of the servers a test starts (STORE=postgres: PostgreSQL)

@@ -11,6 +11,7 @@
 #      stage is taken over after the TTL by the other agent and promoted
 #      once across both servers (one granted permit in both logs, one set of
 #      manifest PUTs)
+# stores: postgres
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"

@@ -15,6 +15,7 @@
 #      database, a server on it carries on (duplicates known, ids go on)
 # PostgreSQL comes from tests/tools/pg_cluster.sh (SP_TEST_PG_URL to use
 # another server); the test needs Debian's postgresql (contrib/deps.sh).
+# stores: postgres
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null 2>&1 || fail "jq not found"
