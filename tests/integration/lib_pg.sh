@@ -1,8 +1,11 @@
 # tests/integration/lib_pg.sh — the job store of the servers a test starts,
 # SQLite (the default) or PostgreSQL (STORE=postgres), sourced by lib.sh.
 #
+#   tests/integration/run.sh build/stagepipe test_serve_hooks@postgres
 #   STORE=postgres tests/integration/run.sh build/stagepipe test_serve_hooks
 #
+# (run.sh runs a test whose header says `# stores: sqlite postgres` both
+# ways, on one cluster it starts for the whole run.)
 # With STORE=postgres each data folder DATA a test gives its server gets a
 # database of its own on the server SP_TEST_PG_URL names, or, when that is
 # not set, on a private cluster started for the test by
