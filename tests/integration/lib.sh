@@ -4,6 +4,7 @@
 T=$(mktemp -d)
 _lib_pids=
 # A test may define test_cleanup; it runs first, then what lib.sh started.
+# KEEP_T=1 keeps the test's folder $T (logs, data) for a look afterwards.
 lib_cleanup() {
 	if command -v test_cleanup >/dev/null 2>&1; then test_cleanup; fi
 	for p in $_lib_pids; do
@@ -11,7 +12,11 @@ lib_cleanup() {
 		wait "$p" 2>/dev/null || true
 	done
 	pg_cleanup
-	rm -rf "$T"
+	if [ "${KEEP_T:-0}" = 1 ]; then
+		echo "lib.sh: KEEP_T=1: the test's files are kept in $T" >&2
+	else
+		rm -rf "$T"
+	fi
 }
 trap lib_cleanup EXIT
 
@@ -179,19 +184,14 @@ serve_start() {
 
 # serve_ready BASE PID LOG [CURL OPTION...]: waits up to 15 s for the server
 # PID (its stderr in LOG) to answer BASE/readyz with 200, curl given the
-# CURL OPTIONs too (e.g. --cacert for https); with STORE=postgres, checks
-# that it said it uses PostgreSQL
+# CURL OPTIONs too (e.g. --cacert for https)
 serve_ready() {
 	_sr_base=$1 _sr_pid=$2 _sr_log=$3
 	shift 3
 	_i=0
 	while [ $_i -lt 150 ]; do
 		kill -0 "$_sr_pid" 2>/dev/null || { tail -20 "$_sr_log"; fail "serve exited at start"; }
-		if [ "$(curl -s -o /dev/null -w '%{http_code}' "$@" "$_sr_base/readyz")" = 200 ]; then
-			[ "$STORE" != postgres ] || grep -q 'serve.store.*backend=postgres' "$_sr_log" ||
-				fail "STORE=postgres, but serve did not say it uses PostgreSQL"
-			return
-		fi
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$@" "$_sr_base/readyz")" = 200 ] && return
 		sleep 0.1
 		_i=$((_i + 1))
 	done
@@ -200,12 +200,15 @@ serve_ready() {
 }
 
 # serve_up CONFIG BASE [CURL OPTION...]: serve_start and serve_ready (its
-# log $T/serve.log)
+# log $T/serve.log); with STORE=postgres, checks that it said it uses
+# PostgreSQL (a config not written by serve_config would not)
 serve_up() {
 	_su_conf=$1 _su_base=$2
 	shift 2
 	serve_start "$_su_conf"
 	serve_ready "$_su_base" "$srv_pid" "$T/serve.log" "$@"
+	[ "$STORE" != postgres ] || grep -q 'serve.store.*backend=postgres' "$T/serve.log" ||
+		fail "STORE=postgres, but serve did not say it uses PostgreSQL"
 }
 
 # stop_pid PID: SIGCONT and SIGTERM, then SIGKILL after 10 s; waits for it
