@@ -449,6 +449,7 @@ struct wreq {
 	const char *labels;
 	int64_t id, epoch;
 	int num;
+	int64_t asked_ms;             /* expire: when it was asked (see op_expire) */
 	bool ok;
 	/* results */
 	int rc;
@@ -1487,7 +1488,7 @@ static int do_expire(struct pg_store *st, struct wreq *r)
 	int max = r->num > 0 ? r->num : DEFAULT_MAX_ATTEMPTS;
 	int rc;
 
-	p_int(&p, now_ms());
+	p_int(&p, r->asked_ms);
 	rc = wq(st, W_EXPIRE_SCAN, &p, &res, &r->e);
 	for (int i = 0; !rc && i < PQntuples(res); i++)
 		rc = worker_gone(st, r_int(res, i, 0), (int)r_int(res, i, 1), r_int(res, i, 2) != 0,
@@ -1997,7 +1998,13 @@ static int op_finish(struct sp_store *s, int64_t job, int64_t epoch, const struc
 static int op_expire(struct sp_store *s, int max_attempts, int *requeued, int *failed,
 		     struct sp_error *err)
 {
-	struct wreq r = { .op = OP_EXPIRE, .num = max_attempts };
+	/*
+	 * Leases past their end at the time of asking, not when the writer
+	 * gets to it: a renewal that came while the writer was held up (a
+	 * slow commit, a lock) waits in the queue behind this request, and
+	 * must not lose its lease to the store's own delay.
+	 */
+	struct wreq r = { .op = OP_EXPIRE, .num = max_attempts, .asked_ms = now_ms() };
 	int rc = submit(to_pg(s), &r, err);
 
 	if (!rc) {
