@@ -67,8 +67,9 @@ if [ $# -gt 0 ]; then
 else
 	for t in "$here"/test_*.sh; do
 		set -- "$@" "$t"
-		case " $(stores_of "$t") " in
-		*" sqlite "*" postgres "*) set -- "$@" "$t@postgres" ;;
+		_st=" $(stores_of "$t") "
+		case $_st in
+		*" sqlite "*) case $_st in *" postgres "*) set -- "$@" "$t@postgres" ;; esac ;;
 		esac
 	done
 fi
