@@ -223,6 +223,16 @@ stop_pid() {
 	true
 }
 
+# pytest_running AGENT JOB: the ids of the running containers of server
+# job JOB on AGENT that run pytest (its test stage's own container, not the
+# interpreter probe that comes first with the same labels), on the engine
+# at $DOCKER_HOST
+pytest_running() {
+	curl -s --unix-socket "${DOCKER_HOST#unix://}" -G "http://localhost/containers/json" \
+		--data-urlencode "filters={\"label\":[\"io.stagepipe.job=srv-$2\",\"io.stagepipe.agent=$1\"],\"status\":[\"running\"]}" |
+		jq -r '.[] | select(.Command | test("pytest")) | .Id'
+}
+
 # acked_stored DBFILE REPO LOADFILE...: every delivery the
 # tests/tools/hook_load.py result files record as answered 2xx is in the
 # store of DBFILE (lib_pg.sh's store_sql) for REPO, with the job it was

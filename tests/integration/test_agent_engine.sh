@@ -236,7 +236,7 @@ wait_running_on() {
 		detail "$1"
 		on=$(jd .agent)
 		if [ "$(jd .state)" = running ] && [ -n "$on" ] && [ "$on" != null ] &&
-			[ -n "$(agent_containers "$on" "$1")" ] &&
+			[ -n "$(pytest_running "$on" "$1")" ] &&
 			[ "$(jq -r '.stages[] | select(.name == "test") | .state' "$T/job.json")" = running ]; then
 			return
 		fi
