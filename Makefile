@@ -211,7 +211,8 @@ CHECK_JOBS         ?= 2
 
 # The integration suite runs once, against the sanitized binary (its
 # engine work dominates; the plain binary is what the unit tests, valgrind
-# and `make integration` cover).
+# and `make integration` cover); run.sh runs the serve/agent scripts on
+# both stores, SQLite and PostgreSQL (NAME@postgres).
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory test

@@ -508,6 +508,7 @@ struct wreq {
 	const char *labels;
 	int64_t id, epoch;
 	int num;
+	int64_t asked_ms;             /* expire: when it was asked (see op_expire) */
 	bool ok;
 	const void *data;
 	size_t len;
@@ -1566,7 +1567,7 @@ static int do_expire(struct pg_store *st, struct wreq *r)
 	int max = r->num > 0 ? r->num : DEFAULT_MAX_ATTEMPTS;
 	int rc;
 
-	p_int(&p, now_ms());
+	p_int(&p, r->asked_ms);
 	rc = wq(st, W_EXPIRE_SCAN, &p, &res, &r->e);
 	for (int i = 0; !rc && i < PQntuples(res); i++)
 		rc = worker_gone(st, r_int(res, i, 0), (int)r_int(res, i, 1), r_int(res, i, 2) != 0,
@@ -2331,7 +2332,13 @@ static int op_finish(struct sp_store *s, int64_t job, int64_t epoch, const struc
 static int op_expire(struct sp_store *s, int max_attempts, int *requeued, int *failed,
 		     struct sp_error *err)
 {
-	struct wreq r = { .op = OP_EXPIRE, .num = max_attempts };
+	/*
+	 * Leases past their end at the time of asking, not when the writer
+	 * gets to it: a renewal that came while the writer was held up (a
+	 * slow commit, a lock) waits in the queue behind this request, and
+	 * must not lose its lease to the store's own delay.
+	 */
+	struct wreq r = { .op = OP_EXPIRE, .num = max_attempts, .asked_ms = now_ms() };
 	int rc = submit(to_pg(s), &r, err);
 
 	if (!rc) {

@@ -475,6 +475,7 @@ struct wreq {
 	const char *labels;           /* relabel */
 	int64_t id, epoch;
 	int num;                      /* ttl_ms, max_attempts, max rows, retry_in_ms */
+	int64_t asked_ms;             /* expire: when it was asked (see op_expire) */
 	bool ok;
 	/* results */
 	int rc;
@@ -1446,7 +1447,7 @@ static int do_expire(struct sqlite_store *st, struct wreq *r)
 	int max = r->num > 0 ? r->num : DEFAULT_MAX_ATTEMPTS;
 	int rc;
 
-	sqlite3_bind_int64(s, 1, now_ms());
+	sqlite3_bind_int64(s, 1, r->asked_ms);
 	while ((rc = step(s, &r->e)) == 1) {
 		SP_GROW(g, alloc, n + 1);
 		g[n].id = sqlite3_column_int64(s, 0);
@@ -1930,7 +1931,13 @@ static int op_finish(struct sp_store *s, int64_t job, int64_t epoch, const struc
 static int op_expire(struct sp_store *s, int max_attempts, int *requeued, int *failed,
 		     struct sp_error *err)
 {
-	struct wreq r = { .op = OP_EXPIRE, .num = max_attempts };
+	/*
+	 * Leases past their end at the time of asking, not when the writer
+	 * gets to it: a renewal that came while the writer was held up (a
+	 * slow commit, a lock) waits in the queue behind this request, and
+	 * must not lose its lease to the store's own delay.
+	 */
+	struct wreq r = { .op = OP_EXPIRE, .num = max_attempts, .asked_ms = now_ms() };
 	int rc = submit(to_sqlite(s), &r, err);
 
 	if (!rc) {

@@ -4,6 +4,7 @@
 T=$(mktemp -d)
 _lib_pids=
 # A test may define test_cleanup; it runs first, then what lib.sh started.
+# KEEP_T=1 keeps the test's folder $T (logs, data) for a look afterwards.
 lib_cleanup() {
 	if command -v test_cleanup >/dev/null 2>&1; then test_cleanup; fi
 	for p in $_lib_pids; do
@@ -11,7 +12,11 @@ lib_cleanup() {
 		wait "$p" 2>/dev/null || true
 	done
 	pg_cleanup
-	rm -rf "$T"
+	if [ "${KEEP_T:-0}" = 1 ]; then
+		echo "lib.sh: KEEP_T=1: the test's files are kept in $T" >&2
+	else
+		rm -rf "$T"
+	fi
 }
 trap lib_cleanup EXIT
 
@@ -152,26 +157,124 @@ recorder_up() {
 	REC=$(cat "$T/rec.port")
 }
 
-# serve_up CONFIG BASE: starts "$BIN serve -c CONFIG" in the background
-# (stdout to $T/serve.out, stderr to $T/serve.log, both appended), sets
-# $srv_pid, and waits up to 10 s for BASE/readyz to answer 200.  Stopping
-# it (and clearing srv_pid) is the test's business.
-serve_up() {
-	"$BIN" serve -c "$1" >>"$T/serve.out" 2>>"$T/serve.log" &
+# serve_config FILE LISTEN DATA [SHARED]: writes the serve config FILE:
+# `listen: LISTEN`, `data: DATA`, the store line of DATA (lib_pg.sh:
+# nothing for SQLite, the server's own PostgreSQL database with
+# STORE=postgres; that of folder SHARED instead when given: servers sharing
+# one database), then the rest of the config from stdin.  LISTEN is
+# written as it is (a flow list of addresses too).
+serve_config() {
+	_sc_store=$(store_line "${4:-$3}") || fail "no store for ${4:-$3}"
+	{
+		printf 'listen: %s\ndata: %s\n' "$2" "$3"
+		[ -z "$_sc_store" ] || printf '%s\n' "$_sc_store"
+		cat
+	} >"$1"
+}
+
+# serve_start CONFIG [LOG]: starts "$BIN serve -c CONFIG" in the background
+# (stdout appended to $T/serve.out, stderr to LOG, default $T/serve.log)
+# and sets $srv_pid.  With $serve_wrap set (e.g. "netns_spawn srv") the
+# server runs through that command.  Stopping it is the test's business.
+serve_wrap=
+serve_start() {
+	$serve_wrap "$BIN" serve -c "$1" >>"$T/serve.out" 2>>"${2:-$T/serve.log}" &
 	srv_pid=$!
+}
+
+# serve_ready BASE PID LOG [CURL OPTION...]: waits up to 15 s for the server
+# PID (its stderr in LOG) to answer BASE/readyz with 200, curl given the
+# CURL OPTIONs too (e.g. --cacert for https)
+serve_ready() {
+	_sr_base=$1 _sr_pid=$2 _sr_log=$3
+	shift 3
 	_i=0
-	while [ $_i -lt 100 ]; do
-		kill -0 "$srv_pid" 2>/dev/null || {
-			tail -20 "$T/serve.log"
-			srv_pid=
-			fail "serve exited at start"
-		}
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$2/readyz")" = 200 ] && return
+	while [ $_i -lt 150 ]; do
+		kill -0 "$_sr_pid" 2>/dev/null || { tail -20 "$_sr_log"; fail "serve exited at start"; }
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$@" "$_sr_base/readyz")" = 200 ] && return
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	tail -20 "$T/serve.log"
-	fail "serve did not answer $2/readyz within 10 s"
+	tail -20 "$_sr_log"
+	fail "serve did not answer $_sr_base/readyz within 15 s"
+}
+
+# serve_up CONFIG BASE [CURL OPTION...]: serve_start and serve_ready (its
+# log $T/serve.log); with STORE=postgres, checks that it said it uses
+# PostgreSQL (a config not written by serve_config would not)
+serve_up() {
+	_su_conf=$1 _su_base=$2
+	shift 2
+	serve_start "$_su_conf"
+	serve_ready "$_su_base" "$srv_pid" "$T/serve.log" "$@"
+	[ "$STORE" != postgres ] || grep -q 'serve.store.*backend=postgres' "$T/serve.log" ||
+		fail "STORE=postgres, but serve did not say it uses PostgreSQL"
+}
+
+# stop_pid PID: SIGCONT and SIGTERM, then SIGKILL after 10 s; waits for it
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill -CONT "$1" 2>/dev/null
+	kill -TERM "$1" 2>/dev/null
+	_sp_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_sp_i -lt 100 ]; do sleep 0.1; _sp_i=$((_sp_i + 1)); done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	true
+}
+
+# pytest_running AGENT JOB: the ids of the running containers of server
+# job JOB on AGENT that run pytest (its test stage's own container, not the
+# interpreter probe that comes first with the same labels), on the engine
+# at $DOCKER_HOST
+pytest_running() {
+	curl -s --unix-socket "${DOCKER_HOST#unix://}" -G "http://localhost/containers/json" \
+		--data-urlencode "filters={\"label\":[\"io.stagepipe.job=srv-$2\",\"io.stagepipe.agent=$1\"],\"status\":[\"running\"]}" |
+		jq -r '.[] | select(.Command | test("pytest")) | .Id'
+}
+
+# acked_stored DBFILE REPO LOADFILE...: every delivery the
+# tests/tools/hook_load.py result files record as answered 2xx is in the
+# store of DBFILE (lib_pg.sh's store_sql) for REPO, with the job it was
+# answered with and a job of the commit sent; no delivery is without its
+# job.  Sets $acked (how many ids were answered 2xx) and $stored (how many
+# of REPO's deliveries the store holds).
+acked_stored() {
+	_as_db=$1 _as_repo=$2
+	shift 2
+	store_sql "$_as_db" "SELECT d.id || ' ' || d.job_id || ' ' || j.sha FROM deliveries d
+		JOIN jobs j ON j.id = d.job_id WHERE d.repo = '$_as_repo'" | LC_ALL=C sort >"$T/.stored" ||
+		fail "could not read the deliveries"
+	cat "$@" | awk '$2 ~ /^2/ { print $1 " " $3 " " $4 }' | LC_ALL=C sort -u >"$T/.acked"
+	acked=$(cut -d' ' -f1 "$T/.acked" | sort -u | wc -l)
+	stored=$(wc -l <"$T/.stored")
+	LC_ALL=C join -v 1 "$T/.acked" "$T/.stored" >"$T/.missing"
+	[ ! -s "$T/.missing" ] ||
+		{ head "$T/.missing"; fail "$(wc -l <"$T/.missing") deliveries answered 2xx are not stored"; }
+	LC_ALL=C join "$T/.acked" "$T/.stored" | awk '$2 != $4 || $3 != $5' >"$T/.wrong"
+	[ ! -s "$T/.wrong" ] ||
+		{ head "$T/.wrong"; fail "$(wc -l <"$T/.wrong") deliveries stored with another job"; }
+	[ "$(store_sql "$_as_db" "SELECT count(*) FROM deliveries WHERE job_id IS NULL AND repo = '$_as_repo'")" = 0 ] ||
+		fail "a delivery without its job"
+}
+
+# acked_resent URL FORGE SECRET LOADFILE...: the ids the hook_load result
+# files record as answered 2xx, sent again to URL (as a forge redelivers
+# after an outage): each one a duplicate (200) with the same job
+acked_resent() {
+	_ar_url=$1 _ar_forge=$2 _ar_secret=$3
+	shift 3
+	cat "$@" | awk '$2 ~ /^2/ { print $1 " " $3 }' | LC_ALL=C sort -u >"$T/.ackjobs"
+	cut -d' ' -f1 "$T/.ackjobs" >"$T/.ackids"
+	"${PY:-python3}" "$top/tests/tools/hook_load.py" --url "$_ar_url" --forge "$_ar_forge" \
+		--secret "$_ar_secret" --out "$T/.resent" --threads 4 --resend "$T/.ackids" 2>"$T/.resent.err" ||
+		fail "resend failed: $(cat "$T/.resent.err")"
+	[ "$(wc -l <"$T/.resent")" = "$(wc -l <"$T/.ackids")" ] || fail "resend incomplete"
+	awk '$2 != "200"' "$T/.resent" >"$T/.resent.bad"
+	[ ! -s "$T/.resent.bad" ] || { head "$T/.resent.bad"; fail "a delivery answered 2xx before was taken again"; }
+	awk '{ print $1 " " $3 }' "$T/.resent" | LC_ALL=C sort -u | LC_ALL=C join "$T/.ackjobs" - |
+		awk '$2 != $3' >"$T/.resent.bad"
+	[ ! -s "$T/.resent.bad" ] || { head "$T/.resent.bad"; fail "a redelivery named another job"; }
 }
 
 # the store of the servers a test starts (STORE=postgres: PostgreSQL)

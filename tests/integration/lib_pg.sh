@@ -1,8 +1,11 @@
 # tests/integration/lib_pg.sh — the job store of the servers a test starts,
 # SQLite (the default) or PostgreSQL (STORE=postgres), sourced by lib.sh.
 #
+#   tests/integration/run.sh build/stagepipe test_serve_hooks@postgres
 #   STORE=postgres tests/integration/run.sh build/stagepipe test_serve_hooks
 #
+# (run.sh runs a test whose header says `# stores: sqlite postgres` both
+# ways, on one cluster it starts for the whole run.)
 # With STORE=postgres each data folder DATA a test gives its server gets a
 # database of its own on the server SP_TEST_PG_URL names, or, when that is
 # not set, on a private cluster started for the test by
@@ -14,11 +17,30 @@
 #                         rows as sqlite3 prints them (a|b, NULL empty)
 #   store_dump DBFILE     every row of that store as text (for greps)
 #   store_exists DBFILE   whether the store has been created
+#   pg_private            (before any store_line) a private cluster for
+#                         this test even when SP_TEST_PG_URL names a shared
+#                         one: for a test that stops its PostgreSQL
+#   pg_halt, pg_resume    stop that private cluster at once (as a crash
+#                         would) and start it again
+# On a cluster SP_TEST_PG_URL names (tests/integration/run.sh starts one for
+# a whole run) the databases a test made are dropped when it ends.
 STORE=${STORE:-sqlite}
 _pg_dir=
+# the prefix of this test's database names (store_line mostly runs in a
+# command substitution, so the names it makes cannot be listed)
+_pg_prefix=sp_$(printf '%s' "$T" | md5sum | cut -c1-8)_
 
 pg_cleanup() {
-	[ -n "$_pg_dir" ] && "$top/tests/tools/pg_cluster.sh" stop "$_pg_dir"
+	if [ -n "$_pg_dir" ]; then
+		"$top/tests/tools/pg_cluster.sh" stop "$_pg_dir"
+	elif [ -n "${_pg_url:-}" ]; then
+		# FORCE: a server the test left running loses its connections
+		for _d in $(psql -XAtq "$_pg_url" -c \
+			"SELECT datname FROM pg_database WHERE datname LIKE '${_pg_prefix}%'" 2>/dev/null); do
+			psql -XAtq "$_pg_url" -c "DROP DATABASE IF EXISTS $_d WITH (FORCE)" >/dev/null 2>&1 ||
+				echo "lib_pg.sh: could not drop database $_d" >&2
+		done
+	fi
 	_pg_dir=
 }
 
@@ -34,9 +56,25 @@ _pg_base() {
 	[ -n "$_pg_url" ] || fail "could not start PostgreSQL (tests/tools/pg_cluster.sh)"
 }
 
+pg_private() {
+	[ -z "$_pg_dir" ] || return 0
+	_pg_url= SP_TEST_PG_URL=
+	_pg_base
+}
+
+pg_halt() {
+	[ -n "$_pg_dir" ] || fail "pg_halt: no private cluster (pg_private)"
+	"$top/tests/tools/pg_cluster.sh" halt "$_pg_dir" || fail "could not stop PostgreSQL"
+}
+
+pg_resume() {
+	[ -n "$_pg_dir" ] || fail "pg_resume: no private cluster (pg_private)"
+	"$top/tests/tools/pg_cluster.sh" resume "$_pg_dir" || fail "could not start PostgreSQL again"
+}
+
 # _pg_db DATA: the database name of data folder DATA
 _pg_db() {
-	printf 'sp_%s' "$(printf '%s' "$1" | md5sum | cut -c1-20)"
+	printf '%s%s' "$_pg_prefix" "$(printf '%s' "$1" | md5sum | cut -c1-20)"
 }
 
 # _pg_url_of DATA: its URL (the server's with the database name swapped)

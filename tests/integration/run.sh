@@ -8,6 +8,17 @@
 # once for the whole run, and stops at the end only what it started
 # (STAGEPIPE_KEEP_ENGINE=1 keeps them for the next run).
 #
+# The job store: a test whose header has the line `# stores: sqlite
+# postgres` (the serve and agent tests) runs twice, once as it is (SQLite)
+# and once more as NAME@postgres with STORE=postgres (lib_pg.sh: each of
+# its servers gets a PostgreSQL database of its own); `# stores: postgres`
+# marks a test that uses PostgreSQL only.  TEST@postgres runs one test that
+# way; STORE=postgres in run.sh's environment runs every TEST named that
+# way.  One private PostgreSQL cluster (tests/tools/pg_cluster.sh) serves
+# the whole run: started before the first test that needs it, exported as
+# SP_TEST_PG_URL, stopped at the end (an SP_TEST_PG_URL already set is used
+# instead).
+#
 # --sanitized: BIN is built with -fsanitize=address,undefined (make
 # integration-asan).  ASAN_OPTIONS and UBSAN_OPTIONS send every report of
 # every stagepipe process to files in one folder (log_path), whatever the
@@ -32,17 +43,35 @@ BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 export BIN top
 
-# the tests to run, as the positional parameters (paths)
+# stores_of TEST: the stores its `# stores:` line names ("sqlite" without one)
+stores_of() {
+	_s=$(sed -n 's/^# stores: *//p' "$1" | head -n 1)
+	echo "${_s:-sqlite}"
+}
+
+# the tests to run, as the positional parameters: PATH or PATH@postgres
 if [ $# -gt 0 ]; then
 	n=$#
 	for t in "$@"; do
+		case $t in
+		*@postgres) st=@postgres t=${t%@postgres} ;;
+		*@*) echo "run.sh: unknown store in $t (only @postgres)" >&2; exit 2 ;;
+		*) st= ;;
+		esac
 		t=$here/$(basename "$t" .sh).sh
 		[ -e "$t" ] || { echo "run.sh: no such test $t" >&2; exit 2; }
-		set -- "$@" "$t"
+		[ "${STORE:-sqlite}" = postgres ] && st=@postgres
+		set -- "$@" "$t$st"
 	done
 	shift "$n"
 else
-	set -- "$here"/test_*.sh
+	for t in "$here"/test_*.sh; do
+		set -- "$@" "$t"
+		_st=" $(stores_of "$t") "
+		case $_st in
+		*" sqlite "*) case $_st in *" postgres "*) set -- "$@" "$t@postgres" ;; esac ;;
+		esac
+	done
 fi
 
 sanlogs= sanlogs_made=0
@@ -70,8 +99,9 @@ if [ "$sanitized" = 1 ]; then
 	export ASAN_OPTIONS UBSAN_OPTIONS SANITIZE
 fi
 
-started_engine=0
+started_engine=0 pg_dir=
 cleanup() {
+	[ -z "$pg_dir" ] || "$top/tests/tools/pg_cluster.sh" stop "$pg_dir"
 	if [ "$started_engine" = 1 ] && [ "${STAGEPIPE_KEEP_ENGINE:-0}" != 1 ]; then
 		"$top/contrib/engine.sh" down >&2 || true
 	fi
@@ -81,7 +111,7 @@ trap 'exit 130' INT TERM
 
 need_engine=0
 for t in "$@"; do
-	case $t in *_engine.sh) need_engine=1 ;; esac
+	case $t in *_engine.sh | *_engine.sh@*) need_engine=1 ;; esac
 done
 if [ "$need_engine" = 1 ]; then
 	if [ ! -x "$top/contrib/engine.sh" ]; then
@@ -116,13 +146,36 @@ sanitizer_clean() {
 	[ "$found" = 0 ]
 }
 
+# pg_up: SP_TEST_PG_URL set, the run's cluster started if need be
+pg_up() {
+	[ -n "${SP_TEST_PG_URL:-}" ] && return 0
+	[ -z "$pg_dir" ] || return 1  # tried before, and it failed
+	pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/sp-pg.XXXXXX")
+	SP_TEST_PG_URL=$("$top/tests/tools/pg_cluster.sh" start "$pg_dir" |
+		sed -n 's/^SP_TEST_PG_URL=//p')
+	[ -n "$SP_TEST_PG_URL" ] || return 1
+	export SP_TEST_PG_URL
+}
+
 pass=0 fail=0 failed=
 for t in "$@"; do
+	store=sqlite
+	case $t in *@postgres) store=postgres t=${t%@postgres} ;; esac
 	name=$(basename "$t" .sh)
+	[ "$store" = sqlite ] || name=$name@$store
 	log=$(mktemp)
 	start=$(date +%s)
 	ok=1
-	sh "$t" >"$log" 2>&1 || ok=0
+	if [ "$store" = postgres ] || [ "$(stores_of "$t")" = postgres ]; then
+		pg_up >"$log" 2>&1 || { echo "run.sh: could not start PostgreSQL" >>"$log"; ok=0; }
+	fi
+	if [ "$ok" = 0 ]; then
+		:
+	elif [ "$store" = postgres ]; then
+		STORE=postgres sh "$t" >>"$log" 2>&1 || ok=0
+	else
+		STORE=sqlite sh "$t" >>"$log" 2>&1 || ok=0
+	fi
 	secs=$(($(date +%s) - start))
 	if [ "$ok" = 1 ] && sanitizer_clean >"$log.san"; then
 		pass=$((pass + 1))

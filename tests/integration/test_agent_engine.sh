@@ -20,6 +20,7 @@
 #      other agent gives it back) and runs once it is back; two signals
 #      stop it (containers removed, the job requeued and run elsewhere),
 #      exit 130
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_netns.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
@@ -112,10 +113,7 @@ printf '%s\n' "$TOK1" >"$T/a1.token"
 printf '%s\n' "$TOK2" >"$T/a2.token"
 chmod 600 "$T/a1.token" "$T/a2.token"
 SHA2=$(printf '%s' "$TOK2" | sha256sum | cut -d' ' -f1)
-cat >"$T/serve.yml" <<EOF
-listen: $SRV_IP:$PORT
-data: $T/data
-$(store_line "$T/data")
+serve_config "$T/serve.yml" "$SRV_IP:$PORT" "$T/data" <<EOF
 public_url: $BASE
 workers: 0
 admin_token_env: SP_TEST_ADMIN
@@ -171,15 +169,6 @@ agent_containers() {
 			jq -r '.[].Id'
 	done
 }
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
-	[ -n "$1" ] || return 0
-	kill -CONT "$1" 2>/dev/null
-	kill -TERM "$1" 2>/dev/null
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
-	kill -9 "$1" 2>/dev/null
-	true
-}
 test_cleanup() {
 	stop_pid "$a1_pid"
 	stop_pid "$a2_pid"
@@ -192,19 +181,9 @@ test_cleanup() {
 	true
 }
 
-start_serve() {
-	netns_spawn srv "$BIN" serve -c "$T/serve.yml" >>"$T/serve.out" 2>>"$T/serve.log" &
-	srv_pid=$!
-	_i=0
-	while [ $_i -lt 100 ]; do
-		kill -0 "$srv_pid" 2>/dev/null || { cat "$T/serve.log"; srv_pid=; fail "serve exited at start"; }
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ] && return
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	cat "$T/serve.log"
-	fail "serve did not answer /readyz within 10 s"
-}
+# the server on its own host
+serve_wrap="netns_spawn srv"
+start_serve() { serve_up "$T/serve.yml" "$BASE"; }
 # start_agent NAME: the agent on its own host, with its own home and cache
 start_agent() {
 	mkdir -p "$T/$1/home"
@@ -257,7 +236,7 @@ wait_running_on() {
 		detail "$1"
 		on=$(jd .agent)
 		if [ "$(jd .state)" = running ] && [ -n "$on" ] && [ "$on" != null ] &&
-			[ -n "$(agent_containers "$on" "$1")" ] &&
+			[ -n "$(pytest_running "$on" "$1")" ] &&
 			[ "$(jq -r '.stages[] | select(.name == "test") | .state' "$T/job.json")" = running ]; then
 			return
 		fi

@@ -6,6 +6,7 @@
 #   - with --ca-file it leases and finishes a job; the token came from
 #     STAGEPIPE_AGENT_TOKEN and is not in the job's environment; the
 #     repository's git credentials are, and in no log
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null 2>&1 || fail "jq not found"
 command -v openssl >/dev/null 2>&1 || fail "openssl not found"
@@ -39,9 +40,7 @@ chmod 755 "$T/job.sh"
 
 PORT=$(free_port)
 BASE=https://127.0.0.1:$PORT
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 workers: 0
 admin_token_env: SP_ADMIN
 tls: { cert: $T/tls.crt, key: $T/tls.key }
@@ -64,14 +63,7 @@ test_cleanup() {
 	done
 	true
 }
-"$BIN" serve -c "$T/serve.yml" >"$T/serve.out" 2>"$T/serve.log" &
-srv_pid=$!
-i=0
-until [ "$(curl -s --cacert "$T/tls.crt" "$BASE/readyz")" = ready ]; do
-	i=$((i + 1))
-	[ $i -lt 100 ] || { cat "$T/serve.log"; fail "serve did not answer on https"; }
-	sleep 0.1
-done
+serve_up "$T/serve.yml" "$BASE" --cacert "$T/tls.crt"
 
 # ---- no --ca-file: the private certificate is refused ---------------------
 # (the agent is started without the server's variables: another machine)

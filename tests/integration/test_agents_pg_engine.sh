@@ -3,14 +3,18 @@
 # way), the real engine, registry and base image (issue 15):
 #   1. a delivery sent to both servers makes one job; a job on each server
 #      (one of them promotes), both running their test stage when server 1
-#      is killed (-9); more deliveries go to server 2 meanwhile: every
-#      delivery answered 2xx has its job and every job passes, the running
-#      ones in their first attempt (their renewals, events and finish went
-#      to server 2: agent.server_switched), the promote granted once
+#      is killed (-9) under webhook load on both servers (hook_load.py, for
+#      a repository whose jobs no agent takes: they stay queued); more
+#      deliveries go to server 2 meanwhile: every delivery answered 2xx,
+#      by either server, is stored with its job and, sent again to server
+#      2, is a duplicate of that job; every job passes, the running ones in
+#      their first attempt (their renewals, events and finish went to
+#      server 2: agent.server_switched), the promote granted once
 #   2. server 1 back; a promoting job whose agent is killed in its test
 #      stage is taken over after the TTL by the other agent and promoted
 #      once across both servers (one granted permit in both logs, one set of
 #      manifest PUTs)
+# stores: postgres
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
@@ -21,6 +25,7 @@ command -v psql >/dev/null 2>&1 || fail "psql not found (contrib/deps.sh)"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SIGN="$PY $top/tests/tools/sign_hook.py"
+LOAD="$PY $top/tests/tools/hook_load.py"
 SOCK=${DOCKER_HOST#unix://}
 case $DOCKER_HOST in unix://*) ;; *) fail "this test needs the engine on a unix socket" ;; esac
 
@@ -91,11 +96,8 @@ printf '%s\n' "$TOK1" >"$T/a1.token"
 printf '%s\n' "$TOK2" >"$T/a2.token"
 chmod 600 "$T/a1.token" "$T/a2.token"
 DB=$T/shared/stagepipe.db   # names the shared database for store_sql
-config() { # config FILE PORT DATA
-	cat >"$1" <<EOF
-listen: 127.0.0.1:$2
-data: $3
-$(store_line "$T/shared")
+config() { # config FILE PORT DATA: its store is the shared database
+	serve_config "$1" "127.0.0.1:$2" "$3" "$T/shared" <<EOF
 public_url: http://127.0.0.1:$2
 workers: 0
 lease_ttl: 6s
@@ -118,13 +120,19 @@ repos:
     forge: github
     secret_env: SP_APP_SECRET
     cancel_superseded: false
+  - name: load
+    url: file://$T/app.git
+    forge: github
+    secret_env: SP_APP_SECRET
+    labels: [parked]
+    cancel_superseded: false
 EOF
 }
 config "$T/s1.yml" "$P1" "$T/d1"
 config "$T/s2.yml" "$P2" "$T/d2"
 grep -q '^store: "postgres' "$T/s1.yml" || fail "no PostgreSQL store in the config"
 
-s1_pid= s2_pid= a1_pid= a2_pid=
+s1_pid= s2_pid= a1_pid= a2_pid= load1= load2=
 containers() { # containers [all]: ids of this run's containers
 	for p in "$P_APP" "$P_FAST"; do
 		curl -s --unix-socket "$SOCK" -G "http://localhost/containers/json" \
@@ -141,16 +149,9 @@ agent_containers() { # agent_containers NAME JOB
 			jq -r '.[].Id'
 	done
 }
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
-	[ -n "$1" ] || return 0
-	kill -CONT "$1" 2>/dev/null
-	kill -TERM "$1" 2>/dev/null
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
-	kill -9 "$1" 2>/dev/null
-	true
-}
 test_cleanup() {
+	stop_pid "$load1"
+	stop_pid "$load2"
 	stop_pid "$a1_pid"
 	stop_pid "$a2_pid"
 	stop_pid "$s1_pid"
@@ -162,17 +163,11 @@ test_cleanup() {
 	true
 }
 start_serve() { # start_serve 1|2
-	"$BIN" serve -c "$T/s$1.yml" >>"$T/serve.out" 2>>"$T/s$1.log" &
-	eval "s${1}_pid=\$!"
+	serve_start "$T/s$1.yml" "$T/s$1.log"
+	eval "s${1}_pid=\$srv_pid"
 	_b=$B1
 	[ "$1" = 2 ] && _b=$B2
-	_i=0
-	until [ "$(curl -s -o /dev/null -w '%{http_code}' "$_b/readyz")" = 200 ]; do
-		kill -0 "$(eval "echo \$s${1}_pid")" 2>/dev/null || { tail -20 "$T/s$1.log"; fail "serve $1 exited at start"; }
-		_i=$((_i + 1))
-		[ $_i -lt 150 ] || { tail -20 "$T/s$1.log"; fail "serve $1 not ready in 15 s"; }
-		sleep 0.1
-	done
+	serve_ready "$_b" "$srv_pid" "$T/s$1.log"
 }
 start_agent() { # start_agent NAME SERVER SERVER
 	mkdir -p "$T/$1/home"
@@ -225,7 +220,7 @@ wait_running_on() { # wait_running_on ID SECONDS: sets $on
 		detail "$1"
 		on=$(jd .agent)
 		if [ "$(jd .state)" = running ] && [ -n "$on" ] && [ "$on" != null ] &&
-			[ -n "$(agent_containers "$on" "$1")" ] &&
+			[ -n "$(pytest_running "$on" "$1")" ] &&
 			[ "$(jq -r '.stages[] | select(.name == "test") | .state' "$T/job.json")" = running ]; then
 			return
 		fi
@@ -255,13 +250,44 @@ push "$B2" app2 main "$S20" d-2
 j2=$job
 wait_running_on "$j1" 600
 wait_running_on "$j2" 600
+# webhook load on both (2 connections each), server 1 killed in the midst
+$LOAD --url "$B1/hooks/load" --forge github --secret "$SECRET" --out "$T/l1" --threads 2 \
+	--seconds 120 --dup 10 2>"$T/l1.err" &
+load1=$!
+$LOAD --url "$B2/hooks/load" --forge github --secret "$SECRET" --out "$T/l2" --threads 2 \
+	--seconds 120 --dup 10 2>"$T/l2.err" &
+load2=$!
+answers() { cat "$@" 2>/dev/null | wc -l; }
+_n=0
+until [ "$(answers "$T/l1")" -ge 100 ] && [ "$(answers "$T/l2")" -ge 100 ]; do
+	_n=$((_n + 1))
+	[ $_n -lt 300 ] || fail "the load made $(answers "$T/l1") + $(answers "$T/l2") answers in 30 s"
+	sleep 0.1
+done
 kill -9 "$s1_pid"
 wait "$s1_pid" 2>/dev/null
 s1_pid=
+sleep 0.3
+kill -TERM "$load1"
+wait "$load1" || fail "hook_load 1 failed: $(cat "$T/l1.err")"
+load1=
 push "$B2" fast main "$A" d-3
 j3=$job
 push "$B2" fast sleep20 "$S20" d-4
 j4=$job
+# server 2 goes on taking the load's deliveries
+n2=$(answers "$T/l2")
+_n=0
+until [ "$(answers "$T/l2")" -ge $((n2 + 100)) ]; do
+	_n=$((_n + 1))
+	[ $_n -lt 300 ] || fail "server 2 stopped answering the load when server 1 was killed"
+	sleep 0.1
+done
+kill -TERM "$load2"
+wait "$load2" || fail "hook_load 2 failed: $(cat "$T/l2.err")"
+load2=
+awk '$2 !~ /^(2..|000)$/ { print "unexpected answer: " $0; bad = 1 } END { exit bad }' \
+	"$T/l1" "$T/l2" || fail "answers other than 2xx under load"
 for j in "$j1" "$j2" "$j3" "$j4"; do
 	wait_final "$j" 600
 	expect_state "$j" passed
@@ -280,7 +306,12 @@ while read -r d j; do
 	[ "$(store_sql "$DB" "SELECT job_id FROM deliveries WHERE id = '$d'")" = "$j" ] ||
 		fail "delivery $d (job $j) is not stored with its job"
 done <"$T/acked"
-echo "server 1 killed: jobs $j1 $j2 $j3 $j4 passed through server 2"
+# and so has every delivery of the load answered 2xx, by either server;
+# what server 1 answered, sent again to server 2, is a duplicate
+acked_stored "$DB" load "$T/l1" "$T/l2"
+acked_resent "$B2/hooks/load" github "$SECRET" "$T/l1"
+echo "server 1 killed: jobs $j1 $j2 $j3 $j4 passed through server 2;" \
+	"$acked load deliveries answered 2xx ($(awk '$2 ~ /^2/' "$T/l1" | wc -l) by server 1), none lost"
 
 # ---- 2. a promoting job taken over after its agent died, across servers ------
 start_serve 1

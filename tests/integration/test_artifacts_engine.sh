@@ -13,6 +13,7 @@
 # paths with FILE:LINE:COL.  Then serve keeps a job's artifacts and the API
 # lists and serves them (traversal and links refused), and an agent's job
 # uploads the same files to the server.
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 : "${BIN:?set BIN}" "${BASE_IMAGE:?needs contrib/engine.sh up}" "${DOCKER_HOST:?needs contrib/engine.sh up}"
 build_network
@@ -167,9 +168,7 @@ ADMIN=adm-$(rnd 12)
 export SP_ART_ADMIN="$ADMIN" SP_ART_SECRET="sec-$(rnd 12)" SP_ART_A1="a1-$(rnd 16)"
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 workers: 1
 admin_token_env: SP_ART_ADMIN
 artifacts_max: 50m
@@ -198,14 +197,7 @@ test_cleanup() {
 	[ -z "$srv_pid" ] || { kill -TERM "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; }
 	true
 }
-"$BIN" serve -c "$T/serve.yml" >"$T/serve.out" 2>"$T/serve.log" &
-srv_pid=$!
-i=0
-until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ]; do
-	kill -0 "$srv_pid" 2>/dev/null || { cat "$T/serve.log"; fail "serve exited at start"; }
-	i=$((i + 1)); [ $i -lt 100 ] || fail "serve: no /readyz"
-	sleep 0.1
-done
+serve_up "$T/serve.yml" "$BASE"
 # trigger REPO: a manual job, waited for; sets $job
 trigger() {
 	code=$(curl -s -o "$T/trigger" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" \

@@ -16,6 +16,7 @@
 #  5. serve (which reads the --json stream of its job's child): the job's
 #     stages are the variants, with their own states, counts and logs;
 # and no container is left.
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 : "${DOCKER_HOST:?needs contrib/engine.sh up}"
@@ -242,9 +243,7 @@ BASE=http://127.0.0.1:$PORT
 SP_TEST_ADMIN=admin-$(rnd 8)
 SP_APP_SECRET=hook-$(rnd 8)
 export SP_TEST_ADMIN SP_APP_SECRET
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 workers: 1
 admin_token_env: SP_TEST_ADMIN
 job_timeout: 15m

@@ -11,6 +11,7 @@
 # commit statuses), with one job on a local slot and one on an agent (the
 # secrets then travel in the lease).  Also: the loader refuses a secret in build args, an
 # unset or too short secret stops the run (exit 2) before anything runs.
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 : "${DOCKER_HOST:?needs contrib/engine.sh up}"
@@ -240,9 +241,7 @@ recorder_up "$STATUS_TOKEN"
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 mkdir -p "$T/data"
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 public_url: $BASE
 workers: 1
 admin_token_env: SP_TEST_ADMIN
@@ -339,8 +338,11 @@ agent_pid=
 kill -TERM "$srv_pid"
 wait "$srv_pid" 2>/dev/null
 srv_pid=
+# every row of the store as text (with STORE=postgres the database is not
+# in the data folder)
+store_dump "$T/data/stagepipe.db" >"$T/store.dump" || fail "could not dump the store"
 no_leak "serve" "$T/serve.log" "$T/serve.out" "$T/job.json" "$T/jobs.json" "$T/repos.json" \
-	"$T/log.test" "$T/log.shell" "$T/log.sse" "$T/rec.jsonl" "$T/data" \
+	"$T/log.test" "$T/log.shell" "$T/log.sse" "$T/rec.jsonl" "$T/data" "$T/store.dump" \
 	"$T/agentjob.json" "$T/agentjob.log.test" "$T/agentjob.log.shell" "$T/agent.out" "$T/agent.log"
 [ -z "$(containers)" ] || fail "serve left containers"
 echo "ok: secrets reach the test containers and are masked in run and serve output"

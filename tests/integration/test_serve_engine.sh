@@ -6,12 +6,14 @@
 # a running job through the API (its containers removed), retry through the
 # API, `kill -9` of the server right after a 202 (the job runs after the
 # restart), and no container left at the end.
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 : "${REGISTRY:?needs contrib/engine.sh up}"
 : "${DOCKER_HOST:?needs contrib/engine.sh up}"
 command -v jq >/dev/null 2>&1 || fail "jq not found"
-command -v sqlite3 >/dev/null 2>&1 || fail "sqlite3 not found (contrib/deps.sh --engine)"
+[ "$STORE" = postgres ] || command -v sqlite3 >/dev/null 2>&1 ||
+	fail "sqlite3 not found (contrib/deps.sh --engine)"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SIGN="$PY $top/tests/tools/sign_hook.py"
@@ -126,9 +128,7 @@ test_cleanup() {
 
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 public_url: $BASE
 workers: 1
 admin_token_env: SP_TEST_ADMIN
@@ -161,19 +161,7 @@ repos:
       context: ci
 EOF
 
-start_serve() {
-	"$BIN" serve -c "$T/serve.yml" >>"$T/serve.out" 2>>"$T/serve.log" &
-	srv_pid=$!
-	i=0
-	while [ $i -lt 100 ]; do
-		kill -0 "$srv_pid" 2>/dev/null || { cat "$T/serve.log"; srv_pid=; fail "serve exited at start"; }
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ] && return
-		sleep 0.1
-		i=$((i + 1))
-	done
-	cat "$T/serve.log"
-	fail "serve did not answer /readyz within 10 s"
-}
+start_serve() { serve_up "$T/serve.yml" "$BASE"; }
 
 # push REPO BRANCH SHA [DELIVERY]: a signed GitHub push; sets $job
 push() {
@@ -343,7 +331,7 @@ j4=$job
 kill -9 "$srv_pid"
 wait "$srv_pid" 2>/dev/null
 srv_pid=
-[ "$(sqlite3 "$T/data/stagepipe.db" "SELECT count(*) FROM jobs WHERE id = $j4")" = 1 ] ||
+[ "$(store_sql "$T/data/stagepipe.db" "SELECT count(*) FROM jobs WHERE id = $j4")" = 1 ] ||
 	fail "job $j4 was answered 202 but is not in the database"
 start_serve
 wait_final "$j4" 600

@@ -8,6 +8,7 @@
 # retries); the REST API and its admin token; --check; /healthz, /readyz,
 # /metrics; SIGTERM; a restart keeps the jobs.  STORE=postgres: the same
 # against PostgreSQL (lib_pg.sh).
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null 2>&1 || fail "sqlite3 not found (contrib/deps.sh --engine)"
 command -v jq >/dev/null 2>&1 || fail "jq not found"
@@ -62,12 +63,9 @@ DB=$T/data/stagepipe.db
 
 write_config() { # write_config FILE [no-admin]
 	{
-		echo "listen: 127.0.0.1:$PORT"
-		echo "data: $T/data"
 		echo "public_url: http://ci.test"
 		echo "workers: 0"
 		[ "${2:-}" = no-admin ] || echo "admin_token_env: SP_TEST_ADMIN"
-		store_line "$T/data"
 		cat <<EOF
 body_max: 1m
 drain_timeout: 5s
@@ -94,27 +92,12 @@ repos:
     forge: gitlab
     secret_env: SP_GS_SECRET
 EOF
-	} >"$1"
+	} >"$T/config.rest"
+	serve_config "$1" "127.0.0.1:$PORT" "$T/data" <"$T/config.rest"
 }
 write_config "$T/serve.yml"
 
-start_serve() { # start_serve CONFIG
-	"$BIN" serve -c "$1" >>"$T/serve.out" 2>>"$T/serve.log" &
-	srv_pid=$!
-	_i=0
-	while [ $_i -lt 100 ]; do
-		kill -0 "$srv_pid" 2>/dev/null || {
-			cat "$T/serve.log"
-			srv_pid=
-			fail "serve exited at start"
-		}
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ] && return
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	cat "$T/serve.log"
-	fail "serve did not answer /readyz within 10 s"
-}
+start_serve() { serve_up "$1" "$BASE"; } # start_serve CONFIG
 
 stop_serve() { # stop_serve: SIGTERM, wants exit 0
 	kill -TERM "$srv_pid"
@@ -185,7 +168,8 @@ sed -i 's/^workers: 0/wrokers: 0/' "$T/bad.yml"
 echo "    brnaches: [main]" >>"$T/bad.yml"
 run "$BIN" serve --check -c "$T/bad.yml"
 expect_rc 2
-grep -Eq "^$T/bad.yml:4:1: " "$T/err" || { cat "$T/err"; fail "no $T/bad.yml:4:1: for the unknown key"; }
+ln=$(grep -n '^wrokers:' "$T/bad.yml" | cut -d: -f1)
+grep -Eq "^$T/bad.yml:$ln:1: " "$T/err" || { cat "$T/err"; fail "no $T/bad.yml:$ln:1: for the unknown key"; }
 expect_in err "workers"
 grep -Eq "^$T/bad.yml:[0-9]+:[0-9]+: .*brnaches" "$T/err" ||
 	{ cat "$T/err"; fail "every problem at once: the second unknown key is not reported"; }
@@ -527,10 +511,7 @@ echo '{"event":"stage_finished","stage":"test","result":"passed","seconds":0.1,"
 echo '{"event":"pipeline_finished","pipeline":"fake","result":"passed","seconds":0.1}'
 FAKE
 chmod +x "$T/fake-run.sh"
-cat >"$T/work.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/wdata
-$(store_line "$T/wdata")
+serve_config "$T/work.yml" "127.0.0.1:$PORT" "$T/wdata" <<EOF
 workers: 1
 admin_token_env: SP_TEST_ADMIN
 drain_timeout: 2s
@@ -652,10 +633,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt"
 	-subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1,IP:::1" >/dev/null 2>&1 ||
 	fail "openssl could not make a test certificate"
 TPORT=$(free_port)
-cat >"$T/tls.yml" <<EOF
-listen: ["127.0.0.1:$TPORT", "[::1]:$TPORT"]
-data: $T/tlsdata
-$(store_line "$T/tlsdata")
+serve_config "$T/tls.yml" "[\"127.0.0.1:$TPORT\", \"[::1]:$TPORT\"]" "$T/tlsdata" <<EOF
 workers: 0
 tls: { cert: $T/tls.crt, key: $T/tls.key }
 repos:
@@ -664,14 +642,7 @@ repos:
     forge: github
     secret_env: SP_GH_SECRET
 EOF
-"$BIN" serve -c "$T/tls.yml" >>"$T/serve.out" 2>>"$T/serve.log" &
-srv_pid=$!
-i=0
-until [ "$(curl -s --cacert "$T/tls.crt" "https://127.0.0.1:$TPORT/readyz")" = ready ]; do
-	i=$((i + 1))
-	[ $i -lt 100 ] || { tail -5 "$T/serve.log"; fail "serve with tls: did not answer on https"; }
-	sleep 0.1
-done
+serve_up "$T/tls.yml" "https://127.0.0.1:$TPORT" --cacert "$T/tls.crt"
 if ip -6 addr show lo 2>/dev/null | grep -q '::1'; then
 	[ "$(curl -s -g --cacert "$T/tls.crt" "https://[::1]:$TPORT/healthz")" = ok ] ||
 		fail "serve with tls: no answer on [::1]"

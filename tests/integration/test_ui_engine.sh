@@ -5,6 +5,7 @@
 # coverage; a failing job shows its test and assertion; badges; the live log
 # of a running stage; cancel from the button; a 200 MB log shows its end
 # while fetching only a window of it; repos, agents, phone width, keyboard.  Screenshots of each page go to build/ui-screenshots/ (kept).
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
 : "${DOCKER_HOST:?needs contrib/engine.sh up}"
@@ -79,9 +80,7 @@ ADMIN=adm-$(rnd 12)
 export SP_APP_SECRET="$SECRET" SP_TEST_ADMIN="$ADMIN"
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 workers: 2
 admin_token_env: SP_TEST_ADMIN
 job_timeout: 15m
@@ -113,26 +112,14 @@ containers() {
 		--data-urlencode "filters={\"label\":[\"io.stagepipe.pipeline=$P_UI\"]}" | jq -r '.[].Id'
 }
 test_cleanup() {
-	if [ -n "$srv_pid" ]; then
-		kill -TERM "$srv_pid" 2>/dev/null
-		i=0
-		while kill -0 "$srv_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-		kill -9 "$srv_pid" 2>/dev/null
-	fi
+	stop_pid "$srv_pid"
 	for c in $(containers); do
 		curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://localhost/containers/$c?force=1"
 	done
 	wait 2>/dev/null
 	true
 }
-"$BIN" serve -c "$T/serve.yml" >"$T/serve.out" 2>"$T/serve.log" &
-srv_pid=$!
-i=0
-until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ]; do
-	i=$((i + 1))
-	[ $i -lt 100 ] || { cat "$T/serve.log"; fail "serve did not start"; }
-	sleep 0.1
-done
+serve_up "$T/serve.yml" "$BASE"
 
 cat >"$T/biglog.sh" <<EOF
 #!/bin/sh
@@ -143,7 +130,10 @@ echo "the end of a 200 MB log" >>"$T/data/logs/\$1/test.log"
 EOF
 chmod 755 "$T/biglog.sh"
 
-SHOTS=${UI_SCREENSHOTS:-$top/build/ui-screenshots}
+# (STORE=postgres: build/ui-screenshots-postgres/, beside SQLite's)
+shots=$top/build/ui-screenshots
+[ "$STORE" != postgres ] || shots=$shots-postgres
+SHOTS=${UI_SCREENSHOTS:-$shots}
 rm -rf "$SHOTS"
 rc=0
 (cd "$top/tests/browser" && BASE="$BASE" ADMIN="$ADMIN" PUSH="$T/push.sh" SHOTS="$SHOTS" \

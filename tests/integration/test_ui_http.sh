@@ -11,6 +11,7 @@
 # in the log, and a stream that ends when the server stops.
 #
 #   BIN=$PWD/build/stagepipe top=$PWD sh tests/integration/test_ui_http.sh
+# stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null 2>&1 || fail "jq not found"
 : "${BIN:?BIN=path/to/stagepipe}"
@@ -26,9 +27,7 @@ SHA2=$(rnd 20)
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 mkdir -p "$T/data"
-cat >"$T/serve.yml" <<EOF
-listen: 127.0.0.1:$PORT
-data: $T/data
+serve_config "$T/serve.yml" "127.0.0.1:$PORT" "$T/data" <<EOF
 public_url: http://ci.test
 workers: 1
 stagepipe: $top/tests/tools/fake_run.sh
@@ -52,15 +51,7 @@ test_cleanup() {
 	true
 }
 
-"$BIN" serve -c "$T/serve.yml" >>"$T/serve.out" 2>>"$T/serve.log" &
-srv_pid=$!
-i=0
-until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ]; do
-	kill -0 "$srv_pid" 2>/dev/null || { cat "$T/serve.log"; fail "serve exited at start"; }
-	i=$((i + 1))
-	[ $i -lt 100 ] || { cat "$T/serve.log"; fail "serve did not answer /readyz"; }
-	sleep 0.1
-done
+serve_up "$T/serve.yml" "$BASE"
 
 # req [curl options] URL-PATH: sets $code, $body ($T/body), headers in $T/hdr
 req() {

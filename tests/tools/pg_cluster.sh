@@ -4,6 +4,9 @@
 #   pg_cluster.sh start DIR    initdb into DIR (a new, empty or absent folder),
 #                              start it, print SP_TEST_PG_URL=<url> on stdout
 #   pg_cluster.sh stop DIR     stop it and remove DIR
+#   pg_cluster.sh halt DIR     stop it at once (pg_ctl -m immediate: as a
+#                              crash or a power cut would), keeping DIR
+#   pg_cluster.sh resume DIR   start a halted one again (crash recovery)
 #   pg_cluster.sh run CMD...   start one in a temporary folder, run CMD with
 #                              SP_TEST_PG_URL exported, stop and remove it;
 #                              exits with CMD's status.  Without initdb (no
@@ -38,6 +41,14 @@ as_owner() {
 	fi
 }
 
+# pg_start BINDIR DIR: starts the cluster in DIR/data
+pg_start() {
+	as_owner "$1/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 \
+		-o "-c listen_addresses='' -c unix_socket_directories='$2' -c fsync=on \
+-c synchronous_commit=on -c max_connections=300 -c shared_buffers=64MB" \
+		start >"$2/pg_ctl.log" 2>&1 || { cat "$2/pg_ctl.log" "$2/server.log" >&2; exit 1; }
+}
+
 start() {
 	dir=$1
 	bin=$(pg_bindir) || { echo "pg_cluster.sh: no initdb (apt-get install postgresql)" >&2; exit 3; }
@@ -51,10 +62,7 @@ start() {
 	chmod 0700 "$dir"
 	as_owner "$bin/initdb" -D "$dir/data" -U "$owner" --auth=trust -E UTF8 --locale=C.UTF-8 \
 		>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-	as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=on \
--c synchronous_commit=on -c max_connections=300 -c shared_buffers=64MB" \
-		start >"$dir/pg_ctl.log" 2>&1 || { cat "$dir/pg_ctl.log" "$dir/server.log" >&2; exit 1; }
+	pg_start "$bin" "$dir"
 	# the socket folder must be reachable by the test user too
 	chmod 0711 "$dir"
 	echo "SP_TEST_PG_URL=postgresql://$owner@/postgres?host=$dir"
@@ -69,9 +77,21 @@ stop() {
 	rm -rf "$dir"
 }
 
+halt() {
+	bin=$(pg_bindir) || exit 3
+	as_owner "$bin/pg_ctl" -D "$1/data" -m immediate -w -t 60 stop >/dev/null 2>&1
+}
+
+resume() {
+	bin=$(pg_bindir) || exit 3
+	pg_start "$bin" "$1"
+}
+
 case ${1:-} in
 start) [ $# = 2 ] || exit 2; start "$2" ;;
 stop) [ $# = 2 ] || exit 2; stop "$2" ;;
+halt) [ $# = 2 ] || exit 2; halt "$2" ;;
+resume) [ $# = 2 ] || exit 2; resume "$2" ;;
 run)
 	shift
 	if [ -n "${SP_TEST_PG_URL:-}" ] || ! pg_bindir >/dev/null 2>&1; then
@@ -85,5 +105,5 @@ run)
 	"$@" || rc=$?
 	exit $rc
 	;;
-*) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
