@@ -13,6 +13,7 @@
 #      that followed job 2 from its start saw both attempts
 #   3. store copy: a SQLite server's log files go into the new database,
 #      whose server serves them
+# stores: postgres
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
 : "${BASE_IMAGE:?needs contrib/engine.sh up}"
