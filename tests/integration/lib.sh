@@ -224,9 +224,9 @@ stop_pid() {
 }
 
 # pytest_running AGENT JOB: the ids of the running containers of server
-# job JOB on AGENT that run pytest (its test stage's own container, not the
-# interpreter probe that comes first with the same labels), on the engine
-# at $DOCKER_HOST
+# job JOB on AGENT that run pytest (its test stage's container: its command
+# is the interpreter's boot, which runs pytest; not a build's), on the
+# engine at $DOCKER_HOST
 pytest_running() {
 	curl -s --unix-socket "${DOCKER_HOST#unix://}" -G "http://localhost/containers/json" \
 		--data-urlencode "filters={\"label\":[\"io.stagepipe.job=srv-$2\",\"io.stagepipe.agent=$1\"],\"status\":[\"running\"]}" |
