@@ -223,6 +223,42 @@ stop_pid() {
 	true
 }
 
+# ---- a server's jobs, as the serve and agent tests look at them ----------
+# JOBS_API: the server asked (default $BASE); JOBS_LOGS: the logs under $T
+# (names without .log, default serve) whose ends are shown when a check
+# fails.
+detail() { curl -s "${JOBS_API:-$BASE}/api/jobs/$1" >"$T/job.json"; }
+jd() { jq -r "$1" "$T/job.json"; }
+logs_tail() {
+	for _lt_f in ${JOBS_LOGS:-serve}; do
+		echo "--- $_lt_f.log (last 25)"
+		tail -n 25 "$T/$_lt_f.log" 2>/dev/null
+	done
+}
+# wait_final ID SECONDS: until job ID is final; its detail in $T/job.json
+wait_final() {
+	_wf_n=$2
+	while [ "$_wf_n" -gt 0 ]; do
+		detail "$1"
+		case $(jd .state 2>/dev/null) in
+		passed | failed | error | cancelled | skipped) return ;;
+		esac
+		sleep 1
+		_wf_n=$((_wf_n - 1))
+	done
+	jq . "$T/job.json"
+	logs_tail
+	fail "job $1 not final after $2 s"
+}
+# expect_state ID STATE: the detail read last says job ID ended STATE
+expect_state() {
+	[ "$(jd .state)" = "$2" ] || {
+		jq . "$T/job.json"
+		logs_tail
+		fail "job $1 ended $(jd .state), wanted $2 (reason: $(jd .reason))"
+	}
+}
+
 # pytest_running AGENT JOB: the ids of the running containers of server
 # job JOB on AGENT that run pytest (its test stage's container: its command
 # is the interpreter's boot, which runs pytest; not a build's), on the

@@ -199,35 +199,7 @@ push() { # push REPO BRANCH SHA [DELIVERY]: a signed GitHub push; sets $job
 	[ "$code" = 202 ] || fail "push $1 $2: HTTP $(cat "$T/hook")"
 	job=$(tail -n +2 "$T/hook" | jq -r .job)
 }
-detail() { curl -s "$BASE/api/jobs/$1" >"$T/job.json"; }
-jd() { jq -r "$1" "$T/job.json"; }
-logs_tail() {
-	for f in serve a1 a2; do
-		echo "--- $f.log (last 25)"
-		tail -n 25 "$T/$f.log" 2>/dev/null
-	done
-}
-wait_final() { # wait_final ID SECONDS
-	_n=$2
-	while [ "$_n" -gt 0 ]; do
-		detail "$1"
-		case $(jd .state 2>/dev/null) in
-		passed | failed | error | cancelled | skipped) return ;;
-		esac
-		sleep 1
-		_n=$((_n - 1))
-	done
-	jq . "$T/job.json"
-	logs_tail
-	fail "job $1 not final after $2 s"
-}
-expect_state() { # expect_state ID STATE
-	[ "$(jd .state)" = "$2" ] || {
-		jq . "$T/job.json"
-		logs_tail
-		fail "job $1 ended $(jd .state), wanted $2 (reason: $(jd .reason))"
-	}
-}
+JOBS_LOGS="serve a1 a2"  # lib.sh: detail, jd, wait_final, expect_state
 # wait_running_on ID SECONDS: until job ID runs its test container; sets $on
 # (the agent running it)
 wait_running_on() {

@@ -185,35 +185,7 @@ push() { # push BASE REPO BRANCH SHA DELIVERY [CODE]: a signed GitHub push; sets
 	echo "$5 $job" >>"$T/acked"
 }
 API=$B2   # server 2 lives throughout
-detail() { curl -s "$API/api/jobs/$1" >"$T/job.json"; }
-jd() { jq -r "$1" "$T/job.json"; }
-logs_tail() {
-	for f in s1 s2 a1 a2; do
-		echo "--- $f.log (last 25)"
-		tail -n 25 "$T/$f.log" 2>/dev/null
-	done
-}
-wait_final() { # wait_final ID SECONDS
-	_n=$2
-	while [ "$_n" -gt 0 ]; do
-		detail "$1"
-		case $(jd .state 2>/dev/null) in
-		passed | failed | error | cancelled | skipped) return ;;
-		esac
-		sleep 1
-		_n=$((_n - 1))
-	done
-	jq . "$T/job.json"
-	logs_tail
-	fail "job $1 not final after $2 s"
-}
-expect_state() { # expect_state ID STATE
-	[ "$(jd .state)" = "$2" ] || {
-		jq . "$T/job.json"
-		logs_tail
-		fail "job $1 ended $(jd .state), wanted $2 (reason: $(jd .reason))"
-	}
-}
+JOBS_API=$API JOBS_LOGS="s1 s2 a1 a2"  # lib.sh: detail, jd, wait_final, expect_state
 wait_running_on() { # wait_running_on ID SECONDS: sets $on
 	_n=$(($2 * 2))
 	while [ $_n -gt 0 ]; do

@@ -115,15 +115,6 @@ containers() { # ids of this run's containers
 		--data-urlencode "filters={\"label\":[\"io.stagepipe.pipeline=$PIPE\"]}" |
 		jq -r '.[].Id'
 }
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
-	[ -n "$1" ] || return 0
-	kill -CONT "$1" 2>/dev/null
-	kill -TERM "$1" 2>/dev/null
-	_i=0
-	while kill -0 "$1" 2>/dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
-	kill -9 "$1" 2>/dev/null
-	true
-}
 test_cleanup() {
 	for p in "$sse1_pid" "$sse2_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
 	stop_pid "$a1_pid"
@@ -169,35 +160,7 @@ push() { # push BASE BRANCH SHA DELIVERY: a signed GitHub push; sets $job
 	[ "$code" = 202 ] || fail "push $2 to $1: HTTP $(cat "$T/hook")"
 	job=$(tail -n +2 "$T/hook" | jq -r .job)
 }
-detail() { curl -s "$BB/api/jobs/$1" >"$T/job.json"; }
-jd() { jq -r "$1" "$T/job.json"; }
-logs_tail() {
-	for f in sa sb a1 a2; do
-		echo "--- $f.log (last 25)"
-		tail -n 25 "$T/$f.log" 2>/dev/null
-	done
-}
-wait_final() { # wait_final ID SECONDS
-	_n=$2
-	while [ "$_n" -gt 0 ]; do
-		detail "$1"
-		case $(jd .state 2>/dev/null) in
-		passed | failed | error | cancelled | skipped) return ;;
-		esac
-		sleep 1
-		_n=$((_n - 1))
-	done
-	jq . "$T/job.json"
-	logs_tail
-	fail "job $1 not final after $2 s"
-}
-expect_state() { # expect_state ID STATE
-	[ "$(jd .state)" = "$2" ] || {
-		jq . "$T/job.json"
-		logs_tail
-		fail "job $1 ended $(jd .state), wanted $2 (reason: $(jd .reason))"
-	}
-}
+JOBS_API=$BB JOBS_LOGS="sa sb a1 a2"  # lib.sh: detail, jd, wait_final, expect_state
 sse() { # sse BASE JOB OUT [LAST-EVENT-ID]: follows the slow stage's log (background)
 	curl -s -N --max-time 600 -H 'Accept: text/event-stream' \
 		${4:+-H "Last-Event-ID: $4"} "$1/api/jobs/$2/log?stage=slow" >"$3"

@@ -171,30 +171,7 @@ push() {
 	[ "$code" = 202 ] || fail "push $1 $2: HTTP $(cat "$T/hook")"
 	job=$(tail -n +2 "$T/hook" | jq -r .job)
 }
-detail() { curl -s "$BASE/api/jobs/$1" >"$T/job.json"; }
-jd() { jq -r "$1" "$T/job.json"; }
-# wait_final ID SECONDS: until the job is final; its detail in $T/job.json
-wait_final() {
-	_n=$2
-	while [ "$_n" -gt 0 ]; do
-		detail "$1"
-		case $(jd .state 2>/dev/null) in
-		passed | failed | error | cancelled | skipped) return ;;
-		esac
-		sleep 1
-		_n=$((_n - 1))
-	done
-	jq . "$T/job.json"
-	tail -30 "$T/serve.log"
-	fail "job $1 not final after $2 s"
-}
-expect_state() { # expect_state ID STATE
-	[ "$(jd .state)" = "$2" ] || {
-		jq . "$T/job.json"
-		tail -40 "$T/serve.log"
-		fail "job $1 ended $(jd .state), wanted $2 (reason: $(jd .reason))"
-	}
-}
+# lib.sh: detail, jd, wait_final, expect_state (of $BASE)
 stage() { jq -c --arg s "$1" '.stages[] | select(.name == $s)' "$T/job.json"; }
 admin() { # admin PATH: POST with the admin token; sets $code, $T/api
 	code=$(curl -s -o "$T/api" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" "$BASE$1")
