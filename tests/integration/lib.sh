@@ -85,14 +85,20 @@ registry_lists() {
 	return 1
 }
 
-# free_port: a loopback port nothing answers on (curl: "couldn't connect")
+# free_port: a loopback port nothing answers on (curl: "couldn't connect"),
+# below the kernel's ephemeral range (ip_local_port_range, 32768 by
+# default): a port in that range can be handed to some outgoing connection
+# between this check and the server's bind ("Address already in use")
 free_port() {
-	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % 30000))
+	_fp_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "${_fp_lo:-0}" -gt 12000 ] 2>/dev/null || _fp_lo=32768
+	p=$((10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % (_fp_lo - 10000)))
 	while :; do
 		rc=0
 		curl -s -o /dev/null -m 2 "http://127.0.0.1:$p/" || rc=$?
 		[ "$rc" = 7 ] && { echo "$p"; return; }
 		p=$((p + 1))
+		[ "$p" -lt "$_fp_lo" ] || p=10000
 	done
 }
 

@@ -102,7 +102,7 @@ git -C "$T/app2.git" update-ref refs/heads/main "$S20"
 # ---- hosts, tokens, config ------------------------------------------------
 netns_up "$TAG" srv a1 a2
 SRV_IP=$(netns_ip srv)
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000))
+PORT=$(free_port)
 BASE=http://$SRV_IP:$PORT
 SECRET=sec-$(rnd 12)
 ADMIN=adm-$(rnd 12)
