@@ -273,16 +273,19 @@ want_hdr Content-Range "bytes */$size" "A-B beyond the end"
 range "bytes=-0" 416
 range "bytes=5-2" 200
 cmp -s "$T/whole.log" "$T/body" || fail "an invalid range is not the whole file"
-# an empty log
-mkdir -p "$T/data/logs/$j1"
-: >"$T/data/logs/$j1/empty.log"
-LOG="$BASE/api/jobs/$j1/log?stage=empty"
-range "bytes=-262144" 200
-[ ! -s "$T/body" ] || fail "the empty log has bytes"
-range "bytes=0-" 416
-want_hdr Content-Range "bytes */0" "bytes=0- of an empty log"
-req -H "$AUTH_R" "$LOG"
-want 200 "an empty log"
+# an empty log file (SQLite: logs are files; the PostgreSQL store has no
+# empty log: a stage's log there begins with its first chunk of lines)
+if [ "$STORE" != postgres ]; then
+	mkdir -p "$T/data/logs/$j1"
+	: >"$T/data/logs/$j1/empty.log"
+	LOG="$BASE/api/jobs/$j1/log?stage=empty"
+	range "bytes=-262144" 200
+	[ ! -s "$T/body" ] || fail "the empty log has bytes"
+	range "bytes=0-" 416
+	want_hdr Content-Range "bytes */0" "bytes=0- of an empty log"
+	req -H "$AUTH_R" "$LOG"
+	want 200 "an empty log"
+fi
 
 # ---- the login cookie --------------------------------------------------------
 req -X POST -H 'Content-Type: application/json' --data '{"token":"wrong"}' "$BASE/api/login"
