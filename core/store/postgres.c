@@ -1162,14 +1162,39 @@ static int supersede(struct pg_store *st, int64_t job, const struct sp_job_spec 
 	return rc;
 }
 
+/* Whether a job has a supersede key (its branch's push, its PR's). */
+static bool has_supersede_key(const struct sp_job_spec *j)
+{
+	return (!strcmp(j->event, "push") && j->branch) ||
+	       (!strcmp(j->event, "pull_request") && j->pr > 0);
+}
+
 /* A job's supersede key (the caller frees it), or NULL: it has none. */
 static char *supersede_key(const struct sp_job_spec *j)
 {
-	if (!strcmp(j->event, "push") && j->branch)
+	if (!has_supersede_key(j))
+		return NULL;
+	if (!strcmp(j->event, "push"))
 		return sp_xasprintf("branch:%s", j->branch);
-	if (!strcmp(j->event, "pull_request") && j->pr > 0)
-		return sp_xasprintf("pr:%d", j->pr);
-	return NULL;
+	return sp_xasprintf("pr:%d", j->pr);
+}
+
+/* The jobs columns repo .. supersede_key, in W_JOB_ADD's and W_INGEST's
+ * order (key: supersede_key's, borrowed). */
+static void job_params(struct params *p, const struct sp_job_spec *j, const char *key)
+{
+	p_str(p, j->repo);
+	p_str(p, j->event);
+	p_str(p, j->ref);
+	p_str(p, j->branch);
+	p_str(p, j->tag);
+	p_str(p, j->sha);
+	p_int(p, j->pr);
+	p_str(p, j->title);
+	p_str(p, j->author);
+	p_str(p, j->sender);
+	p_str(p, j->labels && *j->labels ? j->labels : NULL);
+	p_str(p, key);
 }
 
 static bool job_valid(const struct sp_job_spec *j, struct sp_error *err)
@@ -1192,19 +1217,7 @@ static int insert_job(struct pg_store *st, const struct sp_job_spec *j, int64_t 
 	if (!job_valid(j, err))
 		return SP_ERROR;
 	key = supersede_key(j);
-
-	p_str(&p, j->repo);
-	p_str(&p, j->event);
-	p_str(&p, j->ref);
-	p_str(&p, j->branch);
-	p_str(&p, j->tag);
-	p_str(&p, j->sha);
-	p_int(&p, j->pr);
-	p_str(&p, j->title);
-	p_str(&p, j->author);
-	p_str(&p, j->sender);
-	p_str(&p, j->labels && *j->labels ? j->labels : NULL);
-	p_str(&p, key);
+	job_params(&p, j, key);
 	p_int(&p, now);
 	p_id(&p, j->retry_of);
 	p_int(&p, j->statuses);
@@ -1876,9 +1889,7 @@ static bool pipelinable(const struct wreq *r)
 		return false;
 	if (!j || !j->supersede || !j->event)
 		return true;
-	/* as supersede_key: a job without a key cancels nothing */
-	return !(!strcmp(j->event, "push") && j->branch) &&
-	       !(!strcmp(j->event, "pull_request") && j->pr > 0);
+	return !has_supersede_key(j);  /* a job without a key cancels nothing */
 }
 
 /* Sends r's W_INGEST; SP_ERROR for a request that is not valid (sent
@@ -1905,18 +1916,7 @@ static int ingest_send(struct pg_store *st, struct wreq *r, int64_t now)
 	p_str(&p, j ? "true" : "false");
 	if (j) {
 		key = supersede_key(j);
-		p_str(&p, j->repo);
-		p_str(&p, j->event);
-		p_str(&p, j->ref);
-		p_str(&p, j->branch);
-		p_str(&p, j->tag);
-		p_str(&p, j->sha);
-		p_int(&p, j->pr);
-		p_str(&p, j->title);
-		p_str(&p, j->author);
-		p_str(&p, j->sender);
-		p_str(&p, j->labels && *j->labels ? j->labels : NULL);
-		p_str(&p, key);
+		job_params(&p, j, key);
 		p_id(&p, j->retry_of);
 		p_int(&p, j->statuses);
 	} else {
