@@ -229,6 +229,39 @@ stop_pid() {
 	true
 }
 
+# engine_test_env: the start of a serve/agent test on the engine: the
+# engine's variables (contrib/engine.sh up) and jq are there; sets PY, SIGN
+# (tests/tools/sign_hook.py) and SOCK (the engine's unix socket); HOME in
+# $T with a git identity; BUILD_NETWORK (build_network), all exported
+engine_test_env() {
+	: "${BASE_IMAGE:?needs contrib/engine.sh up}"
+	: "${REGISTRY:?needs contrib/engine.sh up}"
+	: "${DOCKER_HOST:?needs contrib/engine.sh up}"
+	command -v jq >/dev/null 2>&1 || fail "jq not found"
+	PY=/usr/bin/python3
+	[ -x "$PY" ] || PY=python3
+	SIGN="$PY $top/tests/tools/sign_hook.py"
+	SOCK=${DOCKER_HOST#unix://}
+	case $DOCKER_HOST in unix://*) ;; *) fail "this test needs the engine on a unix socket" ;; esac
+	export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
+	mkdir -p "$HOME"
+	git config --global user.name Test
+	git config --global user.email test@example.com
+	build_network
+	export BUILD_NETWORK BASE_IMAGE REGISTRY DOCKER_HOST
+}
+
+# example_project NAME: $T/proj holds the example app (contrib/example-app)
+# and pipelines/fastapi.yml as stagepipe.yml, renamed NAME (its image too);
+# not committed yet
+example_project() {
+	mkdir -p "$T/proj/contrib" "$T/proj/ci"
+	cp -r "$top/contrib/example-app" "$T/proj/contrib/example-app"
+	sed -e "s/^name: fastapi-app/name: $1/" \
+		-e "s#/fastapi-app:#/$1:#" "$top/pipelines/fastapi.yml" >"$T/proj/stagepipe.yml"
+	grep -q "^name: $1" "$T/proj/stagepipe.yml" || fail "could not adapt pipelines/fastapi.yml"
+}
+
 # ---- a server's jobs, as the serve and agent tests look at them ----------
 # JOBS_API: the server asked (default $BASE); JOBS_LOGS: the logs under $T
 # (names without .log, default serve) whose ends are shown when a check

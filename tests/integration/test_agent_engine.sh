@@ -23,23 +23,8 @@
 # stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_netns.sh"
-: "${BASE_IMAGE:?needs contrib/engine.sh up}"
-: "${REGISTRY:?needs contrib/engine.sh up}"
-: "${DOCKER_HOST:?needs contrib/engine.sh up}"
-command -v jq >/dev/null 2>&1 || fail "jq not found"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-SIGN="$PY $top/tests/tools/sign_hook.py"
-SOCK=${DOCKER_HOST#unix://}
-case $DOCKER_HOST in unix://*) ;; *) fail "this test needs the engine on a unix socket" ;; esac
-
-export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME" "$T/data"
-git config --global user.name Test
-git config --global user.email test@example.com
-
-build_network
-export BUILD_NETWORK BASE_IMAGE REGISTRY DOCKER_HOST
+engine_test_env
+mkdir -p "$T/data"
 
 TAG=$(rnd 2)
 P_APP=sptest-agapp-$TAG
@@ -47,11 +32,7 @@ P_FAST=sptest-agfast-$TAG
 
 # ---- the repository: the example app with its pipeline; a fast pipeline
 # (test only); branches whose tests sleep -------------------------------
-mkdir -p "$T/proj/contrib" "$T/proj/ci"
-cp -r "$top/contrib/example-app" "$T/proj/contrib/example-app"
-sed -e "s/^name: fastapi-app/name: $P_APP/" \
-	-e "s#/fastapi-app:#/$P_APP:#" "$top/pipelines/fastapi.yml" >"$T/proj/stagepipe.yml"
-grep -q "^name: $P_APP" "$T/proj/stagepipe.yml" || fail "could not adapt pipelines/fastapi.yml"
+example_project "$P_APP"
 cat >"$T/proj/ci/fast.yml" <<EOF
 version: 1
 name: $P_FAST

@@ -17,24 +17,9 @@
 # stores: postgres
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
-: "${BASE_IMAGE:?needs contrib/engine.sh up}"
-: "${REGISTRY:?needs contrib/engine.sh up}"
-: "${DOCKER_HOST:?needs contrib/engine.sh up}"
-command -v jq >/dev/null 2>&1 || fail "jq not found"
 command -v psql >/dev/null 2>&1 || fail "psql not found (contrib/deps.sh)"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-SIGN="$PY $top/tests/tools/sign_hook.py"
+engine_test_env
 LOAD="$PY $top/tests/tools/hook_load.py"
-SOCK=${DOCKER_HOST#unix://}
-case $DOCKER_HOST in unix://*) ;; *) fail "this test needs the engine on a unix socket" ;; esac
-
-export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME"
-git config --global user.name Test
-git config --global user.email test@example.com
-build_network
-export BUILD_NETWORK BASE_IMAGE REGISTRY DOCKER_HOST
 
 TAG=$(rnd 2)
 P_APP=sptest-pgapp-$TAG
@@ -42,11 +27,7 @@ P_FAST=sptest-pgfast-$TAG
 
 # ---- the repository: the example app; a fast pipeline (test only);
 # tests that sleep -----------------------------------------------------------
-mkdir -p "$T/proj/contrib" "$T/proj/ci"
-cp -r "$top/contrib/example-app" "$T/proj/contrib/example-app"
-sed -e "s/^name: fastapi-app/name: $P_APP/" \
-	-e "s#/fastapi-app:#/$P_APP:#" "$top/pipelines/fastapi.yml" >"$T/proj/stagepipe.yml"
-grep -q "^name: $P_APP" "$T/proj/stagepipe.yml" || fail "could not adapt pipelines/fastapi.yml"
+example_project "$P_APP"
 cat >"$T/proj/ci/fast.yml" <<EOF
 version: 1
 name: $P_FAST

@@ -16,23 +16,8 @@
 # stores: postgres
 STORE=postgres
 . "$(dirname "$0")/lib.sh"
-: "${BASE_IMAGE:?needs contrib/engine.sh up}"
-: "${REGISTRY:?needs contrib/engine.sh up}"
-: "${DOCKER_HOST:?needs contrib/engine.sh up}"
-command -v jq >/dev/null 2>&1 || fail "jq not found"
 command -v psql >/dev/null 2>&1 || fail "psql not found (contrib/deps.sh)"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-SIGN="$PY $top/tests/tools/sign_hook.py"
-SOCK=${DOCKER_HOST#unix://}
-case $DOCKER_HOST in unix://*) ;; *) fail "this test needs the engine on a unix socket" ;; esac
-
-export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME"
-git config --global user.name Test
-git config --global user.email test@example.com
-build_network
-export BUILD_NETWORK BASE_IMAGE REGISTRY DOCKER_HOST
+engine_test_env
 
 TAG=$(rnd 2)
 PIPE=sptest-pglogs-$TAG

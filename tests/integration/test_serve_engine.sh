@@ -8,23 +8,11 @@
 # restart), and no container left at the end.
 # stores: sqlite postgres
 . "$(dirname "$0")/lib.sh"
-: "${BASE_IMAGE:?needs contrib/engine.sh up}"
-: "${REGISTRY:?needs contrib/engine.sh up}"
-: "${DOCKER_HOST:?needs contrib/engine.sh up}"
-command -v jq >/dev/null 2>&1 || fail "jq not found"
 [ "$STORE" = postgres ] || command -v sqlite3 >/dev/null 2>&1 ||
 	fail "sqlite3 not found (contrib/deps.sh --engine)"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-SIGN="$PY $top/tests/tools/sign_hook.py"
-SOCK=${DOCKER_HOST#unix://}
-
-export XDG_CACHE_HOME="$T/cache" GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME" "$T/data"
-git config --global user.name Test
-git config --global user.email test@example.com
-
-build_network
+engine_test_env
+export XDG_CACHE_HOME="$T/cache"
+mkdir -p "$T/data"
 
 # pipeline names unique to this run: the engine is shared, and container
 # labels (io.stagepipe.job=srv-N, N from 1 in every data folder) are not
@@ -33,11 +21,7 @@ P_APP=sptest-app-$TAG
 P_FAST=sptest-fast-$TAG
 
 # ---- the repository: the example app, its pipeline, a fast pipeline --------
-mkdir -p "$T/proj/contrib" "$T/proj/ci"
-cp -r "$top/contrib/example-app" "$T/proj/contrib/example-app"
-sed -e "s/^name: fastapi-app/name: $P_APP/" \
-	-e "s#/fastapi-app:#/$P_APP:#" "$top/pipelines/fastapi.yml" >"$T/proj/stagepipe.yml"
-grep -q "^name: $P_APP" "$T/proj/stagepipe.yml" || fail "could not adapt pipelines/fastapi.yml"
+example_project "$P_APP"
 cat >"$T/proj/ci/fast.yml" <<EOF
 version: 1
 name: $P_FAST
