@@ -13,6 +13,7 @@
 #   new folder  sp_checkout --dest NEWDIR: mirror there, every file written
 #   second      one new commit pushed to the source, then sp_checkout again:
 #               fetch of what is new + incremental update of the workspace
+#               (quick: its seal proves it untouched, see core/git/wsseal.h)
 # and prints seconds, fresh/git clone and second/fresh beside the goals of
 # issue 14 (fresh <= 1.0 x git clone over file://, <= 1.2 x over git://;
 # second <= 0.05 x fresh).  Each figure is the best of BENCH_RUNS runs
@@ -174,6 +175,7 @@ measure() {
 		secondt="$secondt $(elapsed "$t0" "$t1")"
 		grep -q "^sha=$new" "$WORK/second.out" || { echo "second checkout missed the new commit" >&2; exit 1; }
 		grep -q '^mirror_created=0' "$WORK/second.out" || { echo "second checkout rebuilt the mirror" >&2; exit 1; }
+		grep -q '^quick=1' "$WORK/second.out" || echo "  (second checkout was not quick: the workspace's seal did not hold)" >&2
 		echo "  $1 run $i: git clone $g s, fresh $f s, into a new folder $(echo $destt | awk '{print $NF}') s, second $(echo $secondt | awk '{print $NF}') s ($(grep '^objects=' "$WORK/second.out" | cut -d= -f2) objects fetched)" >&2
 	done
 	# shellcheck disable=SC2086

@@ -7,10 +7,13 @@
  * checkout does the rest.  Nothing is written into the mirror itself, so
  * any number of jobs can do this at once under the mirror's shared lock.
  *
- * With a workspace the index is kept next to the tree (CACHE/work/<key>-<n>/
- * index), so the next job's checkout compares the tree on disk with it (by
- * stat data, as git does) and writes only what differs, removing anything
- * the commit does not have.  A workspace records the commit it holds in
+ * With a workspace a seal (wsseal.h) is kept next to the tree
+ * (CACHE/work/<key>-<n>/seal).  The next job's checkout compares the tree
+ * on disk with it, one lstat per file and folder: when nothing changed,
+ * only the paths that differ between the two commits are written; when
+ * something did, libgit2 checks every file against the seal's entries (by
+ * stat data, as git does) and writes only what differs.  Either way
+ * anything the commit does not have is removed.  A workspace records the commit it holds in
  * its "state" file only once its tree is complete: the file is removed
  * before the tree is touched, so a job killed half-way leaves a workspace
  * that the next job wipes and writes from scratch.  Submodule trees inside
@@ -45,6 +48,7 @@
 #include "core/git/gitinfo.h"
 #include "core/git/giturl.h"
 #include "core/git/mirror.h"
+#include "core/git/wsseal.h"
 #include "core/base/xalloc.h"
 
 #define MAX_WORKSPACES 64
@@ -363,47 +367,87 @@ static void on_write(const char *path, size_t done, size_t total, void *payload)
 }
 
 /*
- * Makes dir hold exactly commit's tree.  With index_path, the index there
- * says what dir held before (only differences are written) and is updated;
- * without, dir is taken as empty.  E_GIT when libgit2 fails.
+ * Makes dir hold exactly commit's tree.  With seal_path (a workspace's
+ * seal, wsseal.h), dir is what the last checkout left: when the seal
+ * proves it untouched, only the paths that differ between the two trees
+ * are written (*quick set); otherwise every file is checked, the seal's
+ * entries being the baseline (files as sealed are not written again).
+ * The new seal is written after.  Without seal_path, dir is taken as
+ * empty.  E_GIT when libgit2 fails.
  */
 static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
-		      const char *index_path, struct sp_error *err)
+		      const char *seal_path, bool *quick, struct sp_error *err)
 {
 	git_checkout_options co;
 	git_index *idx = NULL;
 	git_tree *tree = NULL;
+	struct sp_wsseal *seal = NULL;
+	struct sp_wsseal_diff diff;
 	struct write_ctx w = { m, 0 };
 	int rc = 0;
 
+	*quick = false;
+	memset(&diff, 0, sizeof(diff));
 	if ((rc = sp_mirror_mkdirs(dir, 0777, err)) < 0)
 		return rc;
-	if ((index_path ? git_index_open(&idx, index_path) : git_index_new(&idx)) < 0 ||
-	    git_commit_tree(&tree, commit) < 0 ||
-	    git_repository_set_workdir(m->repo, dir, 0) < 0 ||
+	if (git_commit_tree(&tree, commit) < 0) {
+		rc = E_GIT;
+		goto out;
+	}
+	if (seal_path && (seal = sp_wsseal_load(seal_path)) != NULL) {
+		if (!sp_wsseal_holds(seal, dir)) {
+			if ((rc = sp_wsseal_clear_strays(seal, dir, err)) < 0)
+				goto out;
+			rc = 0;
+		} else if (sp_wsseal_diff(&diff, seal, m->repo, tree) == 0) {
+			*quick = true;
+		}
+	}
+	if (*quick)
+		idx = diff.baseline;  /* diff owns it */
+	else if (sp_wsseal_index(&idx, seal) < 0) {
+		rc = E_GIT;
+		goto out;
+	}
+	if (git_repository_set_workdir(m->repo, dir, 0) < 0 ||
 	    git_repository_set_index(m->repo, idx) < 0) {
 		rc = E_GIT;
 		goto out;
 	}
 	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
-	/* NO_REFRESH: idx was just read (and an in-memory one cannot be re-read) */
+	/* NO_REFRESH: an in-memory index cannot be re-read */
 	co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED |
 			       GIT_CHECKOUT_REMOVE_IGNORED | GIT_CHECKOUT_DONT_WRITE_INDEX |
 			       GIT_CHECKOUT_NO_REFRESH;
 	co.baseline_index = idx;
+	if (*quick) {
+		/* exactly these paths (an empty list would mean every path) */
+		co.checkout_strategy |= GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+		co.paths.strings = diff.paths;
+		co.paths.count = diff.n_paths;
+	}
 	if (m->opts->progress) {
 		co.progress_cb = on_write;
 		co.progress_payload = &w;
 	}
-	if (git_checkout_tree(m->repo, (git_object *)tree, &co) < 0 ||
-	    (index_path && git_index_write(idx) < 0)) {
+	if ((!*quick || diff.n_paths) && git_checkout_tree(m->repo, (git_object *)tree, &co) < 0) {
 		rc = E_GIT;
 		goto out;
+	}
+	if (seal_path) {
+		struct sp_error ignored = SP_ERROR_INIT;
+
+		/* without a seal, the next checkout checks every file: slower, still exact */
+		(void)sp_wsseal_write(seal_path, tree, dir, *quick ? seal : NULL,
+				      *quick ? &diff : NULL, &ignored);
 	}
 out:
 	(void)git_repository_set_index(m->repo, NULL);
 	git_tree_free(tree);
-	git_index_free(idx);
+	if (!*quick)
+		git_index_free(idx);
+	sp_wsseal_diff_release(&diff);
+	sp_wsseal_free(seal);
 	return rc;
 }
 
@@ -529,18 +573,20 @@ static int write_file(const char *path, const char *text, bool append, struct sp
 
 /*
  * Gets the workspace's tree ready for an incremental checkout: a tree
- * left unfinished is wiped with its index; the submodule trees of the
+ * left unfinished is wiped with its seal; the submodule trees of the
  * last job are removed.  The state file goes until the new tree is done.
  */
-static int prepare_workspace(const char *ws, const char *tree, const char *index,
+static int prepare_workspace(const char *ws, const char *tree, const char *seal,
 			     struct sp_error *err)
 {
 	char *state = sp_xasprintf("%s/state", ws), *subs = sp_xasprintf("%s/submodules", ws);
+	char *legacy = sp_xasprintf("%s/index", ws);
 	char *list = NULL, *line, *next;
 	int rc = 0;
 
+	(void)unlink(legacy);  /* the libgit2 index the seal replaced */
 	if (access(state, F_OK) < 0) {
-		(void)unlink(index);
+		(void)unlink(seal);
 		if ((rc = sp_fs_rmtree(tree, err)) < 0)
 			goto out;
 	} else if ((list = sp_fs_read_small(subs)) != NULL) {
@@ -569,13 +615,14 @@ out:
 	free(list);
 	free(state);
 	free(subs);
+	free(legacy);
 	return rc;
 }
 
 /* ---- one repository: mirror, fetch, resolve, write ----------------------- */
 
 /*
- * Checks out ref of u into dir (see write_tree for index_path), through
+ * Checks out ref of u into dir (see write_tree for seal_path), through
  * the mirror, rebuilding it once if its objects turn out damaged; with
  * sha, that commit, ref then only naming what to fetch to get it (and
  * the branch or tag to report).  With ws (a workspace holding dir), the
@@ -584,7 +631,7 @@ out:
  * declares.  Fills f.
  */
 static int checkout_repo(struct job *j, const struct sp_giturl *u, const char *ref,
-			 const char *sha, const char *dir, const char *ws, const char *index_path,
+			 const char *sha, const char *dir, const char *ws, const char *seal_path,
 			 const char *sub_path, struct found *f, struct sublist *subs,
 			 struct sp_error *err)
 {
@@ -595,6 +642,7 @@ static int checkout_repo(struct job *j, const struct sp_giturl *u, const char *r
 	const char *extra[1];
 	size_t n_extra = 0;
 	ino_t damaged = 0;
+	bool quick = false;
 	int attempt, rc = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -661,9 +709,9 @@ static int checkout_repo(struct job *j, const struct sp_giturl *u, const char *r
 					  "cancelled before writing the tree of %s", u->display);
 			goto out;
 		}
-		if (ws && (rc = prepare_workspace(ws, dir, index_path, err)) < 0)
+		if (ws && (rc = prepare_workspace(ws, dir, seal_path, err)) < 0)
 			goto out;
-		rc = write_tree(&m, commit, dir, index_path, err);
+		rc = write_tree(&m, commit, dir, seal_path, &quick, err);
 		if (rc == E_GIT) {
 			if (attempt == 0 && sp_mirror_error_is_damage())
 				goto retry;
@@ -672,6 +720,8 @@ static int checkout_repo(struct job *j, const struct sp_giturl *u, const char *r
 		}
 		if (rc < 0)
 			goto out;
+		if (!sub_path || !*sub_path)
+			res->quick = quick;
 		if (subs)
 			rc = list_submodules(subs, commit, dir, u->fetch, err);
 		goto out;
@@ -939,7 +989,7 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 	struct sp_giturl u;
 	struct found f;
 	struct sublist subs = { NULL, 0, 0 };
-	char *key = NULL, *index = NULL, *state = NULL, *line = NULL;
+	char *key = NULL, *seal = NULL, *state = NULL, *line = NULL;
 	const char *ref = o->ref;
 	int rc;
 
@@ -967,10 +1017,10 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 		if ((rc = take_workspace(&j, key, err)) < 0)
 			goto out;
 		out->dir = sp_xasprintf("%s/tree", out->workspace);
-		index = sp_xasprintf("%s/index", out->workspace);
+		seal = sp_xasprintf("%s/seal", out->workspace);
 		state = sp_xasprintf("%s/state", out->workspace);
 	}
-	if ((rc = checkout_repo(&j, &u, ref, o->sha, out->dir, out->workspace, index, "", &f,
+	if ((rc = checkout_repo(&j, &u, ref, o->sha, out->dir, out->workspace, seal, "", &f,
 				o->submodules ? &subs : NULL, err)) < 0)
 		goto out;
 	out->sha = oid_hex(&f.oid);
@@ -993,7 +1043,7 @@ out:
 	sp_giturl_release(&u);
 	job_release(&j);
 	free(key);
-	free(index);
+	free(seal);
 	free(state);
 	free(line);
 	if (rc < 0)

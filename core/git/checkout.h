@@ -26,7 +26,10 @@
  *     when all are busy) and brought to the commit incrementally: only
  *     files that differ are written, files the commit does not have
  *     (build leftovers included) are removed, files changed since are
- *     restored.  This is the fast path for repeated jobs.  The workspace
+ *     restored.  This is the fast path for repeated jobs: when the
+ *     workspace's seal (wsseal.h) proves nothing changed it since the
+ *     last job, only the paths that differ between the two commits are
+ *     looked at and written (res.quick).  The workspace
  *     stays locked until sp_checkout_result_release; its tree must not be
  *     used after that.
  *
@@ -127,6 +130,8 @@ struct sp_checkout_result {
 	char *mirror;       /* the mirror folder used */
 	bool mirror_created;  /* this call cloned (or rebuilt) the mirror */
 	bool fetched;         /* this call fetched from the remote */
+	bool quick;           /* a workspace its seal proved untouched: only the
+			       * paths that differ from its last commit were written */
 	unsigned int objects_received;  /* by the fetch(es) of this call */
 	size_t bytes_received;
 	struct sp_checkout_submodule *submodules;  /* all levels, in checkout order */

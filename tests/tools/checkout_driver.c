@@ -98,10 +98,10 @@ int main(int argc, char **argv)
 		return sp_error_exit_status(rc);
 	}
 	printf("url=%s\ndir=%s\nsha=%s\nshort_sha=%s\nref=%s\nbranch=%s\ntag=%s\nsubject=%s\n"
-	       "mirror=%s\nmirror_created=%d\nfetched=%d\nobjects=%u\nbytes=%zu\n",
+	       "mirror=%s\nmirror_created=%d\nfetched=%d\nobjects=%u\nbytes=%zu\nquick=%d\n",
 	       res.url, res.dir, res.sha, res.short_sha, str(res.ref), str(res.branch), str(res.tag),
 	       res.subject, res.mirror, res.mirror_created, res.fetched, res.objects_received,
-	       res.bytes_received);
+	       res.bytes_received, res.quick);
 	for (i = 0; i < res.n_submodules; i++)
 		printf("submodule=%s %s %s\n", res.submodules[i].path, res.submodules[i].sha,
 		       res.submodules[i].url);

@@ -634,6 +634,115 @@ static void test_workspace_incremental(void **state)
 	sp_checkout_result_release(&r);
 }
 
+/* tree_is, plus each entry's type, each link's target, and which files are executable */
+static void tree_exact(const char *dir, const char *repo, const char *sha)
+{
+	const char *list = "find . ! -type d -printf '%P %y %l\\n' | sort && "
+			   "find . -type f -perm -u+x -printf 'x %P\\n' | sort && "
+			   "find . -type d -printf '%P\\n' | sort";
+
+	tree_is(dir, repo, sha);
+	sh("cd '%s/expect' && { %s; } > ../expect.list && cd '%s' && { %s; } > '%s/got.list' && "
+	   "diff '%s/expect.list' '%s/got.list'", base, list, dir, list, base, base, base);
+}
+
+/* a checkout of repo's main in cache's workspace: whether it was quick */
+static bool co_quick(const char *cache, const char *repo, const char *dir)
+{
+	struct sp_checkout_opts o;
+	struct sp_checkout_result r;
+	bool quick;
+
+	opts_for(&o, cache, repo, "main");
+	co_ok(&r, &o);
+	assert_string_equal(r.dir, dir);
+	tree_exact(r.dir, repo, "main");
+	quick = r.quick;
+	sp_checkout_result_release(&r);
+	return quick;
+}
+
+/*
+ * The workspace's seal: with nothing touched, a checkout writes only what
+ * the commits changed; any change to the tree (a rewrite that keeps size
+ * and mtime included) or a damaged seal makes it check every file, and
+ * the tree is exact either way.
+ */
+static void test_workspace_seal(void **state)
+{
+	const char *repo = path("seal.git"), *cache = path("cache-seal");
+	const char *tamper[] = {
+		/* same size, mtime put back: only ctime tells */
+		"t=$(stat -c %Y README.md) && printf 'HELLO\\nhello again\\n' > README.md && "
+		"touch -d @$t README.md",
+		"echo junk > docs/new.txt",
+		"mkdir -p deep/er",
+		"chmod +x docs/guide.md",
+		"rm app/main.py",
+		"rm docs/guide.md && ln -s ../README.md docs/guide.md",
+		"rm link.md && ln -s docs/guide.md link.md",
+		"mv docs/guide.md docs/g && mv docs/g docs/guide.md",
+		"rm -r docs && mkdir docs && echo x > docs/other",
+		/* a folder made a link out of the tree: nothing may be written there */
+		"mkdir -p ../outside && rm -r app && ln -s ../outside app",
+	};
+	struct sp_checkout_opts o;
+	struct sp_checkout_result r;
+	char dir[1100], seal[1200];
+	ino_t kept;
+	size_t i;
+
+	(void)state;
+	copy_repo("seal");
+	opts_for(&o, cache, repo, "main");
+	co_ok(&r, &o);
+	assert_false(r.quick);  /* a new workspace */
+	snprintf(dir, sizeof(dir), "%s", r.dir);
+	snprintf(seal, sizeof(seal), "%s/../seal", r.dir);
+	sp_checkout_result_release(&r);
+	assert_true(co_quick(cache, repo, dir));  /* the same commit: nothing to write */
+
+	/* what commits do: change, add, remove, make executable, file to folder and back,
+	 * a folder's last file removed, a link retargeted */
+	kept = inode(out("echo '%s/docs/guide.md'", dir));
+	commit_in("seal", "echo more >> README.md && mkdir -p new/sub && echo n > new/sub/n.txt");
+	assert_true(co_quick(cache, repo, dir));
+	commit_in("seal", "git rm -q data/big.bin && chmod +x app/main.py && rm link.md && "
+		  "mkdir link.md && echo in > link.md/inside");
+	assert_true(co_quick(cache, repo, dir));
+	assert_int_equal(access(out("echo '%s/data'", dir), F_OK), -1);  /* as git leaves it */
+	commit_in("seal", "rm -r link.md new && ln -s app/main.py link.md && echo d > data.txt");
+	assert_true(co_quick(cache, repo, dir));
+	assert_int_equal(inode(out("echo '%s/docs/guide.md'", dir)), kept);
+	/* back to an older commit, quick too */
+	opts_for(&o, cache, repo, "v1");
+	co_ok(&r, &o);
+	assert_true(r.quick);
+	tree_exact(r.dir, repo, "v1");
+	sp_checkout_result_release(&r);
+	assert_true(co_quick(cache, repo, dir));
+
+	/* any change to the tree: a full check, exact again, and quick after */
+	for (i = 0; i < sizeof(tamper) / sizeof(*tamper); i++) {
+		sh("cd '%s' && %s", dir, tamper[i]);
+		if (co_quick(cache, repo, dir))
+			fail_msg("not noticed: %s", tamper[i]);
+		assert_true(co_quick(cache, repo, dir));
+	}
+	sh("test -z \"$(ls -A '%s/../outside')\"", dir);
+
+	/* a damaged, cut or missing seal: a full check (unchanged files kept) */
+	kept = inode(out("echo '%s/docs/guide.md'", dir));
+	sh("printf '\\001' | dd of='%s' bs=1 seek=100 conv=notrunc status=none", seal);
+	assert_false(co_quick(cache, repo, dir));
+	sh("truncate -s -9 '%s'", seal);
+	assert_false(co_quick(cache, repo, dir));
+	sh("rm '%s'", seal);
+	assert_false(co_quick(cache, repo, dir));
+	assert_true(co_quick(cache, repo, dir));
+	assert_int_equal(inode(out("echo '%s/docs/guide.md'", dir)), kept);
+}
+
 static void test_workspace_pool(void **state)
 {
 	struct sp_checkout_opts o;
@@ -1248,6 +1357,7 @@ int main(void)
 		cmocka_unit_test(test_second_checkout_over_git_protocol),
 		cmocka_unit_test(test_local_source_repacked),
 		cmocka_unit_test(test_workspace_incremental),
+		cmocka_unit_test(test_workspace_seal),
 		cmocka_unit_test(test_workspace_pool),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_damaged_mirror),
