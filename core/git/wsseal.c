@@ -204,8 +204,9 @@ static int stat_all(const char *dir, struct stat_item *items, size_t n, atomic_b
 
 /* ---- the file ------------------------------------------------------------ */
 
-static uint64_t checksum(const unsigned char *p, size_t n)
+uint64_t sp_wsseal_checksum(const void *data, size_t n)
 {
+	const unsigned char *p = data;
 	uint64_t h = 0xcbf29ce484222325ULL, w;
 
 	for (; n >= 8; p += 8, n -= 8) {
@@ -282,19 +283,38 @@ fail:
 	return NULL;
 }
 
-struct sp_wsseal *sp_wsseal_load(const char *path)
+/* A path of a tree: relative, no empty, "." or ".." part ("." alone: the folder). */
+static bool path_ok(const char *p, bool dir)
+{
+	const char *s = p;
+
+	if (dir && !strcmp(p, "."))
+		return true;
+	for (;;) {
+		size_t n = strcspn(s, "/");
+
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		if (!s[n])
+			return true;
+		s += n + 1;
+	}
+}
+
+struct sp_wsseal *sp_wsseal_parse(char *buf, size_t len)
 {
 	struct sp_wsseal *s = sp_xcalloc(1, sizeof(*s));
 	struct reader r;
 	char magic[8];
 	uint32_t nf, nd;
 	uint64_t sum;
-	size_t len, i;
+	size_t i;
 
-	if (!(s->buf = read_whole(path, &len)) || len < 8)
+	s->buf = buf;
+	if (len < 8)
 		goto bad;
 	memcpy(&sum, s->buf + len - 8, 8);
-	if (sum != checksum((unsigned char *)s->buf, len - 8))
+	if (sum != sp_wsseal_checksum(s->buf, len - 8))
 		goto bad;
 	r.p = s->buf;
 	r.end = s->buf + len - 8;
@@ -309,16 +329,16 @@ struct sp_wsseal *sp_wsseal_load(const char *path)
 	for (i = 0; i < nf; i++) {
 		struct frec *f = &s->files[i];
 
-		if (!(f->path = take_path(&r)) || !take(&r, &f->gmode, 4) ||
-		    !take(&r, f->oid.id, GIT_OID_RAWSZ) || !take_wst(&r, &f->st) ||
-		    (i && strcmp(s->files[i - 1].path, f->path) >= 0))
+		if (!(f->path = take_path(&r)) || !path_ok(f->path, false) ||
+		    !take(&r, &f->gmode, 4) || !take(&r, f->oid.id, GIT_OID_RAWSZ) ||
+		    !take_wst(&r, &f->st) || (i && strcmp(s->files[i - 1].path, f->path) >= 0))
 			goto bad;
 	}
 	s->n_files = nf;
 	for (i = 0; i < nd; i++) {
 		struct drec *d = &s->dirs[i];
 
-		if (!(d->path = take_path(&r)) || !take_wst(&r, &d->st) ||
+		if (!(d->path = take_path(&r)) || !path_ok(d->path, true) || !take_wst(&r, &d->st) ||
 		    (i && strcmp(s->dirs[i - 1].path, d->path) >= 0))
 			goto bad;
 	}
@@ -329,6 +349,14 @@ struct sp_wsseal *sp_wsseal_load(const char *path)
 bad:
 	sp_wsseal_free(s);
 	return NULL;
+}
+
+struct sp_wsseal *sp_wsseal_load(const char *path)
+{
+	size_t len;
+	char *buf = read_whole(path, &len);
+
+	return buf ? sp_wsseal_parse(buf, len) : NULL;
 }
 
 void sp_wsseal_free(struct sp_wsseal *s)
@@ -818,7 +846,7 @@ static int save(const char *path, const git_oid *tree, const struct draft *d,
 		put_path(&w, d->dirs[i].path);
 		put_wst(&w, &d->dirs[i].st);
 	}
-	sum = checksum((unsigned char *)buf, (size_t)(w - buf));
+	sum = sp_wsseal_checksum(buf, (size_t)(w - buf));
 	put(&w, &sum, 8);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -35,6 +35,7 @@
 #include <git2.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct sp_error;
 struct sp_wsseal;
@@ -52,6 +53,17 @@ struct sp_wsseal_diff {
 struct sp_wsseal *sp_wsseal_load(const char *path);
 
 void sp_wsseal_free(struct sp_wsseal *s);
+
+/*
+ * The seal in buf (len bytes, the file's contents), which it takes: freed
+ * with the seal, or at once when NULL is returned (not a valid seal: bad
+ * checksum, counts, order, or a path that is absolute or has an empty,
+ * "." or ".." part).  sp_wsseal_load is read + parse.
+ */
+struct sp_wsseal *sp_wsseal_parse(char *buf, size_t len);
+
+/* The checksum a seal ends with, of the n bytes before it. */
+uint64_t sp_wsseal_checksum(const void *data, size_t n);
 
 /*
  * True when dir holds exactly what s records: every entry's lstat is as
