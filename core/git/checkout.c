@@ -396,7 +396,7 @@ static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
 	}
 	if (seal_path && (seal = sp_wsseal_load(seal_path)) != NULL) {
 		if (!sp_wsseal_holds(seal, dir)) {
-			if ((rc = sp_wsseal_clear_strays(seal, dir, err)) < 0)
+			if ((rc = sp_wsseal_clear_changed(seal, dir, err)) < 0)
 				goto out;
 			rc = 0;
 		} else if (sp_wsseal_diff(&diff, seal, m->repo, tree) == 0) {

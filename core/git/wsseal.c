@@ -387,14 +387,6 @@ bool sp_wsseal_holds(const struct sp_wsseal *s, const char *dir)
 	return rc == 0 && !atomic_load(&differs);
 }
 
-/* lstat of path under root (no link followed but the ones above it); 0 when absent */
-static mode_t type_at(int root, const char *path)
-{
-	struct stat st;
-
-	return fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
-}
-
 /* Removes path under root: a folder with all it holds, else the entry. */
 static int remove_at(int root, const char *dir, const char *path, mode_t type,
 		     struct sp_error *err)
@@ -414,7 +406,7 @@ static int remove_at(int root, const char *dir, const char *path, mode_t type,
 	return rc;
 }
 
-int sp_wsseal_clear_strays(const struct sp_wsseal *s, const char *dir, struct sp_error *err)
+int sp_wsseal_clear_changed(const struct sp_wsseal *s, const char *dir, struct sp_error *err)
 {
 	int root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0, rc = 0;
 	size_t i;
@@ -426,20 +418,29 @@ int sp_wsseal_clear_strays(const struct sp_wsseal *s, const char *dir, struct sp
 	 * became a link is gone, no path below it leads out of dir
 	 */
 	for (i = 0; i < s->n_dirs && rc == 0; i++) {
-		mode_t t = type_at(root, s->dirs[i].path);
+		struct stat st;
 
-		if (t && t != S_IFDIR && strcmp(s->dirs[i].path, ".")) {
-			rc = remove_at(root, dir, s->dirs[i].path, t, err);
-			n++;
-		}
+		if (!strcmp(s->dirs[i].path, ".") ||
+		    fstatat(root, s->dirs[i].path, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+			continue;
+		rc = remove_at(root, dir, s->dirs[i].path, st.st_mode & S_IFMT, err);
+		n++;
 	}
 	for (i = 0; i < s->n_files && rc == 0; i++) {
-		mode_t t = type_at(root, s->files[i].path);
+		const struct frec *f = &s->files[i];
+		struct stat st;
+		struct wst got;
 
-		if (t && s->files[i].st.mode && t != (s->files[i].st.mode & S_IFMT)) {
-			rc = remove_at(root, dir, s->files[i].path, t, err);
-			n++;
-		}
+		if (fstatat(root, f->path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		wst_from(&got, &st);
+		if (wst_eq(&got, &f->st))
+			continue;
+		/* a submodule's folder changes with its tree: only a type change counts */
+		if (f->gmode == GIT_FILEMODE_COMMIT && (st.st_mode & S_IFMT) == (f->st.mode & S_IFMT))
+			continue;
+		rc = remove_at(root, dir, f->path, st.st_mode & S_IFMT, err);
+		n++;
 	}
 	close(root);
 	return rc < 0 ? rc : n;
@@ -775,18 +776,26 @@ static const char **folders_above(struct draft *d, const struct sp_wsseal_diff *
 	return v;
 }
 
-/* Waits until the coarse clock the filesystem stamps with is past now. */
-static void wait_clock_past_now(void)
+/*
+ * Racy writes: a change made to an entry within the clock step of its last
+ * write would leave its ctime as recorded.  fd, the seal's own new file,
+ * made after the entries were stat'ed, shows the file system's clock: until
+ * its ctime is past the latest ctime recorded (s, ns), wait and touch it
+ * again (one clock tick at most where times have nanoseconds, ext4 or xfs;
+ * up to 2 s where they step by 1 or 2 s).  Bounded at 3 s.
+ */
+static void wait_past(int fd, int64_t s, uint32_t ns)
 {
-	struct timespec now, c, nap = { 0, 500 * 1000 };
+	struct timespec nap = { 0, 2 * 1000 * 1000 };
+	struct stat st;
 	int i;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	for (i = 0; i < 200; i++) {
-		clock_gettime(CLOCK_REALTIME_COARSE, &c);
-		if (c.tv_sec > now.tv_sec || (c.tv_sec == now.tv_sec && c.tv_nsec > now.tv_nsec))
+	for (i = 0; i < 1500; i++) {
+		if (fstat(fd, &st) < 0 || st.st_ctim.tv_sec > s ||
+		    (st.st_ctim.tv_sec == s && (uint32_t)st.st_ctim.tv_nsec > ns))
 			return;
 		nanosleep(&nap, NULL);
+		(void)futimens(fd, NULL);
 	}
 }
 
@@ -818,8 +827,9 @@ static void put_wst(char **w, const struct wst *st)
 	put(w, &st->mode, 4);
 }
 
-static int save(const char *path, const git_oid *tree, const struct draft *d,
-		struct sp_error *err)
+/* Writes the seal; (s, ns): the latest ctime stat'ed for it (see wait_past). */
+static int save(const char *path, const git_oid *tree, const struct draft *d, int64_t s,
+		uint32_t ns, struct sp_error *err)
 {
 	char *buf, *w, *tmp = sp_xasprintf("%s.tmp", path);
 	uint32_t nf = (uint32_t)d->n_files, nd = (uint32_t)d->n_dirs;
@@ -851,6 +861,7 @@ static int save(const char *path, const git_oid *tree, const struct draft *d,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
+	wait_past(fd, s, ns);
 	while (off < len) {
 		ssize_t k = write(fd, buf + off, len - off);
 
@@ -961,6 +972,8 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 	struct draft d;
 	struct stat_item *items = NULL;
 	size_t n_items = 0, i, w;
+	int64_t last_s = 0;
+	uint32_t last_ns = 0;
 	int rc = 0, e;
 
 	memset(&d, 0, sizeof(d));
@@ -978,10 +991,17 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 		for (i = 0; i < d.n_dirs; i++)
 			items[d.n_files + i] = (struct stat_item){ d.dirs[i].path, NULL, &d.dirs[i].st };
 	}
-	wait_clock_past_now();
 	if ((e = stat_all(dir, items, n_items, NULL)) != 0) {
 		rc = sp_error_set(err, SP_ERROR, "cannot seal %s: %s", dir, strerror(e));
 		goto fail;
+	}
+	for (i = 0; i < n_items; i++) {
+		const struct wst *st = items[i].got;
+
+		if (st->ctime_s > last_s || (st->ctime_s == last_s && st->ctime_ns > last_ns)) {
+			last_s = st->ctime_s;
+			last_ns = st->ctime_ns;
+		}
 	}
 	/* a file of the tree must be there (a submodule's folder may not be) */
 	for (i = 0; i < d.n_files; i++) {
@@ -996,7 +1016,7 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 		if (S_ISDIR(d.dirs[i].st.mode))
 			d.dirs[w++] = d.dirs[i];
 	d.n_dirs = w;
-	if ((rc = save(path, git_tree_id(tree), &d, err)) < 0)
+	if ((rc = save(path, git_tree_id(tree), &d, last_s, last_ns, err)) < 0)
 		goto fail;
 	goto out;
 fail:

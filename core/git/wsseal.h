@@ -17,9 +17,10 @@
  * one: one stat per entry, a walk of the changed subtrees, and the
  * changed files.
  *
- * Racy writes: the entries are stat'ed only after the filesystem clock
- * has moved past the last write of the checkout, so a change made after
- * the seal is written cannot carry a timestamp the seal recorded.
+ * Racy writes: the seal is written only once the file system's clock
+ * (read off the seal's own new file) is past every ctime it records, so a
+ * change made after it is written cannot carry a recorded timestamp, on
+ * file systems with nanosecond times or with 1-2 s steps alike.
  *
  * A seal that is missing, truncated, from another version or damaged
  * (it carries a checksum) is no seal: the caller does a full checkout,
@@ -72,15 +73,16 @@ uint64_t sp_wsseal_checksum(const void *data, size_t n);
 bool sp_wsseal_holds(const struct sp_wsseal *s, const char *dir);
 
 /*
- * Removes from dir every sealed entry whose type has changed since (a
- * file made a link or a folder, a folder made a link or a file), so that
- * the full checkout that follows writes it anew instead of writing
- * through a link (libgit2 would: a file replaced by a link to another
- * file gets the blob written into that file, even outside dir).  Call
+ * Removes from dir every sealed file whose lstat differs from the seal (a
+ * submodule's folder: only when no longer a folder) and every sealed
+ * folder that is no longer a folder, so that the full checkout that
+ * follows writes them anew.  libgit2 alone would trust a file whose size
+ * and mtime are as before (it does not look at ctime), and would write
+ * through a link that replaced a file or a folder, even out of dir.  Call
  * when sp_wsseal_holds is false.  Returns the number removed, or -1 with
  * err set.
  */
-int sp_wsseal_clear_strays(const struct sp_wsseal *s, const char *dir, struct sp_error *err);
+int sp_wsseal_clear_changed(const struct sp_wsseal *s, const char *dir, struct sp_error *err);
 
 /*
  * What differs between the tree s records and tree (a tree of repo):
@@ -105,8 +107,8 @@ int sp_wsseal_index(git_index **out, const struct sp_wsseal *s);
  * Seals dir, which now holds tree: with old and d (the seal and
  * diff the checkout started from), only the diff's paths and the
  * directories above them are stat'ed again; without, every entry of tree.
- * Waits first until the filesystem clock has passed now (at most a clock
- * tick: 4 ms at HZ=250).  Written atomically (temporary file and rename;
+ * Waits until the file system's clock is past the ctimes it records (at
+ * most a clock tick, 4 ms at HZ=250, on ext4 or xfs).  Written atomically (temporary file and rename;
  * no fsync: a seal lost in a crash only costs a full check).  When an
  * entry of tree is missing from dir, or the seal cannot be written, the
  * seal at path is removed and SP_ERROR returned: the caller carries on

@@ -672,9 +672,11 @@ static void test_workspace_seal(void **state)
 {
 	const char *repo = path("seal.git"), *cache = path("cache-seal");
 	const char *tamper[] = {
-		/* same size, mtime put back: only ctime tells */
-		"t=$(stat -c %Y README.md) && printf 'HELLO\\nhello again\\n' > README.md && "
-		"touch -d @$t README.md",
+		/* same size, mtime put back to the nanosecond: only ctime tells */
+		"t=$(stat -c %y README.md) && printf HELLO | dd of=README.md conv=notrunc status=none && "
+		"touch -d \"$t\" README.md",
+		"t=$(stat -c %y docs/guide.md) && sed -i s/guide/GUIDE/ docs/guide.md && "
+		"touch -d \"$t\" docs/guide.md",
 		"echo junk > docs/new.txt",
 		"mkdir -p deep/er",
 		"chmod +x docs/guide.md",
