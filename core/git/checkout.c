@@ -11,9 +11,10 @@
  * (CACHE/work/<key>-<n>/seal).  The next job's checkout compares the tree
  * on disk with it, one lstat per file and folder: when nothing changed,
  * only the paths that differ between the two commits are written; when
- * something did, libgit2 checks every file against the seal's entries (by
- * stat data, as git does) and writes only what differs.  Either way
- * anything the commit does not have is removed.  A workspace records the commit it holds in
+ * something did, the entries that differ are removed and libgit2 checks
+ * every file against the seal's entries (by stat data, as git does),
+ * writing only what differs.  Either way anything the commit does not have
+ * is removed.  A workspace records the commit it holds in
  * its "state" file only once its tree is complete: the file is removed
  * before the tree is touched, so a job killed half-way leaves a workspace
  * that the next job wipes and writes from scratch.  Submodule trees inside
@@ -370,9 +371,10 @@ static void on_write(const char *path, size_t done, size_t total, void *payload)
  * Makes dir hold exactly commit's tree.  With seal_path (a workspace's
  * seal, wsseal.h), dir is what the last checkout left: when the seal
  * proves it untouched, only the paths that differ between the two trees
- * are written (*quick set); otherwise every file is checked, the seal's
- * entries being the baseline (files as sealed are not written again).
- * The new seal is written after.  Without seal_path, dir is taken as
+ * are written (*quick set); otherwise the entries that differ from the
+ * seal are removed and every file is checked, the seal's entries being
+ * the baseline (files as sealed are not written again).  The new seal is
+ * written after.  Without seal_path, dir is taken as
  * empty.  E_GIT when libgit2 fails.
  */
 static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,

@@ -141,6 +141,8 @@ static void *stat_items(void *arg)
 			have_parent = true;
 			if (plen)
 				pfd = openat(r->root, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (plen && pfd < 0 && errno != ENOENT && errno != ENOTDIR && !r->stop)
+				r->err = errno;
 		}
 		fd = plen ? pfd : r->root;
 		memset(&got, 0, sizeof(got));
