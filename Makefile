@@ -231,7 +231,7 @@ demo: deps
 # their anchors and goals.  BENCH='health pipeline_overhead' runs only those;
 # BENCH_RUNS=N (default 3) runs of each measurement, medians.
 BENCH_FIRST := pipeline_overhead pipeline_changed health context_upload checkout
-BENCH ?= $(BENCH_FIRST) $(filter-out $(BENCH_FIRST) summary,$(sort $(basename $(notdir \
+BENCH ?= $(BENCH_FIRST) $(filter-out $(BENCH_FIRST) summary lib,$(sort $(basename $(notdir \
 	$(wildcard bench/*.sh)))))
 bench: $(BIN)
 	$(Q)log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && \

@@ -16,10 +16,8 @@ FILES=${BENCH_FILES:-50000}
 MB=${BENCH_MB:-1000}
 DIR=${BENCH_DIR:-/var/tmp/stagepipe-bench}/ctx-$FILES-$MB
 
-if [ -z "${DOCKER_HOST:-}" ] || [ -z "${BASE_IMAGE:-}" ]; then
-	eval "$("$top/contrib/engine.sh" up)"
-fi
-SOCK=${DOCKER_HOST#unix://}
+. "$top/bench/lib.sh"
+bench_engine
 
 if [ ! -f "$DIR/.complete" ]; then
 	echo "generating $FILES files, $MB MB in $DIR ..." >&2
@@ -57,7 +55,7 @@ nfiles=$(find "$DIR" -type f | wc -l)
 echo "context: $nfiles files, $((bytes / 1048576)) MB"
 
 now() { date +%s.%N; }
-args=$(python3 -c 'import json,urllib.parse,os; print(urllib.parse.quote(json.dumps({"BASE_IMAGE": os.environ["BASE_IMAGE"]})))')
+args=$(bench_buildargs)
 RUNS=${BENCH_RUNS:-3}
 
 raw() {

@@ -13,11 +13,8 @@ set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${BENCH_RUNS:-3}
-if [ -z "${DOCKER_HOST:-}" ] || [ -z "${BASE_IMAGE:-}" ]; then
-	eval "$("$top/contrib/engine.sh" up)"
-fi
-SOCK=${DOCKER_HOST#unix://}
-API=http://localhost/v1.41
+. "$top/bench/lib.sh"
+bench_engine
 W=$(mktemp -d)
 cid=
 cleanup() {
@@ -39,7 +36,7 @@ stages:
     target: runtime
     healthcheck: true
 YML
-args=$(python3 -c 'import json,urllib.parse,os; print(urllib.parse.quote(json.dumps({"BASE_IMAGE": os.environ["BASE_IMAGE"]})))')
+args=$(bench_buildargs)
 # the same image for both, built once (the build cache makes the pipeline's
 # own build of it a lookup)
 tar -C "$W/app" -c . | curl -sS --unix-socket "$SOCK" -X POST -T - \

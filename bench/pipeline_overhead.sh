@@ -19,11 +19,8 @@ CHANGE=${BENCH_CHANGE:-0}
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${BENCH_RUNS:-3}
-if [ -z "${DOCKER_HOST:-}" ] || [ -z "${BASE_IMAGE:-}" ]; then
-	eval "$("$top/contrib/engine.sh" up)"
-fi
-SOCK=${DOCKER_HOST#unix://}
-API=http://localhost/v1.41
+. "$top/bench/lib.sh"
+bench_engine
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
@@ -44,7 +41,7 @@ stages:
     needs: [test]
     tags: [bench/app:latest]
 YML
-args=$(python3 -c 'import json,urllib.parse,os; print(urllib.parse.quote(json.dumps({"BASE_IMAGE": os.environ["BASE_IMAGE"]})))')
+args=$(bench_buildargs)
 
 raw() {
 	tar -C "$W/app" -c . | curl -sS --unix-socket "$SOCK" -X POST -T - \

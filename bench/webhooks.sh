@@ -30,6 +30,7 @@
 set -eu
 BIN=$(cd "$(dirname "${1:-build/stagepipe}")" && pwd)/$(basename "${1:-build/stagepipe}")
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 SECS=${BENCH_SECONDS:-10}
@@ -54,28 +55,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# a free loopback port
-port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000))
-while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/"; [ $? != 7 ]; do port=$((port + 1)); done
+port=$(bench_port)
 
 SECRET=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 export STAGEPIPE_BENCH_SECRET="$SECRET"
 git init -q --bare "$W/app.git"
-pgdir= store=
-if [ "${BENCH_STORE:-sqlite}" = postgres ]; then
-	pgurl=${BENCH_PG_URL:-}
-	if [ -z "$pgurl" ]; then
-		pgdir=$W/pg
-		chmod 0711 "$W"
-		pgurl=$("$top/tests/tools/pg_cluster.sh" start "$pgdir" | sed -n 's/^SP_TEST_PG_URL=//p')
-	fi
-	store="store: \"$pgurl\""
-fi
-# count SQL: the number sql answers, from the bench's store
-count() {
-	if [ -n "$store" ]; then psql -XAtq "$pgurl" -c "$1"
-	else sqlite3 "$W/data/stagepipe.db" "$1"; fi
-}
+bench_store "$W"
 cat >"$W/serve.yml" <<EOF
 listen: 127.0.0.1:$port
 data: $W/data
@@ -135,8 +120,7 @@ fi
 
 if [ "${BENCH_SERVERS:-1}" = 2 ]; then
 	[ -n "$store" ] || { echo "webhooks.sh: BENCH_SERVERS=2 needs BENCH_STORE=postgres" >&2; exit 1; }
-	port2=$((port + 1))
-	while curl -s -o /dev/null -m 1 "http://127.0.0.1:$port2/"; [ $? != 7 ]; do port2=$((port2 + 1)); done
+	port2=$(bench_port $((port + 1)))
 	sed "s|^listen: .*|listen: 127.0.0.1:$port2|; s|^data: .*|data: $W/data2|" "$W/serve.yml" >"$W/serve2.yml"
 	"$BIN" serve -c "$W/serve2.yml" 2>"$W/serve2.log" &
 	pid2=$!
