@@ -35,6 +35,8 @@
 #include <git2.h>
 #include <git2/sys/repository.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +369,203 @@ static void on_write(const char *path, size_t done, size_t total, void *payload)
 	w->m->opts->progress(&p, w->m->opts->progress_ud);
 }
 
+/* ---- an empty folder: the tree written on several threads --------------- */
+
+/*
+ * libgit2's checkout is one thread; writing 20,000 files is CPU-bound
+ * (inflating, open/write/close), so a tree going into an empty folder is
+ * cut into shares of its paths, each written by libgit2's own checkout
+ * limited to them, on a repository handle of its own (libgit2 objects are
+ * not shared between threads).  The .gitattributes files go first, alone,
+ * so that every share's filters see them, as git writes them first.
+ */
+#define PAR_MAX_THREADS 4
+#define PAR_MIN_FILES_DEFAULT 2048
+
+struct par_list {
+	char **v;
+	size_t n, cap;
+};
+
+struct par_paths {
+	struct par_list files;  /* every other entry that is not a folder */
+	struct par_list attrs;  /* the .gitattributes files */
+};
+
+static void par_add(struct par_list *l, char *path)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 1024;
+		l->v = sp_xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = path;
+}
+
+static void par_list_release(struct par_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int on_path(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct par_paths *p = payload;
+	const char *name = git_tree_entry_name(e);
+
+	if (git_tree_entry_type(e) != GIT_OBJECT_TREE)
+		par_add(!strcmp(name, ".gitattributes") ? &p->attrs : &p->files,
+			sp_xasprintf("%s%s", root, name));
+	return 0;
+}
+
+struct par_share {
+	const char *repo_path;
+	const git_oid *tree_id;
+	const char *dir;
+	char **paths;
+	size_t n, last;           /* last: files of this share done, as reported */
+	atomic_size_t *done;      /* of all shares */
+	struct write_ctx *w;      /* the calling thread's share only: reports progress */
+	size_t total;
+	int rc;                   /* 0, or E_GIT with klass and msg: libgit2's error */
+	int klass;
+	char *msg;
+};
+
+static void on_share_write(const char *path, size_t done, size_t total, void *payload)
+{
+	struct par_share *s = payload;
+	size_t all;
+
+	(void)total;
+	all = atomic_fetch_add(s->done, done - s->last) + (done - s->last);
+	s->last = done;
+	if (s->w && all < s->total)
+		on_write(path, all, s->total, s->w);
+}
+
+static void *write_share(void *arg)
+{
+	struct par_share *s = arg;
+	git_repository *repo = NULL;
+	git_index *idx = NULL;
+	git_tree *tree = NULL;
+	git_checkout_options co;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_WRITE_INDEX |
+			       GIT_CHECKOUT_NO_REFRESH | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+	co.paths.strings = s->paths;
+	co.paths.count = s->n;
+	co.progress_cb = on_share_write;
+	co.progress_payload = s;
+	if (git_repository_open_bare(&repo, s->repo_path) < 0 || git_index_new(&idx) < 0 ||
+	    git_tree_lookup(&tree, repo, s->tree_id) < 0 ||
+	    git_repository_set_workdir(repo, s->dir, 0) < 0 ||
+	    git_repository_set_index(repo, idx) < 0 ||
+	    git_checkout_tree(repo, (git_object *)tree, &co) < 0) {
+		const git_error *e = git_error_last();
+
+		s->rc = E_GIT;
+		s->klass = e ? e->klass : GIT_ERROR_NONE;
+		s->msg = sp_xstrdup(e && e->message ? e->message : "unknown error");
+	}
+	git_tree_free(tree);
+	git_index_free(idx);
+	git_repository_free(repo);
+	return NULL;
+}
+
+/*
+ * Writes tree into dir (empty) on several threads when it pays (at least
+ * min_files files, more than one CPU): 0, or E_GIT with libgit2's error
+ * set on this thread.  1: not done, write it the usual way.
+ */
+static int write_fresh(struct sp_mirror *m, git_tree *tree, const char *dir, size_t min_files)
+{
+	struct par_paths p;
+	struct par_share shares[PAR_MAX_THREADS], first;
+	pthread_t tids[PAR_MAX_THREADS];
+	bool started[PAR_MAX_THREADS];
+	struct write_ctx w = { m, 0 };
+	atomic_size_t done = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *repo_path = git_repository_path(m->repo);
+	size_t nt, t, at = 0, total;
+	int rc = 1;
+
+	memset(&p, 0, sizeof(p));
+	if (cpus < 2 || !(git_libgit2_features() & GIT_FEATURE_THREADS))
+		return 1;
+	if (git_tree_walk(tree, GIT_TREEWALK_PRE, on_path, &p) < 0) {
+		rc = E_GIT;
+		goto out;
+	}
+	total = p.files.n + p.attrs.n;
+	if (total < min_files || p.files.n < 2)
+		goto out;
+	first = (struct par_share){ repo_path, git_tree_id(tree), dir, p.attrs.v, p.attrs.n, 0, &done,
+				    m->opts->progress ? &w : NULL, total, 0, 0, NULL };
+	if (p.attrs.n) {
+		write_share(&first);
+		if (first.rc) {
+			git_error_set_str(first.klass, first.msg);
+			free(first.msg);
+			rc = E_GIT;
+			goto out;
+		}
+	}
+	nt = (size_t)cpus < PAR_MAX_THREADS ? (size_t)cpus : PAR_MAX_THREADS;
+	for (t = 0; t < nt; t++) {
+		size_t len = p.files.n / nt + (t < p.files.n % nt);
+
+		shares[t] = (struct par_share){ repo_path, git_tree_id(tree), dir, p.files.v + at, len,
+						0, &done, t == 0 ? first.w : NULL, total, 0, 0, NULL };
+		at += len;
+		started[t] = t > 0 && pthread_create(&tids[t], NULL, write_share, &shares[t]) == 0;
+	}
+	for (t = 0; t < nt; t++)
+		if (!started[t])
+			write_share(&shares[t]);
+	rc = 0;
+	for (t = 0; t < nt; t++) {
+		if (started[t])
+			pthread_join(tids[t], NULL);
+		if (shares[t].rc && !rc) {
+			git_error_set_str(shares[t].klass, shares[t].msg);
+			rc = E_GIT;
+		}
+		free(shares[t].msg);
+	}
+	if (!rc && m->opts->progress)
+		on_write(NULL, total, total, &w);
+out:
+	par_list_release(&p.files);
+	par_list_release(&p.attrs);
+	return rc;
+}
+
+/* Whether dir has no entries (a missing one counts as not empty: unknown). */
+static bool dir_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool empty = d != NULL;
+
+	while (d && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	return empty;
+}
+
 /*
  * Makes dir hold exactly commit's tree.  With seal_path (a workspace's
  * seal, wsseal.h), dir is what the last checkout left: when the seal
@@ -405,6 +604,15 @@ static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
 			*quick = true;
 		}
 	}
+	if (!seal && dir_empty(dir)) {
+		rc = write_fresh(m, tree, dir, m->opts->parallel_min_files ?
+				 m->opts->parallel_min_files : PAR_MIN_FILES_DEFAULT);
+		if (rc == 0)
+			goto sealing;
+		if (rc < 0)
+			goto out;
+		rc = 0;
+	}
 	if (*quick)
 		idx = diff.baseline;  /* diff owns it */
 	else if (sp_wsseal_index(&idx, seal) < 0) {
@@ -436,6 +644,7 @@ static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
 		rc = E_GIT;
 		goto out;
 	}
+sealing:
 	if (seal_path) {
 		struct sp_error ignored = SP_ERROR_INIT;
 

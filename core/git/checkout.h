@@ -106,6 +106,12 @@ struct sp_checkout_opts {
 	sp_cancel_fn cancel;      /* polled while waiting for a lock, while fetching, and
 				   * before the tree is written; may be NULL */
 	void *cancel_ud;
+	/*
+	 * A tree going into an empty folder is written on up to 4 threads
+	 * (one per CPU) when it has at least this many files (its
+	 * .gitattributes first, alone); 0: 2048.  (Tests set it low.)
+	 */
+	size_t parallel_min_files;
 };
 
 struct sp_checkout_submodule {

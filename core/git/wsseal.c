@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "core/git/wsseal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -57,6 +58,7 @@ struct drec {
 
 struct sp_wsseal {
 	git_oid tree;
+	struct timespec stamp;  /* the seal file's mtime: entries with ctime >= it are racy */
 	struct frec *files;
 	size_t n_files;
 	struct drec *dirs;
@@ -255,7 +257,7 @@ static bool take_wst(struct reader *r, struct wst *w)
 	       take(r, &w->mode, 4);
 }
 
-static char *read_whole(const char *path, size_t *len)
+static char *read_whole(const char *path, size_t *len, struct timespec *mtime)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -278,6 +280,7 @@ static char *read_whole(const char *path, size_t *len)
 	}
 	close(fd);
 	*len = got;
+	*mtime = st.st_mtim;
 	return buf;
 fail:
 	free(buf);
@@ -355,10 +358,16 @@ bad:
 
 struct sp_wsseal *sp_wsseal_load(const char *path)
 {
+	struct sp_wsseal *s;
+	struct timespec mtime;
 	size_t len;
-	char *buf = read_whole(path, &len);
+	char *buf = read_whole(path, &len, &mtime);
 
-	return buf ? sp_wsseal_parse(buf, len) : NULL;
+	if (buf && (s = sp_wsseal_parse(buf, len)) != NULL) {
+		s->stamp = mtime;
+		return s;
+	}
+	return NULL;
 }
 
 void sp_wsseal_free(struct sp_wsseal *s)
@@ -373,20 +382,112 @@ void sp_wsseal_free(struct sp_wsseal *s)
 
 /* ---- checking ------------------------------------------------------------ */
 
+static bool is_racy(const struct sp_wsseal *s, const struct wst *w)
+{
+	return w->ctime_s > s->stamp.tv_sec ||
+	       (w->ctime_s == s->stamp.tv_sec && w->ctime_ns >= (uint32_t)s->stamp.tv_nsec);
+}
+
+static int drec_key_cmp(const void *key, const void *rec)
+{
+	return strcmp(key, ((const struct drec *)rec)->path);
+}
+
+static int frec_key_cmp(const void *key, const void *rec)
+{
+	return strcmp(key, ((const struct frec *)rec)->path);
+}
+
+/* Whether path (relative) is sealed, as a file or as a folder. */
+static bool sealed(const struct sp_wsseal *s, const char *path)
+{
+	return bsearch(path, s->files, s->n_files, sizeof(*s->files), frec_key_cmp) ||
+	       bsearch(path, s->dirs, s->n_dirs, sizeof(*s->dirs), drec_key_cmp);
+}
+
+/*
+ * A racy folder: every name it lists is sealed.  (That every sealed entry
+ * is there, the lstat of each has shown.)
+ */
+static bool folder_as_sealed(const struct sp_wsseal *s, int root, const char *d)
+{
+	int fd = openat(root, d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	bool ok = dh != NULL;
+
+	if (fd >= 0 && !dh)
+		close(fd);
+	while (ok && (e = readdir(dh)) != NULL) {
+		char *p;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		p = strcmp(d, ".") ? sp_xasprintf("%s/%s", d, e->d_name) : sp_xstrdup(e->d_name);
+		ok = sealed(s, p);
+		free(p);
+	}
+	if (dh)
+		closedir(dh);
+	return ok;
+}
+
+/* A racy file or link: its contents hash to the sealed object id. */
+static bool content_as_sealed(int root, const char *dir, const struct frec *f)
+{
+	char target[PATH_MAX];
+	git_oid oid;
+	char *full;
+	ssize_t len;
+	int rc;
+
+	if (S_ISLNK(f->st.mode)) {
+		len = readlinkat(root, f->path, target, sizeof(target));
+		return len >= 0 && (size_t)len < sizeof(target) &&
+		       git_odb_hash(&oid, target, (size_t)len, GIT_OBJECT_BLOB) == 0 &&
+		       git_oid_equal(&oid, &f->oid);
+	}
+	if (!S_ISREG(f->st.mode))
+		return false;
+	full = sp_xasprintf("%s/%s", dir, f->path);
+	rc = git_odb_hashfile(&oid, full, GIT_OBJECT_BLOB);
+	free(full);
+	return rc == 0 && git_oid_equal(&oid, &f->oid);
+}
+
 bool sp_wsseal_holds(const struct sp_wsseal *s, const char *dir)
 {
 	size_t n = s->n_files + s->n_dirs, i;
 	struct stat_item *items = sp_xcalloc(n ? n : 1, sizeof(*items));
 	atomic_bool differs = false;
-	int rc;
+	bool ok;
+	int root = -1;
 
 	for (i = 0; i < s->n_files; i++)
 		items[i] = (struct stat_item){ s->files[i].path, &s->files[i].st, NULL };
 	for (i = 0; i < s->n_dirs; i++)
 		items[s->n_files + i] = (struct stat_item){ s->dirs[i].path, &s->dirs[i].st, NULL };
-	rc = stat_all(dir, items, n, &differs);
+	ok = stat_all(dir, items, n, &differs) == 0 && !atomic_load(&differs);
 	free(items);
-	return rc == 0 && !atomic_load(&differs);
+	/*
+	 * racy entries, changed in the clock step the seal was written in: a
+	 * later change could have left their times as sealed, so their
+	 * contents are compared (a file's hash, a folder's names): the few
+	 * the last checkout wrote at its very end
+	 */
+	if (ok && (root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		ok = false;
+	for (i = 0; ok && i < s->n_files; i++)
+		if (is_racy(s, &s->files[i].st))
+			ok = S_ISDIR(s->files[i].st.mode) ?
+				     folder_as_sealed(s, root, s->files[i].path) :  /* a submodule's */
+				     content_as_sealed(root, dir, &s->files[i]);
+	for (i = 0; ok && i < s->n_dirs; i++)
+		if (is_racy(s, &s->dirs[i].st))
+			ok = folder_as_sealed(s, root, s->dirs[i].path);
+	if (root >= 0)
+		close(root);
+	return ok;
 }
 
 /* Removes path under root: a folder with all it holds, else the entry. */
@@ -574,11 +675,6 @@ static int change_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct sp_wsseal_change *)a)->path,
 		      ((const struct sp_wsseal_change *)b)->path);
-}
-
-static int frec_key_cmp(const void *key, const void *rec)
-{
-	return strcmp(key, ((const struct frec *)rec)->path);
 }
 
 static const struct frec *find_file(const struct sp_wsseal *s, const char *path)
@@ -778,29 +874,6 @@ static const char **folders_above(struct draft *d, const struct sp_wsseal_diff *
 	return v;
 }
 
-/*
- * Racy writes: a change made to an entry within the clock step of its last
- * write would leave its ctime as recorded.  fd, the seal's own new file,
- * made after the entries were stat'ed, shows the file system's clock: until
- * its ctime is past the latest ctime recorded (s, ns), wait and touch it
- * again (one clock tick at most where times have nanoseconds, ext4 or xfs;
- * up to 2 s where they step by 1 or 2 s).  Bounded at 3 s.
- */
-static void wait_past(int fd, int64_t s, uint32_t ns)
-{
-	struct timespec nap = { 0, 2 * 1000 * 1000 };
-	struct stat st;
-	int i;
-
-	for (i = 0; i < 1500; i++) {
-		if (fstat(fd, &st) < 0 || st.st_ctim.tv_sec > s ||
-		    (st.st_ctim.tv_sec == s && (uint32_t)st.st_ctim.tv_nsec > ns))
-			return;
-		nanosleep(&nap, NULL);
-		(void)futimens(fd, NULL);
-	}
-}
-
 /* Appends n bytes at *w (room was made for the whole seal). */
 static void put(char **w, const void *p, size_t n)
 {
@@ -829,9 +902,12 @@ static void put_wst(char **w, const struct wst *st)
 	put(w, &st->mode, 4);
 }
 
-/* Writes the seal; (s, ns): the latest ctime stat'ed for it (see wait_past). */
-static int save(const char *path, const git_oid *tree, const struct draft *d, int64_t s,
-		uint32_t ns, struct sp_error *err)
+/*
+ * Writes the seal.  Its file's mtime, taken from the clock after every
+ * entry was stat'ed, tells the next reader which entries are racy.
+ */
+static int save(const char *path, const git_oid *tree, const struct draft *d,
+		struct sp_error *err)
 {
 	char *buf, *w, *tmp = sp_xasprintf("%s.tmp", path);
 	uint32_t nf = (uint32_t)d->n_files, nd = (uint32_t)d->n_dirs;
@@ -863,7 +939,6 @@ static int save(const char *path, const git_oid *tree, const struct draft *d, in
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
-	wait_past(fd, s, ns);
 	while (off < len) {
 		ssize_t k = write(fd, buf + off, len - off);
 
@@ -914,6 +989,10 @@ static void draft_update(struct draft *d, const struct sp_wsseal *old,
 	size_t i = 0, j = 0, n_above, a = 0, k = 0;
 	const char **above = folders_above(d, diff, &n_above);
 
+	d->cap_files = old->n_files + diff->n_paths + 1;
+	d->files = sp_xmalloc(d->cap_files * sizeof(*d->files));
+	d->cap_dirs = old->n_dirs + n_above + 1;
+	d->dirs = sp_xmalloc(d->cap_dirs * sizeof(*d->dirs));
 	*items = sp_xcalloc(diff->n_paths + n_above + 1, sizeof(**items));
 	while (i < old->n_files || j < diff->n_paths) {
 		int cmp = i == old->n_files ? 1 : j == diff->n_paths ? -1 :
@@ -974,8 +1053,6 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 	struct draft d;
 	struct stat_item *items = NULL;
 	size_t n_items = 0, i, w;
-	int64_t last_s = 0;
-	uint32_t last_ns = 0;
 	int rc = 0, e;
 
 	memset(&d, 0, sizeof(d));
@@ -997,14 +1074,6 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 		rc = sp_error_set(err, SP_ERROR, "cannot seal %s: %s", dir, strerror(e));
 		goto fail;
 	}
-	for (i = 0; i < n_items; i++) {
-		const struct wst *st = items[i].got;
-
-		if (st->ctime_s > last_s || (st->ctime_s == last_s && st->ctime_ns > last_ns)) {
-			last_s = st->ctime_s;
-			last_ns = st->ctime_ns;
-		}
-	}
 	/* a file of the tree must be there (a submodule's folder may not be) */
 	for (i = 0; i < d.n_files; i++) {
 		if (d.files[i].st.mode == 0 && d.files[i].gmode != GIT_FILEMODE_COMMIT) {
@@ -1018,7 +1087,7 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 		if (S_ISDIR(d.dirs[i].st.mode))
 			d.dirs[w++] = d.dirs[i];
 	d.n_dirs = w;
-	if ((rc = save(path, git_tree_id(tree), &d, last_s, last_ns, err)) < 0)
+	if ((rc = save(path, git_tree_id(tree), &d, err)) < 0)
 		goto fail;
 	goto out;
 fail:

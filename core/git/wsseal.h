@@ -17,10 +17,13 @@
  * one: one stat per entry, a walk of the changed subtrees, and the
  * changed files.
  *
- * Racy writes: the seal is written only once the file system's clock
- * (read off the seal's own new file) is past every ctime it records, so a
- * change made after it is written cannot carry a recorded timestamp, on
- * file systems with nanosecond times or with 1-2 s steps alike.
+ * Racy entries (git's "racily clean" ones): an entry changed in the same
+ * clock step as the seal was written (its ctime not before the seal
+ * file's mtime) could be changed again within that step without its
+ * times moving.  Those few, the last ones a checkout wrote, are compared
+ * by content as well: a file's or link's blob hash, a folder's list of
+ * names.  This holds on file systems whose times step by 1-2 s too (more
+ * entries are racy there, once).
  *
  * A seal that is missing, truncated, from another version or damaged
  * (it carries a checksum) is no seal: the caller does a full checkout,
@@ -68,7 +71,8 @@ uint64_t sp_wsseal_checksum(const void *data, size_t n);
 
 /*
  * True when dir holds exactly what s records: every entry's lstat is as
- * sealed, and nothing else is there (the directories' are as sealed).
+ * sealed, and nothing else is there (the directories' are as sealed); the
+ * racy entries' contents too.
  */
 bool sp_wsseal_holds(const struct sp_wsseal *s, const char *dir);
 
@@ -107,8 +111,7 @@ int sp_wsseal_index(git_index **out, const struct sp_wsseal *s);
  * Seals dir, which now holds tree: with old and d (the seal and
  * diff the checkout started from), only the diff's paths and the
  * directories above them are stat'ed again; without, every entry of tree.
- * Waits until the file system's clock is past the ctimes it records (at
- * most a clock tick, 4 ms at HZ=250, on ext4 or xfs).  Written atomically (temporary file and rename;
+ * Written atomically (temporary file and rename;
  * no fsync: a seal lost in a crash only costs a full check).  When an
  * entry of tree is missing from dir, or the seal cannot be written, the
  * seal at path is removed and SP_ERROR returned: the caller carries on

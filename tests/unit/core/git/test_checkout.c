@@ -745,6 +745,54 @@ static void test_workspace_seal(void **state)
 	assert_int_equal(inode(out("echo '%s/docs/guide.md'", dir)), kept);
 }
 
+/*
+ * A tree going into an empty folder is written by several threads (here
+ * from one file on): the same tree, links, modes, submodule folders, in a
+ * new folder and in a workspace; a tree's .gitattributes are written first
+ * (their filters apply to every share).
+ */
+static void test_parallel_write(void **state)
+{
+	const char *repos[] = { "bare.git", "super.git" };
+	struct sp_checkout_opts o;
+	struct sp_checkout_result r;
+	char dest[1100];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(repos) / sizeof(*repos); i++) {
+		snprintf(dest, sizeof(dest), "%s/par-%zu", base, i);
+		opts_for(&o, path("cache-par"), path("%s", repos[i]), "main");
+		o.parallel_min_files = 1;
+		o.dest = dest;
+		co_ok(&r, &o);
+		tree_exact(r.dir, path("%s", repos[i]), "main");
+		sp_checkout_result_release(&r);
+
+		opts_for(&o, path("cache-par"), path("%s", repos[i]), "main");
+		o.parallel_min_files = 1;
+		co_ok(&r, &o);
+		assert_false(r.quick);
+		tree_exact(r.dir, path("%s", repos[i]), "main");
+		sp_checkout_result_release(&r);
+		co_ok(&r, &o);
+		assert_true(r.quick);  /* sealed after the parallel write */
+		sp_checkout_result_release(&r);
+	}
+
+	sh("set -e; cd '%s' && git init -q -b main attrs && cd attrs && "
+	   "printf '*.txt eol=crlf\\n' > .gitattributes && mkdir -p a b && "
+	   "printf 'x\\n' > a/1.txt && printf 'y\\n' > b/2.txt && printf 'z\\n' > c.bin && "
+	   "git add -A && git commit -qm attrs", base);
+	opts_for(&o, path("cache-par"), path("attrs"), "main");
+	o.parallel_min_files = 1;
+	co_ok(&r, &o);
+	assert_string_equal(out("od -An -c '%s/b/2.txt' | tr -d ' '", r.dir), "y\\r\\n");
+	assert_string_equal(out("od -An -c '%s/a/1.txt' | tr -d ' '", r.dir), "x\\r\\n");
+	assert_string_equal(out("od -An -c '%s/c.bin' | tr -d ' '", r.dir), "z\\n");
+	sp_checkout_result_release(&r);
+}
+
 static void test_workspace_pool(void **state)
 {
 	struct sp_checkout_opts o;
@@ -1360,6 +1408,7 @@ int main(void)
 		cmocka_unit_test(test_local_source_repacked),
 		cmocka_unit_test(test_workspace_incremental),
 		cmocka_unit_test(test_workspace_seal),
+		cmocka_unit_test(test_parallel_write),
 		cmocka_unit_test(test_workspace_pool),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_damaged_mirror),

@@ -1,8 +1,10 @@
 /*
- * test_wsseal.c — a workspace's seal as a file: what parses and what does
- * not.  (What a seal proves about a tree, and the checkouts built on it,
- * are test_checkout.c's test_workspace_seal, on real trees.)
+ * test_wsseal.c — a workspace's seal: what parses and what does not, and
+ * its racy entries (changed in the clock step it was written in), whose
+ * contents are compared.  (Checkouts built on seals are test_checkout.c's
+ * test_workspace_seal and test_parallel_write, on real trees.)
  */
+#define _GNU_SOURCE  /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/base/error.h"
 #include "core/git/wsseal.h"
 
 struct bytes {
@@ -126,10 +131,114 @@ static void test_parse(void **state)
 	git_index_free(idx);
 }
 
+static char tmp[] = "/tmp/sp-wsseal-XXXXXX";
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+static bool holds(const char *seal, const char *dir)
+{
+	struct sp_wsseal *s = sp_wsseal_load(seal);
+	bool ok;
+
+	assert_non_null(s);
+	ok = sp_wsseal_holds(s, dir);
+	sp_wsseal_free(s);
+	return ok;
+}
+
+/* Every entry made racy: the seal's mtime put back to 1970. */
+static void all_racy(const char *seal)
+{
+	sh("touch -d @0 '%s'", seal);
+}
+
+/* Flips a byte of the object id sealed for the file named name, checksum fixed. */
+static void wrong_oid(const char *seal, const char *name)
+{
+	FILE *f = fopen(seal, "r+b");
+	char buf[8192];
+	size_t n;
+	uint64_t sum;
+	char *at;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	assert_true(n > 8 && n < sizeof(buf));
+	at = memmem(buf, n - 8, name, strlen(name) + 1);
+	assert_non_null(at);
+	at[strlen(name) + 1 + 4] ^= 1;  /* path NUL, git mode (4), oid */
+	sum = sp_wsseal_checksum(buf, n - 8);
+	memcpy(buf + n - 8, &sum, 8);
+	rewind(f);
+	assert_int_equal(fwrite(buf, 1, n, f), n);
+	fclose(f);
+}
+
+static void test_racy(void **state)
+{
+	struct sp_error err = SP_ERROR_INIT;
+	git_repository *repo;
+	git_object *obj;
+	git_tree *tree;
+	char work[64], seal[64], repo_path[64];
+
+	(void)state;
+	assert_non_null(mkdtemp(tmp));
+	snprintf(work, sizeof(work), "%s/work", tmp);
+	snprintf(seal, sizeof(seal), "%s/seal", tmp);
+	snprintf(repo_path, sizeof(repo_path), "%s/repo", tmp);
+	sh("set -e; cd '%s' && git init -q -b main repo && cd repo && mkdir -p d/e && "
+	   "echo a > a.txt && echo b > d/b.txt && echo c > d/e/c.txt && ln -s a.txt link && "
+	   "git add -A && git -c user.name=t -c user.email=t@x commit -qm one && "
+	   "mkdir ../work && git archive HEAD | tar -x -C ../work", tmp);
+	assert_int_equal(git_repository_open(&repo, repo_path), 0);
+	assert_int_equal(git_revparse_single(&obj, repo, "HEAD^{tree}"), 0);
+	tree = (git_tree *)obj;
+
+	assert_int_equal(sp_wsseal_write(seal, tree, work, NULL, NULL, &err), 0);
+	assert_true(holds(seal, work));
+	all_racy(seal);
+	assert_true(holds(seal, work));  /* contents as sealed: still holds */
+
+	/* a content the stat cannot show (here: the seal's id made wrong) */
+	wrong_oid(seal, "d/b.txt");
+	all_racy(seal);
+	assert_false(holds(seal, work));  /* racy: the hash tells */
+	assert_int_equal(sp_wsseal_write(seal, tree, work, NULL, NULL, &err), 0);
+	wrong_oid(seal, "link");
+	all_racy(seal);
+	assert_false(holds(seal, work));  /* a link's target, hashed */
+
+	/* a name a folder had when sealed but the tree has not */
+	sh("echo x > '%s/work/d/e/extra'", tmp);
+	usleep(50 * 1000);  /* a clock step (4 ms at HZ=250) or more: not racy */
+	assert_int_equal(sp_wsseal_write(seal, tree, work, NULL, NULL, &err), 0);
+	assert_true(holds(seal, work));  /* the stat is as sealed */
+	all_racy(seal);
+	assert_false(holds(seal, work));  /* racy: the folder's names tell */
+	sh("rm '%s/work/d/e/extra'", tmp);
+
+	git_object_free(obj);
+	git_repository_free(repo);
+	sh("rm -rf '%s'", tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_racy),
 	};
 	int rc;
 
