@@ -537,7 +537,9 @@ int sp_wsseal_clear_changed(const struct sp_wsseal *s, const char *dir, struct s
 		if (fstatat(root, f->path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		wst_from(&got, &st);
-		if (wst_eq(&got, &f->st))
+		/* as sealed, and not racy or with the sealed contents */
+		if (wst_eq(&got, &f->st) &&
+		    (!is_racy(s, &f->st) || S_ISDIR(f->st.mode) || content_as_sealed(root, dir, f)))
 			continue;
 		/* a submodule's folder changes with its tree: only a type change counts */
 		if (f->gmode == GIT_FILEMODE_COMMIT && (st.st_mode & S_IFMT) == (f->st.mode & S_IFMT))

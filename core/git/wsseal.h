@@ -77,9 +77,9 @@ uint64_t sp_wsseal_checksum(const void *data, size_t n);
 bool sp_wsseal_holds(const struct sp_wsseal *s, const char *dir);
 
 /*
- * Removes from dir every sealed file whose lstat differs from the seal (a
- * submodule's folder: only when no longer a folder) and every sealed
- * folder that is no longer a folder, so that the full checkout that
+ * Removes from dir every sealed file whose lstat differs from the seal,
+ * or whose contents do when it is racy (a submodule's folder: only when
+ * no longer a folder), and every sealed folder that is no longer a folder, so that the full checkout that
  * follows writes them anew.  libgit2 alone would trust a file whose size
  * and mtime are as before (it does not look at ctime), and would write
  * through a link that replaced a file or a folder, even out of dir.  Call
