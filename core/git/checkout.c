@@ -567,6 +567,59 @@ static bool dir_empty(const char *dir)
 }
 
 /*
+ * A workspace's seal checked on a thread of its own while the mirror is
+ * opened and fetched (the two take about as long): only when the last
+ * job left the tree complete and without submodule trees, so that
+ * nothing touches it before write_tree takes the answer.
+ */
+struct early_check {
+	pthread_t tid;
+	bool started;
+	const char *seal_path, *dir;  /* borrowed */
+	struct sp_wsseal *seal;       /* the answer: the seal (or NULL) ... */
+	bool holds;                   /* ... and whether the tree is as sealed */
+};
+
+static void *early_run(void *arg)
+{
+	struct early_check *e = arg;
+
+	e->seal = sp_wsseal_load(e->seal_path);
+	e->holds = e->seal && sp_wsseal_holds(e->seal, e->dir);
+	return NULL;
+}
+
+static void early_start(struct early_check *e, const char *ws, const char *seal_path,
+			const char *dir)
+{
+	char *state = sp_xasprintf("%s/state", ws), *subs = sp_xasprintf("%s/submodules", ws);
+
+	memset(e, 0, sizeof(*e));
+	e->seal_path = seal_path;
+	e->dir = dir;
+	if (access(state, F_OK) == 0 && access(subs, F_OK) < 0 && errno == ENOENT)
+		e->started = pthread_create(&e->tid, NULL, early_run, e) == 0;
+	free(state);
+	free(subs);
+}
+
+/* Waits for the answer; true when there is one (then the caller owns e->seal). */
+static bool early_take(struct early_check *e)
+{
+	if (!e || !e->started)
+		return false;
+	pthread_join(e->tid, NULL);
+	e->started = false;
+	return true;
+}
+
+static void early_release(struct early_check *e)
+{
+	if (early_take(e))
+		sp_wsseal_free(e->seal);
+}
+
+/*
  * Makes dir hold exactly commit's tree.  With seal_path (a workspace's
  * seal, wsseal.h), dir is what the last checkout left: when the seal
  * proves it untouched, only the paths that differ between the two trees
@@ -577,7 +630,8 @@ static bool dir_empty(const char *dir)
  * empty.  E_GIT when libgit2 fails.
  */
 static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
-		      const char *seal_path, bool *quick, struct sp_error *err)
+		      const char *seal_path, struct early_check *early, bool *quick,
+		      struct sp_error *err)
 {
 	git_checkout_options co;
 	git_index *idx = NULL;
@@ -585,6 +639,7 @@ static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
 	struct sp_wsseal *seal = NULL;
 	struct sp_wsseal_diff diff;
 	struct write_ctx w = { m, 0 };
+	bool held = false;
 	int rc = 0;
 
 	*quick = false;
@@ -595,8 +650,14 @@ static int write_tree(struct sp_mirror *m, git_commit *commit, const char *dir,
 		rc = E_GIT;
 		goto out;
 	}
-	if (seal_path && (seal = sp_wsseal_load(seal_path)) != NULL) {
-		if (!sp_wsseal_holds(seal, dir)) {
+	if (early_take(early)) {
+		seal = early->seal;
+		held = early->holds;
+	} else if (seal_path && (seal = sp_wsseal_load(seal_path)) != NULL) {
+		held = sp_wsseal_holds(seal, dir);
+	}
+	if (seal) {
+		if (!held) {
 			if ((rc = sp_wsseal_clear_changed(seal, dir, err)) < 0)
 				goto out;
 			rc = 0;
@@ -843,8 +904,8 @@ out:
  */
 static int checkout_repo(struct job *j, const struct sp_giturl *u, const char *ref,
 			 const char *sha, const char *dir, const char *ws, const char *seal_path,
-			 const char *sub_path, struct found *f, struct sublist *subs,
-			 struct sp_error *err)
+			 const char *sub_path, struct early_check *early, struct found *f,
+			 struct sublist *subs, struct sp_error *err)
 {
 	const char *want = sha ? sha : ref;
 	struct sp_checkout_result *res = j->res;
@@ -922,7 +983,8 @@ static int checkout_repo(struct job *j, const struct sp_giturl *u, const char *r
 		}
 		if (ws && (rc = prepare_workspace(ws, dir, seal_path, err)) < 0)
 			goto out;
-		rc = write_tree(&m, commit, dir, seal_path, &quick, err);
+		rc = write_tree(&m, commit, dir, seal_path, attempt == 0 ? early : NULL, &quick,
+				err);
 		if (rc == E_GIT) {
 			if (attempt == 0 && sp_mirror_error_is_damage())
 				goto retry;
@@ -1160,7 +1222,7 @@ static int do_submodules(struct job *j, const struct sublist *subs, const char *
 			if (rc < 0)
 				goto next;
 		}
-		rc = checkout_repo(j, &u, NULL, hex, dir, NULL, NULL, path, &f, &nested, err);
+		rc = checkout_repo(j, &u, NULL, hex, dir, NULL, NULL, path, NULL, &f, &nested, err);
 		if (rc < 0) {
 			sp_error_prefix(err, "submodule %s", path);
 			goto next;
@@ -1201,6 +1263,7 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 	struct found f;
 	struct sublist subs = { NULL, 0, 0 };
 	char *key = NULL, *seal = NULL, *state = NULL, *line = NULL;
+	struct early_check early = { .started = false };
 	const char *ref = o->ref;
 	int rc;
 
@@ -1231,7 +1294,10 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 		seal = sp_xasprintf("%s/seal", out->workspace);
 		state = sp_xasprintf("%s/state", out->workspace);
 	}
-	if ((rc = checkout_repo(&j, &u, ref, o->sha, out->dir, out->workspace, seal, "", &f,
+	if (seal)
+		early_start(&early, out->workspace, seal, out->dir);
+	if ((rc = checkout_repo(&j, &u, ref, o->sha, out->dir, out->workspace, seal, "",
+				seal ? &early : NULL, &f,
 				o->submodules ? &subs : NULL, err)) < 0)
 		goto out;
 	out->sha = oid_hex(&f.oid);
@@ -1249,6 +1315,7 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 	if (o->submodules)
 		rc = do_submodules(&j, &subs, "", u.kind, 1, err);
 out:
+	early_release(&early);
 	found_release(&f);
 	sublist_release(&subs);
 	sp_giturl_release(&u);
