@@ -49,11 +49,13 @@ struct frec {
 	uint32_t gmode;
 	git_oid oid;
 	struct wst st;
+	size_t at;  /* in a loaded seal: where its git mode is in buf */
 };
 
 struct drec {
 	const char *path;
 	struct wst st;
+	size_t at;  /* in a loaded seal: where its stat is in buf */
 };
 
 struct sp_wsseal {
@@ -64,6 +66,7 @@ struct sp_wsseal {
 	struct drec *dirs;
 	size_t n_dirs;
 	char *buf;  /* the file, read whole: the paths point into it */
+	size_t len;
 };
 
 struct sp_wsseal_change {
@@ -335,7 +338,8 @@ struct sp_wsseal *sp_wsseal_parse(char *buf, size_t len)
 		struct frec *f = &s->files[i];
 
 		if (!(f->path = take_path(&r)) || !path_ok(f->path, false) ||
-		    !take(&r, &f->gmode, 4) || !take(&r, f->oid.id, GIT_OID_RAWSZ) ||
+		    (f->at = (size_t)(r.p - s->buf), !take(&r, &f->gmode, 4)) ||
+		    !take(&r, f->oid.id, GIT_OID_RAWSZ) ||
 		    !take_wst(&r, &f->st) || (i && strcmp(s->files[i - 1].path, f->path) >= 0))
 			goto bad;
 	}
@@ -343,13 +347,15 @@ struct sp_wsseal *sp_wsseal_parse(char *buf, size_t len)
 	for (i = 0; i < nd; i++) {
 		struct drec *d = &s->dirs[i];
 
-		if (!(d->path = take_path(&r)) || !path_ok(d->path, true) || !take_wst(&r, &d->st) ||
+		if (!(d->path = take_path(&r)) || !path_ok(d->path, true) ||
+		    (d->at = (size_t)(r.p - s->buf), !take_wst(&r, &d->st)) ||
 		    (i && strcmp(s->dirs[i - 1].path, d->path) >= 0))
 			goto bad;
 	}
 	s->n_dirs = nd;
 	if (r.p != r.end)
 		goto bad;
+	s->len = len;
 	return s;
 bad:
 	sp_wsseal_free(s);
@@ -904,40 +910,13 @@ static void put_wst(char **w, const struct wst *st)
 	put(w, &st->mode, 4);
 }
 
-/*
- * Writes the seal.  Its file's mtime, taken from the clock after every
- * entry was stat'ed, tells the next reader which entries are racy.
- */
-static int save(const char *path, const git_oid *tree, const struct draft *d,
-		struct sp_error *err)
+/* buf as the file at path: written beside it, then renamed over it. */
+static int write_atomic(const char *path, const char *buf, size_t len, struct sp_error *err)
 {
-	char *buf, *w, *tmp = sp_xasprintf("%s.tmp", path);
-	uint32_t nf = (uint32_t)d->n_files, nd = (uint32_t)d->n_dirs;
-	uint64_t sum;
-	size_t i, off = 0, len = 8 + 4 + 4 + GIT_OID_RAWSZ + 8;
-	int fd = -1, rc = 0;
+	char *tmp = sp_xasprintf("%s.tmp", path);
+	size_t off = 0;
+	int fd, rc = 0;
 
-	for (i = 0; i < d->n_files; i++)
-		len += 4 + strlen(d->files[i].path) + 1 + 4 + GIT_OID_RAWSZ + WST_BYTES;
-	for (i = 0; i < d->n_dirs; i++)
-		len += 4 + strlen(d->dirs[i].path) + 1 + WST_BYTES;
-	w = buf = sp_xmalloc(len);
-	put(&w, MAGIC, 8);
-	put(&w, &nf, 4);
-	put(&w, &nd, 4);
-	put(&w, tree->id, GIT_OID_RAWSZ);
-	for (i = 0; i < d->n_files; i++) {
-		put_path(&w, d->files[i].path);
-		put(&w, &d->files[i].gmode, 4);
-		put(&w, d->files[i].oid.id, GIT_OID_RAWSZ);
-		put_wst(&w, &d->files[i].st);
-	}
-	for (i = 0; i < d->n_dirs; i++) {
-		put_path(&w, d->dirs[i].path);
-		put_wst(&w, &d->dirs[i].st);
-	}
-	sum = sp_wsseal_checksum(buf, (size_t)(w - buf));
-	put(&w, &sum, 8);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
@@ -965,6 +944,44 @@ fail:
 	(void)unlink(tmp);
 out:
 	free(tmp);
+	return rc;
+}
+
+/*
+ * Writes the seal.  Its file's mtime, taken from the clock after every
+ * entry was stat'ed, tells the next reader which entries are racy.
+ */
+static int save(const char *path, const git_oid *tree, const struct draft *d,
+		struct sp_error *err)
+{
+	char *buf, *w;
+	uint32_t nf = (uint32_t)d->n_files, nd = (uint32_t)d->n_dirs;
+	uint64_t sum;
+	size_t i, len = 8 + 4 + 4 + GIT_OID_RAWSZ + 8;
+	int rc;
+
+	for (i = 0; i < d->n_files; i++)
+		len += 4 + strlen(d->files[i].path) + 1 + 4 + GIT_OID_RAWSZ + WST_BYTES;
+	for (i = 0; i < d->n_dirs; i++)
+		len += 4 + strlen(d->dirs[i].path) + 1 + WST_BYTES;
+	w = buf = sp_xmalloc(len);
+	put(&w, MAGIC, 8);
+	put(&w, &nf, 4);
+	put(&w, &nd, 4);
+	put(&w, tree->id, GIT_OID_RAWSZ);
+	for (i = 0; i < d->n_files; i++) {
+		put_path(&w, d->files[i].path);
+		put(&w, &d->files[i].gmode, 4);
+		put(&w, d->files[i].oid.id, GIT_OID_RAWSZ);
+		put_wst(&w, &d->files[i].st);
+	}
+	for (i = 0; i < d->n_dirs; i++) {
+		put_path(&w, d->dirs[i].path);
+		put_wst(&w, &d->dirs[i].st);
+	}
+	sum = sp_wsseal_checksum(buf, (size_t)(w - buf));
+	put(&w, &sum, 8);
+	rc = write_atomic(path, buf, len, err);
 	free(buf);
 	return rc;
 }
@@ -1048,8 +1065,110 @@ static void draft_update(struct draft *d, const struct sp_wsseal *old,
 	*n_items = k;
 }
 
+static int drec_ptr_cmp(const void *a, const void *b)
+{
+	const struct drec *x = *(const struct drec *const *)a, *y = *(const struct drec *const *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The common case, files changed and none added or removed (so no folder
+ * either): their records and those of the folders above them are
+ * rewritten where they are in old's buffer (same sizes), which is then
+ * written out as it is.  1: not that case (nothing done).
+ */
+static int patch(const char *path, const git_tree *tree, const char *dir, struct sp_wsseal *old,
+		 const struct sp_wsseal_diff *diff, struct sp_error *err)
+{
+	struct frec **files = NULL;
+	struct drec **dirs = NULL;
+	struct stat_item *items = NULL;
+	struct drec *root;
+	char buf[PATH_MAX];
+	size_t i, j, w, nd = 0, n = 0;
+	uint64_t sum;
+	int rc = 1, e;
+
+	if (!(root = bsearch(".", old->dirs, old->n_dirs, sizeof(*old->dirs), drec_key_cmp)))
+		return 1;
+	files = sp_xcalloc(diff->n_paths + 1, sizeof(*files));
+	for (i = 0; i < diff->n_paths; i++) {
+		files[i] = bsearch(diff->paths[i], old->files, old->n_files, sizeof(*old->files),
+				   frec_key_cmp);
+		if (diff->changes[i].removed || !files[i])
+			goto out;
+		for (j = 0; diff->paths[i][j]; j++)
+			if (diff->paths[i][j] == '/')
+				nd++;
+	}
+	dirs = sp_xcalloc(nd + 1, sizeof(*dirs));
+	dirs[0] = root;
+	for (i = 0, nd = 1; i < diff->n_paths; i++) {
+		for (j = 0; diff->paths[i][j]; j++) {
+			if (diff->paths[i][j] != '/')
+				continue;
+			if (j >= sizeof(buf))
+				goto out;
+			memcpy(buf, diff->paths[i], j);
+			buf[j] = '\0';
+			if (!(dirs[nd++] = bsearch(buf, old->dirs, old->n_dirs, sizeof(*old->dirs),
+						   drec_key_cmp)))
+				goto out;
+		}
+	}
+	qsort(dirs, nd, sizeof(*dirs), drec_ptr_cmp);
+	for (i = 0, w = 0; i < nd; i++)
+		if (!w || dirs[w - 1] != dirs[i])
+			dirs[w++] = dirs[i];
+	nd = w;
+	items = sp_xcalloc(diff->n_paths + nd, sizeof(*items));
+	for (i = 0; i < diff->n_paths; i++)
+		items[n++] = (struct stat_item){ files[i]->path, NULL, &files[i]->st };
+	for (i = 0; i < nd; i++)
+		items[n++] = (struct stat_item){ dirs[i]->path, NULL, &dirs[i]->st };
+	if ((e = stat_all(dir, items, n, NULL)) != 0) {
+		rc = sp_error_set(err, SP_ERROR, "cannot seal %s: %s", dir, strerror(e));
+		goto out;
+	}
+	for (i = 0; i < diff->n_paths; i++) {
+		struct frec *f = files[i];
+		char *at = old->buf + f->at;
+
+		if (f->st.mode == 0 && diff->changes[i].gmode != GIT_FILEMODE_COMMIT) {
+			rc = sp_error_set(err, SP_ERROR, "cannot seal %s: %s is missing", dir, f->path);
+			goto out;
+		}
+		f->gmode = diff->changes[i].gmode;
+		git_oid_cpy(&f->oid, &diff->changes[i].oid);
+		put(&at, &f->gmode, 4);
+		put(&at, f->oid.id, GIT_OID_RAWSZ);
+		put_wst(&at, &f->st);
+	}
+	for (i = 0; i < nd; i++) {
+		char *at = old->buf + dirs[i]->at;
+
+		if (!S_ISDIR(dirs[i]->st.mode)) {
+			rc = sp_error_set(err, SP_ERROR, "cannot seal %s: %s is not a folder", dir,
+					  dirs[i]->path);
+			goto out;
+		}
+		put_wst(&at, &dirs[i]->st);
+	}
+	memcpy(old->buf + 16, git_tree_id(tree)->id, GIT_OID_RAWSZ);
+	git_oid_cpy(&old->tree, git_tree_id(tree));
+	sum = sp_wsseal_checksum(old->buf, old->len - 8);
+	memcpy(old->buf + old->len - 8, &sum, 8);
+	rc = write_atomic(path, old->buf, old->len, err);
+out:
+	free(items);
+	free(dirs);
+	free(files);
+	return rc;
+}
+
 int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
-		    const struct sp_wsseal *old, const struct sp_wsseal_diff *diff,
+		    struct sp_wsseal *old, const struct sp_wsseal_diff *diff,
 		    struct sp_error *err)
 {
 	struct draft d;
@@ -1058,6 +1177,12 @@ int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
 	int rc = 0, e;
 
 	memset(&d, 0, sizeof(d));
+	if (old && diff && (rc = patch(path, tree, dir, old, diff, err)) != 1) {
+		if (rc < 0)
+			goto fail;
+		return 0;
+	}
+	rc = 0;
 	if (old && diff) {
 		draft_update(&d, old, diff, &items, &n_items);
 	} else {

@@ -108,16 +108,18 @@ void sp_wsseal_diff_release(struct sp_wsseal_diff *d);
 int sp_wsseal_index(git_index **out, const struct sp_wsseal *s);
 
 /*
- * Seals dir, which now holds tree: with old and d (the seal and
- * diff the checkout started from), only the diff's paths and the
- * directories above them are stat'ed again; without, every entry of tree.
- * Written atomically (temporary file and rename;
- * no fsync: a seal lost in a crash only costs a full check).  When an
- * entry of tree is missing from dir, or the seal cannot be written, the
+ * Seals dir, which now holds tree: with old and d (the seal and diff the
+ * checkout started from), only the diff's paths and the directories above
+ * them are stat'ed again (when files only changed, none added or removed,
+ * old is updated in place and written out as it is: use it no more);
+ * without, every entry of tree.  Written atomically (a temporary file and
+ * rename; no fsync: a seal lost in a crash only costs a full check).  When
+ * an entry of tree is missing from dir, or the seal cannot be written, the
  * seal at path is removed and SP_ERROR returned: the caller carries on
  * without one.
  */
-int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir, const struct sp_wsseal *old, const struct sp_wsseal_diff *d,
+int sp_wsseal_write(const char *path, const git_tree *tree, const char *dir,
+		    struct sp_wsseal *old, const struct sp_wsseal_diff *d,
 		    struct sp_error *err);
 
 #endif

@@ -715,6 +715,13 @@ static void test_workspace_seal(void **state)
 	assert_int_equal(access(out("echo '%s/data'", dir), F_OK), -1);  /* as git leaves it */
 	commit_in("seal", "rm -r link.md new && ln -s app/main.py link.md && echo d > data.txt");
 	assert_true(co_quick(cache, repo, dir));
+	/* files changed only: the seal is updated in place, and still tells */
+	commit_in("seal", "echo again >> README.md && echo x > data.txt && chmod -x app/main.py");
+	assert_true(co_quick(cache, repo, dir));
+	assert_true(co_quick(cache, repo, dir));
+	sh("cd '%s' && t=$(stat -c %%y data.txt) && printf y | dd of=data.txt conv=notrunc status=none"
+	   " && touch -d \"$t\" data.txt", dir);
+	assert_false(co_quick(cache, repo, dir));
 	assert_int_equal(inode(out("echo '%s/docs/guide.md'", dir)), kept);
 	/* back to an older commit, quick too */
 	opts_for(&o, cache, repo, "v1");
