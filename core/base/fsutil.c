@@ -1,5 +1,6 @@
 /*
- * fsutil.c — temporary folders, recursive removal, small files; see fsutil.h.
+ * fsutil.c — temporary folders, recursive removal, small files, atomic
+ * writes; see fsutil.h.
  */
 #define _XOPEN_SOURCE 700
 #include "core/base/fsutil.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/base/buf.h"
@@ -62,4 +64,45 @@ char *sp_fs_read_small(const char *path)
 			break;
 	fclose(f);
 	return sp_buf_detach(&b, NULL);
+}
+
+int sp_fs_write_atomic(const char *path, const void *data, size_t len, unsigned int mode,
+		       bool durable, struct sp_error *err)
+{
+	char *tmp = sp_xasprintf("%s.XXXXXX", path);
+	const char *p = data;
+	size_t off = 0;
+	int fd, rc = 0;
+
+	if ((fd = mkstemp(tmp)) < 0) {
+		free(tmp);
+		return sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
+	}
+	while (off < len) {
+		ssize_t k = write(fd, p + off, len - off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			goto fail;
+		off += (size_t)k;
+	}
+	if (fchmod(fd, (mode_t)mode) < 0 || (durable && fsync(fd) < 0))
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	free(tmp);
+	return 0;
+fail:
+	rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	(void)unlink(tmp);
+	free(tmp);
+	return rc;
 }

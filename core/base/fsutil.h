@@ -4,6 +4,9 @@
 #ifndef SP_FSUTIL_H
 #define SP_FSUTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct sp_error;
 
 /*
@@ -22,5 +25,17 @@ int sp_fs_rmtree(const char *path, struct sp_error *err);
  * string the caller frees.
  */
 char *sp_fs_read_small(const char *path);
+
+/*
+ * Makes path hold exactly len bytes of data, all or nothing: written to a
+ * new temporary file beside it ("<path>.XXXXXX", removed on failure),
+ * given mode, fsync'ed when durable, then renamed over path.  Without
+ * durable, for caches: a crash may lose the new contents (or, on a file
+ * system that does not order data before the rename, leave path short;
+ * a reader must check what it reads).  "cannot write PATH: reason" on
+ * failure.
+ */
+int sp_fs_write_atomic(const char *path, const void *data, size_t len, unsigned int mode,
+		       bool durable, struct sp_error *err);
 
 #endif

@@ -394,10 +394,7 @@ struct par_paths {
 
 static void par_add(struct par_list *l, char *path)
 {
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 1024;
-		l->v = sp_xrealloc(l->v, l->cap * sizeof(*l->v));
-	}
+	SP_GROW(l->v, l->cap, l->n + 1);
 	l->v[l->n++] = path;
 }
 
@@ -589,17 +586,17 @@ static void *early_run(void *arg)
 	return NULL;
 }
 
-static void early_start(struct early_check *e, const char *ws, const char *seal_path,
-			const char *dir)
+/* ws: the workspace; state, seal_path: its files (see prepare_workspace) */
+static void early_start(struct early_check *e, const char *ws, const char *state,
+			const char *seal_path, const char *dir)
 {
-	char *state = sp_xasprintf("%s/state", ws), *subs = sp_xasprintf("%s/submodules", ws);
+	char *subs = sp_xasprintf("%s/submodules", ws);
 
 	memset(e, 0, sizeof(*e));
 	e->seal_path = seal_path;
 	e->dir = dir;
 	if (access(state, F_OK) == 0 && access(subs, F_OK) < 0 && errno == ENOENT)
 		e->started = pthread_create(&e->tid, NULL, early_run, e) == 0;
-	free(state);
 	free(subs);
 }
 
@@ -1295,7 +1292,7 @@ int sp_checkout(struct sp_checkout_result *out, const struct sp_checkout_opts *o
 		state = sp_xasprintf("%s/state", out->workspace);
 	}
 	if (seal)
-		early_start(&early, out->workspace, seal, out->dir);
+		early_start(&early, out->workspace, state, seal, out->dir);
 	if ((rc = checkout_repo(&j, &u, ref, o->sha, out->dir, out->workspace, seal, "",
 				seal ? &early : NULL, &f,
 				o->submodules ? &subs : NULL, err)) < 0)

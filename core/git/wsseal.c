@@ -569,10 +569,7 @@ static void add_change(struct changes *c, const char *prefix, const char *name, 
 {
 	struct sp_wsseal_change *ch;
 
-	if (c->n == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 64;
-		c->v = sp_xrealloc(c->v, c->cap * sizeof(*c->v));
-	}
+	SP_GROW(c->v, c->cap, c->n + 1);
 	ch = &c->v[c->n++];
 	memset(ch, 0, sizeof(*ch));
 	ch->path = sp_xmalloc(strlen(prefix) + strlen(name) + 1);
@@ -787,30 +784,21 @@ struct draft {
 
 static const char *own(struct draft *d, char *p)
 {
-	if (d->n_owned == d->cap_owned) {
-		d->cap_owned = d->cap_owned ? 2 * d->cap_owned : 256;
-		d->owned = sp_xrealloc(d->owned, d->cap_owned * sizeof(*d->owned));
-	}
+	SP_GROW(d->owned, d->cap_owned, d->n_owned + 1);
 	d->owned[d->n_owned++] = p;
 	return p;
 }
 
 static struct frec *new_file(struct draft *d)
 {
-	if (d->n_files == d->cap_files) {
-		d->cap_files = d->cap_files ? 2 * d->cap_files : 1024;
-		d->files = sp_xrealloc(d->files, d->cap_files * sizeof(*d->files));
-	}
+	SP_GROW(d->files, d->cap_files, d->n_files + 1);
 	memset(&d->files[d->n_files], 0, sizeof(*d->files));
 	return &d->files[d->n_files++];
 }
 
 static struct drec *new_dir(struct draft *d)
 {
-	if (d->n_dirs == d->cap_dirs) {
-		d->cap_dirs = d->cap_dirs ? 2 * d->cap_dirs : 64;
-		d->dirs = sp_xrealloc(d->dirs, d->cap_dirs * sizeof(*d->dirs));
-	}
+	SP_GROW(d->dirs, d->cap_dirs, d->n_dirs + 1);
 	memset(&d->dirs[d->n_dirs], 0, sizeof(*d->dirs));
 	return &d->dirs[d->n_dirs++];
 }
@@ -857,27 +845,32 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Every folder above a changed path ("." included), sorted, unique: owned by d. */
-static const char **folders_above(struct draft *d, const struct sp_wsseal_diff *diff,
-				  size_t *n)
+/*
+ * Every folder above a changed path ("." included), sorted, unique: a new
+ * array of new strings (*n of them), both the caller's to free.
+ */
+static char **folders_above(const struct sp_wsseal_diff *diff, size_t *n)
 {
-	size_t cap = 16, k = 0, i, w;
-	const char **v = sp_xmalloc(cap * sizeof(*v));
+	size_t cap = 0, k = 0, i, w;
+	char **v = NULL;
 
-	v[k++] = own(d, sp_xstrdup("."));
+	SP_GROW(v, cap, 1);
+	v[k++] = sp_xstrdup(".");
 	for (i = 0; i < diff->n_paths; i++) {
 		const char *p = diff->paths[i], *s;
 
 		for (s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
-			if (k == cap)
-				v = sp_xrealloc(v, (cap *= 2) * sizeof(*v));
-			v[k++] = own(d, sp_xstrndup(p, (size_t)(s - p)));
+			SP_GROW(v, cap, k + 1);
+			v[k++] = sp_xstrndup(p, (size_t)(s - p));
 		}
 	}
 	qsort(v, k, sizeof(*v), str_cmp);
-	for (i = 0, w = 0; i < k; i++)
+	for (i = 0, w = 0; i < k; i++) {
 		if (!w || strcmp(v[w - 1], v[i]))
 			v[w++] = v[i];
+		else
+			free(v[i]);
+	}
 	*n = w;
 	return v;
 }
@@ -908,43 +901,6 @@ static void put_wst(char **w, const struct wst *st)
 	put(w, &st->mtime_ns, 4);
 	put(w, &st->ctime_ns, 4);
 	put(w, &st->mode, 4);
-}
-
-/* buf as the file at path: written beside it, then renamed over it. */
-static int write_atomic(const char *path, const char *buf, size_t len, struct sp_error *err)
-{
-	char *tmp = sp_xasprintf("%s.tmp", path);
-	size_t off = 0;
-	int fd, rc = 0;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto fail;
-	while (off < len) {
-		ssize_t k = write(fd, buf + off, len - off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			goto fail;
-		off += (size_t)k;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	goto out;
-fail:
-	rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	(void)unlink(tmp);
-out:
-	free(tmp);
-	return rc;
 }
 
 /*
@@ -981,7 +937,7 @@ static int save(const char *path, const git_oid *tree, const struct draft *d,
 	}
 	sum = sp_wsseal_checksum(buf, (size_t)(w - buf));
 	put(&w, &sum, 8);
-	rc = write_atomic(path, buf, len, err);
+	rc = sp_fs_write_atomic(path, buf, len, 0600, false, err);
 	free(buf);
 	return rc;
 }
@@ -1006,12 +962,10 @@ static void draft_update(struct draft *d, const struct sp_wsseal *old,
 {
 	const struct sp_wsseal_change *ch = diff->changes;
 	size_t i = 0, j = 0, n_above, a = 0, k = 0;
-	const char **above = folders_above(d, diff, &n_above);
+	char **above = folders_above(diff, &n_above);
 
-	d->cap_files = old->n_files + diff->n_paths + 1;
-	d->files = sp_xmalloc(d->cap_files * sizeof(*d->files));
-	d->cap_dirs = old->n_dirs + n_above + 1;
-	d->dirs = sp_xmalloc(d->cap_dirs * sizeof(*d->dirs));
+	SP_GROW(d->files, d->cap_files, old->n_files + diff->n_paths);
+	SP_GROW(d->dirs, d->cap_dirs, old->n_dirs + n_above);
 	*items = sp_xcalloc(diff->n_paths + n_above + 1, sizeof(**items));
 	while (i < old->n_files || j < diff->n_paths) {
 		int cmp = i == old->n_files ? 1 : j == diff->n_paths ? -1 :
@@ -1043,7 +997,7 @@ static void draft_update(struct draft *d, const struct sp_wsseal *old,
 		}
 		if (cmp == 0)
 			i++;
-		new_dir(d)->path = above[a++];
+		new_dir(d)->path = own(d, above[a++]);
 	}
 	free(above);
 	/*
@@ -1065,13 +1019,6 @@ static void draft_update(struct draft *d, const struct sp_wsseal *old,
 	*n_items = k;
 }
 
-static int drec_ptr_cmp(const void *a, const void *b)
-{
-	const struct drec *x = *(const struct drec *const *)a, *y = *(const struct drec *const *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * The common case, files changed and none added or removed (so no folder
  * either): their records and those of the folders above them are
@@ -1084,44 +1031,24 @@ static int patch(const char *path, const git_tree *tree, const char *dir, struct
 	struct frec **files = NULL;
 	struct drec **dirs = NULL;
 	struct stat_item *items = NULL;
-	struct drec *root;
-	char buf[PATH_MAX];
-	size_t i, j, w, nd = 0, n = 0;
+	char **above = NULL;
+	size_t i, nd = 0, n = 0, n_above = 0;
 	uint64_t sum;
 	int rc = 1, e;
 
-	if (!(root = bsearch(".", old->dirs, old->n_dirs, sizeof(*old->dirs), drec_key_cmp)))
-		return 1;
 	files = sp_xcalloc(diff->n_paths + 1, sizeof(*files));
 	for (i = 0; i < diff->n_paths; i++) {
 		files[i] = bsearch(diff->paths[i], old->files, old->n_files, sizeof(*old->files),
 				   frec_key_cmp);
 		if (diff->changes[i].removed || !files[i])
 			goto out;
-		for (j = 0; diff->paths[i][j]; j++)
-			if (diff->paths[i][j] == '/')
-				nd++;
 	}
-	dirs = sp_xcalloc(nd + 1, sizeof(*dirs));
-	dirs[0] = root;
-	for (i = 0, nd = 1; i < diff->n_paths; i++) {
-		for (j = 0; diff->paths[i][j]; j++) {
-			if (diff->paths[i][j] != '/')
-				continue;
-			if (j >= sizeof(buf))
-				goto out;
-			memcpy(buf, diff->paths[i], j);
-			buf[j] = '\0';
-			if (!(dirs[nd++] = bsearch(buf, old->dirs, old->n_dirs, sizeof(*old->dirs),
-						   drec_key_cmp)))
-				goto out;
-		}
-	}
-	qsort(dirs, nd, sizeof(*dirs), drec_ptr_cmp);
-	for (i = 0, w = 0; i < nd; i++)
-		if (!w || dirs[w - 1] != dirs[i])
-			dirs[w++] = dirs[i];
-	nd = w;
+	above = folders_above(diff, &n_above);
+	dirs = sp_xcalloc(n_above, sizeof(*dirs));
+	for (nd = 0; nd < n_above; nd++)
+		if (!(dirs[nd] = bsearch(above[nd], old->dirs, old->n_dirs, sizeof(*old->dirs),
+					 drec_key_cmp)))
+			goto out;
 	items = sp_xcalloc(diff->n_paths + nd, sizeof(*items));
 	for (i = 0; i < diff->n_paths; i++)
 		items[n++] = (struct stat_item){ files[i]->path, NULL, &files[i]->st };
@@ -1159,8 +1086,11 @@ static int patch(const char *path, const git_tree *tree, const char *dir, struct
 	git_oid_cpy(&old->tree, git_tree_id(tree));
 	sum = sp_wsseal_checksum(old->buf, old->len - 8);
 	memcpy(old->buf + old->len - 8, &sum, 8);
-	rc = write_atomic(path, old->buf, old->len, err);
+	rc = sp_fs_write_atomic(path, old->buf, old->len, 0600, false, err);
 out:
+	for (i = 0; i < n_above; i++)
+		free(above[i]);
+	free(above);
 	free(items);
 	free(dirs);
 	free(files);

@@ -20,6 +20,7 @@
 
 #include "core/base/buf.h"
 #include "core/base/error.h"
+#include "core/base/fsutil.h"
 #include "core/base/xalloc.h"
 #include "core/init/scaffold.h"
 
@@ -409,10 +410,8 @@ struct planned {
 static int write_whole(const char *dir, const char *rel, const struct sp_buf *body,
 		       struct sp_error *err)
 {
-	char *path = sp_xasprintf("%s/%s", dir, rel), *tmp = NULL, *slash;
-	size_t off = 0;
-	ssize_t n;
-	int fd = -1, rc;
+	char *path = sp_xasprintf("%s/%s", dir, rel), *slash;
+	int rc;
 
 	slash = strrchr(path, '/');
 	if (slash && strchr(rel, '/')) {
@@ -423,47 +422,8 @@ static int write_whole(const char *dir, const char *rel, const struct sp_buf *bo
 		}
 		*slash = '/';
 	}
-	tmp = sp_xasprintf("%s.init-XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	while (off < body->len) {
-		n = write(fd, body->data + off, body->len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		rc = sp_error_set(err, SP_ERROR, "cannot write %s: %s", path, strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	rc = 0;
+	rc = sp_fs_write_atomic(path, body->data, body->len, 0644, true, err);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp) {
-		unlink(tmp);
-		free(tmp);
-	}
 	free(path);
 	return rc;
 }
