@@ -19,12 +19,16 @@
  * batch runs again the savepoint way, where it fails alone (run_pipeline).
  *
  * What several servers need, and where it is:
- * - Delivery dedupe by the unique key (repo, id): INSERT ... ON CONFLICT
- *   DO NOTHING.  A second server inserting the same key waits for the
- *   first one's transaction and then sees its row: one job.  (W_INGEST
- *   finds a delivery already committed itself; one another server is
- *   storing at that moment fails its unique key, and the batch runs again
- *   the savepoint way, which waits and sees it.)
+ * - Delivery dedupe by the unique key (repo, id).  A batch first takes a
+ *   transaction-level advisory lock on each of its deliveries' keys, all
+ *   in one statement and in one order every server uses (lock_deliveries):
+ *   a server storing a delivery another one is storing waits for that
+ *   one's COMMIT, then sees the row (a duplicate, the same job).  Two
+ *   servers' batches cannot wait on each other's keys in a cycle — without
+ *   this, batches holding the same new keys in other orders deadlocked,
+ *   again and again when deliveries kept coming, until a batch gave up and
+ *   its hooks answered 503.  INSERT ... ON CONFLICT DO NOTHING (the safe
+ *   way) and the unique key stay the last word.
  * - Leases: SELECT ... FOR UPDATE SKIP LOCKED picks the oldest queued job
  *   whose labels the agent has; servers leasing at once take different
  *   jobs.  Every fenced write locks the job row first (FOR UPDATE) and
@@ -38,7 +42,7 @@
  * - Migrations: one transaction each, under a transaction-level advisory
  *   lock, the version read inside it: servers starting together migrate
  *   once.  The version lives in the table stagepipe_schema.
- * - Two servers' batches may lock the same rows in other orders: a
+ * - Two servers' batches may lock the same job rows in other orders: a
  *   deadlock (40P01) or serialization failure (40001) rolls the batch back
  *   and the writer runs it again (a few times) before failing it.
  * - A lost connection fails the batch it happens in (SP_EENGINE: 503, the
@@ -100,6 +104,9 @@
 #define BATCH_RETRIES 5
 /* pg_advisory_xact_lock key of migrations ("stgp" in ASCII, then 1) */
 #define MIGRATE_LOCK "7310579520001"
+/* pg_advisory_xact_lock(int, int) class of delivery keys ("stpd" in ASCII;
+ * the two-key space, apart from MIGRATE_LOCK's) */
+#define DELIVERY_LOCK_CLASS "1937010788"
 #define NPARAMS 24
 /* ingests sent in one pipeline at most (bounds what the server answers
  * before we read: a blocking send cannot wait on a full reply buffer) */
@@ -246,6 +253,7 @@ static const char *const migrations[] = {
 /* Statements of the writer connection, prepared once per connection   */
 
 enum wsql {
+	W_DELIVERY_LOCK,
 	W_DELIVERY_CLAIM,
 	W_DELIVERY_FIND,
 	W_DELIVERY_JOB,
@@ -288,6 +296,10 @@ static const char *const wsql_text[W_COUNT] = {
 		"INSERT INTO job_log (job_id, stage, off, data) SELECT $1::bigint, $2,"
 		" coalesce((SELECT l.off + length(l.data) FROM job_log l WHERE l.job_id = $1::bigint"
 		" AND l.stage = $2 ORDER BY l.off DESC LIMIT 1), 0), $3::bytea RETURNING off",
+	/* the keys in the array's order: unnest's rows are locked one by one */
+	[W_DELIVERY_LOCK] =
+		"SELECT pg_advisory_xact_lock(" DELIVERY_LOCK_CLASS ", k) FROM unnest($1::integer[])"
+		" AS k",
 	[W_DELIVERY_CLAIM] =
 		"INSERT INTO deliveries (repo, id, forge, event, outcome, received_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6::bigint) ON CONFLICT (repo, id) DO NOTHING"
@@ -295,9 +307,10 @@ static const char *const wsql_text[W_COUNT] = {
 	[W_DELIVERY_FIND] = "SELECT job_id FROM deliveries WHERE repo = $1 AND id = $2",
 	[W_DELIVERY_JOB] = "UPDATE deliveries SET job_id = $3::bigint WHERE repo = $1 AND id = $2",
 	/* a delivery and its job (and its first status) in one statement, for
-	 * the pipeline: a delivery seen before is a duplicate; one another
-	 * server is storing right now fails the unique key (23505: the batch
-	 * runs again the safe way, which waits and then sees it) */
+	 * the pipeline: a delivery seen before is a duplicate (another server
+	 * storing it right now holds its lock: lock_deliveries waited until it
+	 * committed); should one still fail the unique key (23505), the batch
+	 * runs again the safe way */
 	[W_INGEST] =
 		"WITH old AS (SELECT job_id FROM deliveries WHERE repo = $1::text"
 		" AND id = $2::text),"
@@ -2064,6 +2077,69 @@ static void send_notify(struct pg_store *st)
 		exec_sql(st->db, "ROLLBACK", NULL, NULL);
 }
 
+/*
+ * The advisory lock key of delivery (repo, id): FNV-1a of "repo\0id", as
+ * a PostgreSQL integer.  Servers sharing a database must all compute the
+ * same key for a delivery (a key two deliveries share only makes one wait
+ * for the other): never change it.
+ */
+static int64_t delivery_key(const char *repo, const char *id)
+{
+	const unsigned char *s;
+	uint32_t h = 2166136261u;
+
+	for (s = (const unsigned char *)repo; *s; s++)
+		h = (h ^ *s) * 16777619u;
+	h *= 16777619u;  /* the '\0' between the two */
+	for (s = (const unsigned char *)id; *s; s++)
+		h = (h ^ *s) * 16777619u;
+	return (int64_t)h - 2147483648;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Takes the advisory locks of the batch's deliveries, each once and in
+ * ascending order, as the first statement of its transaction (see the top
+ * of this file): it holds no other lock while it waits, and every other
+ * batch takes its keys in the same order, so the waits on keys form no
+ * cycle.  Nothing to do for a batch without ingests.
+ */
+static int lock_deliveries(struct pg_store *st, const struct wreq *batch, struct sp_error *berr)
+{
+	struct sp_buf arr = SP_BUF_INIT;
+	struct params p = { .n = 0 };
+	const struct wreq *r;
+	int64_t *keys = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	for (r = batch; r; r = r->next) {
+		if (r->op != OP_INGEST || !r->delivery || !r->delivery->repo || !r->delivery->id)
+			continue;
+		SP_GROW(keys, cap, n + 1);
+		keys[n++] = delivery_key(r->delivery->repo, r->delivery->id);
+	}
+	if (!n)
+		return 0;
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	sp_buf_addch(&arr, '{');
+	for (size_t i = 0; i < n; i++)
+		if (!i || keys[i] != keys[i - 1])
+			sp_buf_addf(&arr, "%s%" PRId64, i ? "," : "", keys[i]);
+	sp_buf_addch(&arr, '}');
+	p_str(&p, arr.data);
+	rc = wq(st, W_DELIVERY_LOCK, &p, NULL, berr);
+	sp_buf_release(&arr);
+	free(keys);
+	return rc;
+}
+
 /* One try of a batch (safe: a savepoint for every request); out->retry or
  * out->safe ask for another. */
 static int try_batch(struct pg_store *st, struct wreq *batch, bool safe,
@@ -2081,6 +2157,11 @@ static int try_batch(struct pg_store *st, struct wreq *batch, bool safe,
 		return rc;
 	}
 	rc = exec_sql(st->db, "BEGIN", st->sqlstate, berr);
+	if (!rc) {
+		rc = lock_deliveries(st, batch, berr);
+		if (rc && retryable(st->sqlstate))
+			out->retry = true;
+	}
 	for (r = batch; !rc && r; r = r->next) {
 		if (!safe && pipelinable(r)) {
 			rc = run_pipeline(st, &r, out, berr);
