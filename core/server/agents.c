@@ -104,6 +104,7 @@ struct jobstate {
 	struct sp_jobevents *je;
 	int event_errors;
 	uint64_t artifact_bytes;    /* uploaded (or being uploaded) by this lease */
+	bool end_noted;             /* the finish's note is in the log */
 };
 
 struct sp_agents {
@@ -1246,7 +1247,7 @@ void sp_agents_job_finish(struct sp_agents *a, const struct sp_agents_call *c,
 	char rbuf[REASON_MAX + 1], q[600];
 	cJSON *body = NULL;
 	const char *labels = NULL;
-	bool requeue, relabel;
+	bool requeue, relabel, done_before;
 	double seconds = 0;
 	int64_t code = -1;
 	int state = -1, rc;
@@ -1301,8 +1302,19 @@ void sp_agents_job_finish(struct sp_agents *a, const struct sp_agents_call *c,
 		goto out;
 	}
 	pthread_mutex_lock(&s->mu);
-	/* the log complete before the job is final or back in the queue (a
-	 * log in the store is buffered; lines lost are logged there) */
+	/*
+	 * The note, then the log complete, before the job is final or back in
+	 * the queue: a live log stream ends when it sees the final state, so a
+	 * line written after that would be missing there (a log in the store
+	 * is buffered; lines lost are logged there).  Once per lease: an agent
+	 * trying the call again after a 503 does not add it twice.
+	 */
+	if (!s->end_noted) {
+		state_note(s, "stagepipe serve: agent %s: %s%s%s", sp_agents_name(a, c->agent),
+			   requeue ? "given back to the queue" : state_name, *rbuf ? ": " : "",
+			   rbuf);
+		s->end_noted = true;
+	}
 	(void)sp_joblog_flush(s->log, NULL);
 	if (relabel) {
 		rc = sp_store_relabel(a->srv->store, c->job, c->epoch, labels, *rbuf ? rbuf : NULL,
@@ -1325,14 +1337,19 @@ void sp_agents_job_finish(struct sp_agents *a, const struct sp_agents_call *c,
 			f.pipeline = NULL;
 		rc = sp_store_finish(a->srv->store, c->job, c->epoch, &f, &err);
 	}
-	if (rc == 0)
-		state_note(s, "stagepipe serve: agent %s: %s%s%s", sp_agents_name(a, c->agent),
-			   requeue ? "given back to the queue" : state_name, *rbuf ? ": " : "", rbuf);
+	/* the same finish, sent again after its answer was lost: done */
+	done_before = rc == SP_ECONFLICT && !requeue &&
+		      already_finished(a, c->job, c->epoch, state_name);
+	if (rc == SP_ECONFLICT && !done_before) {
+		state_note(s, "stagepipe serve: agent %s: that result was not taken: %s",
+			   sp_agents_name(a, c->agent), err.msg);
+		(void)sp_joblog_flush(s->log, NULL);
+	}
 	pthread_mutex_unlock(&s->mu);
 	if (rc == SP_ECONFLICT) {
 		state_put(a, s);
 		s = NULL;
-		if (!requeue && already_finished(a, c->job, c->epoch, state_name)) {
+		if (done_before) {
 			reply(out, 200, cJSON_CreateObject());
 			goto out;
 		}

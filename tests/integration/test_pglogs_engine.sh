@@ -93,7 +93,7 @@ grep -q '^store: "postgres' "$T/sa.yml" || fail "no PostgreSQL store in the conf
 # (lease_ttl 10 s: two runs with 6 s under a loaded 2-core machine saw a
 # lease run out on its own, and a job run twice where once was wanted)
 
-sa_pid= sb_pid= slite_pid= a1_pid= a2_pid= sse1_pid= sse2_pid=
+sa_pid= sb_pid= slite_pid= a1_pid= a2_pid= sse1_pid= sse1j_pid= sse2_pid=
 containers() { # ids of this run's containers
 	curl -s --unix-socket "$SOCK" -G "http://localhost/containers/json" \
 		--data-urlencode "all=1" \
@@ -101,7 +101,7 @@ containers() { # ids of this run's containers
 		jq -r '.[].Id'
 }
 test_cleanup() {
-	for p in "$sse1_pid" "$sse2_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+	for p in "$sse1_pid" "$sse1j_pid" "$sse2_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
 	stop_pid "$a1_pid"
 	stop_pid "$a2_pid"
 	stop_pid "$sa_pid"
@@ -173,6 +173,10 @@ push "$BA" main "$C1" d-1
 j1=$job
 sse "$BB" "$j1" "$T/sse1" &
 sse1_pid=$!
+# and the job's own log (stage _job), live on B too
+curl -s -N --max-time 600 -H 'Accept: text/event-stream' "$BB/api/jobs/$j1/log?stage=_job" \
+	>"$T/sse1j" &
+sse1j_pid=$!
 # the first lines reach B's stream while the job still runs (the image
 # build comes first: up to 10 minutes on a cold engine)
 wait_for "$T/sse1" '^data: slow line 3$' 600
@@ -192,6 +196,12 @@ wait_final "$j1" 300
 expect_state "$j1" passed
 [ "$(jd .attempt)" = 1 ] || { grep -h "job=$j1\b" "$T/sa.log" "$T/sb.log" "$T/a1.log"; fail "job $j1 ran $(jd .attempt) times"; }
 tail -n 2 "$T/sse1" | grep -q '^data: passed$' || fail "B's stream did not end with the job: $(tail -n 3 "$T/sse1")"
+# the server's last note is in the log before the job is final, so a live
+# stream has it before it ends
+wait "$sse1j_pid" || fail "B's stream of job $j1's _job log failed"
+sse1j_pid=
+sse_data "$T/sse1j" | grep -q '^stagepipe serve: agent a1: passed$' ||
+	fail "the live _job stream has no final note: $(sse_data "$T/sse1j" | tail -n 3)"
 # the whole log from B, and from A: the same bytes; what the stream saw
 [ "$(whole "$BB" "$j1" "$T/whole1.b")" = 200 ] || fail "whole log of job $j1 from B"
 [ "$(whole "$BA" "$j1" "$T/whole1.a")" = 200 ] || fail "whole log of job $j1 from A"
