@@ -794,7 +794,9 @@ static int run_pytest(struct run *r, const struct sp_stage *st, const char *imag
 	ro->log = on_pytest_log;
 	ro->log_ud = pl;
 	rc = r->runner->ops->run(r->runner, ro, res, err);
-	if (rc == SP_EFAILED && !st->python) {
+	/* python3 is not there: `python` may be (not when the container could
+	 * not start for another reason, which `python` would meet too) */
+	if (rc == SP_EFAILED && !st->python && sp_python_exec_missing(err->msg)) {
 		free(cmd[0]);
 		cmd[0] = sp_xstrdup("python");
 		free(cmd[3]);

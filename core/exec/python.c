@@ -238,6 +238,14 @@ int sp_python_check(const struct sp_python_info *info, const struct sp_stage *st
 	return rc;
 }
 
+bool sp_python_exec_missing(const char *why)
+{
+	const char *e = why ? strstr(why, "exec: ") : NULL;
+
+	return !why || (e && (strstr(e, "executable file not found") ||
+			      strstr(e, "no such file or directory")));
+}
+
 int sp_python_not_found(const struct sp_stage *st, const char *image, const char *why,
 			const char *python2, struct sp_error *err)
 {
@@ -255,6 +263,15 @@ int sp_python_not_found(const struct sp_stage *st, const char *image, const char
 		return sp_error_set(err, SP_EFAILED, "cannot start python: %s (stage \"%s\") in %s%s%.*s",
 				    st->python, st->name, image, why ? ": " : "", (int)len,
 				    why ? why : "");
+	if (!sp_python_exec_missing(why)) {
+		/* the engine's own words, without the request that got them */
+		const char *said = strstr(why, "engine answered HTTP ");
+
+		if (said && (said = strstr(said, ": ")))
+			why = said + 2;
+		return sp_error_set(err, SP_EFAILED, "the test container of stage \"%s\" cannot "
+				    "start in %s: %s", st->name, image, why);
+	}
 	if (python2)
 		return sp_error_set(err, SP_EFAILED, "no Python 3 in %s: python is Python %s and "
 				    "python3 cannot be started from its PATH; install Python 3 in "

@@ -119,9 +119,19 @@ int sp_python_check(const struct sp_python_info *info, const struct sp_stage *st
 		    const char *candidate, const char *image, struct sp_error *err);
 
 /*
+ * Whether why, the engine's reason for a container that did not start,
+ * says its command is not there (`exec: "X": executable file not found in
+ * $PATH`, or no such file) rather than something else: the stage's user,
+ * a mount, the runtime.  NULL: true (nothing says otherwise).
+ */
+bool sp_python_exec_missing(const char *why);
+
+/*
  * SP_EFAILED with one line in err: no candidate could be started (why:
  * the engine's reason for the last one, may be NULL), or `python` was
  * Python 2 (python2: its version, may be NULL) and python3 could not be.
+ * A why that is not about a missing command (sp_python_exec_missing) is
+ * said as it is: the container could not start, whatever the image holds.
  */
 int sp_python_not_found(const struct sp_stage *st, const char *image, const char *why,
 			const char *python2, struct sp_error *err);

@@ -167,8 +167,10 @@ int sp_container_start(struct sp_engine *e, const char *id, struct sp_error *err
 	int rc = sp_engine_call_status(e, "POST", path, NULL, NULL, &status, err);
 
 	/* 400: the command cannot be started (not found in the image, not
-	 * executable): the stage's fault, not the engine's */
-	if (rc < 0 && status == 400)
+	 * executable): the stage's fault, not the engine's.  So is a user: the
+	 * image lacks, which engines before 25.0 answer with a 500. */
+	if (rc < 0 && (status == 400 ||
+		       (status == 500 && strstr(err->msg, "no matching entries in passwd file"))))
 		err->code = rc = SP_EFAILED;
 	free(path);
 	return rc;

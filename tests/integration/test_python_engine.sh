@@ -6,7 +6,9 @@
 #     `python` without it): the venv's interpreter runs the tests;
 #   - python: in the stage: that interpreter, or one line when it is not there;
 #   - no pytest, --cov without pytest-cov, no Python at all: one line each
-#     naming the image and what was looked for, exit 1, no test run;
+#     naming the image and what was looked for, exit 1, no test run; a
+#     container that cannot start for another reason (a user the image
+#     lacks): the engine's reason, not "no Python";
 #   - the test container finds its interpreter itself: a python3-only
 #     image creates one container per run of a stage, an image with
 #     `python` and no python3 two (python3 cannot start);
@@ -128,6 +130,10 @@ stages:
   - name: pyonly
     target: pyonly
     pytest: [-s, --cov=pkg]
+  - name: baduser
+    target: py3only
+    user: nosuchuser
+    pytest: [-q]
 EOF
 
 # validate shows the key, and refuses a bad one with its position
@@ -233,6 +239,14 @@ stage nopython
 expect_rc 1
 last_line | grep -Eq '^no Python in the image of target "nopython" \(sha256:[0-9a-f]{12}\): neither python nor python3 can be started from its PATH; install Python in that target, or set python: in stage "nopython" to the interpreter.s absolute path$' ||
 	{ cat "$T/out"; fail "no clear line for an image without Python"; }
+
+# a container that cannot start for another reason is not "no Python": the
+# engine's reason, and no second try as `python`
+stage baduser
+expect_rc 1
+expect_not_in out "no Python"
+last_line | grep -Eq '^the test container of stage "baduser" cannot start in the image of target "py3only" \(sha256:[0-9a-f]{12}\): unable to find user nosuchuser: no matching entries in passwd file$' ||
+	{ cat "$T/out"; fail "no clear line for a user the image lacks"; }
 
 # 5. --json: the same line is the stage's message
 run "$BIN" run -C "$P" --stage nopytest --json

@@ -2997,6 +2997,28 @@ static void test_python_pure(void **state)
 	assert_int_equal(sp_python_not_found(&st, "IMG", NULL, NULL, &e), SP_EFAILED);
 	assert_string_equal(e.msg, "cannot start python: python3.12 (stage \"t\") in IMG");
 	st.python = NULL;
+	/* a container that could not start for another reason is not "no
+	 * Python": the engine's reason as it is */
+	assert_true(sp_python_exec_missing(NULL));
+	assert_true(sp_python_exec_missing("exec: \"python3\": executable file not found in $PATH"));
+	assert_true(sp_python_exec_missing("exec: \"/v/python\": stat /v/python: no such file or "
+					   "directory"));
+	assert_false(sp_python_exec_missing("unable to find user nobody2: no matching entries in "
+					    "passwd file"));
+	assert_false(sp_python_exec_missing("error mounting \"/x\": no such file or directory"));
+	assert_int_equal(sp_python_not_found(&st, "IMG", "cannot start `python3` in the image: "
+					     "POST /containers/1/start: engine answered HTTP 400: "
+					     "unable to find user nobody2: no matching entries in "
+					     "passwd file", NULL, &e), SP_EFAILED);
+	assert_string_equal(e.msg, "the test container of stage \"t\" cannot start in IMG: "
+			    "unable to find user nobody2: no matching entries in passwd file");
+	assert_int_equal(sp_python_not_found(&st, "IMG", "the runtime said no", NULL, &e),
+			 SP_EFAILED);
+	assert_string_equal(e.msg, "the test container of stage \"t\" cannot start in IMG: "
+			    "the runtime said no");
+	assert_int_equal(sp_python_not_found(&st, "IMG", "exec: \"python\": executable file not "
+					     "found in $PATH", NULL, &e), SP_EFAILED);
+	assert_non_null(strstr(e.msg, "no Python in IMG"));
 	/* a stop that says nothing is still one line */
 	b.state = SP_PYTHON_STOPPED;
 	assert_int_equal(sp_python_stopped(&b, &st, "IMG", &e), SP_EFAILED);
